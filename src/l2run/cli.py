@@ -1,0 +1,38 @@
+"""`l2run` command line: one command group per package folder.
+
+Each folder owns its commands in a `commands.py` module (heavy imports happen inside the
+commands, so `l2run --help` stays fast); this module only assembles them.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    help="Learning to Run: simulate, grade, render and train the 2017 NIPS runner.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+# (module, attribute, name-or-None). A Typer sub-app becomes a group `l2run <name> ...`;
+# a plain function becomes a top-level command.
+_COMMANDS: list[tuple[str, str, str | None]] = [
+    # filled in by each area: ("l2run.env.commands", "run", None), ...
+]
+
+
+def _register() -> None:
+    for module_name, attr, name in _COMMANDS:
+        obj = getattr(importlib.import_module(module_name), attr)
+        if isinstance(obj, typer.Typer):
+            app.add_typer(obj, name=name)
+        else:
+            app.command(name=name)(obj)
+
+
+_register()
+
+if __name__ == "__main__":
+    app()
