@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from l2run.model.names import LIGAMENTS, MUSCLES
 from l2run.render.skeleton import CONTACT_SPHERE_NAMES, contact_sphere_positions
 
 FORMAT_NAME = "l2run-recording"
@@ -63,53 +64,8 @@ FORMAT_VERSION = 1
 CONTACT_NAMES = ("foot_r", "foot_l")
 STEP_SIZE = 0.01  # s, the RunEnv integration step (used only when a recording has one frame)
 
-# Fallback names, used only if the model area's `l2run.model.names` cannot be imported; the
-# contract in team CONTRACTS.md fixes these orders.
-_MUSCLES_FALLBACK = tuple(
-    f"{m}_{side}"
-    for side in ("r", "l")
-    for m in (
-        "hamstrings",
-        "bifemsh",
-        "glut_max",
-        "iliopsoas",
-        "rect_fem",
-        "vasti",
-        "gastroc",
-        "soleus",
-        "tib_ant",
-    )
-)
-_LIGAMENTS_FALLBACK = (
-    "HipLimit_r",
-    "HipLimit_l",
-    "KneeLimit_r",
-    "KneeLimit_l",
-    "AnkleLimit_r",
-    "AnkleLimit_l",
-)
 N_OBSERVATION = 41
 N_ACTION = 18
-
-
-def muscle_names() -> tuple[str, ...]:
-    """Muscle names in action order (from the model area when available)."""
-    try:
-        from l2run.model.names import MUSCLES
-
-        return tuple(MUSCLES)
-    except ImportError:  # model area not installed yet: same contract order
-        return _MUSCLES_FALLBACK
-
-
-def ligament_names() -> tuple[str, ...]:
-    """Ligament (coordinate limit force) names in LIGAMENTS order."""
-    try:
-        from l2run.model.names import LIGAMENTS
-
-        return tuple(LIGAMENTS)
-    except ImportError:
-        return _LIGAMENTS_FALLBACK
 
 
 def package_version() -> str:
@@ -289,8 +245,8 @@ class Recorder:
             for m, path in enumerate(f.muscle_paths):
                 points[t, m, : len(path)] = path
                 counts[t, m] = len(path)
-        muscles = muscle_names()
-        if len(muscles) != n_m:
+        muscles = MUSCLES
+        if len(muscles) != n_m:  # an engine with another muscle set still records
             muscles = tuple(f"muscle_{i}" for i in range(n_m))
         zero_force = np.zeros(2)
         header = {
@@ -300,7 +256,7 @@ class Recorder:
             "muscles": list(muscles),
             "contacts": list(CONTACT_NAMES),
             "contact_spheres": list(CONTACT_SPHERE_NAMES),
-            "ligaments": list(ligament_names()),
+            "ligaments": list(LIGAMENTS),
             "frames": n_t,
             "metadata": self.metadata,
         }
