@@ -20,6 +20,7 @@ app = typer.Typer(
 # a plain function becomes a top-level command.
 _COMMANDS: list[tuple[str, str, str | None]] = [
     # filled in by each area: ("l2run.env.commands", "run", None), ...
+    ("l2run.model.commands", "app", "model"),
 ]
 
 
