@@ -6,6 +6,7 @@ answers the Engine protocol methods the recorder uses.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -164,3 +165,31 @@ def recording_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def recording(recording_file: Path):
     return load_recording(recording_file)
+
+
+@pytest.fixture(scope="module")
+def xvfb_display():
+    """A private Xvfb display ':N' for the module; skips when Xvfb is not installed."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("Xvfb")
+    if exe is None:
+        pytest.skip("Xvfb not installed (apt-get install -y xvfb): live-window test skipped")
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(
+        [exe, "-displayfd", str(write_fd), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    try:
+        with os.fdopen(read_fd) as pipe:
+            number = pipe.readline().strip()
+        if not number:
+            pytest.skip("Xvfb did not start")
+        yield f":{number}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

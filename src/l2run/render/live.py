@@ -1,0 +1,160 @@
+"""A live window (Tk) that shows the runner as it runs: ``RunEnv(visualize=True)``.
+
+Tk comes with Python and works under Xvfb, so headless servers can watch through a virtual
+display (``xvfb-run l2run run --visualize`` or ``Xvfb :99 & DISPLAY=:99 ...``). Without any
+display the viewer warns once per process and turns into a no-op: the run goes on headless.
+
+Pacing: frames are shown as they come; when the simulation runs faster than real time (the JAX
+engine) the viewer waits so that one simulated second lasts ``1 / speed`` wall seconds. It never
+slows a run that is already slower than that.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+
+from l2run.render.recording import Recording
+
+_warned_headless = False
+
+
+def _warn_headless_once(reason: str) -> None:
+    global _warned_headless
+    if not _warned_headless:
+        _warned_headless = True
+        warnings.warn(
+            f"l2run live view unavailable ({reason}); running headless. "
+            "On a server, start a virtual display: `xvfb-run -a <command>`.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def display_available() -> bool:
+    """True when a Tk window can be opened (an X display is set and Tk is importable)."""
+    if not os.environ.get("DISPLAY") and os.name == "posix":
+        return False
+    try:
+        import tkinter  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class LiveViewer:
+    """A window showing H×W×3 uint8 frames; a no-op (after one warning) without a display."""
+
+    def __init__(self, title: str = "l2run", speed: float = 1.0, realtime: bool = True) -> None:
+        if speed <= 0:
+            raise ValueError(f"speed must be positive, got {speed}")
+        self.title = title
+        self.speed = speed
+        self.realtime = realtime
+        self._root: Any = None
+        self._label: Any = None
+        self._photo: Any = None
+        self._clock: tuple[float, float] | None = None  # (wall s, sim s) of the first frame
+        self.closed = False
+        self.headless = False
+
+    @property
+    def is_open(self) -> bool:
+        return self._root is not None and not self.closed
+
+    def _open(self) -> bool:
+        if self.headless or self.closed:
+            return False
+        if self._root is not None:
+            return True
+        if not display_available():
+            self.headless = True
+            _warn_headless_once("no display: DISPLAY is not set")
+            return False
+        import tkinter as tk
+
+        try:
+            self._root = tk.Tk()
+        except tk.TclError as exc:
+            self.headless = True
+            _warn_headless_once(f"cannot open a window: {exc}")
+            return False
+        self._root.title(self.title)
+        self._root.protocol("WM_DELETE_WINDOW", self.close)
+        self._label = tk.Label(self._root, borderwidth=0)
+        self._label.pack()
+        return True
+
+    def show(self, image: np.ndarray, sim_time: float | None = None) -> bool:
+        """Display ``image``; returns False when there is no window (headless or closed)."""
+        if not self._open():
+            return False
+        from PIL import Image, ImageTk
+
+        self._pace(sim_time)
+        self._photo = ImageTk.PhotoImage(Image.fromarray(np.asarray(image, dtype=np.uint8)))
+        self._label.configure(image=self._photo)
+        try:
+            self._root.update()
+        except Exception:  # the window was closed under us (Tcl raises its own error types)
+            self.close()
+            return False
+        return not self.closed
+
+    def _pace(self, sim_time: float | None) -> None:
+        if not self.realtime or sim_time is None:
+            return
+        now = time.perf_counter()
+        if self._clock is None or sim_time < self._clock[1]:
+            self._clock = (now, sim_time)  # first frame, or a new episode
+            return
+        due = self._clock[0] + (sim_time - self._clock[1]) / self.speed
+        if due > now:
+            time.sleep(due - now)
+
+    def restart_clock(self) -> None:
+        """Call at a reset so the next frame starts a new real-time schedule."""
+        self._clock = None
+
+    def close(self) -> None:
+        self.closed = True
+        root, self._root = self._root, None
+        if root is not None:
+            try:
+                root.destroy()
+            except Exception:  # already gone
+                pass
+
+    def __enter__(self) -> LiveViewer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def play_recording(
+    recording: Recording, speed: float = 1.0, camera: Any = None, loop: bool = False
+) -> None:
+    """Replay a recording in a live window at ``speed`` × real time (until the window closes)."""
+    from l2run.render.frame import recording_hud, render_frame
+
+    viewer = LiveViewer(
+        title=f"l2run replay ({recording.metadata.get('engine', '?')})", speed=speed
+    )
+    try:
+        while True:
+            viewer.restart_clock()
+            for t in range(len(recording)):
+                image = render_frame(
+                    recording.frame(t), recording.obstacles, camera, recording_hud(recording, t)
+                )
+                if not viewer.show(image, float(recording.time[t])):
+                    return
+            if not loop:
+                return
+    finally:
+        viewer.close()

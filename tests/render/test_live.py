@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from conftest import FakeEngine
+
+import l2run.render.live as live
+from l2run.render.env_view import EnvView
+from l2run.render.frame import PELVIS_MARKER, Camera
+
+
+def _count(img: np.ndarray, colour, tol: int = 12) -> int:
+    return int(np.all(np.abs(img.astype(int) - colour) <= tol, axis=-1).sum())
+
+
+def test_live_window_shows_figure_under_xvfb(xvfb_display, monkeypatch) -> None:
+    from PIL import ImageGrab
+
+    monkeypatch.setenv("DISPLAY", xvfb_display)
+    engine = FakeEngine()
+    view = EnvView("human", camera=Camera(width=480, height=320))
+    try:
+        view.reset(engine, [[1.0, 0.0, 0.1]])
+        for _ in range(5):
+            engine.step(np.zeros(18))
+            view.step(0.01)
+        assert view.render() is None  # human mode draws in step()
+        assert view._viewer.is_open
+        view._viewer._root.update()
+        shot = np.asarray(ImageGrab.grab(xdisplay=xvfb_display).convert("RGB"))
+    finally:
+        view.close()
+    assert _count(shot, PELVIS_MARKER) > 10, "pelvis marker not on screen"
+    # muscles: strongly red or strongly blue pixels exist; bones: near-black pixels exist
+    reddish = (shot[..., 0] > 150) & (shot[..., 1] < 60)
+    bluish = (shot[..., 2] > 150) & (shot[..., 1] < 60)
+    assert (reddish | bluish).sum() > 50, "no muscle pixels on screen"
+    assert _count(shot, (35, 35, 40)) > 100, "no bone pixels on screen"
+
+
+def test_headless_warns_once_and_runs(monkeypatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.setattr(live, "_warned_headless", False)
+    engine = FakeEngine()
+    with pytest.warns(RuntimeWarning, match="headless"):
+        view = EnvView("human")
+        view.reset(engine)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a second warning would raise
+        engine.step(np.zeros(18))
+        view.step(0.0)
+        EnvView("human").reset(engine)
+    assert view.render() is None
+    view.close()
+
+
+def test_rgb_array_mode_and_bad_mode() -> None:
+    engine = FakeEngine()
+    view = EnvView("rgb_array")
+    with pytest.raises(ValueError):
+        view.render()
+    view.reset(engine)
+    img = view.render()
+    assert img.shape == (360, 640, 3) and img.dtype == np.uint8
+    with pytest.raises(ValueError, match="render_mode"):
+        EnvView("window")
+
+
+def test_realtime_pacing(monkeypatch) -> None:
+    viewer = live.LiveViewer(speed=2.0)
+    sleeps: list[float] = []
+    monkeypatch.setattr(live.time, "sleep", sleeps.append)
+    viewer._pace(0.0)
+    viewer._pace(1.0)  # 1 s simulated at 2× speed: ~0.5 s due
+    assert sleeps and 0.4 < sleeps[0] <= 0.5
