@@ -21,6 +21,7 @@ app = typer.Typer(
 _COMMANDS: list[tuple[str, str, str | None]] = [
     # filled in by each area: ("l2run.env.commands", "run", None), ...
     ("l2run.model.commands", "app", "model"),
+    ("l2run.env.commands", "run", None),
 ]
 
 
