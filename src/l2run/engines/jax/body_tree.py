@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from l2run.engines.jax.bodies import N_DOFS, BodyTreeParams
+from l2run.engines.jax.bodies import DOF_ROT, DOF_TX, DOF_TY, N_DOFS, BodyTreeParams
 from l2run.model.names import COORDINATES
+
+if TYPE_CHECKING:
+    from l2run.model.definition import Joint, ModelDefinition
 
 GROUND = "ground"
 
@@ -95,3 +99,91 @@ def compile_body_tree(
         gravity=np.asarray(gravity, dtype=float)[:2],
     )
     return tree, splines
+
+
+# An in-plane joint may only use these axes (unit vectors in its parent offset frame).
+_Z_AXIS = (0.0, 0.0, 1.0)
+_TRANSLATION_SLOTS = {(1.0, 0.0, 0.0): DOF_TX, (0.0, 1.0, 0.0): DOF_TY}
+# Tolerance for "this out-of-plane quantity is zero" (rad, m).
+_PLANAR_TOLERANCE = 1e-12
+
+
+def _planar_angle(orientation: Sequence[float], where: str) -> float:
+    """z angle of an X-Y-Z body-fixed orientation that must be a pure z rotation."""
+    if abs(orientation[0]) > _PLANAR_TOLERANCE or abs(orientation[1]) > _PLANAR_TOLERANCE:
+        raise ValueError(f"{where}: only rotations about z are planar, got {tuple(orientation)}")
+    return float(orientation[2])
+
+
+def _function_dof(function: object, coordinate: str | None) -> DofSpec:
+    """DofSpec of an OpenSim function (Constant, LinearFunction, SimmSpline) of one coordinate."""
+    from l2run.model.definition import Constant, LinearFunction, SimmSpline
+
+    if isinstance(function, Constant):
+        return DofSpec(intercept=float(function.value))
+    if coordinate is None:
+        raise ValueError(f"{type(function).__name__} needs a coordinate")
+    if isinstance(function, LinearFunction):
+        slope, intercept = function.coefficients
+        return DofSpec(coordinate, float(slope), float(intercept))
+    if isinstance(function, SimmSpline):
+        return DofSpec(coordinate, spline=(tuple(function.x), tuple(function.y)))
+    raise ValueError(f"unsupported joint function {type(function).__name__}")
+
+
+def _coordinate_dof(joint: Joint, index: int) -> DofSpec:
+    """Identity dof of the joint's index-th coordinate, or its constant default if locked."""
+    c = joint.coordinates[index]
+    if c.locked:
+        return DofSpec(intercept=float(c.default_value))
+    return DofSpec(c.name, 1.0, 0.0)
+
+
+def _joint_dofs(joint: Joint) -> tuple[DofSpec, DofSpec, DofSpec]:
+    dofs = [DofSpec(), DofSpec(), DofSpec()]
+    if joint.type == "PlanarJoint":
+        dofs = [_coordinate_dof(joint, i) for i in range(3)]
+    elif joint.type == "PinJoint":
+        dofs[DOF_ROT] = _coordinate_dof(joint, 0)
+    elif joint.type == "CustomJoint":
+        for axis in joint.spatial_transform:
+            coordinate = axis.coordinates[0] if axis.coordinates else None
+            if coordinate is not None and joint.coordinates[0].locked:
+                raise ValueError(f"joint {joint.name}: locked CustomJoint coordinates unsupported")
+            dof = _function_dof(axis.function, coordinate)
+            is_zero = dof.coordinate is None and abs(dof.intercept) <= _PLANAR_TOLERANCE
+            if axis.name.startswith("rotation") and tuple(axis.axis) == _Z_AXIS:
+                dofs[DOF_ROT] = dof
+            elif axis.name.startswith("translation") and tuple(axis.axis) in _TRANSLATION_SLOTS:
+                dofs[_TRANSLATION_SLOTS[tuple(axis.axis)]] = dof
+            elif not is_zero:
+                raise ValueError(f"joint {joint.name}: {axis.name} about {axis.axis} is not planar")
+    elif joint.type != "WeldJoint":
+        raise ValueError(f"joint {joint.name}: unsupported type {joint.type}")
+    return dofs[0], dofs[1], dofs[2]
+
+
+def body_specs_from_definition(definition: ModelDefinition) -> list[BodySpec]:
+    """Planar body specs in BodySet order; raises ValueError on anything out of plane."""
+    by_child = {j.child_frame.body: j for j in definition.joints}
+    specs = []
+    for body in definition.bodies:
+        joint = by_child.get(body.name)
+        if joint is None:
+            raise ValueError(f"body {body.name} has no joint to a parent")
+        pf, cf = joint.parent_frame, joint.child_frame
+        specs.append(
+            BodySpec(
+                name=body.name,
+                parent=pf.body,
+                mass=float(body.mass),
+                com=(float(body.mass_center[0]), float(body.mass_center[1])),
+                izz=float(body.inertia[2]),
+                loc_in_parent=(float(pf.translation[0]), float(pf.translation[1])),
+                orient_in_parent=_planar_angle(pf.orientation, f"joint {joint.name} parent"),
+                loc_in_child=(float(cf.translation[0]), float(cf.translation[1])),
+                orient_in_child=_planar_angle(cf.orientation, f"joint {joint.name} child"),
+                dofs=_joint_dofs(joint),
+            )
+        )
+    return specs

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+
 from l2run.engines.jax.bodies import DOF_ROT, DOF_TX, DOF_TY, BodyTreeParams
 
 
@@ -116,3 +117,11 @@ def frame_jacobians(frames_fn, q: jnp.ndarray, u: jnp.ndarray) -> FrameJacobians
         origin_bias=bias.origin,
         angle_bias=bias.angle,
     )
+
+
+def model_frames(params, q: jnp.ndarray) -> BodyFrames:
+    """Ground poses of all bodies of a compiled `ModelParams` at coordinates q (9,)."""
+    from l2run.engines.jax.splines import spline_values
+
+    tree = params.tree
+    return body_frames(tree, q, spline_values(params.joint_splines, q[tree.spline_coord]))

@@ -1,0 +1,95 @@
+"""Live OpenSim reference for the JAX engine's parity tests (built from the same definition).
+
+Tests import this only after `pytest.importorskip("opensim")`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import opensim as osim
+
+from l2run.model.build_opensim import build_model
+from l2run.model.names import BODIES, COORDINATES, MUSCLES
+
+osim.Logger.setLevelString("error")
+
+
+class OpenSimReference:
+    """An initialised OpenSim model whose state tests set directly (q, u, muscle states)."""
+
+    def __init__(self, forces: bool = True) -> None:
+        self.model = build_model()
+        if not forces:
+            fs = self.model.getForceSet()
+            for i in range(fs.getSize()):
+                fs.get(i).set_appliesForce(False)
+        self.state = self.model.initSystem()
+        cs = self.model.getCoordinateSet()
+        self.coordinates = [cs.get(n) for n in COORDINATES]
+        self.bodies = [self.model.getBodySet().get(n) for n in BODIES]
+        self.u_index = self._u_index()
+
+    def _u_index(self) -> list[int]:
+        """Mobility index (position in Simbody's u) of each of our coordinates."""
+        out = []
+        for c in self.coordinates:
+            for other in self.coordinates:
+                other.setSpeedValue(self.state, 0.0)
+            c.setSpeedValue(self.state, 1.0)
+            u = self.state.getU()
+            out.append(next(i for i in range(u.size()) if u.get(i) == 1.0))
+            c.setSpeedValue(self.state, 0.0)
+        return out
+
+    def set_state(self, q: np.ndarray, u: np.ndarray) -> None:
+        for c, qi, ui in zip(self.coordinates, q, u, strict=True):
+            c.setValue(self.state, float(qi), False)
+            c.setSpeedValue(self.state, float(ui))
+        self.model.realizeAcceleration(self.state)
+
+    def body_frames(self) -> tuple[np.ndarray, np.ndarray]:
+        """(origins (13, 2), angles (13,)) in ground."""
+        origin, angle = [], []
+        for b in self.bodies:
+            x = b.getTransformInGround(self.state)
+            p, r = x.p(), x.R()
+            origin.append((p.get(0), p.get(1)))
+            angle.append(np.arctan2(r.get(1, 0), r.get(0, 0)))
+        return np.array(origin), np.array(angle)
+
+    def body_coms(self) -> np.ndarray:
+        out = []
+        for b in self.bodies:
+            c = b.findStationLocationInGround(self.state, b.getMassCenter())
+            out.append((c.get(0), c.get(1)))
+        return np.array(out)
+
+    def system_com(self) -> tuple[np.ndarray, np.ndarray]:
+        p = self.model.calcMassCenterPosition(self.state)
+        v = self.model.calcMassCenterVelocity(self.state)
+        return np.array([p.get(0), p.get(1)]), np.array([v.get(0), v.get(1)])
+
+    def mass_matrix(self) -> np.ndarray:
+        m = osim.Matrix()
+        self.model.getMatterSubsystem().calcM(self.state, m)
+        full = np.array([[m.get(i, j) for j in range(m.ncol())] for i in range(m.nrow())])
+        return full[np.ix_(self.u_index, self.u_index)]
+
+    def udot(self) -> np.ndarray:
+        return np.array([c.getAccelerationValue(self.state) for c in self.coordinates])
+
+
+def random_q(rng: np.random.Generator) -> np.ndarray:
+    """Coordinates across (and a little beyond) the model's joint ranges."""
+    q = rng.uniform(-2.2, 1.0, len(COORDINATES))
+    q[0] = rng.uniform(-1.0, 1.0)  # pelvis tilt
+    q[1] = rng.uniform(-1.0, 10.0)  # pelvis x, m
+    q[2] = rng.uniform(0.5, 1.2)  # pelvis y, m
+    return q
+
+
+def random_u(rng: np.random.Generator) -> np.ndarray:
+    return rng.uniform(-8.0, 8.0, len(COORDINATES))
+
+
+__all__ = ["MUSCLES", "OpenSimReference", "random_q", "random_u"]
