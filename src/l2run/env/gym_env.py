@@ -56,8 +56,11 @@ class RunGymEnv(gym.Env):
         )
         self.action_space = self.run_env.action_space
         self.observation_space = self.run_env.observation_space
-        self._last_reward = 0.0
-        self._return = 0.0
+        self._frames: Any = None  # rgb_array drawing (render area's EnvView)
+        if render_mode == "rgb_array":
+            from l2run.render.env_view import EnvView
+
+            self._frames = EnvView("rgb_array")
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -69,7 +72,8 @@ class RunGymEnv(gym.Env):
             raise ValueError(f"unknown reset options {sorted(unknown)}; expected 'difficulty'")
         difficulty = check_difficulty(options.get("difficulty", self.difficulty))
         obs = self.run_env.reset(difficulty=difficulty, seed=seed)
-        self._last_reward = self._return = 0.0
+        if self._frames is not None:
+            self._frames.reset(self.run_env.engine, self.run_env.course.obstacles)
         info = {"course": self.run_env.course}
         return np.asarray(obs, dtype=np.float64), info
 
@@ -78,15 +82,13 @@ class RunGymEnv(gym.Env):
         fell = self.run_env.is_pelvis_too_low() or "error" in info
         terminated = bool(done and fell)
         truncated = bool(done and not fell and self.run_env.istep >= TIMESTEP_LIMIT)
-        self._last_reward = float(reward)
-        self._return += float(reward)
+        if self._frames is not None:
+            self._frames.step(reward)
         return np.asarray(obs, dtype=np.float64), float(reward), terminated, truncated, info
 
     def render(self) -> np.ndarray | None:
-        if self.render_mode == "rgb_array":
-            from l2run.render.frame import render_engine
-
-            return render_engine(self.run_env.engine, self.run_env.course.obstacles)
+        if self._frames is not None:
+            return self._frames.render()
         return None
 
     def close(self) -> None:

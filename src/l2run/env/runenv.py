@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
-import warnings
 from typing import Any
 
 import numpy as np
@@ -42,15 +40,6 @@ FALL_HEIGHT_M = 0.65  # pelvis y below this ends the episode
 INTEGRATOR_FAILURE_REWARD = -500.0  # osim-rl 1.5's reward when the integrator fails
 N_ACTIONS = len(MUSCLES)
 MAX_SEED = 2**32 - 1  # numpy.random.RandomState accepts seeds in [0, 2**32)
-
-_warned_no_display = False
-
-
-def _has_display() -> bool:
-    """Whether a window could be opened (any non-Linux desktop, or X11/Wayland on Linux)."""
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True
 
 
 def check_action(action: Any) -> np.ndarray:
@@ -131,28 +120,10 @@ class RunEnv:
     # --- hooks to the render area ---------------------------------------------------------
 
     def _open_viewer(self) -> Any:
-        """A live window (render area's `l2run.render.live`), or None (headless, warned once)."""
-        global _warned_no_display
-        if _has_display():
-            try:
-                from l2run.render import live
-            except ImportError:
-                live = None
-            if live is not None and hasattr(live, "open_viewer"):
-                try:
-                    return live.open_viewer(self)
-                except Exception as exc:  # no usable window system: fall back to headless
-                    reason = f"the viewer could not open ({exc})"
-                else:
-                    reason = ""
-            else:
-                reason = "no live viewer is available"
-        else:
-            reason = "no display was found (DISPLAY / WAYLAND_DISPLAY unset)"
-        if not _warned_no_display:
-            warnings.warn(f"visualize=True: {reason}; running headless", stacklevel=3)
-            _warned_no_display = True
-        return None
+        """The render area's live window; without a display it warns once and stays headless."""
+        from l2run.render.env_view import EnvView
+
+        return EnvView("human")
 
     def _start_recording(self, seed: int | None, difficulty: int) -> None:
         if self._record_path is None:
@@ -178,9 +149,13 @@ class RunEnv:
             self._recorder.close()
             self._recorder = None
 
-    def _show(self) -> None:
+    def _show_reset(self) -> None:
         if self._viewer is not None:
-            self._viewer.update(self)
+            self._viewer.reset(self.engine, self.course.obstacles)
+
+    def _show_step(self, reward: float) -> None:
+        if self._viewer is not None:
+            self._viewer.step(reward)
 
     # --- the seed's API -------------------------------------------------------------------
 
@@ -197,7 +172,7 @@ class RunEnv:
         self._episode += 1
         self.last_state = self.current_state = self.get_observation()
         self._start_recording(seed, difficulty)
-        self._show()
+        self._show_reset()
         return self.current_state
 
     def get_observation(self) -> list[float]:
@@ -234,7 +209,7 @@ class RunEnv:
             self._recorder.capture(self.engine, reward=reward, action=excitations)
             if done:
                 self._close_recorder()
-        self._show()
+        self._show_step(reward)
         return self.current_state, reward, done, info
 
     def is_pelvis_too_low(self) -> bool:
@@ -265,9 +240,7 @@ class RunEnv:
     def close(self) -> None:
         self._close_recorder()
         if self._viewer is not None:
-            close = getattr(self._viewer, "close", None)
-            if close is not None:
-                close()
+            self._viewer.close()
             self._viewer = None
 
     def seed(self, seed: int | None = None) -> list[int | None]:
