@@ -1,0 +1,1 @@
+"""HTTP routes: `envs` (the gym-http-api protocol), `leaderboard` (page + JSON), `replays`."""

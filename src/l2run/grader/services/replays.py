@@ -1,0 +1,89 @@
+"""Replays are re-simulations of the logged actions, checked against what was graded."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from l2run.grader.errors import GraderError
+from l2run.grader.services.pool import EpisodeSpec, SimulationPool
+from l2run.grader.services.sessions import logged_steps
+from l2run.grader.storage.database import Database
+from l2run.grader.storage.models import Episode, EpisodeStatus
+
+RECORDING_SUFFIX = ".npz"
+
+
+@dataclass(frozen=True)
+class ReplayCheck:
+    episode_id: int
+    steps: int
+    graded_total: float
+    replayed_total: float
+    match: bool  # every step's reward identical (float64 equality)
+    first_mismatch: int | None  # step index of the first differing reward
+    recording: Path | None = None
+
+
+class ReplayService:
+    def __init__(self, db: Database, pool: SimulationPool, engine: str, replay_dir: Path) -> None:
+        self.db = db
+        self.pool = pool
+        self.engine = engine
+        self.replay_dir = Path(replay_dir)
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._recorded: dict[int, ReplayCheck] = {}
+
+    def _load(self, episode_id: int):
+        with self.db.session() as session:
+            episode = session.get(Episode, episode_id)
+            if episode is None:
+                raise GraderError(404, f"unknown episode {episode_id}")
+            if episode.status == EpisodeStatus.RUNNING:
+                raise GraderError(409, f"episode {episode_id} is still running; replay it later")
+            spec = EpisodeSpec(
+                engine=episode.submission.engine,
+                max_obstacles=episode.max_obstacles,
+                difficulty=episode.difficulty,
+                seed=episode.seed,
+            )
+            actions, rewards = logged_steps(session, episode_id)
+            return spec, actions, rewards, episode.total_reward
+
+    async def check(self, episode_id: int, record: bool = False) -> ReplayCheck:
+        """Re-simulate the episode (optionally writing a recording) and compare rewards."""
+        spec, actions, rewards, graded_total = await asyncio.to_thread(self._load, episode_id)
+        path = None
+        if record:
+            self.replay_dir.mkdir(parents=True, exist_ok=True)
+            path = self.replay_dir / f"episode-{episode_id}{RECORDING_SUFFIX}"
+        lock = self._locks.setdefault(episode_id, asyncio.Lock())
+        async with lock:
+            outcome = await self.pool.replay(spec, actions, record=path)
+        replayed = outcome.rewards
+        mismatch = next(
+            (i for i, (a, b) in enumerate(zip(rewards, replayed, strict=False)) if a != b), None
+        )
+        if mismatch is None and len(replayed) != len(rewards):
+            mismatch = min(len(replayed), len(rewards))
+        return ReplayCheck(
+            episode_id=episode_id,
+            steps=len(actions),
+            graded_total=graded_total,
+            replayed_total=float(sum(replayed)),
+            match=mismatch is None,
+            first_mismatch=mismatch,
+            recording=path,
+        )
+
+    async def recording(self, episode_id: int) -> ReplayCheck:
+        """The episode's recording, re-simulated once and then served from the replay folder."""
+        cached = self._recorded.get(episode_id)
+        if cached is not None and cached.recording is not None and cached.recording.exists():
+            return cached
+        check = await self.check(episode_id, record=True)
+        if check.recording is None or not check.recording.exists():
+            raise GraderError(500, f"re-simulating episode {episode_id} wrote no recording")
+        self._recorded[episode_id] = check
+        return check
