@@ -8,8 +8,10 @@ into the ground and states with all six CoordinateLimitForces engaged.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +20,9 @@ osim = pytest.importorskip("opensim")
 
 from l2run.model.build_opensim import build_model  # noqa: E402
 from l2run.model.definition import (  # noqa: E402
+    DEFINITION_FILE,
     REFERENCE_MODEL_PATH,
+    dumps_definition,
     load_definition,
     reference_model_path,
 )
@@ -306,3 +310,12 @@ def test_comparison_detects_a_wrong_number(reference, random_states, what):
             _evaluate(ref, s_ref, values, excitations),
             _evaluate(wrong, s_wrong, values, excitations),
         )
+
+
+def test_extractor_reproduces_the_committed_json():
+    """Re-extracting the reference gives the committed definition file byte for byte."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "extract_model.py"
+    spec = importlib.util.spec_from_file_location("extract_model", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert dumps_definition(module.extract(reference_model_path())) == DEFINITION_FILE.read_text()
