@@ -50,3 +50,20 @@ def export(
         f"wrote {out} ({model.getNumBodies()} bodies, {model.getNumCoordinates()} coordinates, "
         f"{model.getMuscles().getSize()} muscles)"
     )
+
+
+@app.command("compile")
+def compile_params(
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Where to write the .npz (default: the packaged parameter file)."
+        ),
+    ] = None,
+) -> None:
+    """Compile the packaged definition into the JAX engine's parameter file (.npz)."""
+    from l2run.engines.jax.compile import compile_to_file
+    from l2run.engines.jax.params import PARAMS_FILE
+
+    path = compile_to_file(out or PARAMS_FILE)
+    typer.echo(f"wrote {path}")
