@@ -22,6 +22,8 @@ _COMMANDS: list[tuple[str, str, str | None]] = [
     # filled in by each area: ("l2run.env.commands", "run", None), ...
     ("l2run.model.commands", "app", "model"),
     ("l2run.env.commands", "run", None),
+    ("l2run.grader.commands", "app", "grader"),
+    ("l2run.train.commands", "train", None),
 ]
 
 

@@ -1,0 +1,220 @@
+"""Evaluate a policy: one episode per seed, serially, in a process pool, or on a Ray cluster.
+
+A policy is named by a string so that worker processes (and Ray nodes) can load it themselves:
+`pretrained` (the runner shipped in `l2run/train/pretrained/`), a gait-policy `.json`, a
+stable-baselines3 run directory (`l2run train --out DIR`), or `zero` (all excitations 0,
+a baseline that falls). Rewards and distances are always the environment's own: training-only
+wrappers (reward shaping, mirroring) are never applied here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from importlib import resources
+from multiprocessing import get_context
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+ENV_ID = "l2run/Run-v0"
+PRETRAINED_FILE = "runner.json"
+OBS_PELVIS_X = 1
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    """One evaluation episode. distance: final pelvis x (m, ground frame); reward: the seed's."""
+
+    seed: int
+    distance: float
+    reward: float
+    steps: int
+    fell: bool
+    error: str | None = None
+
+
+def pretrained_path() -> Path:
+    """The shipped pretrained runner's parameter file."""
+    return Path(str(resources.files("l2run.train") / "pretrained" / PRETRAINED_FILE))
+
+
+class _ZeroPolicy:
+    def wrap(self, env):
+        return env
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, obs):
+        return np.zeros(18)
+
+
+class _GaitAdapter:
+    def __init__(self, path: Path):
+        from l2run.train.gait import GaitPolicy
+
+        self.policy = GaitPolicy.load(path)
+
+    def wrap(self, env):
+        return env
+
+    def reset(self) -> None:
+        self.policy.reset()
+
+    def act(self, obs):
+        return self.policy.act(obs)
+
+
+def load_policy(spec: str):
+    """A policy object (`wrap(env)`, `reset()`, `act(obs)`) from its name; see module doc."""
+    if spec == "zero":
+        return _ZeroPolicy()
+    path = pretrained_path() if spec == "pretrained" else Path(spec)
+    if path.is_dir():
+        from l2run.train.sb3 import SB3Policy
+
+        return SB3Policy(path)
+    if path.is_file() and path.suffix == ".json":
+        return _GaitAdapter(path)
+    raise ValueError(
+        f"unknown policy {spec!r}: expected 'pretrained', 'zero', a gait .json file or a "
+        "training run directory (with config.json and model.zip)"
+    )
+
+
+class _EpisodeStats(gym.Wrapper):
+    """Innermost wrapper recording the environment's own reward, steps and pelvis x."""
+
+    def reset(self, **kw):
+        obs, info = self.env.reset(**kw)
+        self.distance = float(obs[OBS_PELVIS_X])
+        self.reward, self.steps, self.fell, self.error = 0.0, 0, False, None
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.distance = float(obs[OBS_PELVIS_X])
+        self.reward += float(reward)
+        self.steps += 1
+        self.fell = bool(terminated)
+        self.error = info.get("error") or self.error
+        return obs, reward, terminated, truncated, info
+
+
+def run_episode(
+    policy: str, engine: str, difficulty: int, seed: int, max_obstacles: int = 3
+) -> EpisodeResult:
+    """One episode of `policy` on the course drawn from `seed`."""
+    import l2run  # noqa: F401  registers the gymnasium id
+
+    pol = load_policy(policy)
+    base = gym.make(ENV_ID, engine=engine, max_obstacles=max_obstacles)
+    stats = _EpisodeStats(base)
+    env = pol.wrap(stats)
+    try:
+        obs, _ = env.reset(seed=int(seed), options={"difficulty": int(difficulty)})
+        pol.reset()
+        done = False
+        while not done:
+            obs, _r, terminated, truncated, _info = env.step(pol.act(obs))
+            done = terminated or truncated
+    finally:
+        env.close()
+    return EpisodeResult(
+        seed=int(seed),
+        distance=stats.distance,
+        reward=stats.reward,
+        steps=stats.steps,
+        fell=stats.fell,
+        error=stats.error,
+    )
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'3' -> [3]; '1-10' -> [1..10] (inclusive); '1,4,7' -> [1, 4, 7]."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if m is None or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
+            raise ValueError(f"seeds must look like '1-10', '3' or '1,4,7' (>= 0); got {text!r}")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        seeds.extend(range(lo, hi + 1))
+    return seeds
+
+
+def evaluate(
+    policy: str,
+    engine: str,
+    difficulty: int,
+    seeds: list[int],
+    max_obstacles: int = 3,
+    workers: int = 1,
+    ray_address: str | None = None,
+    progress: bool = False,
+) -> list[EpisodeResult]:
+    """One episode per seed, results in seed order (serial, process pool, or Ray)."""
+    if difficulty not in (0, 1, 2):
+        raise ValueError(f"difficulty must be 0, 1 or 2, got {difficulty!r}")
+    if engine not in ("opensim", "jax"):
+        raise ValueError(f"engine must be 'opensim' or 'jax', got {engine!r}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    load_policy(policy)  # fail fast, here, on a bad policy name
+    args = [(policy, engine, difficulty, s, max_obstacles) for s in seeds]
+    if ray_address is not None:
+        return _evaluate_ray(args, ray_address)
+    if workers == 1:
+        from tqdm import tqdm
+
+        return [run_episode(*a) for a in tqdm(args, disable=not progress, desc="episodes")]
+    # spawn, not fork: OpenSim and JAX hold threads and native state that fork does not copy.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        return list(pool.map(run_episode, *zip(*args, strict=True)))
+
+
+def _evaluate_ray(args: list[tuple], address: str) -> list[EpisodeResult]:
+    """Run the episodes as Ray tasks. `address='local'` starts a private local Ray instance."""
+    try:
+        import ray
+    except ImportError as exc:  # pragma: no cover - depends on the optional extra
+        raise ValueError("--ray needs the 'ray' extra: pip install 'l2run[ray]'") from exc
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address == "local":
+            ray.init(include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address, log_to_driver=False)
+    try:
+        remote = ray.remote(run_episode)
+        return ray.get([remote.remote(*a) for a in args])
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def summary(results: list[EpisodeResult]) -> dict:
+    """Mean/min/max distance (m), mean reward, fall count and rate."""
+    d = np.array([r.distance for r in results]) if results else np.zeros(0)
+    falls = sum(r.fell for r in results)
+    return {
+        "episodes": len(results),
+        "mean_distance": float(d.mean()) if len(d) else 0.0,
+        "min_distance": float(d.min()) if len(d) else 0.0,
+        "max_distance": float(d.max()) if len(d) else 0.0,
+        "mean_reward": float(np.mean([r.reward for r in results])) if results else 0.0,
+        "falls": int(falls),
+        "fall_rate": falls / len(results) if results else 0.0,
+    }
+
+
+def to_json(results: list[EpisodeResult], **context) -> str:
+    """The `--json` output: context (policy, engine, ...), `episodes` list and `summary`."""
+    return json.dumps(
+        {**context, "episodes": [asdict(r) for r in results], "summary": summary(results)},
+        indent=1,
+    )

@@ -1,0 +1,157 @@
+"""A hand-designed periodic gait controller with a small vector of tunable parameters.
+
+The controller is the seed of the pretrained runner: a clock drives target joint angles
+(a short Fourier series per joint, the left leg half a period behind the right one), a PD law
+turns the angle error into a normalised joint torque, and each muscle is excited in proportion
+to how much it helps produce that torque (the sign table below: which way each muscle turns
+each joint in the 2017 model's default pose). A pelvis-tilt term keeps the trunk upright and a
+forward-speed term moves the hip targets, as in SIMBICON-style balance feedback.
+
+Everything is read from the seed's 41-value observation (ground frame, m, rad, s), so the
+same controller runs in the OpenSim and JAX engines. The parameters are found by CMA-ES
+(`l2run.train.gait_search`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+CONTROL_STEP_S = 0.01  # one environment step (s)
+
+# Observation indices (the seed's order, see l2run.observation.OBSERVATION_NAMES).
+OBS_PELVIS_TILT = 0
+OBS_PELVIS_TILT_SPEED = 3
+OBS_PELVIS_VX = 4
+OBS_JOINT_ANGLES = slice(6, 12)  # hip, knee, ankle right; then left (rad)
+OBS_JOINT_SPEEDS = slice(12, 18)  # the same order (rad/s)
+
+# Sign of each muscle's moment arm about (hip, knee, ankle) of its own leg, in MUSCLES order for
+# one leg (hamstrings, bifemsh, glut_max, iliopsoas, rect_fem, vasti, gastroc, soleus, tib_ant).
+# Positive = flexes the hip / extends the knee (knee angle is negative when bent) /
+# dorsiflexes the ankle. Read off the 2017 model's moment arms at its default pose.
+MUSCLE_JOINT_SIGN = np.array(
+    [
+        [-1, -1, 0],  # hamstrings: hip extensor, knee flexor
+        [0, -1, 0],  # biceps femoris short head: knee flexor
+        [-1, 0, 0],  # gluteus maximus: hip extensor
+        [1, 0, 0],  # iliopsoas: hip flexor
+        [1, 1, 0],  # rectus femoris: hip flexor, knee extensor
+        [0, 1, 0],  # vasti: knee extensor
+        [0, -1, -1],  # gastrocnemius: knee flexor, plantarflexor
+        [0, 0, -1],  # soleus: plantarflexor
+        [0, 0, 1],  # tibialis anterior: dorsiflexor
+    ],
+    dtype=float,
+)
+
+# Parameter vector layout: name -> length. Angles in rad, gains per rad (or per rad/s), period s.
+PARAM_LAYOUT: tuple[tuple[str, int], ...] = (
+    ("hip", 3),  # mean, cos, sin of the hip target (rad)
+    ("knee", 5),  # mean, cos, sin, cos2, sin2 of the knee target (rad)
+    ("ankle", 3),  # mean, cos, sin of the ankle target (rad)
+    ("kp", 3),  # PD stiffness per joint (normalised torque per rad)
+    ("kd", 3),  # PD damping per joint (normalised torque per rad/s)
+    ("tilt", 3),  # pelvis tilt target (rad), tilt gain, tilt-speed gain on both hips
+    ("speed", 2),  # target forward speed (m/s), speed gain on the hip targets (rad per m/s)
+    ("base", 1),  # baseline excitation of every muscle (co-contraction), in [0, 1]
+    ("period", 1),  # gait period (s)
+)
+N_PARAMS = sum(n for _, n in PARAM_LAYOUT)
+
+# A plausible walking pattern to start the search from (hand-tuned from textbook gait angles).
+INITIAL_PARAMS = np.array(
+    [
+        0.15, 0.35, 0.0,  # hip: flexed on average, ±0.35 rad swing
+        -0.5, 0.3, 0.3, 0.0, 0.0,  # knee: bent ~30°, bends more in swing
+        0.0, 0.15, 0.0,  # ankle
+        2.0, 2.0, 1.0,  # kp
+        0.2, 0.2, 0.1,  # kd
+        -0.1, 2.0, 0.2,  # tilt target, gain, speed gain
+        1.0, 0.1,  # speed target, gain
+        0.05,  # base excitation
+        1.0,  # period
+    ]
+)  # fmt: skip
+
+
+def unpack(params: np.ndarray) -> dict[str, np.ndarray]:
+    """Split a flat parameter vector into its named groups (see `PARAM_LAYOUT`)."""
+    params = np.asarray(params, dtype=float)
+    if params.shape != (N_PARAMS,):
+        raise ValueError(f"gait parameters must have shape ({N_PARAMS},), got {params.shape}")
+    out, i = {}, 0
+    for name, n in PARAM_LAYOUT:
+        out[name] = params[i : i + n]
+        i += n
+    return out
+
+
+def joint_targets(p: dict[str, np.ndarray], phase: float) -> np.ndarray:
+    """Target (hip, knee, ankle) angles (rad) at a gait phase in [0, 1)."""
+    w = 2.0 * np.pi * phase
+    c, s, c2, s2 = np.cos(w), np.sin(w), np.cos(2 * w), np.sin(2 * w)
+    hip = p["hip"] @ [1.0, c, s]
+    knee = p["knee"] @ [1.0, c, s, c2, s2]
+    ankle = p["ankle"] @ [1.0, c, s]
+    # The knee cannot hyper-extend (model limit ~0.17 rad); keep targets inside the joint range.
+    return np.array([hip, min(knee, 0.0), ankle])
+
+
+def excitations(params: np.ndarray, obs: np.ndarray, t: float) -> np.ndarray:
+    """Muscle excitations (18,) in [0, 1] for observation `obs` (41,) at time `t` (s)."""
+    p = unpack(params)
+    obs = np.asarray(obs, dtype=float)
+    period = max(float(p["period"][0]), 0.2)
+    q, u = obs[OBS_JOINT_ANGLES], obs[OBS_JOINT_SPEEDS]
+    tilt_target, k_tilt, k_tilt_speed = p["tilt"]
+    # Leaning forward more than wanted (tilt below target) -> flex both hips less (push the
+    # trunk back up through the stance leg): the sign is left to the search via k_tilt.
+    trunk = (
+        k_tilt * (obs[OBS_PELVIS_TILT] - tilt_target) + k_tilt_speed * obs[OBS_PELVIS_TILT_SPEED]
+    )
+    speed_target, k_speed = p["speed"]
+    step_out = k_speed * (obs[OBS_PELVIS_VX] - speed_target)
+    out = np.empty(18)
+    for leg, offset in ((0, 0.0), (1, 0.5)):
+        phase = (t / period + offset) % 1.0
+        target = joint_targets(p, phase)
+        target[0] += step_out
+        j = slice(3 * leg, 3 * leg + 3)
+        torque = p["kp"] * (target - q[j]) - p["kd"] * u[j]
+        torque[0] += trunk
+        drive = MUSCLE_JOINT_SIGN @ torque  # > 0: the muscle helps the wanted torque
+        out[9 * leg : 9 * leg + 9] = p["base"][0] + np.maximum(drive, 0.0)
+    return np.clip(out, 0.0, 1.0)
+
+
+@dataclass
+class GaitPolicy:
+    """Stateful policy: counts steps since `reset()` to know the time (not in the observation)."""
+
+    params: np.ndarray
+    meta: dict = field(default_factory=dict)
+    _step: int = 0
+
+    def reset(self) -> None:
+        self._step = 0
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        a = excitations(self.params, obs, self._step * CONTROL_STEP_S)
+        self._step += 1
+        return a
+
+    def save(self, path: str | Path) -> None:
+        """Write the parameters and metadata as JSON (the pretrained runner's format)."""
+        data = {"kind": "gait", "params": [float(x) for x in self.params], "meta": self.meta}
+        Path(path).write_text(json.dumps(data, indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path) -> GaitPolicy:
+        data = json.loads(Path(path).read_text())
+        if data.get("kind") != "gait":
+            raise ValueError(f"{path} is not a gait-policy file (kind={data.get('kind')!r})")
+        return cls(np.asarray(data["params"], dtype=float), data.get("meta", {}))

@@ -1,0 +1,128 @@
+"""CMA-ES search over the periodic gait controller's parameters (`l2run.train.gait`).
+
+Fitness of one parameter vector = distance run (final pelvis x, m) + a small bonus per step
+survived, over a horizon that grows (300 -> 1000 steps) once the best candidate survives it:
+short horizons first keep early generations cheap on a slow engine.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from l2run.train.gait import INITIAL_PARAMS, GaitPolicy
+
+SURVIVAL_BONUS_PER_STEP = 0.002  # m-equivalent per step alive: 2 m for a full 1000-step episode
+MAX_EPISODE_STEPS = 1000
+
+EpisodeFn = Callable[[np.ndarray, int, int], tuple[float, int]]
+"""(params, horizon steps, seed) -> (distance m, steps survived)."""
+
+
+@dataclass
+class SearchConfig:
+    max_env_steps: int = 200_000  # budget: environment steps over all episodes
+    generations: int = 10_000
+    popsize: int = 12
+    sigma0: float = 0.15
+    horizon0: int = 300
+    horizon_step: int = 200
+    seed: int = 0
+    difficulty: int = 0
+    engine: str = "opensim"
+    episodes_per_candidate: int = 1
+
+
+def runenv_episode_fn(engine: str, difficulty: int, max_obstacles: int = 3) -> EpisodeFn:
+    """Episodes in the real `RunEnv` (either engine), one env reused across calls."""
+    from l2run.env.runenv import RunEnv
+
+    env = RunEnv(visualize=False, engine=engine, max_obstacles=max_obstacles)
+
+    def episode(params: np.ndarray, horizon: int, seed: int) -> tuple[float, int]:
+        policy = GaitPolicy(np.asarray(params))
+        obs = env.reset(difficulty=difficulty, seed=seed)
+        policy.reset()
+        for i in range(horizon):
+            obs, _reward, done, _info = env.step(policy.act(np.asarray(obs)))
+            if done:
+                return float(obs[1]), i + 1
+        return float(obs[1]), horizon
+
+    return episode
+
+
+def search(
+    episode: EpisodeFn,
+    config: SearchConfig,
+    out_dir: str | Path,
+    x0: np.ndarray | None = None,
+    log: Callable[[str], None] = print,
+) -> np.ndarray:
+    """Run CMA-ES; write `best.json` (GaitPolicy) and `curve.csv` to `out_dir` every generation."""
+    import cma
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    x0 = INITIAL_PARAMS if x0 is None else np.asarray(x0, dtype=float)
+    # Scale each coordinate's step by its magnitude so gains and angles move comparably.
+    scale = np.maximum(np.abs(x0), 0.1)
+    es = cma.CMAEvolutionStrategy(
+        np.zeros_like(x0),
+        config.sigma0,
+        {"popsize": config.popsize, "seed": config.seed + 1, "verbose": -9},
+    )
+    horizon = config.horizon0
+    best_fit, best_x = -np.inf, x0.copy()
+    curve = out / "curve.csv"
+    curve.write_text(
+        "generation,horizon,evaluations,env_steps,wall_s,best_fitness,"
+        "gen_best_distance,gen_mean_fitness\n"
+    )
+    t0 = time.time()
+    evals = env_steps = 0
+    for gen in range(config.generations):
+        if env_steps >= config.max_env_steps:
+            break
+        zs = es.ask()
+        fits, dists, survived = [], [], []
+        for z in zs:
+            x = x0 + scale * np.asarray(z)
+            f_sum, d_sum, full = 0.0, 0.0, True
+            for k in range(config.episodes_per_candidate):
+                d, steps = episode(x, horizon, config.seed + 1000 * gen + k)
+                env_steps += steps
+                f_sum += d + SURVIVAL_BONUS_PER_STEP * steps
+                d_sum += d
+                full &= steps >= horizon
+                evals += 1
+            fits.append(f_sum / config.episodes_per_candidate)
+            dists.append(d_sum / config.episodes_per_candidate)
+            survived.append(full)
+        es.tell(zs, [-f for f in fits])
+        i = int(np.argmax(fits))
+        if fits[i] > best_fit or gen == 0:
+            best_fit, best_x = fits[i], x0 + scale * np.asarray(zs[i])
+            meta = {"fitness": best_fit, "horizon": horizon, "generation": gen, **asdict(config)}
+            GaitPolicy(best_x, meta).save(out / "best.json")
+        with curve.open("a") as fh:
+            fh.write(
+                f"{gen},{horizon},{evals},{env_steps},{time.time() - t0:.1f},{best_fit:.4f},"
+                f"{dists[i]:.4f},{np.mean(fits):.4f}\n"
+            )
+        log(
+            f"gen {gen:3d} steps {env_steps} horizon {horizon} best {best_fit:.3f} "
+            f"gen-best dist {dists[i]:.3f} mean {np.mean(fits):.3f} ({time.time() - t0:.0f} s)"
+        )
+        if survived[i] and horizon < MAX_EPISODE_STEPS:
+            # The best candidate got through the whole horizon: ask for longer runs. Fitness
+            # values from different horizons are not comparable, so restart the record.
+            horizon = min(MAX_EPISODE_STEPS, horizon + config.horizon_step)
+            best_fit = -np.inf
+    (out / "search_config.json").write_text(json.dumps(asdict(config), indent=1))
+    return best_x

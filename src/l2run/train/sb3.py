@@ -1,0 +1,188 @@
+"""DDPG / TD3 / SAC with stable-baselines3 on `l2run/Run-v0` (either engine).
+
+The default DDPG configuration is the seed's keras-rl example (osim-rl `scripts/example.py`):
+actor 3 x 32 ReLU, critic 3 x 64 ReLU, gamma 0.99, Adam lr 1e-3, soft target updates
+tau 1e-3, Ornstein-Uhlenbeck exploration (theta 0.15, sigma 0.2), replay memory 100 000,
+batch 32, 100 warm-up steps. TD3 and SAC use the same network sizes so runs compare.
+
+A run directory holds `config.json` (everything needed to rebuild the env and load the model),
+`model.zip`, `checkpoints/` and `tb/` (TensorBoard logs: `tensorboard --logdir DIR/tb`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ALGOS = ("ddpg", "td3", "sac")
+ENV_ID = "l2run/Run-v0"
+
+# The seed's keras-rl DDPG example, transcribed.
+SEED_DDPG = {
+    "actor_layers": [32, 32, 32],
+    "critic_layers": [64, 64, 64],
+    "gamma": 0.99,
+    "learning_rate": 1e-3,
+    "tau": 1e-3,
+    "buffer_size": 100_000,
+    "batch_size": 32,
+    "learning_starts": 100,
+    "ou_theta": 0.15,
+    "ou_sigma": 0.2,
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; saved as `config.json` next to the model."""
+
+    algo: str = "ddpg"
+    engine: str = "opensim"
+    difficulty: int = 0
+    steps: int = 100_000
+    seed: int = 0
+    max_obstacles: int = 3
+    hyper: dict = field(default_factory=lambda: dict(SEED_DDPG))
+    wrappers: dict = field(default_factory=dict)  # {name: kwargs}, see l2run.train.wrappers
+    checkpoint_every: int = 10_000
+    progress_bar: bool = True
+
+    def validate(self) -> None:
+        if self.algo not in ALGOS:
+            raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
+        if self.engine not in ("opensim", "jax"):
+            raise ValueError(f"engine must be 'opensim' or 'jax', got {self.engine!r}")
+        if self.difficulty not in (0, 1, 2):
+            raise ValueError(f"difficulty must be 0, 1 or 2, got {self.difficulty!r}")
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+
+
+def make_env(
+    engine: str,
+    difficulty: int,
+    max_obstacles: int = 3,
+    wrappers: dict | None = None,
+    evaluation: bool = False,
+):
+    """`l2run/Run-v0` at a fixed difficulty with the requested wrappers (see `apply_wrappers`)."""
+    import gymnasium as gym
+
+    import l2run  # noqa: F401  registers the gymnasium id
+    from l2run.train.wrappers import FixedDifficulty, apply_wrappers
+
+    env = gym.make(ENV_ID, engine=engine, max_obstacles=max_obstacles)
+    env = FixedDifficulty(env, difficulty)
+    return apply_wrappers(env, wrappers, evaluation=evaluation)
+
+
+def _algo_class(name: str):
+    from stable_baselines3 import DDPG, SAC, TD3
+
+    return {"ddpg": DDPG, "td3": TD3, "sac": SAC}[name]
+
+
+def build_model(config: TrainConfig, env, tensorboard_log: str | None):
+    """The SB3 model for `config` (network sizes and optimiser from `config.hyper`)."""
+    import torch
+    from stable_baselines3.common.noise import OrnsteinUhlenbeckActionNoise
+
+    h = {**SEED_DDPG, **config.hyper}
+    n_actions = env.action_space.shape[0]
+    kwargs = dict(
+        policy="MlpPolicy",
+        env=env,
+        learning_rate=h["learning_rate"],
+        gamma=h["gamma"],
+        tau=h["tau"],
+        buffer_size=h["buffer_size"],
+        batch_size=h["batch_size"],
+        learning_starts=h["learning_starts"],
+        seed=config.seed,
+        verbose=0,
+        tensorboard_log=tensorboard_log,
+        policy_kwargs={
+            "net_arch": {"pi": h["actor_layers"], "qf": h["critic_layers"]},
+            "activation_fn": torch.nn.ReLU,
+        },
+    )
+    if config.algo in ("ddpg", "td3"):
+        # keras-rl's random process: OU noise on the action (actions live in [0, 1]).
+        kwargs["action_noise"] = OrnsteinUhlenbeckActionNoise(
+            mean=np.zeros(n_actions),
+            sigma=h["ou_sigma"] * np.ones(n_actions),
+            theta=h["ou_theta"],
+        )
+    return _algo_class(config.algo)(**kwargs)
+
+
+def train(config: TrainConfig, out_dir: str | Path) -> Path:
+    """Train and save to `out_dir`; returns the path of the saved model."""
+    from stable_baselines3.common.callbacks import CheckpointCallback
+    from stable_baselines3.common.monitor import Monitor
+
+    config.validate()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    env = Monitor(
+        make_env(config.engine, config.difficulty, config.max_obstacles, config.wrappers),
+        str(out / "monitor.csv"),
+    )
+    model = build_model(config, env, tensorboard_log=str(out / "tb"))
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=1))
+    callback = CheckpointCallback(
+        save_freq=max(1, config.checkpoint_every),
+        save_path=str(out / "checkpoints"),
+        name_prefix=config.algo,
+    )
+    t0 = time.time()
+    model.learn(
+        total_timesteps=config.steps,
+        callback=callback,
+        progress_bar=config.progress_bar,
+        tb_log_name=config.algo,
+    )
+    path = out / "model.zip"
+    model.save(path)
+    meta = {"wall_s": round(time.time() - t0, 1), "timesteps": int(model.num_timesteps)}
+    (out / "train_meta.json").write_text(json.dumps(meta, indent=1))
+    env.close()
+    return path
+
+
+def load_run(model_dir: str | Path):
+    """(config, model) of a run directory written by `train`."""
+    d = Path(model_dir)
+    cfg_path = d / "config.json"
+    if not cfg_path.is_file():
+        raise ValueError(f"{d} is not a training run directory (no config.json)")
+    raw = json.loads(cfg_path.read_text())
+    config = TrainConfig(**raw)
+    model_path = d / "model.zip"
+    if not model_path.is_file():
+        raise ValueError(f"{d} has no model.zip")
+    model = _algo_class(config.algo).load(str(model_path), device="cpu")
+    return config, model
+
+
+class SB3Policy:
+    """A trained SB3 model as an evaluation policy: its wrappers plus deterministic actions."""
+
+    def __init__(self, model_dir: str | Path):
+        self.config, self.model = load_run(model_dir)
+
+    def wrap(self, env):
+        from l2run.train.wrappers import apply_wrappers
+
+        return apply_wrappers(env, self.config.wrappers, evaluation=True)
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        action, _ = self.model.predict(np.asarray(obs, dtype=np.float32), deterministic=True)
+        return action
