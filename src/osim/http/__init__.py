@@ -1,0 +1,1 @@
+"""`from osim.http.client import Client`: the seed's remote-evaluation client for l2run's grader."""
