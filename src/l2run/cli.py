@@ -23,7 +23,6 @@ _COMMANDS: list[tuple[str, str, str | None]] = [
     ("l2run.model.commands", "app", "model"),
     ("l2run.env.commands", "run", None),
     ("l2run.grader.commands", "app", "grader"),
-    ("l2run.grader.commands", "app", "grader"),
     ("l2run.train.commands", "train", None),
 ]
 
