@@ -24,6 +24,11 @@ _COMMANDS: list[tuple[str, str, str | None]] = [
     ("l2run.env.commands", "run", None),
     ("l2run.grader.commands", "app", "grader"),
     ("l2run.train.commands", "train", None),
+    ("l2run.train.commands", "test", None),
+    ("l2run.train.commands", "evaluate", None),
+    ("l2run.train.commands", "demo", None),
+    ("l2run.render.commands", "render", None),
+    ("l2run.render.commands", "plot", None),
 ]
 
 

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import typer
+from PIL import Image
+from typer.testing import CliRunner
+
+from l2run.render.commands import plot, render
+
+app = typer.Typer()
+app.command()(render)
+app.command()(plot)
+runner = CliRunner()
+
+
+def test_registered_in_main_cli() -> None:
+    from l2run import cli
+
+    assert ("l2run.render.commands", "render", None) in cli._COMMANDS
+    assert ("l2run.render.commands", "plot", None) in cli._COMMANDS
+
+
+def test_render_png_gif_html_and_plot(recording_file: Path, tmp_path: Path) -> None:
+    still = tmp_path / "still.png"
+    result = runner.invoke(app, ["render", str(recording_file), "-o", str(still), "--frame", "3"])
+    assert result.exit_code == 0, result.output
+    assert np.asarray(Image.open(still)).shape == (360, 640, 3)
+    gif = tmp_path / "run.gif"
+    args = ["render", str(recording_file), "-o", str(gif), "--width", "200", "--height", "120"]
+    result = runner.invoke(app, [*args, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert Image.open(gif).size == (200, 120)
+    page = tmp_path / "run.html"
+    assert runner.invoke(app, ["render", str(recording_file), "-o", str(page)]).exit_code == 0
+    assert page.read_text().startswith("<!DOCTYPE html>")
+    result = runner.invoke(app, ["plot", str(recording_file)])
+    assert result.exit_code == 0, result.output
+    assert recording_file.with_suffix(".png").is_file()
+
+
+def test_bad_inputs_give_clear_errors(recording_file: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["render", str(tmp_path / "none.npz"), "-o", "x.mp4"])
+    assert result.exit_code == 1 and "no recording" in result.output
+    result = runner.invoke(app, ["render", str(recording_file), "-o", str(tmp_path / "x.doc")])
+    assert result.exit_code == 1 and "unknown output type" in result.output
+    result = runner.invoke(app, ["render", str(recording_file), "-o", "x.png", "--frame", "999"])
+    assert result.exit_code == 1 and "out of range" in result.output
+    assert not (tmp_path / "x.doc").exists()
