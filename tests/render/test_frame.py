@@ -4,7 +4,6 @@ import time
 
 import numpy as np
 import pytest
-from conftest import FakeEngine
 
 from l2run.render.frame import (
     PELVIS_MARKER,
@@ -15,6 +14,8 @@ from l2run.render.frame import (
     render_recording,
 )
 from l2run.render.recording import Frame, capture_frame
+
+from .fake_engine import FakeEngine
 
 
 def _is(pixel: np.ndarray, colour: tuple[int, int, int], tol: int = 10) -> bool:

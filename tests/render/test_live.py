@@ -4,11 +4,12 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import FakeEngine
 
 import l2run.render.live as live
 from l2run.render.env_view import EnvView
 from l2run.render.frame import PELVIS_MARKER, Camera
+
+from .fake_engine import FakeEngine
 
 
 def _count(img: np.ndarray, colour, tol: int = 12) -> int:

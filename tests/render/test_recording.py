@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import STEP, FakeEngine, record_fake_episode
 
 from l2run.render.recording import (
     Recorder,
@@ -15,6 +14,8 @@ from l2run.render.recording import (
     load_recording,
 )
 from l2run.render.skeleton import CONTACT_SPHERES, contact_sphere_positions
+
+from .fake_engine import STEP, FakeEngine, record_fake_episode
 
 REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference"
 
@@ -123,3 +124,12 @@ def test_contact_sphere_positions_follow_body_rotation() -> None:
     out = contact_sphere_positions(poses)
     np.testing.assert_allclose(out[0], [1.0 - 0.04, 0.5 + 0.03, 0.05], atol=1e-12)
     assert np.isnan(out[1]).all()
+
+
+def test_record_episode_rejects_other_envs(tmp_path: Path) -> None:
+    import gymnasium
+
+    from l2run.render.wrappers import RecordEpisode
+
+    with pytest.raises(ValueError, match="l2run env"):
+        RecordEpisode(gymnasium.make("CartPole-v1"), tmp_path)
