@@ -76,3 +76,147 @@ def train(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     typer.echo(f"model saved to {path}")
+
+
+def _print_results(results, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from l2run.train.evaluate import summary
+
+    table = Table(title=title)
+    for col in ("seed", "distance (m)", "reward", "steps", "fell"):
+        table.add_column(col, justify="right")
+    for r in results:
+        fell = "yes" if r.fell else "no"
+        if r.error:
+            fell += f" ({r.error})"
+        table.add_row(str(r.seed), f"{r.distance:.3f}", f"{r.reward:.3f}", str(r.steps), fell)
+    s = summary(results)
+    console = Console()
+    console.print(table)
+    console.print(
+        f"mean distance {s['mean_distance']:.3f} m (min {s['min_distance']:.3f}, "
+        f"max {s['max_distance']:.3f}); falls {s['falls']}/{s['episodes']}"
+    )
+
+
+def test(
+    model: Annotated[
+        str,
+        typer.Option(
+            help="A training run directory (l2run train --out), a gait .json, or 'pretrained'."
+        ),
+    ],
+    visualize: Annotated[bool, typer.Option(help="Show the live viewer.")] = False,
+    episodes: Annotated[int, typer.Option(min=1, help="Episodes to run.")] = 1,
+    engine: Annotated[str, typer.Option(help="Physics engine: opensim or jax.")] = "opensim",
+    difficulty: Annotated[int, typer.Option(help="0, 1 or 2.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed of the first episode's course.")] = 1,
+) -> None:
+    """Run a trained controller and print the distance of each episode (the seed's --test)."""
+    from l2run.train.evaluate import load_policy, run_episode
+
+    try:
+        load_policy(model)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--model") from exc
+    for k in range(episodes):
+        r = run_episode(
+            model,
+            engine,
+            difficulty,
+            seed + k,
+            render_mode="human" if visualize else None,
+        )
+        typer.echo(
+            f"episode {k + 1}: distance {r.distance:.3f} m, reward {r.reward:.3f}, "
+            f"{r.steps} steps, {'fell' if r.fell else 'did not fall'}"
+        )
+
+
+def evaluate(
+    policy: Annotated[
+        str,
+        typer.Option(help="'pretrained', 'zero', a gait .json or a training run directory."),
+    ] = "pretrained",
+    engine: Annotated[str, typer.Option(help="Physics engine: opensim or jax.")] = "opensim",
+    difficulty: Annotated[int, typer.Option(help="0, 1 or 2.")] = 2,
+    seeds: Annotated[str, typer.Option(help="Seeds, e.g. '1-10', '3' or '1,4,7'.")] = "1-10",
+    max_obstacles: Annotated[int, typer.Option(help="Obstacles per course.")] = 3,
+    workers: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
+    ray: Annotated[
+        str | None,
+        typer.Option(help="Run on a Ray cluster at this address ('local': start one here)."),
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print a JSON object instead of a table.")
+    ] = False,
+) -> None:
+    """One episode per seed; a table (or JSON: `episodes` with seed, distance, reward, steps,
+    fell) of the environment's own distance and reward."""
+    from l2run.train.evaluate import evaluate as run_eval
+    from l2run.train.evaluate import parse_seeds, to_json
+
+    try:
+        seed_list = parse_seeds(seeds)
+        results = run_eval(
+            policy,
+            engine,
+            difficulty,
+            seed_list,
+            max_obstacles=max_obstacles,
+            workers=workers,
+            ray_address=ray,
+            progress=not json_out,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if json_out:
+        typer.echo(
+            to_json(
+                results,
+                policy=policy,
+                engine=engine,
+                difficulty=difficulty,
+                max_obstacles=max_obstacles,
+            )
+        )
+    else:
+        _print_results(results, f"{policy} on {engine}, difficulty {difficulty}")
+
+
+def demo(
+    seeds: Annotated[str, typer.Option(help="Seeds of the courses, e.g. '1-3'.")] = "1-3",
+    video: Annotated[
+        Path | None,
+        typer.Option(help="Video of the first episode (.mp4/.gif), if l2run.render.video exists."),
+    ] = Path("demo.mp4"),
+    workers: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
+) -> None:
+    """The pretrained runner at difficulty 2 in the OpenSim engine: distances, and a video."""
+    import importlib.util
+    import tempfile
+
+    from l2run.train.evaluate import evaluate as run_eval
+    from l2run.train.evaluate import parse_seeds, run_episode
+
+    try:
+        seed_list = parse_seeds(seeds)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--seeds") from exc
+    can_video = video is not None and importlib.util.find_spec("l2run.render.video") is not None
+    results = []
+    if can_video:
+        from l2run.render.recording import load_recording
+        from l2run.render.video import write_video
+
+        with tempfile.TemporaryDirectory() as tmp:
+            npz = Path(tmp) / "demo.npz"
+            results.append(run_episode("pretrained", "opensim", 2, seed_list[0], record=str(npz)))
+            write_video(load_recording(npz), video)
+        seed_list = seed_list[1:]
+    results += run_eval("pretrained", "opensim", 2, seed_list, workers=workers, progress=True)
+    _print_results(results, "pretrained runner, OpenSim engine, difficulty 2")
+    if can_video:
+        typer.echo(f"video of seed {results[0].seed}: {video}")

@@ -106,13 +106,22 @@ class _EpisodeStats(gym.Wrapper):
 
 
 def run_episode(
-    policy: str, engine: str, difficulty: int, seed: int, max_obstacles: int = 3
+    policy: str,
+    engine: str,
+    difficulty: int,
+    seed: int,
+    max_obstacles: int = 3,
+    render_mode: str | None = None,
+    record: str | None = None,
 ) -> EpisodeResult:
-    """One episode of `policy` on the course drawn from `seed`."""
+    """One episode of `policy` on the course drawn from `seed` (optionally shown / recorded)."""
     import l2run  # noqa: F401  registers the gymnasium id
 
     pol = load_policy(policy)
-    base = gym.make(ENV_ID, engine=engine, max_obstacles=max_obstacles)
+    extra = {"record": record} if record else {}
+    base = gym.make(
+        ENV_ID, engine=engine, max_obstacles=max_obstacles, render_mode=render_mode, **extra
+    )
     stats = _EpisodeStats(base)
     env = pol.wrap(stats)
     try:

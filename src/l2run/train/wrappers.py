@@ -86,13 +86,14 @@ def mirror_transition(obs, action, reward, next_obs, done):
     )
 
 
-class FixedDifficulty(gym.Wrapper):
+class FixedDifficulty(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Reset at a fixed difficulty (0, 1 or 2) unless the caller passes its own options."""
 
     def __init__(self, env: gym.Env, difficulty: int):
         if difficulty not in (0, 1, 2):
             raise ValueError(f"difficulty must be 0, 1 or 2, got {difficulty!r}")
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self, difficulty=difficulty)
+        gym.Wrapper.__init__(self, env)
         self.difficulty = difficulty
 
     def reset(self, *, seed=None, options=None):
@@ -100,7 +101,7 @@ class FixedDifficulty(gym.Wrapper):
         return self.env.reset(seed=seed, options=options)
 
 
-class ActionRepeat(gym.Wrapper):
+class ActionRepeat(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Apply each action for `repeat` environment steps; rewards are summed.
 
     Stops early when the episode ends. `info["env_steps"]` counts the steps taken.
@@ -109,7 +110,8 @@ class ActionRepeat(gym.Wrapper):
     def __init__(self, env: gym.Env, repeat: int = 4):
         if repeat < 1:
             raise ValueError(f"repeat must be >= 1, got {repeat}")
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self, repeat=repeat)
+        gym.Wrapper.__init__(self, env)
         self.repeat = int(repeat)
 
     def step(self, action):
@@ -123,7 +125,7 @@ class ActionRepeat(gym.Wrapper):
         return obs, total, terminated, truncated, info
 
 
-class PelvisRelative(gym.ObservationWrapper):
+class PelvisRelative(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Express every absolute x position (COM, bodies, the pelvis itself) relative to the pelvis.
 
     The pelvis x slot becomes 0 (kept, so the layout and mirror map stay the same); heights stay
@@ -131,7 +133,8 @@ class PelvisRelative(gym.ObservationWrapper):
     """
 
     def __init__(self, env: gym.Env):
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.ObservationWrapper.__init__(self, env)
         self.observation_space = gym.spaces.Box(
             -np.inf, np.inf, shape=env.observation_space.shape, dtype=env.observation_space.dtype
         )
@@ -142,7 +145,7 @@ class PelvisRelative(gym.ObservationWrapper):
         return out.astype(self.observation_space.dtype)
 
 
-class ObstacleMemory(gym.Wrapper):
+class ObstacleMemory(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Append the last `n` obstacles already passed (x relative to the pelvis, y, r).
 
     The seed shows only the next obstacle, so once the pelvis passes one the feet may still
@@ -153,7 +156,8 @@ class ObstacleMemory(gym.Wrapper):
     def __init__(self, env: gym.Env, n: int = 2):
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self, n=n)
+        gym.Wrapper.__init__(self, env)
         self.n = int(n)
         low = np.concatenate([env.observation_space.low, np.full(3 * n, -np.inf)])
         high = np.concatenate([env.observation_space.high, np.full(3 * n, np.inf)])
@@ -193,7 +197,7 @@ class ObstacleMemory(gym.Wrapper):
         return self._augment(obs), reward, terminated, truncated, info
 
 
-class MirrorAugment(gym.Wrapper):
+class MirrorAugment(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """With probability `p` per episode, present the left/right mirrored runner.
 
     The policy sees mirrored observations and its actions are mirrored back before they reach
@@ -205,7 +209,8 @@ class MirrorAugment(gym.Wrapper):
     def __init__(self, env: gym.Env, p: float = 0.5):
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {p}")
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self, p=p)
+        gym.Wrapper.__init__(self, env)
         self.p = float(p)
         self.mirrored = False
 
@@ -224,7 +229,7 @@ class MirrorAugment(gym.Wrapper):
         return self._obs(obs), reward, terminated, truncated, {**info, "mirrored": self.mirrored}
 
 
-class ShapedReward(gym.Wrapper):
+class ShapedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Training-only reward terms added to the environment's reward (never used to evaluate).
 
     reward = raw + w_speed * min(pelvis vx, v_cap) * dt_env + w_alive * dt_env
@@ -244,7 +249,17 @@ class ShapedReward(gym.Wrapper):
         dt: float = 0.01,
         enabled: bool = True,
     ):
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(
+            self,
+            w_speed=w_speed,
+            speed_cap=speed_cap,
+            w_alive=w_alive,
+            w_low=w_low,
+            low_height=low_height,
+            dt=dt,
+            enabled=enabled,
+        )
+        gym.Wrapper.__init__(self, env)
         self.w_speed, self.speed_cap = w_speed, speed_cap
         self.w_alive, self.w_low, self.low_height = w_alive, w_low, low_height
         self.dt = dt
