@@ -37,9 +37,10 @@ LIGAMENT_PENALTY_WEIGHT = 1e-7
 
 _JOINT_COORDINATES = COORDINATES[3:]  # hip, knee, ankle right, then left
 
+# Coordinates keep OpenSim's names (pelvis_tx, ...); body origins are "<body>_x"/"<body>_y".
 OBSERVATION_NAMES: tuple[str, ...] = (
-    ("pelvis_tilt", "pelvis_x", "pelvis_y")
-    + ("pelvis_tilt_speed", "pelvis_vx", "pelvis_vy")
+    COORDINATES[0:3]
+    + tuple(f"{c}_speed" for c in COORDINATES[0:3])
     + _JOINT_COORDINATES
     + tuple(f"{c}_speed" for c in _JOINT_COORDINATES)
     + ("com_x", "com_y", "com_vx", "com_vy")
@@ -48,11 +49,11 @@ OBSERVATION_NAMES: tuple[str, ...] = (
     + ("obstacle_dx", "obstacle_y", "obstacle_r")
 )
 OBSERVATION_SIZE = len(OBSERVATION_NAMES)
-assert OBSERVATION_SIZE == 41
+assert OBSERVATION_SIZE == 41 == len(set(OBSERVATION_NAMES))
 
 # Indices that other code reads by meaning.
-PELVIS_X = OBSERVATION_NAMES.index("pelvis_x")
-PELVIS_Y = OBSERVATION_NAMES.index("pelvis_y")
+PELVIS_X = OBSERVATION_NAMES.index("pelvis_tx")
+PELVIS_Y = OBSERVATION_NAMES.index("pelvis_ty")
 
 
 def pad_obstacles(obstacles: np.ndarray) -> np.ndarray:

@@ -2,10 +2,15 @@
 
 Stepping scheme (chosen by measurement, see README "The OpenSim engine" and
 `benchmarks/bench_opensim.py`): one `opensim.Manager` per episode, re-initialized every 0.01 s
-step from a *fresh copy* of the state whose cache is invalidated. Re-initializing makes the new
-excitations take effect exactly at the step boundary (a Manager left running would have already
-integrated past it with the old ones), and the fresh copy means no frame transform or derivative
-computed for the previous step's excitations can leak into this one.
+step. Re-initializing makes the new excitations take effect exactly at the step boundary (a
+Manager left running would already have integrated past it with the old ones).
+
+Stale caches: on OpenSim 4.6 a *copy* of a state (`opensim.State(s)`) can keep serving frame
+transforms computed for other coordinates, even after `invalidateAllCacheAtOrAbove` — we measured
+up to 1.5 cm errors on the torso and head. So states are never copied from one step to the next:
+every state the engine uses (the Manager's start state, the state observations are read from) is
+a copy of the pristine default state of this system with the state variables (time, y) written
+into it, which marks every dependent cache entry out of date.
 
 Obstacles are `ContactSphere`s fixed to the ground, each in its own `HuntCrossleyForce` with the
 four foot spheres (stiffness 1e6/r N/m, dissipation 1e-5 s/m, no friction). Radius, place and
@@ -232,7 +237,9 @@ class OpenSimEngine:
         self._configure(course)
         self.course = course
         self._obstacles = np.asarray(course.obstacles, dtype=np.float64).reshape(-1, 3)
-        self.state = self._osim.State(self.model.initializeState())
+        # Pristine default state of this system: the template every later state is made from.
+        self._template = self._osim.State(self.model.initializeState())
+        self.state = self._state_from(self._template)
         self._steps = 0
         self._manager = self._new_manager()
         for control in self._controls:
@@ -245,14 +252,14 @@ class OpenSimEngine:
         for control, value in zip(self._controls, excitations, strict=True):
             control.setValue(float(value))
         t_end = STEP_SIZE_S * (self._steps + 1)
-        start = self._fresh(self.state)
+        start = self._state_from(self.state)
         manager = self._new_manager() if self.manager_scheme == "step" else self._manager
         try:
             manager.initialize(start)
             end = manager.integrate(t_end)
             reached = end.getTime()
             y = end.getY().to_numpy()
-            new_state = self._fresh(end)
+            new_state = self._state_from(end)
         except Exception as exc:  # OpenSim reports failures as RuntimeError (SimTK exceptions)
             raise IntegratorError(f"OpenSim could not integrate to t={t_end:.2f} s: {exc}") from exc
         if reached < t_end - _TIME_TOLERANCE_S:
@@ -274,12 +281,15 @@ class OpenSimEngine:
     def steps(self) -> int:
         return self._steps
 
-    def _fresh(self, state: Any) -> Any:
-        """A copy of `state` with every cached result dropped (recomputed on demand)."""
+    def _state_from(self, source: Any) -> Any:
+        """A new state with `source`'s time and state variables, built on the pristine default
+        state so that no cached result of another state can leak in (module docstring)."""
         osim = self._osim
-        copy = osim.State(state)
-        copy.invalidateAllCacheAtOrAbove(osim.Stage(osim.Stage.Instance))
-        return copy
+        state = osim.State(self._template)
+        state.invalidateAllCacheAtOrAbove(osim.Stage(osim.Stage.Instance))
+        state.setTime(source.getTime())
+        state.setY(source.getY())
+        return state
 
     def _realize_velocity(self) -> None:
         self.model.realizeVelocity(self.state)
