@@ -386,7 +386,8 @@ class GraderService:
                 len(actions),
             )
         self._last_observation[instance_id] = outcome.observations[-1]
-        log.info("instance %s: rebuilt after %d logged steps", instance_id, len(actions))
+        # Worth a warning: it means the server restarted or a worker process died.
+        log.warning("instance %s: rebuilt after %d logged steps", instance_id, len(actions))
 
     def _record_step(
         self,
