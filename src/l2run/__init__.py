@@ -11,6 +11,7 @@ if "l2run/Run-v0" not in _gymnasium.registry:
     _gymnasium.register(
         id="l2run/Run-v0",
         entry_point="l2run.env.gym_env:RunGymEnv",
+        vector_entry_point="l2run.env.vector:make_vector_env",
         max_episode_steps=1000,
     )
 

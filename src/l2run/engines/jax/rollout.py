@@ -1,0 +1,211 @@
+"""Batched and functional API of the JAX engine: `vmap` over runners, `lax.scan` over time.
+
+Everything here is a pure function of arrays (no host round-trips, no Python branching on
+values), so the same code runs on CPU or GPU — pick the device with ``JAX_PLATFORMS=cpu|cuda``.
+A batch is an `EnvState` whose every field has a leading axis B (one row per runner, each with
+its own course); `step.reset` / `step.step` are the single-runner functions being mapped.
+
+    params = load_params()                     # float32: cast_floats(params, jnp.float32)
+    obstacles, psoas = course_arrays(courses)  # host numpy: (B, 20, 3), (B, 2)
+    state = batch_reset(params, obstacles, psoas)                    # EnvState, leading axis B
+    state, obs, reward, done = batch_step(params, state, actions)    # actions (B, 18)
+    final, traj = rollout(params, state, policy_fn, key, steps=100)  # lax.scan, jitted
+
+Semantics are `step.step`'s: a finished runner stays frozen with reward 0 until it is reset.
+`autoreset_step` (and `rollout(..., reset_state=...)`) instead replaces every runner that
+finished by its row of `reset_state` in the same call (gymnasium's "same-step" autoreset; the
+last observation of the finished episode comes back as `final_obs`), as Brax's
+`AutoResetWrapper` does with its stored first state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from l2run.course import Course
+from l2run.engines.jax import step as env_step
+from l2run.engines.jax.integrate import Integrator
+from l2run.engines.jax.params import ModelParams
+from l2run.engines.jax.state import EnvState
+from l2run.observation import MAX_OBSTACLE_SLOTS, PELVIS_Y, pad_obstacles
+
+# A policy maps (observations (..., 41), PRNG key) to excitations (..., 18).
+PolicyFn = Callable[[jnp.ndarray, jax.Array], jnp.ndarray]
+
+
+class Transition(NamedTuple):
+    """One control step of a rollout; `rollout` stacks them along a leading time axis T."""
+
+    obs: jnp.ndarray  # ([B,] 41) observation the action was chosen from
+    action: jnp.ndarray  # ([B,] 18) excitations as the policy returned them
+    reward: jnp.ndarray  # ([B],) reward of the step (0 once an episode is over, no autoreset)
+    done: jnp.ndarray  # ([B],) bool, the episode ended at this step
+    next_obs: jnp.ndarray  # ([B,] 41) observation after the step (the final one when done)
+
+
+class AutoresetStep(NamedTuple):
+    """`autoreset_step`'s results; rows that ended carry the reset runner in state/obs."""
+
+    state: EnvState
+    obs: jnp.ndarray  # (B, 41) observation to act on next (reset observation where ended)
+    reward: jnp.ndarray  # (B,)
+    terminated: jnp.ndarray  # (B,) bool: fell (pelvis y < 0.65 m) or the integrator failed
+    truncated: jnp.ndarray  # (B,) bool: step limit reached without a fall
+    final_obs: jnp.ndarray  # (B, 41) observation at the end of this step, before any reset
+
+
+# --- host-side helpers (numpy) ------------------------------------------------------------
+
+
+def course_arrays(courses: Sequence[Course]) -> tuple[np.ndarray, np.ndarray]:
+    """Padded obstacles (B, 20, 3) and psoas (left, right) (B, 2) of B courses (numpy, m)."""
+    obstacles = np.stack([pad_obstacles(c.obstacles) for c in courses]).reshape(
+        len(courses), MAX_OBSTACLE_SLOTS, 3
+    )
+    psoas = np.array([c.psoas for c in courses], dtype=np.float64).reshape(len(courses), 2)
+    return obstacles, psoas
+
+
+def cast_floats(tree: Any, dtype: Any) -> Any:
+    """`tree` with every floating-point leaf cast to `dtype` (integer index arrays untouched).
+
+    ``cast_floats(load_params(), jnp.float32)`` gives float32 parameters; states reset from
+    them (and every step) are then float32 too.
+    """
+
+    def cast(leaf: Any) -> Any:
+        leaf = jnp.asarray(leaf)
+        return leaf.astype(dtype) if jnp.issubdtype(leaf.dtype, jnp.floating) else leaf
+
+    return jax.tree.map(cast, tree)
+
+
+def state_nbytes(state: EnvState) -> int:
+    """Bytes held by a (batched) state's arrays."""
+    return int(sum(np.asarray(leaf).nbytes for leaf in jax.tree.leaves(state)))
+
+
+# --- batched pure functions ---------------------------------------------------------------
+
+
+@jax.jit
+def batch_reset(params: ModelParams, obstacles: jnp.ndarray, psoas: jnp.ndarray) -> EnvState:
+    """B runners in the default pose on their courses: obstacles (B, 20, 3), psoas (B, 2)."""
+    return jax.vmap(env_step.reset, in_axes=(None, 0, 0))(params, obstacles, psoas)
+
+
+@jax.jit
+def batch_observe(params: ModelParams, state: EnvState) -> jnp.ndarray:
+    """Observations (B, 41) of a batched state."""
+    return jax.vmap(env_step.observe, in_axes=(None, 0))(params, state)
+
+
+@partial(jax.jit, static_argnames=("integrator",))
+def batch_step(
+    params: ModelParams,
+    state: EnvState,
+    action: jnp.ndarray,
+    integrator: Integrator = env_step.DEFAULT_INTEGRATOR,
+) -> tuple[EnvState, jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+    """`step.step` for B runners at once: (state, obs (B, 41), reward (B,), done (B,))."""
+    return jax.vmap(partial(env_step.step, integrator=integrator), in_axes=(None, 0, 0))(
+        params, state, action
+    )
+
+
+def _is_batched(state: EnvState) -> bool:
+    return state.q.ndim == 2  # a shape, not a value: static under jit
+
+
+def _select(mask: jnp.ndarray, on_true: Any, on_false: Any) -> Any:
+    """Row-wise `where` over two pytrees whose leaves share the leading axis of `mask`."""
+
+    def pick(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
+        m = jnp.reshape(mask, mask.shape + (1,) * (a.ndim - mask.ndim))
+        return jnp.where(m, a, b)
+
+    return jax.tree.map(pick, on_true, on_false)
+
+
+def _step_any(
+    params: ModelParams, state: EnvState, action: jnp.ndarray, integrator: Integrator
+) -> tuple[EnvState, jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+    if _is_batched(state):
+        return batch_step(params, state, action, integrator)
+    return env_step.step(params, state, action, integrator)
+
+
+def _observe_any(params: ModelParams, state: EnvState) -> jnp.ndarray:
+    if _is_batched(state):
+        return batch_observe(params, state)
+    return env_step.observe(params, state)
+
+
+@partial(jax.jit, static_argnames=("integrator", "max_episode_steps"))
+def autoreset_step(
+    params: ModelParams,
+    state: EnvState,
+    action: jnp.ndarray,
+    reset_state: EnvState,
+    integrator: Integrator = env_step.DEFAULT_INTEGRATOR,
+    max_episode_steps: int = env_step.TIMESTEP_LIMIT,
+) -> AutoresetStep:
+    """One step with same-step autoreset (single runner or batch; `reset_state` alike).
+
+    terminated = the pelvis fell below 0.65 m or the integrator failed (reward −500);
+    truncated = `max_episode_steps` steps were taken, or the engine's own 1000-step limit ended
+    the episode without a fall (the flags of gymnasium's ``make`` + ``TimeLimit``). A runner whose
+    episode ended (either flag) continues as its row of `reset_state`.
+    """
+    new, obs, reward, done = _step_any(params, state, action, integrator)
+    failed = done & (reward == env_step.INTEGRATOR_FAILURE_REWARD)
+    terminated = done & ((obs[..., PELVIS_Y] < env_step.FALL_HEIGHT_M) | failed)
+    truncated = (new.step_count >= max_episode_steps) | (done & ~terminated)
+    ended = terminated | truncated
+    next_state = _select(ended, reset_state, new)
+    next_obs = _select(ended, _observe_any(params, reset_state), obs)
+    return AutoresetStep(next_state, next_obs, reward, terminated, truncated, obs)
+
+
+@partial(jax.jit, static_argnames=("policy_fn", "steps", "integrator"))
+def rollout(
+    params: ModelParams,
+    state: EnvState,
+    policy_fn: PolicyFn,
+    key: jax.Array,
+    steps: int,
+    integrator: Integrator = env_step.DEFAULT_INTEGRATOR,
+    reset_state: EnvState | None = None,
+) -> tuple[EnvState, Transition]:
+    """Run `policy_fn` for `steps` control steps in one `lax.scan` (one device program).
+
+    `state` is one runner or a batch (leading axis B); ``policy_fn(obs, key) -> action`` sees the
+    observations ((41,) or (B, 41)) and a fresh key each step and must be jax-traceable (it is a
+    static argument: pass the same function object to reuse the compiled rollout). Without
+    `reset_state` a finished runner stays frozen (reward 0); with it, runners that finish continue
+    as their row of `reset_state` (same-step autoreset; `done` then marks terminated or
+    truncated). Returns the final state and the `Transition`s stacked along axis 0 (T = steps).
+    """
+    obs0 = _observe_any(params, state)
+
+    def body(carry: tuple[EnvState, jnp.ndarray, jax.Array], _: None) -> tuple[Any, Transition]:
+        s, obs, k = carry
+        k, sub = jax.random.split(k)
+        action = policy_fn(obs, sub)
+        if reset_state is None:
+            s_next, next_obs, reward, done = _step_any(params, s, action, integrator)
+            obs_next = next_obs
+        else:
+            r = autoreset_step(params, s, action, reset_state, integrator)
+            s_next, obs_next, reward = r.state, r.obs, r.reward
+            done, next_obs = r.terminated | r.truncated, r.final_obs
+        return (s_next, obs_next, k), Transition(obs, action, reward, done, next_obs)
+
+    (final, _, _), traj = jax.lax.scan(body, (state, obs0, key), None, length=steps)
+    return final, traj
