@@ -4,7 +4,6 @@ against the graded rewards, so what is shown is what was graded."""
 from __future__ import annotations
 
 import html
-from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse
@@ -13,9 +12,6 @@ from l2run.grader.routes.deps import ReplaysDep
 from l2run.grader.schemas import ErrorResponse, ReplayCheckOut
 
 router = APIRouter(tags=["replays"], responses={404: {"model": ErrorResponse}})
-
-# The render area's self-contained viewer; while it is absent the replay page shows the check.
-VIEWER_HTML = Path(__file__).resolve().parent.parent.parent / "render" / "viewer.html"
 
 
 @router.get("/api/episodes/{episode_id}/replay-check", response_model=ReplayCheckOut)
@@ -39,17 +35,19 @@ async def replay_recording(episode_id: int, service: ReplaysDep):
 
 @router.get("/replays/{episode_id}", response_class=HTMLResponse, name="replay_page")
 async def replay_page(episode_id: int, service: ReplaysDep) -> HTMLResponse:
-    recording_url = f"/replays/{episode_id}/recording.npz"
-    if VIEWER_HTML.exists():
-        page = VIEWER_HTML.read_text()
-        hook = f"<script>window.L2RUN_RECORDING_URL = {recording_url!r};</script>"
-        return HTMLResponse(page.replace("</head>", hook + "</head>", 1))
-    check = await service.check(episode_id)
+    """The episode re-simulated from its logged actions, in the browser viewer."""
+    try:
+        page, check = await service.html(episode_id)
+    except ImportError:  # a build without the render area: show the check and the download
+        return HTMLResponse(_check_page(episode_id, await service.check(episode_id)))
+    return HTMLResponse(page, headers={"X-L2run-Replay-Match": "true" if check.match else "false"})
+
+
+def _check_page(episode_id: int, check) -> str:
     verdict = "matches" if check.match else f"DIFFERS from step {check.first_mismatch}"
-    body = (
-        f"<h1>Episode {episode_id}</h1><p>Re-simulated {check.steps} logged steps: total reward "
-        f"{check.replayed_total:.6f} (graded {check.graded_total:.6f}), {html.escape(verdict)}."
-        f'</p><p><a href="{recording_url}">Download the recording</a> '
-        "(the browser viewer is not installed in this build).</p>"
+    return (
+        f"<!doctype html><title>Replay {episode_id}</title><h1>Episode {episode_id}</h1>"
+        f"<p>Re-simulated {check.steps} logged steps: total reward {check.replayed_total:.6f} "
+        f"(graded {check.graded_total:.6f}), {html.escape(verdict)}.</p>"
+        f'<p><a href="/replays/{episode_id}/recording.npz">Download the recording</a>.</p>'
     )
-    return HTMLResponse(f"<!doctype html><title>Replay {episode_id}</title>{body}")

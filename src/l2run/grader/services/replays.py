@@ -87,3 +87,15 @@ class ReplayService:
             raise GraderError(500, f"re-simulating episode {episode_id} wrote no recording")
         self._recorded[episode_id] = check
         return check
+
+    async def html(self, episode_id: int) -> tuple[str, ReplayCheck]:
+        """The render area's self-contained browser replay of the re-simulated episode."""
+        from l2run.render.recording import load_recording
+        from l2run.render.replay_html import html_replay
+
+        check = await self.recording(episode_id)
+        page = check.recording.with_suffix(".html")
+        if not page.exists():
+            text = await asyncio.to_thread(lambda: html_replay(load_recording(check.recording)))
+            page.write_text(text, encoding="utf-8")
+        return page.read_text(encoding="utf-8"), check
