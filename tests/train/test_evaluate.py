@@ -1,0 +1,77 @@
+"""`l2run evaluate`: JSON schema, seed parsing, parallel == serial, Ray, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from l2run.cli import app
+from l2run.train.evaluate import EpisodeResult, evaluate, parse_seeds, run_episode
+
+runner = CliRunner()
+
+
+def test_parse_seeds():
+    assert parse_seeds("3") == [3]
+    assert parse_seeds("1-4") == [1, 2, 3, 4]
+    assert parse_seeds("1,5, 7-8") == [1, 5, 7, 8]
+    for bad in ("", "a", "5-2", "-1", "1-", "1.5"):
+        with pytest.raises(ValueError, match="seeds"):
+            parse_seeds(bad)
+
+
+def test_json_schema_and_values_match_a_direct_episode():
+    result = runner.invoke(
+        app, ["evaluate", "--policy", "zero", "--difficulty", "2", "--seeds", "1-2", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["engine"] == "opensim" and data["difficulty"] == 2
+    assert [e["seed"] for e in data["episodes"]] == [1, 2]
+    for e in data["episodes"]:
+        assert set(e) >= {"seed", "distance", "reward", "steps", "fell"}
+        assert isinstance(e["distance"], float) and isinstance(e["reward"], float)
+        assert isinstance(e["steps"], int) and isinstance(e["fell"], bool)
+        assert 0 < e["steps"] <= 1000
+    assert data["summary"]["episodes"] == 2
+    # The same episode run directly: identical numbers (the env is deterministic per seed).
+    direct = run_episode("zero", "opensim", 2, 2)
+    assert data["episodes"][1]["distance"] == direct.distance
+    assert data["episodes"][1]["steps"] == direct.steps
+
+
+def test_table_output():
+    result = runner.invoke(app, ["evaluate", "--policy", "zero", "--seeds", "4"])
+    assert result.exit_code == 0, result.output
+    assert "mean distance" in result.output and "falls" in result.output
+
+
+def test_two_workers_equal_serial():
+    serial = evaluate("zero", "opensim", 2, [1, 3], workers=1)
+    parallel = evaluate("zero", "opensim", 2, [1, 3], workers=2)
+    assert parallel == serial
+    assert all(isinstance(r, EpisodeResult) for r in parallel)
+
+
+@pytest.mark.slow  # starting a local Ray instance takes ~25 s on 2 cores
+def test_ray_local_equals_serial():
+    pytest.importorskip("ray", reason="the 'ray' extra is not installed")
+    serial = evaluate("zero", "opensim", 1, [2], workers=1)
+    assert evaluate("zero", "opensim", 1, [2], ray_address="local") == serial
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--policy", "no/such/file.json"], "unknown policy"),
+        (["--policy", "zero", "--difficulty", "7"], "difficulty"),
+        (["--policy", "zero", "--engine", "bullet"], "engine"),
+        (["--policy", "zero", "--seeds", "9-3"], "seeds"),
+    ],
+)
+def test_bad_input_is_a_clear_error(args, message):
+    result = runner.invoke(app, ["evaluate", *args])
+    assert result.exit_code != 0
+    assert message in result.output

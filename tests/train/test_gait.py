@@ -1,0 +1,50 @@
+"""The periodic gait controller: shapes, bounds, left/right symmetry, file round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from l2run.train.gait import INITIAL_PARAMS, N_PARAMS, GaitPolicy, excitations, unpack
+from l2run.train.wrappers import mirror_action, mirror_observation
+
+
+def test_excitations_are_18_values_in_unit_interval():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        params = INITIAL_PARAMS + rng.normal(scale=2.0, size=N_PARAMS)
+        a = excitations(params, rng.normal(size=41) * 3, rng.uniform(0, 10))
+        assert a.shape == (18,)
+        assert np.all((a >= 0) & (a <= 1))
+
+
+def test_half_period_later_the_mirrored_state_gets_the_mirrored_action():
+    """The left leg runs half a period behind the right one: the controller is symmetric."""
+    rng = np.random.default_rng(1)
+    params = INITIAL_PARAMS + rng.normal(scale=0.1, size=N_PARAMS)
+    period = unpack(params)["period"][0]
+    for _ in range(20):
+        obs, t = rng.normal(size=41), rng.uniform(0, 5)
+        a = excitations(params, obs, t)
+        b = excitations(params, mirror_observation(obs), t + period / 2)
+        np.testing.assert_allclose(b, mirror_action(a), atol=1e-12)
+
+
+def test_policy_counts_time_and_round_trips(tmp_path):
+    policy = GaitPolicy(INITIAL_PARAMS.copy(), {"note": "test"})
+    obs = np.zeros(41)
+    first = [policy.act(obs) for _ in range(30)]
+    policy.reset()
+    again = [policy.act(obs) for _ in range(30)]
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first[0], first[25])  # the clock moves the targets
+    path = tmp_path / "p.json"
+    policy.save(path)
+    loaded = GaitPolicy.load(path)
+    np.testing.assert_array_equal(loaded.params, policy.params)
+    assert loaded.meta == {"note": "test"}
+
+
+def test_bad_parameters():
+    with pytest.raises(ValueError, match="shape"):
+        excitations(np.zeros(3), np.zeros(41), 0.0)
