@@ -29,9 +29,13 @@ def recording(recording_file: Path):
     return load_recording(recording_file)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def xvfb_display():
-    """A private Xvfb display ':N' for the module; skips when Xvfb is not installed."""
+    """A private Xvfb display ':N' for the whole session; skips when Xvfb is not installed.
+
+    Session scope on purpose: Tk keeps its X connection after a window is destroyed, and an X
+    server that goes away under a live connection makes Xlib end the process.
+    """
     import shutil
     import subprocess
 

@@ -70,3 +70,21 @@ def test_gym_rgb_array_and_record_episode(tmp_path: Path) -> None:
     rec = load_recording(tmp_path / "episode-0000.npz")
     assert len(rec) == STEPS + 1 and rec.metadata["difficulty"] == 0
     np.testing.assert_allclose(rec.body_pose[-1, rec.bodies.index("pelvis")], pelvis)
+
+
+def test_runenv_visualize_opens_window_under_xvfb(xvfb_display, monkeypatch) -> None:
+    from PIL import ImageGrab
+
+    from l2run.env.runenv import RunEnv
+
+    monkeypatch.setenv("DISPLAY", xvfb_display)
+    env = RunEnv(visualize=True)
+    try:
+        env.reset(difficulty=0, seed=1)
+        for _ in range(5):
+            env.step(np.full(18, 0.1))
+        shot = np.asarray(ImageGrab.grab(xdisplay=xvfb_display).convert("RGB")).astype(int)
+    finally:
+        env.close()
+    marker = np.all(np.abs(shot - PELVIS_MARKER) <= 12, axis=-1).sum()
+    assert marker > 10, "the live window does not show the runner"
