@@ -1,0 +1,304 @@
+"""Muscle paths (OpenSim `GeometryPath` of fixed, conditional and moving points), all at once.
+
+Inputs are the body poses and their Jacobians from `kinematics.py` (every body of this planar
+model is a rotation about ground z plus an in-plane translation; its origin's z is a constant
+that `compile_paths` sums from the joint offsets) and the coordinates q (and speeds u).
+
+OpenSim 4.6 semantics reproduced here:
+
+* a `ConditionalPathPoint` is on the path while ``lo − 1e-5 <= q <= hi + 1e-5`` (inclusive, with
+  OpenSim's 1e-5 slack); the path joins consecutive *active* points with straight 3-D segments;
+* a `MovingPathPoint`'s location is its spline evaluated at the coordinate **clamped to the
+  coordinate's range**, but its velocity (`getVelocity`) and its force term (`getdPointdQ`) use
+  the spline's derivative at the *unclamped* value. We carry that derivative in the Jacobian, so
+  beyond the knee's range (hyperextension) lengthening speed and moment arms are OpenSim's, not
+  the exact derivative of the length;
+* lengthening speed = Σ segments (v_i − v_j)·(r_i − r_j)/|r_i − r_j| (`Point::calcSpeedBetween`)
+  = (∂L/∂q)·u with the Jacobian above (u = q̇ for every coordinate of this model);
+* forces (`GeometryPath::produceForces`): tension T pulls each end of every segment whose points
+  lie on *different* bodies toward the other end; a moving point adds ``dP/dq·F`` on its
+  coordinate. The resulting generalized force is exactly ``−T ∂L_f/∂q`` where L_f sums only those
+  segments, and OpenSim's moment arm (`computeMomentArm`, unit tension) is ``−∂L_f/∂q``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from l2run.engines.jax.splines import (
+    SplineParams,
+    compile_splines,
+    spline_derivatives,
+    spline_values,
+)
+from l2run.model.names import BODIES, COORDINATES, MUSCLES
+
+# ConditionalPathPoint::isActive slack on its range (rad or m).
+CONDITIONAL_RANGE_SLACK = 1e-5
+# Point kinds.
+PADDING, FIXED, CONDITIONAL, MOVING = -1, 0, 1, 2
+_AXES = ("x", "y", "z")
+
+
+class PathParams(NamedTuple):
+    """Padded path points of M muscles (at most P points each), MUSCLES order.
+
+    Body indices follow `l2run.model.names.BODIES`; ground is index len(BODIES). Coordinate
+    indices follow COORDINATES; len(COORDINATES) means "none".
+    """
+
+    body: jnp.ndarray  # (M, P) int
+    kind: jnp.ndarray  # (M, P) int: PADDING, FIXED, CONDITIONAL, MOVING
+    location: jnp.ndarray  # (M, P, 3) m in the body frame (moving points: filled at run time)
+    condition_coord: jnp.ndarray  # (M, P) int
+    condition_range: jnp.ndarray  # (M, P, 2) rad / m
+    body_z: jnp.ndarray  # (nb + 1,) m: z of each body origin in ground (constant, planar model)
+    moving_splines: SplineParams  # (S,) the x/y/z functions of all moving points
+    moving_target: jnp.ndarray  # (S, 3) int: (muscle, point, axis) each function drives
+    moving_coord: jnp.ndarray  # (S,) int: coordinate each function reads
+    moving_range: jnp.ndarray  # (S, 2): that coordinate's range (the location clamps to it)
+
+
+def _body_z(definition) -> dict[str, float]:
+    """z of every body origin in ground; rejects joints that would move bodies out of plane."""
+    z = {definition.ground: 0.0}
+    for j in definition.joints:  # JointSet order lists parents before children here
+        for frame in (j.parent_frame, j.child_frame):
+            if frame.orientation[0] != 0.0 or frame.orientation[1] != 0.0:
+                raise ValueError(f"joint {j.name}: frame {frame.name} is not a rotation about z")
+        shift = 0.0
+        for axis in j.spatial_transform:
+            fn = axis.function
+            if axis.name.startswith("rotation"):
+                if tuple(axis.axis) != (0.0, 0.0, 1.0) and getattr(fn, "kind", "") != "Constant":
+                    raise ValueError(f"joint {j.name}: {axis.name} rotates out of the plane")
+                if getattr(fn, "kind", "") == "Constant" and fn.value != 0.0:
+                    raise ValueError(f"joint {j.name}: {axis.name} is a constant non-zero angle")
+            elif axis.axis[2] != 0.0:
+                if getattr(fn, "kind", "") != "Constant" or axis.axis[:2] != (0.0, 0.0):
+                    raise ValueError(f"joint {j.name}: {axis.name} moves along z")
+                shift += axis.axis[2] * fn.value
+        parent = j.parent_frame.body
+        if parent not in z:
+            raise ValueError(f"joint {j.name}: parent {parent} has no pose yet (order)")
+        z[j.child_frame.body] = (
+            z[parent] + j.parent_frame.translation[2] + shift - j.child_frame.translation[2]
+        )
+    return z
+
+
+def compile_paths(definition) -> PathParams:
+    """Path arrays (numpy) for the muscles of a `ModelDefinition`, in MUSCLES order."""
+    by_name = {m.name: m for m in definition.muscles}
+    muscles = [by_name[n] for n in MUSCLES]
+    n_q, n_b = len(COORDINATES), len(BODIES)
+    body_index = {b: i for i, b in enumerate(BODIES)} | {definition.ground: n_b}
+    coord_index = {c: i for i, c in enumerate(COORDINATES)}
+    coord_range = {c.name: c.range for c in definition.coordinates}
+    n_p = max(len(m.path) for m in muscles)
+    shape = (len(muscles), n_p)
+    body = np.full(shape, n_b, dtype=np.int32)
+    kind = np.full(shape, PADDING, dtype=np.int32)
+    location = np.zeros((*shape, 3))
+    cond_coord = np.full(shape, n_q, dtype=np.int32)
+    cond_range = np.zeros((*shape, 2))
+    functions, target, m_coord, m_range = [], [], [], []
+    for i, m in enumerate(muscles):
+        if len(m.path) < 2:
+            raise ValueError(f"{m.name}: a path needs at least two points")
+        for end in (m.path[0], m.path[-1]):
+            if end.kind == "ConditionalPathPoint":
+                raise ValueError(f"{m.name}: conditional end points are not supported")
+        for k, point in enumerate(m.path):
+            body[i, k] = body_index[point.body]
+            if point.kind == "PathPoint":
+                kind[i, k], location[i, k] = FIXED, point.location
+            elif point.kind == "ConditionalPathPoint":
+                if point.coordinate not in coord_index:
+                    raise ValueError(
+                        f"{m.name}/{point.name}: coordinate {point.coordinate} not in q"
+                    )
+                kind[i, k], location[i, k] = CONDITIONAL, point.location
+                cond_coord[i, k] = coord_index[point.coordinate]
+                cond_range[i, k] = point.range
+            elif point.kind == "MovingPathPoint":
+                kind[i, k] = MOVING
+                for a, axis in enumerate(_AXES):
+                    coord = getattr(point, f"{axis}_coordinate")
+                    functions.append(getattr(point, f"{axis}_location"))
+                    target.append((i, k, a))
+                    if coord:  # OpenSim: no coordinate -> f(0)
+                        if coord not in coord_index:
+                            raise ValueError(f"{m.name}/{point.name}: coordinate {coord} not in q")
+                        m_coord.append(coord_index[coord])
+                        m_range.append(coord_range[coord])
+                    else:
+                        m_coord.append(n_q)
+                        m_range.append((0.0, 0.0))
+            else:
+                raise ValueError(f"{m.name}/{point.name}: unsupported path point {point.kind}")
+    z = _body_z(definition)
+    body_z = np.array([z[b] for b in BODIES] + [0.0])
+    if not functions:  # a placeholder keeps the pytree valid for a model without moving points
+        functions, target = [((0.0, 1.0), (0.0, 0.0))], [(0, 0, 0)]
+        m_coord, m_range = [n_q], [(0.0, 0.0)]
+    return PathParams(
+        body=body,
+        kind=kind,
+        location=location,
+        condition_coord=cond_coord,
+        condition_range=cond_range,
+        body_z=body_z,
+        moving_splines=compile_splines(functions),
+        moving_target=np.array(target, dtype=np.int32),
+        moving_coord=np.array(m_coord, dtype=np.int32),
+        moving_range=np.array(m_range, dtype=float),
+    )
+
+
+# --- evaluation --------------------------------------------------------------------------------
+
+
+def _rotate(angle: jnp.ndarray, v: jnp.ndarray) -> jnp.ndarray:
+    c, s = jnp.cos(angle), jnp.sin(angle)
+    return jnp.stack([c * v[..., 0] - s * v[..., 1], s * v[..., 0] + c * v[..., 1]], axis=-1)
+
+
+def _local_points(p: PathParams, q: jnp.ndarray):
+    """Local point locations (M, P, 3) and their q-derivatives (M, P, 3, n_q) (moving points:
+    value at the clamped coordinate, derivative at the raw one, as OpenSim)."""
+    n_q = q.shape[0]
+    q_ext = jnp.concatenate([q, jnp.zeros((1,), q.dtype)])
+    raw = q_ext[p.moving_coord]
+    clamped = jnp.clip(raw, p.moving_range[:, 0], p.moving_range[:, 1])
+    values = spline_values(p.moving_splines, clamped)
+    slopes = spline_derivatives(p.moving_splines, raw)
+    mi, pi, ai = p.moving_target[:, 0], p.moving_target[:, 1], p.moving_target[:, 2]
+    is_moving = p.kind[mi, pi] == MOVING  # False only for the placeholder of a model without any
+    location = jnp.asarray(p.location, values.dtype)
+    local = location.at[mi, pi, ai].set(jnp.where(is_moving, values, location[mi, pi, ai]))
+    has_coord = p.moving_coord < n_q
+    dlocal = jnp.zeros((*p.location.shape, n_q), values.dtype)
+    dlocal = dlocal.at[mi, pi, ai, jnp.minimum(p.moving_coord, n_q - 1)].add(
+        jnp.where(has_coord & is_moving, slopes, 0.0)
+    )
+    return local, dlocal
+
+
+def _active(p: PathParams, q: jnp.ndarray) -> jnp.ndarray:
+    q_ext = jnp.concatenate([q, jnp.zeros((1,), q.dtype)])
+    qc = q_ext[p.condition_coord]
+    in_range = (qc >= p.condition_range[..., 0] - CONDITIONAL_RANGE_SLACK) & (
+        qc <= p.condition_range[..., 1] + CONDITIONAL_RANGE_SLACK
+    )
+    return (p.kind == FIXED) | (p.kind == MOVING) | ((p.kind == CONDITIONAL) & in_range)
+
+
+def path_points(
+    p: PathParams, origin: jnp.ndarray, angle: jnp.ndarray, q: jnp.ndarray
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Ground positions (M, P, 3) m of all path points and which are on the path (M, P) bool.
+
+    `origin` (nb, 2) m and `angle` (nb,) rad are the body poses in ground (BODIES order)."""
+    local, _ = _local_points(p, q)
+    origin_ext = jnp.concatenate([origin, jnp.zeros((1, 2), origin.dtype)])
+    angle_ext = jnp.concatenate([angle, jnp.zeros((1,), angle.dtype)])
+    xy = origin_ext[p.body] + _rotate(angle_ext[p.body], local[..., :2])
+    z = p.body_z[p.body] + local[..., 2]
+    return jnp.concatenate([xy, z[..., None]], axis=-1), _active(p, q)
+
+
+_take = jax.vmap(lambda a, i: a[i])  # per muscle: a[i] for (P, ...) data and (P,) indices
+
+
+def _segments(pos: jnp.ndarray, active: jnp.ndarray):
+    """Segments from each active point to the next active one: (next index (M, P), segment
+    exists (M, P), length (M, P), unit vector (M, P, 3)); zero-length segments count 0."""
+    n_p = active.shape[1]
+    later = jnp.arange(n_p)[None, :] > jnp.arange(n_p)[:, None]  # [j, k] = k > j
+    candidates = later[None] & active[:, None, :]  # (M, P, P)
+    nxt = jnp.argmax(candidates, axis=-1)  # first active point after j
+    delta = _take(pos, nxt) - pos
+    dist_sq = jnp.sum(delta * delta, axis=-1)
+    seg = active & jnp.any(candidates, axis=-1) & (dist_sq > 0.0)
+    dist = jnp.sqrt(jnp.where(seg, dist_sq, 1.0))
+    return nxt, seg, jnp.where(seg, dist, 0.0), delta / dist[..., None]
+
+
+def path_lengths(
+    p: PathParams, origin: jnp.ndarray, angle: jnp.ndarray, q: jnp.ndarray
+) -> jnp.ndarray:
+    """Path lengths (M,) m from body poses (nb, 2), (nb,) and q; differentiable (inside the
+    coordinate ranges its time derivative is OpenSim's lengthening speed)."""
+    pos, active = path_points(p, origin, angle, q)
+    _, seg, dist, _ = _segments(pos, active)
+    return jnp.sum(jnp.where(seg, dist, 0.0), axis=-1)
+
+
+class PathGeometry(NamedTuple):
+    """Path lengths and their first-order kinematics (M muscles, n_q coordinates)."""
+
+    length: jnp.ndarray  # (M,) m
+    speed: jnp.ndarray  # (M,) m/s, lengthening speed (OpenSim's getLengtheningSpeed)
+    length_jac: jnp.ndarray  # (M, n_q) ∂L/∂q over all segments (speed = length_jac @ u)
+    force_jac: jnp.ndarray  # (M, n_q) ∂L_f/∂q over segments between different bodies
+
+
+def path_geometry(
+    p: PathParams,
+    origin: jnp.ndarray,
+    angle: jnp.ndarray,
+    origin_jac: jnp.ndarray,
+    angle_jac: jnp.ndarray,
+    q: jnp.ndarray,
+    u: jnp.ndarray,
+) -> PathGeometry:
+    """Lengths, lengthening speeds and Jacobians of all muscle paths.
+
+    origin (nb, 2) m, angle (nb,) rad: body poses in ground; origin_jac (nb, 2, n_q) and
+    angle_jac (nb, n_q): their Jacobians with respect to the speeds u (= q̇), as
+    `kinematics.FrameJacobians` holds them; q, u (n_q,).
+    """
+    local, dlocal = _local_points(p, q)
+    n_q = q.shape[0]
+    origin_ext = jnp.concatenate([origin, jnp.zeros((1, 2), origin.dtype)])
+    angle_ext = jnp.concatenate([angle, jnp.zeros((1,), angle.dtype)])
+    ojac_ext = jnp.concatenate([origin_jac, jnp.zeros((1, 2, n_q), origin_jac.dtype)])
+    ajac_ext = jnp.concatenate([angle_jac, jnp.zeros((1, n_q), angle_jac.dtype)])
+    ang = angle_ext[p.body]  # (M, P)
+    arm = _rotate(ang, local[..., :2])  # (M, P, 2) point offset from its body origin, ground
+    xy = origin_ext[p.body] + arm
+    pos = jnp.concatenate([xy, (p.body_z[p.body] + local[..., 2])[..., None]], axis=-1)
+    # dP/dq: body motion (origin + ω × arm) plus the point's own motion in its body.
+    perp_arm = jnp.stack([-arm[..., 1], arm[..., 0]], axis=-1)
+    jac_xy = (
+        ojac_ext[p.body]
+        + perp_arm[..., None] * ajac_ext[p.body][..., None, :]
+        + _rotate(ang[..., None], jnp.moveaxis(dlocal[..., :2, :], -1, -2)).swapaxes(-1, -2)
+    )
+    jac = jnp.concatenate([jac_xy, dlocal[..., 2:3, :]], axis=-2)  # (M, P, 3, n_q)
+
+    nxt, seg, dist, unit = _segments(pos, _active(p, q))
+    ddist = jnp.einsum("mpc,mpcq->mpq", unit, _take(jac, nxt) - jac)
+    length = jnp.sum(jnp.where(seg, dist, 0.0), axis=-1)
+    w_all = jnp.where(seg, 1.0, 0.0)
+    w_force = jnp.where(seg & (_take(p.body, nxt) != p.body), 1.0, 0.0)
+    length_jac = jnp.einsum("mp,mpq->mq", w_all, ddist)
+    force_jac = jnp.einsum("mp,mpq->mq", w_force, ddist)
+    return PathGeometry(
+        length=length, speed=length_jac @ u, length_jac=length_jac, force_jac=force_jac
+    )
+
+
+def moment_arms(geometry: PathGeometry) -> jnp.ndarray:
+    """OpenSim's moment arms (M, n_q): generalized force per newton of tension (m or 1)."""
+    return -geometry.force_jac
+
+
+def path_generalized_forces(geometry: PathGeometry, tension: jnp.ndarray) -> jnp.ndarray:
+    """Generalized forces (n_q,) of tensions (M,) N pulling the paths: −Σ T ∂L_f/∂q."""
+    return -(tension @ geometry.force_jac)
