@@ -76,3 +76,23 @@ def test_realtime_pacing(monkeypatch) -> None:
     viewer._pace(0.0)
     viewer._pace(1.0)  # 1 s simulated at 2× speed: ~0.5 s due
     assert sleeps and 0.4 < sleeps[0] <= 0.5
+
+
+def test_replay_recording_in_window_under_xvfb(xvfb_display, recording, monkeypatch) -> None:
+    from PIL import ImageGrab
+
+    monkeypatch.setenv("DISPLAY", xvfb_display)
+    shots: list[np.ndarray] = []
+    original_show = live.LiveViewer.show
+
+    def show_and_grab(self, image, sim_time=None):
+        shown = original_show(self, image, sim_time)
+        if len(shots) < 2 and sim_time in (recording.time[0], recording.time[-1]):
+            shots.append(np.asarray(ImageGrab.grab(xdisplay=xvfb_display).convert("RGB")))
+        return shown
+
+    monkeypatch.setattr(live.LiveViewer, "show", show_and_grab)
+    live.play_recording(recording, speed=50.0)
+    assert len(shots) == 2
+    assert all(_count(s, PELVIS_MARKER) > 10 for s in shots)
+    assert not np.array_equal(shots[0], shots[1])  # the picture changed over the episode

@@ -71,7 +71,7 @@ class EnvView:
         """The engine's current state drawn with the HUD, (H, W, 3) uint8."""
         if self._engine is None:
             raise ValueError("nothing to render before the first reset()")
-        snap = capture_frame(self._engine)
+        snap = capture_frame(self._engine, observe=False)
         pelvis_x = float(snap.body_poses["pelvis"][0]) if "pelvis" in snap.body_poses else 0.0
         hud = Hud(snap.time, pelvis_x - self._start_x, self._total, self.label)
         return render_frame(snap, self._obstacles, self.camera, hud)

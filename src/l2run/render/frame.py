@@ -281,7 +281,7 @@ def render_engine(
     hud: Hud | None = None,
 ) -> np.ndarray:
     """Draw an engine's current state (Engine protocol): what ``render_mode="rgb_array"`` gives."""
-    return render_frame(capture_frame(engine), obstacles, camera, hud)
+    return render_frame(capture_frame(engine, observe=False), obstacles, camera, hud)
 
 
 def recording_hud(recording: Recording, t: int) -> Hud:

@@ -99,21 +99,26 @@ class Frame:
         return contact_sphere_positions(self.body_poses)
 
 
-def capture_frame(engine: Any, reward: float = 0.0, action: np.ndarray | None = None) -> Frame:
-    """Snapshot an engine (Engine protocol) after reset or after the step that gave ``reward``."""
+def capture_frame(
+    engine: Any,
+    reward: float = 0.0,
+    action: np.ndarray | None = None,
+    *,
+    observe: bool = True,
+) -> Frame:
+    """Snapshot an engine (Engine protocol) after reset or after the step that gave ``reward``.
+
+    ``observe=False`` skips the observation and ligament forces (drawing does not need them).
+    """
     poses = {
         str(k): (float(v[0]), float(v[1]), float(v[2])) for k, v in engine.body_poses().items()
     }
     paths = [np.asarray(p, dtype=float).reshape(-1, 2) for p in engine.muscle_paths()]
     forces = {str(k): np.asarray(v, dtype=float)[:2] for k, v in engine.contact_forces().items()}
-    try:
+    observation = ligaments = None
+    if observe:
         observation = np.asarray(engine.observation(), dtype=float)
-    except (NotImplementedError, AttributeError):
-        observation = None
-    try:
         ligaments = np.asarray(engine.ligament_forces(), dtype=float)
-    except (NotImplementedError, AttributeError):
-        ligaments = None
     return Frame(
         time=float(engine.time),
         body_poses=poses,
