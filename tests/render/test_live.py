@@ -96,3 +96,18 @@ def test_replay_recording_in_window_under_xvfb(xvfb_display, recording, monkeypa
     assert len(shots) == 2
     assert all(_count(s, PELVIS_MARKER) > 10 for s in shots)
     assert not np.array_equal(shots[0], shots[1])  # the picture changed over the episode
+
+
+def test_wants_frame_throttles_drawing() -> None:
+    viewer = live.LiveViewer(max_fps=10.0)
+    assert viewer.wants_frame()  # nothing shown yet
+    viewer._last_shown = live.time.perf_counter()
+    assert not viewer.wants_frame()  # within 0.1 s of the last frame
+    viewer._last_shown -= 0.2
+    assert viewer.wants_frame()
+    viewer.restart_clock()
+    assert viewer.wants_frame()
+    viewer.close()
+    assert not viewer.wants_frame()
+    with pytest.raises(ValueError):
+        live.LiveViewer(max_fps=0)

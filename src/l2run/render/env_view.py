@@ -76,16 +76,19 @@ class EnvView:
         hud = Hud(snap.time, pelvis_x - self._start_x, self._total, self.label)
         return render_frame(snap, self._obstacles, self.camera, hud)
 
-    def _show(self) -> None:
-        if self._viewer.closed or self._viewer.headless:
+    def _show(self, force: bool = False) -> None:
+        # draw only as often as the window wants frames: drawing every step would slow a run
+        viewer = self._viewer
+        if viewer.headless or viewer.closed:
             return
-        self._viewer.show(self.frame(), float(self._engine.time))
+        if force or viewer.wants_frame():
+            viewer.show(self.frame(), float(self._engine.time))
 
     def render(self) -> np.ndarray | None:
         if self.render_mode == "rgb_array":
             return self.frame()
         if self.render_mode == "human" and self._engine is not None:
-            self._show()
+            self._show(force=True)
         return None
 
     def close(self) -> None:

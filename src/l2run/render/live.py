@@ -4,9 +4,10 @@ Tk comes with Python and works under Xvfb, so headless servers can watch through
 display (``xvfb-run l2run run --visualize`` or ``Xvfb :99 & DISPLAY=:99 ...``). Without any
 display the viewer warns once per process and turns into a no-op: the run goes on headless.
 
-Pacing: frames are shown as they come; when the simulation runs faster than real time (the JAX
-engine) the viewer waits so that one simulated second lasts ``1 / speed`` wall seconds. It never
-slows a run that is already slower than that.
+Pacing: when the simulation runs faster than real time (the JAX engine) the viewer waits so that
+one simulated second lasts ``1 / speed`` wall seconds. It never slows a run that is already slower
+than that, and callers skip drawing while ``wants_frame()`` is False (at most ``max_fps`` frames
+per wall second), so a slow engine is not slowed further by drawing every step.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from l2run.render.recording import Recording
 
 _warned_headless = False
+MAX_DISPLAY_FPS = 30.0  # frames per wall second worth drawing in a live window
 
 
 def _warn_headless_once(reason: str) -> None:
@@ -49,9 +51,19 @@ def display_available() -> bool:
 class LiveViewer:
     """A window showing H×W×3 uint8 frames; a no-op (after one warning) without a display."""
 
-    def __init__(self, title: str = "l2run", speed: float = 1.0, realtime: bool = True) -> None:
+    def __init__(
+        self,
+        title: str = "l2run",
+        speed: float = 1.0,
+        realtime: bool = True,
+        max_fps: float = MAX_DISPLAY_FPS,
+    ) -> None:
         if speed <= 0:
             raise ValueError(f"speed must be positive, got {speed}")
+        if max_fps <= 0:
+            raise ValueError(f"max_fps must be positive, got {max_fps}")
+        self.max_fps = max_fps
+        self._last_shown: float | None = None  # wall time of the last frame shown
         self.title = title
         self.speed = speed
         self.realtime = realtime
@@ -65,6 +77,13 @@ class LiveViewer:
     @property
     def is_open(self) -> bool:
         return self._root is not None and not self.closed
+
+    def wants_frame(self) -> bool:
+        """False when closed or headless, or under 1/max_fps s since the last frame shown."""
+        if self.headless or self.closed:
+            return False
+        last = self._last_shown
+        return last is None or time.perf_counter() - last >= 1.0 / self.max_fps
 
     def _open(self) -> bool:
         if self.headless or self.closed:
@@ -98,6 +117,7 @@ class LiveViewer:
         self._pace(sim_time)
         self._photo = ImageTk.PhotoImage(Image.fromarray(np.asarray(image, dtype=np.uint8)))
         self._label.configure(image=self._photo)
+        self._last_shown = time.perf_counter()
         try:
             self._root.update()
         except Exception:  # the window was closed under us (Tcl raises its own error types)
@@ -117,8 +137,9 @@ class LiveViewer:
             time.sleep(due - now)
 
     def restart_clock(self) -> None:
-        """Call at a reset so the next frame starts a new real-time schedule."""
+        """Call at a reset so the next frame starts a new real-time schedule (and is drawn)."""
         self._clock = None
+        self._last_shown = None
 
     def close(self) -> None:
         self.closed = True
@@ -139,21 +160,36 @@ class LiveViewer:
 def play_recording(
     recording: Recording, speed: float = 1.0, camera: Any = None, loop: bool = False
 ) -> None:
-    """Replay a recording in a live window at ``speed`` × real time (until the window closes)."""
+    """Replay a recording in a live window at ``speed`` × real time (until the window closes).
+
+    The frame shown is the one due by the wall clock, so a slow drawing skips frames instead of
+    falling behind; the first and last frames are always shown.
+    """
     from l2run.render.frame import recording_hud, render_frame
 
-    viewer = LiveViewer(
-        title=f"l2run replay ({recording.metadata.get('engine', '?')})", speed=speed
-    )
+    if speed <= 0:
+        raise ValueError(f"speed must be positive, got {speed}")
+    engine = recording.metadata.get("engine", "?")
+    viewer = LiveViewer(title=f"l2run replay ({engine})", realtime=False)
+    times = recording.time
+    last = len(recording) - 1
     try:
         while True:
-            viewer.restart_clock()
-            for t in range(len(recording)):
+            start, t = time.perf_counter(), 0
+            while True:
                 image = render_frame(
                     recording.frame(t), recording.obstacles, camera, recording_hud(recording, t)
                 )
-                if not viewer.show(image, float(recording.time[t])):
+                if not viewer.show(image, float(times[t])):
                     return
+                if t == last:
+                    break
+                # next frame due by the wall clock (at least one frame on), waiting for it
+                due = times[0] + (time.perf_counter() - start) * speed
+                t = max(t + 1, min(last, int(np.searchsorted(times, due, side="right")) - 1))
+                wait = (times[t] - times[0]) / speed - (time.perf_counter() - start)
+                if wait > 0:
+                    time.sleep(wait)
             if not loop:
                 return
     finally:
