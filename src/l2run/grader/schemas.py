@@ -68,6 +68,11 @@ class ErrorResponse(BaseModel):
     message: str
 
 
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for refusals: each is {"message": ...} (plus `errors` on 422)."""
+    return {code: {"model": ErrorResponse} for code in codes}
+
+
 class EpisodeOut(BaseModel):
     id: int
     trial: int

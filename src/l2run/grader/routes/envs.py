@@ -11,16 +11,19 @@ from l2run.grader.schemas import (
     CreateRequest,
     CreateResponse,
     Empty,
-    ErrorResponse,
     MonitorStartRequest,
     ResetResponse,
     StepRequest,
     StepResponse,
     SubmitResponse,
+    error_responses,
 )
 
-ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 410, 413, 422, 429)}
-router = APIRouter(prefix="/v1/envs", tags=["envs"], responses=ERRORS)
+router = APIRouter(
+    prefix="/v1/envs",
+    tags=["envs"],
+    responses=error_responses(400, 401, 403, 404, 409, 410, 413, 422, 429),
+)
 InstanceId = Annotated[str, Path(min_length=1, max_length=64, description="from POST /v1/envs/")]
 
 

@@ -11,12 +11,12 @@ from fastapi.templating import Jinja2Templates
 
 from l2run.grader.errors import GraderError
 from l2run.grader.rounds import RoundRules
-from l2run.grader.schemas import EpisodeOut, LeaderboardOut, LeaderboardRow
+from l2run.grader.schemas import EpisodeOut, LeaderboardOut, LeaderboardRow, error_responses
 from l2run.grader.services.leaderboard import leaderboard
 from l2run.grader.storage.database import Database
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
-router = APIRouter(tags=["leaderboard"])
+router = APIRouter(tags=["leaderboard"], responses=error_responses(404, 413, 422))
 
 
 def _db(request: Request) -> Database:
@@ -76,7 +76,7 @@ async def leaderboard_json(
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-@router.get("/leaderboard", response_class=HTMLResponse)
+@router.get("/leaderboard", response_class=HTMLResponse, include_in_schema=False)
 async def leaderboard_page(
     request: Request, round: int | None = Query(default=None, ge=1, le=1000)
 ) -> HTMLResponse:

@@ -9,9 +9,9 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse
 
 from l2run.grader.routes.deps import ReplaysDep
-from l2run.grader.schemas import ErrorResponse, ReplayCheckOut
+from l2run.grader.schemas import ReplayCheckOut, error_responses
 
-router = APIRouter(tags=["replays"], responses={404: {"model": ErrorResponse}})
+router = APIRouter(tags=["replays"], responses=error_responses(404, 409, 413, 422))
 
 
 @router.get("/api/episodes/{episode_id}/replay-check", response_model=ReplayCheckOut)
@@ -33,7 +33,13 @@ async def replay_recording(episode_id: int, service: ReplaysDep):
     )
 
 
-@router.get("/replays/{episode_id}", response_class=HTMLResponse, name="replay_page")
+# Pages for people stay out of the API schema (their errors are JSON, their success is HTML).
+@router.get(
+    "/replays/{episode_id}",
+    response_class=HTMLResponse,
+    name="replay_page",
+    include_in_schema=False,
+)
 async def replay_page(episode_id: int, service: ReplaysDep) -> HTMLResponse:
     """The episode re-simulated from its logged actions, in the browser viewer."""
     try:
