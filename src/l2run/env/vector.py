@@ -38,9 +38,11 @@ draws the following one. Only runners that ended cost host work.
 from __future__ import annotations
 
 import copy
+from functools import partial
 from typing import Any
 
 import gymnasium as gym
+import jax
 import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
@@ -123,8 +125,6 @@ class RunVectorEnv(gym.vector.VectorEnv):
         dtype: str = "float64",
         render_mode: str | None = None,
     ) -> None:
-        import jax
-
         from l2run.engines.jax import rollout
         from l2run.engines.jax.params import load_params
 
@@ -165,17 +165,6 @@ class RunVectorEnv(gym.vector.VectorEnv):
         self.courses: list[Course] = [Course()] * self.num_envs
         self._state: Any = None
         self._obs: np.ndarray | None = None
-        self._step_fn = jax.jit(self._device_step)
-
-    # --- device side --------------------------------------------------------------------
-
-    def _device_step(self, params: Any, state: Any, action: Any, obstacles: Any, psoas: Any):
-        """The one jitted call: step all runners, reset the ended ones to their next course."""
-        r = self._rollout
-        reset_state = r.batch_reset(params, obstacles, psoas)
-        return r.autoreset_step(
-            params, state, action, reset_state, self.integrator, self.max_episode_steps
-        )
 
     # --- host side ----------------------------------------------------------------------
 
@@ -277,7 +266,14 @@ class RunVectorEnv(gym.vector.VectorEnv):
                 jnp.asarray(self._next_psoas, self.dtype),
             )
             self._next_dirty = False
-        out = self._step_fn(self._params, self._state, action, *self._dev_next)
+        out = _device_step(
+            self._params,
+            self._state,
+            action,
+            *self._dev_next,
+            integrator=self.integrator,
+            max_episode_steps=self.max_episode_steps,
+        )
         self._state = out.state
         obs = np.asarray(out.obs)
         reward = np.asarray(out.reward, dtype=np.float64)
@@ -322,6 +318,25 @@ class RunVectorEnv(gym.vector.VectorEnv):
 
     def close_extras(self, **kwargs: Any) -> None:
         self._state = None
+
+
+@partial(jax.jit, static_argnames=("integrator",))
+def _device_step(
+    params: Any,
+    state: Any,
+    action: Any,
+    obstacles: Any,
+    psoas: Any,
+    integrator: Any,
+    max_episode_steps: Any,
+) -> Any:
+    """The one jitted call: step all runners and reset those whose episode ended to their next
+    course (obstacles (N, 20, 3), psoas (N, 2)). Module-level so that every vector env with the
+    same shapes and integrator shares one compilation."""
+    from l2run.engines.jax import rollout
+
+    reset_state = rollout.batch_reset(params, obstacles, psoas)
+    return rollout.autoreset_step(params, state, action, reset_state, integrator, max_episode_steps)
 
 
 def _objects(items: list[Any], mask: np.ndarray) -> np.ndarray:

@@ -147,21 +147,22 @@ def _observe_any(params: ModelParams, state: EnvState) -> jnp.ndarray:
     return env_step.observe(params, state)
 
 
-@partial(jax.jit, static_argnames=("integrator", "max_episode_steps"))
+@partial(jax.jit, static_argnames=("integrator",))
 def autoreset_step(
     params: ModelParams,
     state: EnvState,
     action: jnp.ndarray,
     reset_state: EnvState,
     integrator: Integrator = env_step.DEFAULT_INTEGRATOR,
-    max_episode_steps: int = env_step.TIMESTEP_LIMIT,
+    max_episode_steps: int | jnp.ndarray = env_step.TIMESTEP_LIMIT,
 ) -> AutoresetStep:
     """One step with same-step autoreset (single runner or batch; `reset_state` alike).
 
     terminated = the pelvis fell below 0.65 m or the integrator failed (reward −500);
     truncated = `max_episode_steps` steps were taken, or the engine's own 1000-step limit ended
     the episode without a fall (the flags of gymnasium's ``make`` + ``TimeLimit``). A runner whose
-    episode ended (either flag) continues as its row of `reset_state`.
+    episode ended (either flag) continues as its row of `reset_state`. `max_episode_steps` is a
+    traced value: changing it does not recompile.
     """
     new, obs, reward, done = _step_any(params, state, action, integrator)
     failed = done & (reward == env_step.INTEGRATOR_FAILURE_REWARD)

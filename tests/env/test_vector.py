@@ -1,0 +1,201 @@
+"""`gymnasium.make_vec("l2run/Run-v0", engine="jax")`: shapes, same-step autoreset, and
+step-for-step agreement with single `gymnasium.make("l2run/Run-v0", engine="jax")` envs.
+
+Small N and short episodes (`max_episode_steps`) keep the JIT compilations and runs short.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode
+
+import l2run  # noqa: F401  (registers l2run/Run-v0)
+from l2run.course import generate_course
+from l2run.observation import PELVIS_Y
+
+N = 2
+SHORT_EPISODE = 4  # steps: truncation (and so autoreset) inside a short test
+RTOL, ATOL = 1e-9, 1e-12  # batched vs single XLA programs may round differently
+FALL_HEIGHT_M = 0.65
+
+
+@pytest.fixture(scope="module")
+def envs():
+    """A vector env shared by the module (one compilation)."""
+    env = gym.make_vec("l2run/Run-v0", num_envs=N, engine="jax", max_episode_steps=SHORT_EPISODE)
+    yield env
+    env.close()
+
+
+def _actions(rng: np.random.Generator, n: int = N) -> np.ndarray:
+    return rng.uniform(0.0, 1.0, (n, 18)).astype(np.float32)
+
+
+def test_make_vec_gives_the_jax_vector_env_with_batched_spaces(envs) -> None:
+    from l2run.env.vector import RunVectorEnv
+
+    assert isinstance(envs.unwrapped, RunVectorEnv)
+    assert envs.num_envs == N
+    assert envs.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    assert envs.single_observation_space.shape == (41,)
+    assert envs.observation_space.shape == (N, 41)
+    assert envs.action_space.shape == (N, 18) and envs.action_space.dtype == np.float32
+
+    obs, info = envs.reset(seed=3)
+    assert obs.shape == (N, 41) and obs.dtype == np.float64
+    assert envs.observation_space.contains(obs)
+    assert info["_course"].all() and len(info["course"]) == N
+
+    obs, reward, terminated, truncated, info = envs.step(envs.action_space.sample())
+    assert obs.shape == (N, 41) and obs.dtype == np.float64
+    assert reward.shape == (N,) and reward.dtype == np.float64
+    assert terminated.shape == truncated.shape == (N,)
+    assert terminated.dtype == truncated.dtype == np.bool_
+    assert set(info["reward_terms"]) >= {"forward", "ligament_penalty"}
+
+
+def test_seeds_give_runner_courses_as_the_single_env_draws_them(envs) -> None:
+    _, info = envs.reset(seed=11)
+    courses = info["course"]
+    for i in range(N):
+        assert courses[i] == generate_course(np.random.RandomState(11 + i), 2, 3, seed=11 + i)
+    # Different seeds, different courses (obstacles and psoas).
+    assert not np.array_equal(courses[0].obstacles, courses[1].obstacles)
+    assert courses[0].psoas != courses[1].psoas
+    # An explicit list of seeds; equal seeds give equal runners.
+    obs, info = envs.reset(seed=[5, 5])
+    assert info["course"][0] == info["course"][1]
+    np.testing.assert_array_equal(obs[0], obs[1])
+
+
+def test_autoreset_happens_exactly_at_episode_end(envs) -> None:
+    obs0, info0 = envs.reset(seed=0)
+    rng = np.random.default_rng(0)
+    prev = obs0
+    for k in range(1, SHORT_EPISODE + 2):
+        obs, reward, terminated, truncated, info = envs.step(_actions(rng))
+        ended = terminated | truncated
+        if k < SHORT_EPISODE:
+            assert not ended.any() and "final_obs" not in info
+        elif k == SHORT_EPISODE:
+            assert truncated.all() and not terminated.any()
+            assert info["_final_obs"].all()
+            # The episode's last observation comes back in info; obs starts the next episode,
+            # on the next course of each runner's stream, from the default pose.
+            for i in range(N):
+                final = info["final_obs"][i]
+                assert final.shape == (41,) and not np.array_equal(final, obs[i])
+                np.testing.assert_allclose(
+                    reward[i],
+                    info["reward_terms"]["forward"][i]
+                    + info["reward_terms"]["ligament_penalty"][i],
+                    rtol=1e-12,
+                )
+                rs = np.random.RandomState(i)
+                generate_course(rs, 2, 3)
+                assert info["course"][i] == generate_course(rs, 2, 3)
+            np.testing.assert_array_equal(obs[:, :36], obs0[:, :36])  # default pose again
+        else:
+            assert not ended.any()
+            assert not np.array_equal(obs, prev)
+        prev = obs
+
+
+def test_bad_actions_raise_and_change_nothing(envs) -> None:
+    obs0, _ = envs.reset(seed=0)
+    for bad in (np.zeros((N, 17)), np.full((N, 18), np.nan), np.zeros(18)):
+        with pytest.raises(ValueError):
+            envs.step(bad)
+    with pytest.raises(ValueError):
+        envs.reset(options={"level": 3})
+    # Unchanged: the first step from here equals the first step from a fresh reset.
+    a = _actions(np.random.default_rng(1))
+    after_errors = envs.step(a)[0]
+    envs.reset(seed=0)
+    np.testing.assert_array_equal(envs.step(a)[0], after_errors)
+
+
+def test_vector_env_reproduces_single_envs_step_for_step() -> None:
+    """N runners with seeds s … s+N−1 against N single envs with the same seeds and actions,
+    across an autoreset (gymnasium's SyncVectorEnv with the same SAME_STEP mode)."""
+    steps, limit, seed = 2 * SHORT_EPISODE + 1, SHORT_EPISODE, 21
+
+    def single() -> gym.Env:
+        return gym.make("l2run/Run-v0", engine="jax", max_episode_steps=limit)
+
+    reference = gym.vector.SyncVectorEnv([single] * N, autoreset_mode=AutoresetMode.SAME_STEP)
+    vector = gym.make_vec("l2run/Run-v0", num_envs=N, engine="jax", max_episode_steps=limit)
+    try:
+        ro, _ = reference.reset(seed=seed)
+        vo, _ = vector.reset(seed=seed)
+        np.testing.assert_allclose(vo, ro, rtol=RTOL, atol=ATOL)
+        rng = np.random.default_rng(seed)
+        for _ in range(steps):
+            a = _actions(rng)
+            r_out, v_out = reference.step(a), vector.step(a)
+            for r_arr, v_arr in zip(r_out[:4], v_out[:4], strict=True):
+                np.testing.assert_allclose(v_arr, r_arr, rtol=RTOL, atol=ATOL)
+            if "final_obs" in r_out[4]:
+                np.testing.assert_array_equal(v_out[4]["_final_obs"], r_out[4]["_final_obs"])
+                for i in np.flatnonzero(r_out[4]["_final_obs"]):
+                    np.testing.assert_allclose(
+                        v_out[4]["final_obs"][i], r_out[4]["final_obs"][i], rtol=RTOL, atol=ATOL
+                    )
+    finally:
+        reference.close()
+        vector.close()
+
+
+def test_a_fall_terminates_and_resets_in_the_same_step() -> None:
+    """With no excitation the runners collapse; the step where a pelvis drops below 0.65 m is
+    the step that terminates and resets that runner (same shapes as the fixture: no recompile)."""
+    envs = gym.make_vec("l2run/Run-v0", num_envs=N, engine="jax", difficulty=0)
+    try:
+        obs0, _ = envs.reset(seed=0)
+        prev, fallen = obs0, np.zeros(N, dtype=bool)
+        for _ in range(300):
+            obs, _, terminated, truncated, info = envs.step(np.zeros((N, 18)))
+            assert not truncated.any()
+            for i in np.flatnonzero(terminated):
+                assert prev[i, PELVIS_Y] >= FALL_HEIGHT_M
+                assert info["final_obs"][i][PELVIS_Y] < FALL_HEIGHT_M
+                np.testing.assert_array_equal(obs[i], obs0[i])  # difficulty 0: the same start
+            fallen |= terminated
+            assert np.all(obs[:, PELVIS_Y] >= FALL_HEIGHT_M)
+            if fallen.all():
+                break
+            prev = obs
+        else:
+            pytest.fail("the unexcited runners did not fall within 3 s")
+    finally:
+        envs.close()
+
+
+def test_float32_and_bad_arguments() -> None:
+    envs = gym.make_vec("l2run/Run-v0", num_envs=N, engine="jax", dtype="float32")
+    try:
+        obs, _ = envs.reset(seed=0)
+        assert obs.dtype == np.float32 and envs.observation_space.dtype == np.float32
+    finally:
+        envs.close()
+    with pytest.raises(ValueError):
+        gym.make_vec("l2run/Run-v0", num_envs=N, engine="jax", dtype="float16")
+    with pytest.raises(ValueError):
+        gym.make_vec("l2run/Run-v0", num_envs=0, engine="jax")
+    with pytest.raises(ValueError):
+        gym.make_vec("l2run/Run-v0", num_envs=N, engine="jax", integrator="rk5:3")
+
+
+def test_opensim_engine_gives_a_same_step_sync_vector_env() -> None:
+    envs = gym.make_vec("l2run/Run-v0", num_envs=N, engine="opensim", max_episode_steps=1)
+    try:
+        assert isinstance(envs, gym.vector.SyncVectorEnv)
+        assert envs.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+        obs, _ = envs.reset(seed=0)
+        assert obs.shape == (N, 41)
+        obs, _, _, truncated, info = envs.step(np.zeros((N, 18), np.float32))
+        assert truncated.all() and info["_final_obs"].all()
+    finally:
+        envs.close()
