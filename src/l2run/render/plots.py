@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from l2run.observation import OBSERVATION_NAMES
 from l2run.render.recording import CONTACT_NAMES, Recording
 
-# Observation indices of the joint angles (team contract: pelvis tilt/x/y, pelvis speeds (3),
-# then hip/knee/ankle right, then left).
-JOINT_ANGLE_SLICE = slice(6, 12)
+# Joint angles come from the observation, found by name (right then left, hip/knee/ankle).
+JOINT_COORDINATES = ("hip_flexion", "knee_angle", "ankle_angle")
 JOINT_LABELS = ("hip", "knee", "ankle")
 PANEL_TITLES = (
     "Joint angles",
@@ -50,11 +50,12 @@ def plot_recording(recording: Recording, path: str | Path) -> Path:
     )
     ax_joint, ax_act, ax_grf, ax_pelvis = axes
 
-    angles = np.degrees(recording.observation[:, JOINT_ANGLE_SLICE])
-    for j, name in enumerate(JOINT_LABELS):
-        colour = f"C{j}"
-        ax_joint.plot(t, angles[:, j], color=colour, label=f"{name} r")
-        ax_joint.plot(t, angles[:, 3 + j], color=colour, linestyle="--", label=f"{name} l")
+    names = recording.header.get("observation_names") or list(OBSERVATION_NAMES)
+    for j, (coordinate, label) in enumerate(zip(JOINT_COORDINATES, JOINT_LABELS, strict=True)):
+        for side, style in (("r", "-"), ("l", "--")):
+            column = names.index(f"{coordinate}_{side}")
+            angle = np.degrees(recording.observation[:, column])
+            ax_joint.plot(t, angle, color=f"C{j}", linestyle=style, label=f"{label} {side}")
     ax_joint.set_ylabel("angle (deg)")
     ax_joint.legend(ncol=6, fontsize=8, loc="upper right")
 

@@ -24,7 +24,10 @@ same snapshot as a :class:`Frame` without storing it (the renderer uses it for `
 File layout (``numpy.load(path)`` works without pickle; T frames, B bodies, M muscles, K the
 most path points any muscle had)::
 
-    header            0-d str   JSON: format, version, bodies, muscles, contacts, metadata, ...
+    header            0-d str   JSON: format, version, the name orders (bodies, muscles,
+                                  contacts, contact_spheres, ligaments, observation_names),
+                                  frames, metadata (engine, seed, difficulty, package_version,
+                                  created, and whatever the caller passed)
     time              (T,)       s
     body_pose         (T, B, 3)  x, y (m), angle (rad) of every body, ground frame
     muscle_points     (T, M, K, 2)  path points x, y (m), ground frame; padded with NaN
@@ -34,7 +37,7 @@ most path points any muscle had)::
     contact_force     (T, 2, 2)  ground reaction (fx, fy) N on foot_r, foot_l
     contact_spheres   (T, 4, 3)  x, y, radius (m) of r_heel, r_toe, l_heel, l_toe
     ligament_force    (T, 6)     N·m, LIGAMENTS order
-    observation       (T, 41)    the observation vector (NaN where an engine gave none)
+    observation       (T, 41)    the observation (NaN where not captured)
     reward            (T,)       reward of the step that led to this frame (0 for the first)
     action            (T, 18)    excitations of that step (NaN for the first frame)
     obstacles         (n, 3)     x, y, r (m)
@@ -57,6 +60,7 @@ from typing import Any
 import numpy as np
 
 from l2run.model.names import LIGAMENTS, MUSCLES
+from l2run.observation import OBSERVATION_NAMES
 from l2run.render.skeleton import CONTACT_SPHERE_NAMES, contact_sphere_positions
 
 FORMAT_NAME = "l2run-recording"
@@ -64,7 +68,7 @@ FORMAT_VERSION = 1
 CONTACT_NAMES = ("foot_r", "foot_l")
 STEP_SIZE = 0.01  # s, the RunEnv integration step (used only when a recording has one frame)
 
-N_OBSERVATION = 41
+N_OBSERVATION = len(OBSERVATION_NAMES)
 N_ACTION = 18
 
 
@@ -262,6 +266,7 @@ class Recorder:
             "contacts": list(CONTACT_NAMES),
             "contact_spheres": list(CONTACT_SPHERE_NAMES),
             "ligaments": list(LIGAMENTS),
+            "observation_names": list(OBSERVATION_NAMES),
             "frames": n_t,
             "metadata": self.metadata,
         }
