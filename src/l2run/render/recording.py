@@ -42,7 +42,8 @@ most path points any muscle had)::
     action            (T, 18)    excitations of that step (NaN for the first frame)
     obstacles         (n, 3)     x, y, r (m)
 
-``load_recording(path)`` gives a :class:`Recording`; ``RecordEpisode`` wraps a gymnasium env.
+``load_recording(path)`` gives a :class:`Recording`; ``l2run.render.wrappers.RecordEpisode``
+records the episodes of a gymnasium env.
 """
 
 from __future__ import annotations
