@@ -225,11 +225,11 @@ def _draw_contacts(
 
 
 def _draw_hud(draw: ImageDraw.ImageDraw, cam: Camera, hud: Hud) -> None:
-    font = _font(max(10, cam.height // 24))
+    size = max(10, cam.height // 24)  # px
     text = f"t {hud.time:6.2f} s    distance {hud.distance:6.2f} m    reward {hud.reward:7.3f}"
-    draw.text((8, 6), text, fill=HUD_TEXT, font=font)
+    draw.text((8, 6), text, fill=HUD_TEXT, font=_font(size))
     if hud.label:
-        draw.text((8, 6 + font.size + 4 if hasattr(font, "size") else 22), hud.label, fill=HUD_TEXT)
+        draw.text((8, 10 + size), hud.label, fill=HUD_TEXT, font=_font(max(9, size * 3 // 4)))
 
 
 def render_frame(
