@@ -98,7 +98,7 @@ def test_rollout_matches_python_loop_and_runs_without_jit(params, batch) -> None
     s, k = single, key
     obs = env_step.observe(params, s)
     for t in range(STEPS):
-        k, sub = jax.random.split(k)
+        k, sub, _ = jax.random.split(k, 3)  # rollout's key stream: carry, policy, resets
         a = policy(obs, sub)
         np.testing.assert_allclose(traj.obs[t], obs, rtol=RTOL, atol=ATOL)
         np.testing.assert_allclose(traj.action[t], a, rtol=RTOL, atol=ATOL)
@@ -147,6 +147,19 @@ def test_batched_rollout_with_autoreset(params, batch) -> None:
     final, traj = fx.rollout(params, state, policy, jax.random.PRNGKey(1), 2, reset_state=state)
     assert traj.obs.shape == (2, N, 41) and traj.reward.shape == (2, N)
     assert final.q.shape == (N, 9)
+
+
+def test_course_pool_resets(params) -> None:
+    pool = fx.course_pool(range(5), difficulty=2)
+    assert pool.obstacles.shape == (5, 20, 3) and pool.psoas.shape == (5, 2)
+    state = fx.reset_from_pool(params, pool, jax.random.PRNGKey(3), 4)
+    assert state.q.shape == (4, 9)
+    for i in range(4):  # every runner got one of the pool's courses
+        assert any(np.array_equal(state.psoas[i], pool.psoas[k]) for k in range(5))
+    with pytest.raises(ValueError):
+        fx.rollout(
+            params, _row(state, 0), lambda o, k: o[:18], jax.random.PRNGKey(0), 1, reset_pool=pool
+        )
 
 
 def test_float32_parameters_give_float32_runs(params, batch) -> None:

@@ -49,6 +49,13 @@ class Transition(NamedTuple):
     next_obs: jnp.ndarray  # ([B,] 41) observation after the step (the final one when done)
 
 
+class CoursePool(NamedTuple):
+    """K courses drawn on the host (2017 draw order), for resets inside a device program."""
+
+    obstacles: jnp.ndarray  # (K, 20, 3) padded rows (x, y, r), m
+    psoas: jnp.ndarray  # (K, 2) left, right strength multipliers
+
+
 class AutoresetStep(NamedTuple):
     """`autoreset_step`'s results; rows that ended carry the reset runner in state/obs."""
 
@@ -70,6 +77,16 @@ def course_arrays(courses: Sequence[Course]) -> tuple[np.ndarray, np.ndarray]:
     )
     psoas = np.array([c.psoas for c in courses], dtype=np.float64).reshape(len(courses), 2)
     return obstacles, psoas
+
+
+def course_pool(seeds: Sequence[int], difficulty: int = 2, max_obstacles: int = 3) -> CoursePool:
+    """One course per seed, each drawn as ``RunEnv.reset(difficulty, seed)`` draws it."""
+    from l2run.course import generate_course
+
+    courses = [
+        generate_course(np.random.RandomState(s), difficulty, max_obstacles, seed=s) for s in seeds
+    ]
+    return CoursePool(*(jnp.asarray(a) for a in course_arrays(courses)))
 
 
 def cast_floats(tree: Any, dtype: Any) -> Any:
@@ -117,6 +134,14 @@ def batch_step(
     return jax.vmap(partial(env_step.step, integrator=integrator), in_axes=(None, 0, 0))(
         params, state, action
     )
+
+
+@partial(jax.jit, static_argnames=("batch",))
+def reset_from_pool(params: ModelParams, pool: CoursePool, key: jax.Array, batch: int) -> EnvState:
+    """`batch` runners reset on courses picked uniformly at random from `pool`."""
+    index = jax.random.randint(key, (batch,), 0, pool.psoas.shape[0])
+    dtype = params.default.q.dtype
+    return batch_reset(params, pool.obstacles[index].astype(dtype), pool.psoas[index].astype(dtype))
 
 
 def _is_batched(state: EnvState) -> bool:
@@ -183,6 +208,7 @@ def rollout(
     steps: int,
     integrator: Integrator = env_step.DEFAULT_INTEGRATOR,
     reset_state: EnvState | None = None,
+    reset_pool: CoursePool | None = None,
 ) -> tuple[EnvState, Transition]:
     """Run `policy_fn` for `steps` control steps in one `lax.scan` (one device program).
 
@@ -191,19 +217,29 @@ def rollout(
     static argument: pass the same function object to reuse the compiled rollout). Without
     `reset_state` a finished runner stays frozen (reward 0); with it, runners that finish continue
     as their row of `reset_state` (same-step autoreset; `done` then marks terminated or
-    truncated). Returns the final state and the `Transition`s stacked along axis 0 (T = steps).
+    truncated); with `reset_pool` (batched states only) they continue on a course drawn at random
+    from the pool each step, Brax-style. Returns the final state and the `Transition`s stacked
+    along axis 0 (T = steps). Each step splits the carried key into (next carry, the policy's
+    key, the reset draw's key).
     """
+    if reset_state is not None and reset_pool is not None:
+        raise ValueError("pass reset_state or reset_pool, not both")
+    if reset_pool is not None and not _is_batched(state):
+        raise ValueError("reset_pool needs a batched state (leading axis B)")
     obs0 = _observe_any(params, state)
 
     def body(carry: tuple[EnvState, jnp.ndarray, jax.Array], _: None) -> tuple[Any, Transition]:
         s, obs, k = carry
-        k, sub = jax.random.split(k)
+        k, sub, pick = jax.random.split(k, 3)
         action = policy_fn(obs, sub)
-        if reset_state is None:
+        restart = reset_state
+        if reset_pool is not None:
+            restart = reset_from_pool(params, reset_pool, pick, s.q.shape[0])
+        if restart is None:
             s_next, next_obs, reward, done = _step_any(params, s, action, integrator)
             obs_next = next_obs
         else:
-            r = autoreset_step(params, s, action, reset_state, integrator)
+            r = autoreset_step(params, s, action, restart, integrator)
             s_next, obs_next, reward = r.state, r.obs, r.reward
             done, next_obs = r.terminated | r.truncated, r.final_obs
         return (s_next, obs_next, k), Transition(obs, action, reward, done, next_obs)
