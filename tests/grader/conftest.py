@@ -84,3 +84,26 @@ def make_user(settings: GraderSettings, name: str) -> str:
 @pytest.fixture
 def token(settings: GraderSettings) -> str:
     return make_user(settings, "alice")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the PostgreSQL server named by L2RUN_TEST_POSTGRES_URL (.ci/run
+    starts one); dropped afterwards."""
+    if not POSTGRES_URL:
+        pytest.skip("L2RUN_TEST_POSTGRES_URL is not set (.ci/run starts a PostgreSQL server)")
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"l2run_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(POSTGRES_URL).set(database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

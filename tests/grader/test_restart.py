@@ -39,8 +39,14 @@ def run_trials(client: Client, first_observation, on_step=None) -> list[list[flo
 
 
 @pytest.mark.timeout(300)
-def test_kill_9_mid_episode_then_restart(tmp_path):
-    db_url = f"sqlite:///{tmp_path / 'grader.db'}"
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_kill_9_mid_episode_then_restart(tmp_path, backend, request):
+    if backend == "postgres":
+        db_url = request.getfixturevalue("postgres_url")
+    else:
+        db_url = f"sqlite:///{tmp_path / 'grader.db'}"
     rounds = write_rounds(tmp_path, max_steps=MAX_STEPS)
     tokens = {name: l2run("grader", "add-user", name, "--db", db_url).strip() for name in "ab"}
     server = GraderServer(db_url, rounds, tmp_path / "server.log").start()
