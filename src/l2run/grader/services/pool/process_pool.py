@@ -57,6 +57,8 @@ def worker_main(conn) -> None:
             request_id, op, kwargs = conn.recv()
         except (EOFError, OSError, KeyboardInterrupt):
             return
+        if op == "exit":
+            return
         try:
             reply = (request_id, True, ops[op](**kwargs))
         except Exception as exc:
@@ -141,9 +143,10 @@ class _Worker:
         self._fail_all()
 
     def stop(self) -> None:
+        self._outbox.put((-1, "exit", {}))
         self._outbox.put(_STOP)
-        self.conn.close()
         self.process.join(timeout=5)
+        self.conn.close()
         if self.process.is_alive():
             self.process.kill()
             self.process.join(timeout=5)
