@@ -1,0 +1,344 @@
+"""Hunt–Crossley foot contact exactly as Simbody's `HuntCrossleyForce` (OpenSim 4.6) computes it.
+
+Contact sets, as the OpenSim engine builds them:
+
+* `foot_r` / `foot_l` (model definition): the ground half-space `platform` (outward normal +y)
+  with that foot's heel and toe spheres;
+* one set per obstacle (`l2run.engines.opensim_engine`, osim-rl 1.5): a sphere fixed to the
+  ground at (x, y, 0) with radius r, with the four foot spheres; stiffness 1e6/r, dissipation
+  1e-5, no friction. Obstacles are per-environment input rows (x, y, r); rows with r <= 0
+  (padding, `NO_OBSTACLE`) never touch anything.
+
+Per penetrating pair (Simbody `HuntCrossleyForceImpl::calcForce`, surfaces 1 and 2):
+
+    k_i = stiffness_i^(2/3) (what Simbody stores per surface),
+    s1 = k2/(k1+k2),  k = k1 s1,  c = c1 s1 + c2 s2,  R = effective radius,
+    f_H = 4/3 k d sqrt(R k d),   f = f_H (1 + 3/2 c v_n)        (v_n: approach speed)
+    friction f (min(v_s/v_t, 1)(μ_d + 2(μ_s − μ_d)/(1 + (v_s/v_t)²)) + μ_v v_s) along the slip,
+
+applied at the contact point (moved by d(1/2 − s1) along the normal) to the material point of
+each body there. Two Simbody details matter for exactness:
+
+* ``if (f <= 0) return;`` — a contact that would pull ends the loop over *the rest of its set*
+  (not just itself). A foot set's contacts come in Simbody's sweep-and-prune order: along the
+  axis (x, y or z) on which the set's bounding-sphere centres vary most (sum of |c − mean|),
+  spheres sorted by centre − radius (ties keep set order). We reproduce that order. In an
+  obstacle set f <= 0 needs an approach speed below −1/(1.5·1e-5) ≈ −6.7e4 m/s, so there the
+  order cannot matter and is not modelled.
+* the platform's orientation (0, 0, −1.5707963267949) is not exactly −π/2; we use the same
+  rotation, so its normal keeps the same ~3e-15 tilt.
+
+The output is the force on each foot-sphere body at its contact point (ground frame); the ground
+receives the opposite. `contact_wrenches` sums them per body (force, torque about the origin) and
+JAX-CORE maps points forces to generalized forces with the point Jacobians (planar model: only
+x, y of force and point matter there; z enters depths and normals, since the feet sit at
+z ≈ ±0.09 m while obstacles are centred on z = 0).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+from l2run.engines.jax.paths import _body_z
+from l2run.model.names import BODIES, FOOT_CONTACTS
+
+# Obstacle contact (osim-rl 1.5, as `l2run.engines.opensim_engine` builds it).
+OBSTACLE_STIFFNESS_TIMES_RADIUS = 1.0e6  # N/m^2 · m: stiffness = this / r
+OBSTACLE_DISSIPATION = 1.0e-5  # s/m
+HERTZ_FACTOR = 4.0 / 3.0
+DISSIPATION_FACTOR = 1.5
+
+
+class ContactParams(NamedTuple):
+    """Foot spheres, the platform half-space, the foot contact sets and their materials."""
+
+    sphere_body: jnp.ndarray  # (4,) int BODIES index of each foot sphere's body
+    sphere_local: jnp.ndarray  # (4, 3) m centre in the body frame
+    sphere_z: jnp.ndarray  # (4,) m ground z of the centre (constant, planar model)
+    sphere_radius: jnp.ndarray  # (4,) m
+    plane_rotation: jnp.ndarray  # (3, 3) half-space frame in ground (its -x is the normal)
+    plane_origin: jnp.ndarray  # (3,) m
+    set_spheres: jnp.ndarray  # (2, 2) int: foot sphere indices of foot_r, foot_l (set order)
+    plane_material: jnp.ndarray  # (2, 5): k^(2/3), c, μs, μd, μv of the half-space per foot set
+    sphere_material: jnp.ndarray  # (2, 2, 5): same for each sphere of each foot set
+    transition_velocity: jnp.ndarray  # (2,) m/s per foot set
+    body_z: jnp.ndarray  # (nb,) m ground z of every body origin (for torques about it)
+
+
+def _rotation_xyz(angles) -> np.ndarray:
+    """Body-fixed X-Y-Z rotation matrix (Simbody's BodyRotationSequence)."""
+    (cx, cy, cz), (sx, sy, sz) = np.cos(angles), np.sin(angles)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rx @ ry @ rz
+
+
+def compile_contact(definition) -> ContactParams:
+    """Contact arrays (numpy) from a `ModelDefinition` (foot sets in FOOT_CONTACTS order)."""
+    geometry = {g.name: g for g in definition.contact_geometry}
+    forces = {f.name: f for f in definition.contact_forces}
+    body_z = _body_z(definition)
+    spheres = [g for g in definition.contact_geometry if g.kind == "ContactSphere"]
+    if len(spheres) != 4 or any(s.body == definition.ground for s in spheres):
+        raise ValueError("expected four foot contact spheres on bodies")
+    for s in spheres:
+        if s.orientation[0] != 0.0 or s.orientation[1] != 0.0:
+            raise ValueError(f"sphere {s.name}: orientation must be about z")
+    sphere_index = {s.name: i for i, s in enumerate(spheres)}
+    planes, set_spheres, plane_mat, sphere_mat, transition = [], [], [], [], []
+    for name in FOOT_CONTACTS:
+        f = forces[name]
+        members = [geometry[g] for g in f.geometry]
+        halfspaces = [g for g in members if g.kind == "ContactHalfSpace"]
+        balls = [g for g in members if g.kind == "ContactSphere"]
+        if len(halfspaces) != 1 or len(balls) != 2 or members[0] is not halfspaces[0]:
+            raise ValueError(f"{name}: expected a half-space followed by two spheres")
+        if halfspaces[0].body != definition.ground:
+            raise ValueError(f"{name}: the half-space must be fixed to the ground")
+        planes.append(halfspaces[0])
+        set_spheres.append([sphere_index[b.name] for b in balls])
+        material = [_stored_stiffness(f.stiffness), f.dissipation, f.static_friction]
+        material.append(f.dynamic_friction)
+        material.append(f.viscous_friction)
+        plane_mat.append(material)
+        sphere_mat.append([material, material])
+        transition.append(f.transition_velocity)
+    if planes[0] is not planes[1] and planes[0] != planes[1]:
+        raise ValueError("both foot sets must use the same half-space")
+    plane = planes[0]
+    return ContactParams(
+        sphere_body=np.array([BODIES.index(s.body) for s in spheres], dtype=np.int32),
+        sphere_local=np.array([s.location for s in spheres], dtype=float),
+        sphere_z=np.array([body_z[s.body] + s.location[2] for s in spheres]),
+        sphere_radius=np.array([s.radius for s in spheres], dtype=float),
+        plane_rotation=_rotation_xyz(np.array(plane.orientation, dtype=float)),
+        plane_origin=np.array(plane.location, dtype=float),
+        set_spheres=np.array(set_spheres, dtype=np.int32),
+        plane_material=np.array(plane_mat, dtype=float),
+        sphere_material=np.array(sphere_mat, dtype=float),
+        transition_velocity=np.array(transition, dtype=float),
+        body_z=np.array([body_z[b] for b in BODIES]),
+    )
+
+
+# --- pair force ------------------------------------------------------------------------------
+
+
+def _stored_stiffness(k):
+    """What Simbody keeps for a surface of stiffness k (N/m^2): std::pow(k, 2/3)."""
+    return k ** (2.0 / 3.0)
+
+
+def _combined(m1: jnp.ndarray, m2: jnp.ndarray):
+    """Simbody's material combination of surfaces 1 and 2 ((..., 5) rows k, c, μs, μd, μv).
+
+    Simbody stores each surface's stiffness as k^(2/3) (`HuntCrossleyForceImpl::Parameters`)
+    and combines those: the rows here hold the stored values (see `_stored_stiffness`)."""
+    k1, k2 = m1[..., 0], m2[..., 0]
+    s1 = k2 / (k1 + k2)
+    s2 = 1 - s1
+    k = k1 * s1
+    c = m1[..., 1] * s1 + m2[..., 1] * s2
+
+    def harmonic(a, b):
+        either = (a != 0) | (b != 0)
+        return jnp.where(either, 2 * a * b / jnp.where(either, a + b, 1.0), 0.0)
+
+    us = harmonic(m1[..., 2], m2[..., 2])
+    ud = harmonic(m1[..., 3], m2[..., 3])
+    uv = harmonic(m1[..., 4], m2[..., 4])
+    return s1, k, c, us, ud, uv
+
+
+def _pair_force(
+    touching, depth, normal, location, radius, v_rel, m1, m2, transition_velocity
+) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+    """(force on surface 2 (..., 3), application point (..., 3), f) of each pair; meaningful
+    where `touching` (elsewhere the force is 0 and f is 0).
+
+    `v_rel` is a function of the application point giving v1 − v2 there (..., 3)."""
+    s1, k, c, us, ud, uv = _combined(m1, m2)
+    point = location + (depth * (0.5 - s1))[..., None] * normal
+    d = jnp.where(touching, depth, 1.0)  # keeps sqrt's gradient finite off contact
+    f_h = jnp.where(touching, HERTZ_FACTOR * k * d * jnp.sqrt(radius * k * d), 0.0)
+    v = v_rel(point)
+    v_n = jnp.sum(v * normal, axis=-1)
+    v_t = v - v_n[..., None] * normal
+    f = f_h * (1 + DISSIPATION_FACTOR * c * v_n)
+    slip_sq = jnp.sum(v_t * v_t, axis=-1)
+    slipping = slip_sq > 0.0
+    v_slip = jnp.sqrt(jnp.where(slipping, slip_sq, 1.0))
+    v_r = v_slip / transition_velocity
+    friction = f * (jnp.minimum(v_r, 1.0) * (ud + 2 * (us - ud) / (1 + v_r * v_r)) + uv * v_slip)
+    friction = jnp.where(slipping, friction, 0.0)
+    force = f[..., None] * normal + (friction / v_slip)[..., None] * v_t
+    return force, point, f
+
+
+def _body_point_velocity(point, origin_xy, vel_xy, omega):
+    """Ground velocity (..., 3) of the material point of a planar body located at `point`."""
+    r = point[..., :2] - origin_xy
+    vx = vel_xy[..., 0] - omega * r[..., 1]
+    vy = vel_xy[..., 1] + omega * r[..., 0]
+    return jnp.stack([vx, vy, jnp.zeros_like(vx)], axis=-1)
+
+
+# --- the contact model -----------------------------------------------------------------------
+
+
+class ContactForces(NamedTuple):
+    """Forces on the foot-sphere bodies (the ground takes the opposite), ground frame.
+
+    C = 4 platform contacts (foot_r heel, toe; foot_l heel, toe, in set order) followed by
+    4 per obstacle (r_heel, r_toe, l_heel, l_toe). Zero force where there is no contact."""
+
+    force: jnp.ndarray  # (C, 3) N
+    point: jnp.ndarray  # (C, 3) m, application point in ground
+    body: jnp.ndarray  # (C,) int BODIES index of the body the force acts on
+    contact_set: jnp.ndarray  # (C,) int: 0 foot_r, 1 foot_l, 2 + k obstacle k
+    normal_force: jnp.ndarray  # (C,) N: Hunt–Crossley f of each touching pair (<= 0: pulls;
+    #                            such a pair and, in a foot set, the ones after it apply nothing)
+
+
+def sphere_centers(p: ContactParams, origin: jnp.ndarray, angle: jnp.ndarray) -> jnp.ndarray:
+    """Foot sphere centres (4, 3) m in ground from body poses (nb, 2), (nb,)."""
+    o, a = origin[p.sphere_body], angle[p.sphere_body]
+    c, s = jnp.cos(a), jnp.sin(a)
+    lx, ly = p.sphere_local[:, 0], p.sphere_local[:, 1]
+    xy = o + jnp.stack([c * lx - s * ly, s * lx + c * ly], axis=-1)
+    return jnp.concatenate([xy, p.sphere_z[:, None]], axis=-1)
+
+
+def contact_forces(
+    p: ContactParams,
+    origin: jnp.ndarray,
+    angle: jnp.ndarray,
+    origin_vel: jnp.ndarray,
+    omega: jnp.ndarray,
+    obstacles: jnp.ndarray,
+) -> ContactForces:
+    """All Hunt–Crossley contact forces.
+
+    origin (nb, 2) m, angle (nb,) rad: body poses in ground (BODIES order); origin_vel (nb, 2)
+    m/s and omega (nb,) rad/s: their velocities; obstacles (K, 3) rows (x, y, r) m.
+    """
+    centers = sphere_centers(p, origin, angle)  # (4, 3)
+    body = p.sphere_body
+    b_origin, b_vel, b_omega = origin[body], origin_vel[body], omega[body]
+
+    # --- platform (half-space on ground) vs the two spheres of each foot set ---------------
+    rot, t0 = p.plane_rotation, p.plane_origin
+    sph = p.set_spheres  # (2, 2)
+    ctr, rad = centers[sph], p.sphere_radius[sph]  # (2, 2, 3), (2, 2)
+    local = (ctr - t0) @ rot  # R^T (p − t): sphere centre in the half-space frame
+    depth = rad + local[..., 0]
+    normal = jnp.broadcast_to(rot @ jnp.array([-1.0, 0.0, 0.0]), ctr.shape)
+    loc_plane = jnp.stack([depth / 2, local[..., 1], local[..., 2]], axis=-1)
+    location = loc_plane @ rot.T + t0
+
+    def v_platform(point):  # v1 − v2 with surface 1 the (fixed) ground
+        return -_body_point_velocity(point, b_origin[sph], b_vel[sph], b_omega[sph])
+
+    m_plane = jnp.broadcast_to(p.plane_material[:, None, :], p.sphere_material.shape)
+    touching = depth > 0
+    force, point, f = _pair_force(
+        touching,
+        depth,
+        normal,
+        location,
+        rad,
+        v_platform,
+        m_plane,
+        p.sphere_material,
+        p.transition_velocity[:, None],
+    )
+    # Simbody's sweep order within each set: axis of largest spread of the bounding-sphere
+    # centres (platform's is its origin), then spheres by centre − radius along it.
+    all_centres = jnp.concatenate([jnp.broadcast_to(t0, (2, 1, 3)), ctr], axis=1)  # (2, 3, 3)
+    spread = jnp.sum(jnp.abs(all_centres - jnp.mean(all_centres, axis=1, keepdims=True)), axis=1)
+    axis = jnp.where(spread[:, 0] > spread[:, 1], 0, 1)
+    axis = jnp.where(spread[:, 2] > jnp.take_along_axis(spread, axis[:, None], 1)[:, 0], 2, axis)
+    start = jnp.take_along_axis(ctr, axis[:, None, None].repeat(2, 1), 2)[..., 0] - rad
+    second_first = start[:, 1] < start[:, 0]  # stable sort: ties keep set order
+    pulls = touching & (f <= 0)
+    first = jnp.where(second_first, 1, 0)
+    other = 1 - first
+    first_pulls = jnp.take_along_axis(pulls, first[:, None], 1)[:, 0]
+    applied = touching & ~pulls
+    # the contact after a pulling one is never reached
+    blocked_other = jnp.zeros_like(applied).at[jnp.arange(2), other].set(first_pulls)
+    applied = applied & ~blocked_other
+    plat_force = jnp.where(applied[..., None], force, 0.0).reshape(4, 3)
+    plat_point = point.reshape(4, 3)
+    plat_body = body[sph].reshape(4)
+    plat_set = jnp.repeat(jnp.arange(2), 2)
+
+    # --- each obstacle sphere (on ground) vs the four foot spheres ---------------------------
+    obstacles = jnp.asarray(obstacles)
+    n_obs = obstacles.shape[0]
+    present = obstacles[:, 2] > 0
+    r_obs = jnp.where(present, obstacles[:, 2], 1.0)
+    o_ctr = jnp.stack([obstacles[:, 0], obstacles[:, 1], jnp.zeros(n_obs, obstacles.dtype)], -1)
+    delta = centers[None, :, :] - o_ctr[:, None, :]  # (K, 4, 3) obstacle → foot sphere
+    dist_sq = jnp.sum(delta * delta, axis=-1)
+    r_f = p.sphere_radius[None, :]
+    reach = r_obs[:, None] + r_f
+    touching = present[:, None] & (dist_sq < reach * reach) & (dist_sq > 0)
+    dist = jnp.sqrt(jnp.where(touching, dist_sq, 1.0))
+    depth = jnp.where(touching, reach - dist, 0.0)
+    normal = delta / dist[..., None]
+    location = o_ctr[:, None, :] + (r_obs[:, None] - depth / 2)[..., None] * normal
+    radius = r_obs[:, None] * r_f / (r_obs[:, None] + r_f)
+    k_obs = _stored_stiffness(OBSTACLE_STIFFNESS_TIMES_RADIUS / r_obs)
+    zero = jnp.zeros_like(k_obs)
+    material = jnp.stack([k_obs, OBSTACLE_DISSIPATION + zero, zero, zero, zero], -1)
+    material = jnp.broadcast_to(material[:, None, :], (n_obs, 4, 5))
+
+    def v_obstacle(point):  # surface 1 the obstacle (fixed), surface 2 the foot sphere
+        return -_body_point_velocity(point, b_origin[None], b_vel[None], b_omega[None])
+
+    o_force, o_point, o_f = _pair_force(
+        touching, depth, normal, location, radius, v_obstacle, material, material, 1.0
+    )
+    o_force = jnp.where((touching & (o_f > 0))[..., None], o_force, 0.0)
+
+    return ContactForces(
+        force=jnp.concatenate([plat_force, o_force.reshape(-1, 3)]),
+        point=jnp.concatenate([plat_point, o_point.reshape(-1, 3)]),
+        body=jnp.concatenate([plat_body, jnp.tile(body, n_obs)]),
+        contact_set=jnp.concatenate([plat_set, 2 + jnp.repeat(jnp.arange(n_obs), 4)]),
+        normal_force=jnp.concatenate([f.reshape(4), o_f.reshape(-1)]),
+    )
+
+
+def contact_wrenches(
+    p: ContactParams, contact: ContactForces, origin: jnp.ndarray
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Per-body (force (nb, 3) N, torque about the body origin (nb, 3) N·m), ground frame,
+    as Simbody accumulates them (OpenSim's HuntCrossleyForce record values per body)."""
+    n_bodies = origin.shape[0]
+    body_origin = jnp.concatenate([origin, p.body_z[:, None]], axis=-1)[contact.body]
+    torque = jnp.cross(contact.point - body_origin, contact.force)
+    force = jnp.zeros((n_bodies, 3), contact.force.dtype).at[contact.body].add(contact.force)
+    return force, jnp.zeros((n_bodies, 3), torque.dtype).at[contact.body].add(torque)
+
+
+def foot_ground_reactions(contact: ContactForces) -> jnp.ndarray:
+    """Platform reaction force on each foot (2, 3) N (foot_r, foot_l): Σ over its set."""
+    plat = contact.force[:4].reshape(2, 2, 3)
+    return jnp.sum(plat, axis=1)
+
+
+__all__ = [
+    "ContactForces",
+    "ContactParams",
+    "compile_contact",
+    "contact_forces",
+    "contact_wrenches",
+    "foot_ground_reactions",
+    "sphere_centers",
+]

@@ -1,0 +1,151 @@
+"""Hunt–Crossley contact in JAX against OpenSim 4.6's HuntCrossleyForce record values, live."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from l2run.engines.jax import contact
+from l2run.model.definition import load_definition
+from l2run.model.names import BODIES, COORDINATES
+
+pytest.importorskip("opensim", reason="opensim is needed for the live parity reference")
+from tests.engines.jax.forces_reference import ForceReference, rel_err  # noqa: E402
+
+REL_TOL = 1e-8
+N_STATES = 240
+# (x, y, r) m: obstacles of every size, one partly below the platform.
+OBSTACLES = np.array([[1.5, 0.05, 0.12], [3.0, -0.1, 0.3], [4.5, 0.2, 0.06]])
+FOOT_BODIES = ("calcn_r", "toes_r", "calcn_l", "toes_l")  # bodies of r_heel, r_toe, l_heel, l_toe
+
+
+def _legs(rng: np.random.Generator, flat_foot: bool) -> np.ndarray:
+    q = np.zeros(len(COORDINATES))
+    q[0] = rng.uniform(-0.3, 0.3)
+    for side in (3, 6):  # hip, knee, ankle of each leg
+        q[side] = rng.uniform(-0.6, 1.2)
+        q[side + 1] = rng.uniform(-2.0, 0.1)
+        q[side + 2] = rng.uniform(-0.7, 0.5)
+        if flat_foot:  # foot angle = tilt + hip + knee + ankle ≈ 0: heel and toe both low
+            q[side + 2] = -(q[0] + q[side] + q[side + 1]) + rng.uniform(-0.05, 0.05)
+    return q
+
+
+def _place(rng, i, params, ref, q, u):
+    """Shift the pelvis so that a foot sphere touches the platform or an obstacle."""
+    ref.set_state(q, u)
+    origin, angle, _, _ = ref.body_kinematics()
+    centers = np.asarray(contact.sphere_centers(params, origin, angle))
+    radius = np.asarray(params.sphere_radius)
+    mode = i % 4
+    if mode in (0, 1):  # platform: the lowest sphere from 5 mm clear to 30 mm deep
+        j = int(np.argmin(centers[:, 1]))
+        q[1] = rng.uniform(-1.0, 8.0)
+        q[2] = radius[j] - rng.uniform(-0.005, 0.03) - centers[j, 1]
+    elif mode == 2:  # an obstacle against a random foot sphere, from any direction
+        k, j = rng.integers(len(OBSTACLES)), rng.integers(4)
+        x, y, r = OBSTACLES[k]
+        # 3-D overlap: the feet sit at z ≈ ±0.09 m, obstacles are centred on z = 0
+        slack = r + radius[j] - abs(centers[j, 2])
+        reach = r + radius[j] - rng.uniform(0.0, min(0.02, 0.9 * slack))
+        dxy = np.sqrt(reach**2 - centers[j, 2] ** 2)
+        theta = rng.uniform(0, 2 * np.pi)
+        q[1] = x + dxy * np.cos(theta) - centers[j, 0]
+        q[2] = y + dxy * np.sin(theta) - centers[j, 1]
+    else:  # in the air
+        q[1], q[2] = rng.uniform(-1.0, 8.0), 2.0
+    return q
+
+
+def _record(force) -> np.ndarray:
+    values = force.getRecordValues(ref_state[0])
+    return np.array([values.get(i) for i in range(values.getSize())]).reshape(-1, 6)
+
+
+ref_state = [None]
+
+
+def _ours(params, out, origin, set_index, bodies):
+    """(force, torque) rows like OpenSim's record values: ground first, then `bodies`."""
+    mask = np.asarray(out.contact_set) == set_index
+    f, pt = np.asarray(out.force)[mask], np.asarray(out.point)[mask]
+    rows = [np.concatenate([-f.sum(0), -np.cross(pt, f).sum(0)])]
+    sub = contact.ContactForces(
+        force=out.force[mask],
+        point=out.point[mask],
+        body=out.body[mask],
+        contact_set=out.contact_set[mask],
+        normal_force=out.normal_force[mask],
+    )
+    force, torque = contact.contact_wrenches(params, sub, jnp.asarray(origin))
+    for b in bodies:
+        k = BODIES.index(b)
+        rows.append(np.concatenate([np.asarray(force[k]), np.asarray(torque[k])]))
+    return np.array(rows)
+
+
+def test_contact_forces_match_opensim_record_values():
+    params = contact.compile_contact(load_definition())
+    ref = ForceReference(obstacles=OBSTACLES)
+    ref_state[0] = ref.state
+    fn = jax.jit(contact.contact_forces)
+    rng = np.random.default_rng(9)
+    got, want = [], []
+    touching_sets = np.zeros(2 + len(OBSTACLES), dtype=int)
+    skipped = 0
+    for i in range(N_STATES):
+        q = _legs(rng, flat_foot=(i % 8 < 4))
+        u = rng.uniform(-3, 3, len(COORDINATES))
+        if i % 5 == 0:
+            u[2] = rng.uniform(0.5, 2.5)  # lifting off fast: Hunt–Crossley would pull (f <= 0)
+        q = _place(rng, i, params, ref, q, u)
+        ref.set_state(q, u)
+        origin, angle, vel, omega = ref.body_kinematics()
+        out = fn(params, origin, angle, vel, omega, jnp.asarray(OBSTACLES))
+        forces = ref.foot_forces + ref.obstacle_forces
+        for s, force in enumerate(forces):
+            bodies = FOOT_BODIES[2 * s : 2 * s + 2] if s < 2 else FOOT_BODIES
+            mine = _ours(params, out, origin, s, bodies)
+            theirs = _record(force)
+            got.append(mine.ravel())
+            want.append(theirs.ravel())
+            touching_sets[s] += int(np.any(theirs != 0))
+        # a foot set where one contact pulls (f <= 0) so Simbody skips the other, pushing one
+        f = np.asarray(out.normal_force[:4]).reshape(2, 2)
+        pushed = np.any(np.asarray(out.force[:4]) != 0, axis=1).reshape(2, 2)
+        skipped += int(np.sum(np.any(f < 0, axis=1) & np.any((f > 0) & ~pushed, axis=1)))
+    got, want = np.concatenate(got), np.concatenate(want)
+    err = rel_err(got, want, 1e-6)
+    abs_err = np.max(np.abs(got - want))
+    print(f"max relative error, contact wrenches: {err:.1e} (max abs {abs_err:.1e})")
+    print("sets touching:", touching_sets, "contacts skipped or pulling:", skipped)
+    assert np.all(touching_sets > 0), touching_sets
+    assert skipped > 0
+    assert err <= REL_TOL
+
+
+def test_padding_rows_and_gradients():
+    params = contact.compile_contact(load_definition())
+    nb = len(BODIES)
+    rng = np.random.default_rng(2)
+    origin = jnp.asarray(rng.uniform(-0.5, 0.5, (nb, 2))).at[:, 1].add(0.0)
+    angle = jnp.asarray(rng.uniform(-0.3, 0.3, nb))
+    vel = jnp.asarray(rng.uniform(-1, 1, (nb, 2)))
+    omega = jnp.asarray(rng.uniform(-1, 1, nb))
+    padded = jnp.array([[100.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    out = jax.jit(contact.contact_forces)(params, origin, angle, vel, omega, padded)
+    assert np.all(np.asarray(out.force[4:]) == 0)
+
+    def total(origin, vel, obstacles):
+        o = contact.contact_forces(params, origin, angle, vel, omega, obstacles)
+        return jnp.sum(o.force**2)
+
+    obstacles = jnp.concatenate([padded, jnp.array([[0.0, 0.0, 0.2]])])
+    for g in jax.jit(jax.grad(total, argnums=(0, 1, 2)))(origin, vel, obstacles):
+        assert np.all(np.isfinite(np.asarray(g)))
+    batch = jax.vmap(lambda ob: contact.contact_forces(params, origin, angle, vel, omega, ob))(
+        jnp.stack([obstacles, obstacles])
+    )
+    assert batch.force.shape == (2, 4 + 4 * 3, 3)
