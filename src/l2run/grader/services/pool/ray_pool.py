@@ -1,0 +1,169 @@
+"""Optional Ray backend: environments live in Ray actors, so one grader can spread simulation
+over a cluster (`--pool ray`, `L2RUN_GRADER_RAY_ADDRESS`). Install with `pip install l2run[ray]`.
+
+Same contract as the process pool: a key stays on the actor that built its environment; a dead
+actor is replaced and its environments are rebuilt by replay when their owners next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from l2run.grader.services.pool import simulation
+from l2run.grader.services.pool.base import (
+    Actions,
+    BadAction,
+    EnvMissing,
+    EpisodeSpec,
+    ReplayOutcome,
+    SimulationFailed,
+    SimulationPool,
+    StepOutcome,
+)
+
+log = logging.getLogger(__name__)
+CPUS_PER_ACTOR = 1  # one OpenSim integration at a time per actor
+
+
+class EnvActor:
+    """Runs inside a Ray worker: an EnvTable and its operations."""
+
+    def __init__(self) -> None:
+        try:
+            import opensim
+
+            opensim.Logger.setLevelString("error")
+        except Exception:  # the JAX engine needs no OpenSim
+            pass
+        self.table = simulation.EnvTable()
+
+    def reset(self, key: str, spec: EpisodeSpec) -> list[float]:
+        return self.table.reset(key, spec)
+
+    def step(self, key: str, action: list[float]) -> StepOutcome:
+        return self.table.step(key, action)
+
+    def restore(self, key: str, spec: EpisodeSpec, actions: Actions) -> ReplayOutcome:
+        return self.table.restore(key, spec, actions)
+
+    def replay(self, spec: EpisodeSpec, actions: Actions, record: Path | None) -> ReplayOutcome:
+        return simulation.replay(spec, actions, record)
+
+    def drop(self, key: str) -> None:
+        self.table.drop(key)
+
+    def size(self) -> int:
+        return len(self.table)
+
+
+class RayPool(SimulationPool):
+    def __init__(self, size: int, address: str | None = None) -> None:
+        self.size = size
+        self.address = address
+        self._actors: list[Any] = []
+        self._keys: list[set[str]] = []
+        self._home: dict[str, int] = {}
+        self._started_ray = False
+
+    async def start(self) -> None:
+        import ray
+
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if self.address:
+                kwargs["address"] = self.address
+            else:
+                kwargs["num_cpus"] = max(self.size * CPUS_PER_ACTOR, os.cpu_count() or 1)
+            await asyncio.to_thread(ray.init, **kwargs)
+            self._started_ray = True
+        self._remote = ray.remote(num_cpus=CPUS_PER_ACTOR, max_restarts=0)(EnvActor)
+        self._actors = [self._remote.remote() for _ in range(self.size)]
+        self._keys = [set() for _ in range(self.size)]
+
+    async def stop(self) -> None:
+        import ray
+
+        for actor in self._actors:
+            ray.kill(actor)
+        self._actors, self._keys = [], []
+        self._home.clear()
+        if self._started_ray:
+            await asyncio.to_thread(ray.shutdown)
+            self._started_ray = False
+
+    def _replace(self, index: int) -> None:
+        import ray
+
+        log.warning("simulation actor %d lost; starting a new one", index)
+        try:
+            ray.kill(self._actors[index])
+        except Exception:  # already gone
+            pass
+        for key in self._keys[index]:
+            self._home.pop(key, None)
+        self._keys[index] = set()
+        self._actors[index] = self._remote.remote()
+
+    async def _call(self, index: int, method: str, *args: Any, timeout_s: float | None = None):
+        from ray.exceptions import RayActorError, RayTaskError
+
+        ref = getattr(self._actors[index], method).remote(*args)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(ref.future()), timeout_s)
+        except TimeoutError:
+            self._replace(index)  # killing the actor is the only way to stop a stuck step
+            raise SimulationFailed(f"step took longer than the {timeout_s:g} s limit") from None
+        except RayActorError:
+            self._replace(index)
+            raise EnvMissing(f"actor {index} died") from None
+        except RayTaskError as exc:
+            cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+            if isinstance(cause, EnvMissing | BadAction | SimulationFailed):
+                raise cause from None
+            raise SimulationFailed(f"{type(cause).__name__}: {cause}") from None
+
+    def _place(self, key: str) -> int:
+        if key in self._home:
+            return self._home[key]
+        index = min(range(self.size), key=lambda i: len(self._keys[i]))
+        self._keys[index].add(key)
+        self._home[key] = index
+        return index
+
+    def _existing(self, key: str) -> int:
+        if key not in self._home:
+            raise EnvMissing(key)
+        return self._home[key]
+
+    async def reset(self, key: str, spec: EpisodeSpec) -> list[float]:
+        return await self._call(self._place(key), "reset", key, spec)
+
+    async def step(self, key: str, action: list[float], timeout_s: float) -> StepOutcome:
+        return await self._call(self._existing(key), "step", key, action, timeout_s=timeout_s)
+
+    async def restore(self, key: str, spec: EpisodeSpec, actions: Actions) -> ReplayOutcome:
+        return await self._call(self._place(key), "restore", key, spec, actions)
+
+    async def replay(
+        self, spec: EpisodeSpec, actions: Actions, record: Path | None = None
+    ) -> ReplayOutcome:
+        index = min(range(self.size), key=lambda i: len(self._keys[i]))
+        return await self._call(index, "replay", spec, actions, record)
+
+    async def drop(self, key: str) -> None:
+        index = self._home.pop(key, None)
+        if index is None:
+            return
+        self._keys[index].discard(key)
+        try:
+            await self._call(index, "drop", key)
+        except EnvMissing:
+            pass
+
+    def actor_of(self, key: str) -> Any:
+        """The actor holding `key` (tests kill it to check recovery)."""
+        return self._actors[self._existing(key)]
