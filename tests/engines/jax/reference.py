@@ -93,3 +93,59 @@ def random_u(rng: np.random.Generator) -> np.ndarray:
 
 
 __all__ = ["MUSCLES", "OpenSimReference", "random_q", "random_u"]
+
+
+class EngineReference:
+    """The OpenSim engine (obstacles, psoas as `RunEnv` builds them), probed at given states."""
+
+    def __init__(self) -> None:
+        from l2run.engines.opensim_engine import OpenSimEngine
+
+        self.engine = OpenSimEngine()
+        self._configure_handles()
+
+    def _configure_handles(self) -> None:
+        m = self.engine.model
+        controller = osim.PrescribedController.safeDownCast(
+            m.getControllerSet().get("l2run_excitations")
+        )
+        functions = controller.get_ControlFunctions()
+        self.controls = [osim.Constant.safeDownCast(functions.get(i)) for i in range(len(MUSCLES))]
+        cs = m.getCoordinateSet()
+        self.coordinates = [cs.get(n) for n in COORDINATES]
+
+    def set_course(self, course) -> None:
+        self.engine.reset(course)
+        self._configure_handles()
+
+    def derivatives(
+        self,
+        q: np.ndarray,
+        u: np.ndarray,
+        activation: np.ndarray,
+        fiber_length: np.ndarray,
+        excitation: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(q̇, u̇, ȧ, l̇) at the given state and excitations (OpenSim realizes from scratch)."""
+        m = self.engine.model
+        for c, value in zip(self.controls, excitation, strict=True):
+            c.setValue(float(value))
+        s = osim.State(self.engine.state)
+        for c, qi, ui in zip(self.coordinates, q, u, strict=True):
+            c.setValue(s, float(qi), False)
+            c.setSpeedValue(s, float(ui))
+        for name, a, lm in zip(MUSCLES, activation, fiber_length, strict=True):
+            m.setStateVariableValue(s, f"/forceset/{name}/activation", float(a))
+            m.setStateVariableValue(s, f"/forceset/{name}/fiber_length", float(lm))
+        s.invalidateAllCacheAtOrAbove(osim.Stage(osim.Stage.Instance))
+        m.realizeAcceleration(s)
+        self.last_state = s
+        qdot = np.array([c.getSpeedValue(s) for c in self.coordinates])
+        udot = np.array([c.getAccelerationValue(s) for c in self.coordinates])
+        adot = np.array(
+            [m.getStateVariableDerivativeValue(s, f"/forceset/{n}/activation") for n in MUSCLES]
+        )
+        ldot = np.array(
+            [m.getStateVariableDerivativeValue(s, f"/forceset/{n}/fiber_length") for n in MUSCLES]
+        )
+        return qdot, udot, adot, ldot

@@ -60,3 +60,84 @@ def test_point_force_matches_virtual_work(params):
     gen = dynamics.point_force_to_generalized(fj, body, point(q), force)
     power = jnp.sum(jax.jvp(point, (q,), (u,))[1] * force)
     np.testing.assert_allclose(gen @ u, power, rtol=1e-12)
+
+
+# --- all state derivatives, every force on -----------------------------------------------------
+
+N_FULL_STATES = 200
+DERIVATIVE_RTOL = 1e-6
+# Absolute floors for values near zero: u̇ (rad/s², m/s²), ȧ (1/s), l̇ (m/s).
+UDOT_FLOOR, ADOT_FLOOR, LDOT_FLOOR = 1e-6, 1e-9, 1e-9
+FOOT_SPHERE_RADIUS_M = 0.05
+
+
+def _touching_course(rng, centers, psoas):
+    """A course whose first obstacle overlaps a random foot sphere by up to 1 cm, plus one
+    obstacle 3 m further on."""
+    k = rng.integers(len(centers))
+    r = rng.uniform(0.12, 0.25)
+    overlap = rng.uniform(0.0, 0.01)
+    dz = centers[k, 2]  # foot spheres sit off the z = 0 plane of the obstacles
+    planar = np.sqrt((r + FOOT_SPHERE_RADIUS_M - overlap) ** 2 - dz**2)
+    angle = rng.uniform(0.0, 2.0 * np.pi)
+    touching = (centers[k, 0] - planar * np.cos(angle), centers[k, 1] - planar * np.sin(angle), r)
+    far = (centers[k, 0] + 3.0, 0.0, 0.1)
+    from l2run.course import Course
+
+    return Course(obstacles=np.array(sorted([touching, far])), psoas=psoas)
+
+
+def test_state_derivatives_match_opensim(params):
+    """q̇, u̇, ȧ, l̇ at random states: every activation level, feet on/off the ground, ligaments
+    beyond their limits, obstacles touching feet, random psoas strengths."""
+    from l2run.engines.jax import contact, system
+    from l2run.engines.jax.integrate import Continuous
+    from l2run.observation import pad_obstacles
+
+    from .reference import EngineReference
+
+    reference = EngineReference()
+    evaluate = jax.jit(lambda y, e, o, p: system.evaluate(params, y, e, o, p))
+    centers_fn = jax.jit(
+        lambda q: contact.sphere_centers(params.contact, *kinematics.model_frames(params, q))
+    )
+    lopt = np.asarray(params.muscles.optimal_fiber_length)
+    rng = np.random.default_rng(11)
+    seen = {"ground": 0, "airborne": 0, "obstacle": 0, "ligament": 0}
+    for i in range(N_FULL_STATES):
+        q, u = random_q(rng), random_u(rng)
+        centers = np.asarray(centers_fn(jnp.asarray(q)))
+        if i % 4 != 0:  # lowest foot sphere up to 2 cm into the ground
+            q[2] += -np.min(centers[:, 1] - FOOT_SPHERE_RADIUS_M) - rng.uniform(0.0, 0.02)
+            centers = np.asarray(centers_fn(jnp.asarray(q)))
+        course = _touching_course(rng, centers, tuple(rng.uniform(0.5, 1.2, 2)))
+        reference.set_course(course)
+        activation = rng.uniform(0.01, 1.0, 18)
+        fiber = lopt * rng.uniform(0.6, 1.4, 18)
+        excitation = rng.uniform(0.0, 1.0, 18)
+        expected = reference.derivatives(q, u, activation, fiber, excitation)
+        ev = evaluate(
+            Continuous(*map(jnp.asarray, (q, u, activation, fiber))),
+            jnp.asarray(excitation),
+            jnp.asarray(pad_obstacles(course.obstacles)),
+            jnp.asarray(course.psoas),
+        )
+        got = ev.derivative
+        np.testing.assert_array_equal(got.q, expected[0])
+        for name, g, e, floor in (
+            ("udot", got.u, expected[1], UDOT_FLOOR),
+            ("adot", got.activation, expected[2], ADOT_FLOOR),
+            ("ldot", got.fiber_length, expected[3], LDOT_FLOOR),
+        ):
+            np.testing.assert_allclose(
+                g, e, rtol=DERIVATIVE_RTOL, atol=floor, err_msg=f"state {i}: {name}"
+            )
+        on_ground = bool(np.any(np.abs(np.asarray(ev.foot_forces)) > 0))
+        seen["ground" if on_ground else "airborne"] += 1
+        seen["ligament"] += int(np.sum(np.abs(np.asarray(ev.ligament_torques)) > 1.0))
+        obstacle_forces = np.asarray(ev.contact.force)[np.asarray(ev.contact.contact_set) >= 2]
+        seen["obstacle"] += int(np.any(obstacle_forces != 0))
+    # The sample must actually exercise what it claims to.
+    assert seen["ground"] >= N_FULL_STATES // 4 and seen["airborne"] >= 10, seen
+    assert seen["obstacle"] >= N_FULL_STATES // 4, seen
+    assert seen["ligament"] >= N_FULL_STATES // 2, seen

@@ -11,7 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from l2run.engines.jax.body_tree import body_specs_from_definition, compile_body_tree
+from l2run.engines.jax.contact import compile_contact
+from l2run.engines.jax.ligaments import compile_ligaments
+from l2run.engines.jax.muscles import compile_muscles
 from l2run.engines.jax.params import PARAMS_FILE, DefaultState, ModelParams, save_params
+from l2run.engines.jax.paths import compile_paths
 from l2run.engines.jax.splines import compile_splines
 from l2run.model.names import COORDINATES, MUSCLES
 
@@ -44,6 +48,10 @@ def compile_params(definition=None) -> ModelParams:
     return ModelParams(
         tree=tree,
         joint_splines=compile_splines([s.spline for s in spline_dofs]),
+        muscles=compile_muscles(d),
+        paths=compile_paths(d),
+        ligaments=compile_ligaments(d),
+        contact=compile_contact(d),
         default=compile_default_state(d),
     )
 

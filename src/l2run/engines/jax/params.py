@@ -15,6 +15,10 @@ import jax.numpy as jnp
 
 from l2run.engines.jax import params_io
 from l2run.engines.jax.bodies import BodyTreeParams
+from l2run.engines.jax.contact import ContactParams
+from l2run.engines.jax.ligaments import LigamentParams
+from l2run.engines.jax.muscles import MuscleParams
+from l2run.engines.jax.paths import PathParams
 from l2run.engines.jax.splines import SplineParams
 
 PARAMS_FILE = Path(__file__).resolve().parents[2] / "model" / "gait9dof18musc_params.npz"
@@ -32,10 +36,14 @@ class DefaultState(NamedTuple):
 
 
 class ModelParams(NamedTuple):
-    """Body tree, coordinate splines, default state (and the force models, see compile.py)."""
+    """Body tree, joint splines, muscles, paths, ligaments, contact and the default state."""
 
     tree: BodyTreeParams
     joint_splines: SplineParams  # functions of a coordinate used by joints (knee translations)
+    muscles: MuscleParams
+    paths: PathParams
+    ligaments: LigamentParams
+    contact: ContactParams
     default: DefaultState
 
 

@@ -1,0 +1,125 @@
+"""`JaxEngine`: the JAX physics behind the `Engine` protocol, so `RunEnv(engine="jax")` works.
+
+Holds one `EnvState` and calls the jitted pure `step`; the reporting methods evaluate small
+jitted functions of that state. Needs neither OpenSim nor the JSON model definition: the model
+comes from the packaged parameter file.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from l2run.course import Course
+from l2run.engines.base import IntegratorError
+from l2run.engines.jax import system
+from l2run.engines.jax.integrate import Integrator
+from l2run.engines.jax.params import ModelParams, load_params
+from l2run.engines.jax.step import DEFAULT_INTEGRATOR, observe, reset, step
+from l2run.model.names import BODIES, FOOT_CONTACTS, MUSCLES
+from l2run.observation import pad_obstacles
+
+DTYPES = {"float64": jnp.float64, "float32": jnp.float32}
+
+
+def cast_params(params: ModelParams, dtype) -> ModelParams:
+    """Floating-point leaves of `params` as `dtype` (integer index arrays unchanged)."""
+    return jax.tree.map(
+        lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, params
+    )
+
+
+@jax.jit
+def _reports(params: ModelParams, q, u, activation, fiber_length, obstacles, psoas):
+    return system.reports(params, q, u, activation, fiber_length, obstacles, psoas)
+
+
+class JaxEngine:
+    """The runner simulated by the JAX engine, stepped 0.01 s at a time."""
+
+    name = "jax"
+
+    def __init__(
+        self,
+        integrator: Integrator | tuple[str, int] = DEFAULT_INTEGRATOR,
+        dtype: str = "float64",
+        params: ModelParams | None = None,
+    ) -> None:
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
+        self.integrator = Integrator(*integrator)
+        Integrator.evaluations.fget(self.integrator)  # validates the scheme name
+        self.dtype = DTYPES[dtype]
+        self.params = cast_params(params if params is not None else load_params(), self.dtype)
+        self.course = Course()
+        self.state = None
+        self.reset(self.course)
+
+    def reset(self, course: Course) -> None:
+        self.course = course
+        self.state = reset(
+            self.params,
+            jnp.asarray(pad_obstacles(course.obstacles), self.dtype),
+            jnp.asarray(course.psoas, self.dtype),
+        )
+        self._report_cache = None
+
+    def step(self, excitations: np.ndarray) -> None:
+        action = jnp.asarray(np.clip(np.asarray(excitations, float).reshape(18), 0, 1), self.dtype)
+        # A done flag from the pure step (fall / time limit) is RunEnv's business, not ours.
+        state = self.state._replace(done=jnp.zeros((), bool))
+        new, _, _, _ = step(self.params, state, action, self.integrator)
+        if not all(bool(jnp.all(jnp.isfinite(x))) for x in (new.q, new.u, new.activation)):
+            raise IntegratorError(f"state became non-finite at t={float(new.time):.2f} s")
+        finite = bool(jnp.all(jnp.isfinite(new.fiber_length)))
+        if not finite or int(new.step_count) != int(state.step_count) + 1:
+            raise IntegratorError(f"state became non-finite at t={float(new.time):.2f} s")
+        self.state = new
+        self._report_cache = None
+
+    @property
+    def time(self) -> float:
+        return float(self.state.time)
+
+    def observation(self) -> np.ndarray:
+        return np.asarray(observe(self.params, self.state), dtype=np.float64)
+
+    def _reports(self) -> system.Reports:
+        if self._report_cache is None:
+            s = self.state
+            self._report_cache = jax.tree.map(
+                np.asarray,
+                _reports(self.params, s.q, s.u, s.activation, s.fiber_length, s.obstacles, s.psoas),
+            )
+        return self._report_cache
+
+    def ligament_forces(self) -> np.ndarray:
+        return np.asarray(self._reports().ligament_torques, dtype=np.float64)
+
+    def body_poses(self) -> dict[str, tuple[float, float, float]]:
+        r = self._reports()
+        return {
+            name: (float(r.body_origin[i, 0]), float(r.body_origin[i, 1]), float(r.body_angle[i]))
+            for i, name in enumerate(BODIES)
+        }
+
+    def muscle_paths(self) -> list[np.ndarray]:
+        r = self._reports()
+        return [
+            np.asarray(r.path_points[i][r.path_mask[i]], dtype=np.float64)
+            for i in range(len(MUSCLES))
+        ]
+
+    def activations(self) -> np.ndarray:
+        return np.asarray(self.state.activation, dtype=np.float64)
+
+    def fiber_lengths(self) -> np.ndarray:
+        return np.asarray(self.state.fiber_length, dtype=np.float64)
+
+    def contact_forces(self) -> dict[str, np.ndarray]:
+        r = self._reports()
+        return {
+            name: np.asarray(r.foot_forces[i], dtype=np.float64)
+            for i, name in enumerate(FOOT_CONTACTS)
+        }

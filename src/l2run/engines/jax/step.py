@@ -1,0 +1,112 @@
+"""The JAX engine's pure environment functions: `reset` and `step` (jit/vmap/grad-able).
+
+``step(params, state, action) -> (state, obs, reward, done)`` holds the 18 excitations for one
+0.01 s control step, integrates with a fixed-step scheme (`integrate.py`), and computes the
+seed's observation, reward and done exactly as `RunEnv` does for the OpenSim engine:
+reward = Δ pelvis x − 1e-7·‖ligament torques‖, done when pelvis y < 0.65 m or after 1000 steps;
+a non-finite state ends the episode with reward −500 (the OpenSim engine's integrator failure)
+and keeps the last finite state. Stepping a done state changes nothing (reward 0), so a batch
+can run in lockstep until every environment is done. No Python control flow on values.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+from l2run.engines.base import STEP_SIZE_S
+from l2run.engines.jax import system
+from l2run.engines.jax.integrate import Continuous, Integrator, integrate
+from l2run.engines.jax.params import ModelParams
+from l2run.engines.jax.state import EnvState
+from l2run.observation import assemble, ligament_penalty
+
+TIMESTEP_LIMIT = 1000  # steps per episode (10 s), as RunEnv
+FALL_HEIGHT_M = 0.65  # pelvis y below this ends the episode, as RunEnv
+INTEGRATOR_FAILURE_REWARD = -500.0  # RunEnv's reward when the integrator fails
+PELVIS_X, PELVIS_Y = 1, 2  # indices in q
+# The measured default (README "The JAX engine"): cheapest scheme meeting the parity targets.
+DEFAULT_INTEGRATOR = Integrator("ros2", 10)
+
+
+def reset(params: ModelParams, obstacles: jnp.ndarray, psoas: jnp.ndarray) -> EnvState:
+    """The model's default state (no equilibration) on a course: obstacles (20, 3) padded
+    (`l2run.observation.pad_obstacles`), psoas (left, right)."""
+    d = params.default
+    dtype = d.q.dtype
+    return EnvState(
+        q=d.q,
+        u=d.u,
+        activation=d.activation,
+        fiber_length=d.fiber_length,
+        time=jnp.zeros((), dtype),
+        step_count=jnp.zeros((), jnp.int32),
+        last_pelvis_x=d.q[PELVIS_X],
+        obstacles=jnp.asarray(obstacles, dtype),
+        psoas=jnp.asarray(psoas, dtype),
+        done=jnp.zeros((), bool),
+    )
+
+
+def continuous(state: EnvState) -> Continuous:
+    return Continuous(state.q, state.u, state.activation, state.fiber_length)
+
+
+def observe(params: ModelParams, state: EnvState) -> jnp.ndarray:
+    """The seed's 41 observation values of a state (`l2run.observation.assemble`)."""
+    k = system.kinematic_outputs(params, state.q, state.u)
+    return assemble(
+        state.q,
+        state.u,
+        k.com_position,
+        k.com_velocity,
+        k.obs_body_xy,
+        state.psoas,
+        state.obstacles,
+        xp=jnp,
+    )
+
+
+@partial(jax.jit, static_argnames=("integrator",))
+def step(
+    params: ModelParams,
+    state: EnvState,
+    action: jnp.ndarray,
+    integrator: Integrator = DEFAULT_INTEGRATOR,
+) -> tuple[EnvState, jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+    """One 0.01 s control step: (new state, observation (41,), reward, done)."""
+    excitation = jnp.clip(jnp.asarray(action, state.q.dtype), 0.0, 1.0)
+
+    def f(y: Continuous) -> Continuous:
+        return system.derivatives(params, y, excitation, state.obstacles, state.psoas)
+
+    def jac(y: Continuous):
+        return system.stiff_diagonal(params, y, excitation, state.psoas)
+
+    y = integrate(f, continuous(state), STEP_SIZE_S, integrator, jac)
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(y)]))
+    y = jax.tree.map(lambda new, old: jnp.where(finite, new, old), y, continuous(state))
+    count = state.step_count + 1
+    lig = system.ligament_torques(params, y.q, y.u)
+    pelvis_x = y.q[PELVIS_X]
+    reward = pelvis_x - state.last_pelvis_x - ligament_penalty(lig, xp=jnp)
+    reward = jnp.where(finite, reward, INTEGRATOR_FAILURE_REWARD)
+    done = (y.q[PELVIS_Y] < FALL_HEIGHT_M) | (count >= TIMESTEP_LIMIT) | ~finite
+    new = EnvState(
+        q=y.q,
+        u=y.u,
+        activation=y.activation,
+        fiber_length=y.fiber_length,
+        time=state.time + STEP_SIZE_S,
+        step_count=count,
+        last_pelvis_x=pelvis_x,
+        obstacles=state.obstacles,
+        psoas=state.psoas,
+        done=done,
+    )
+    # A finished episode stays as it was.
+    new = jax.tree.map(lambda n, o: jnp.where(state.done, o, n), new, state)
+    reward = jnp.where(state.done, 0.0, reward)
+    return new, observe(params, new), reward, new.done

@@ -1,0 +1,165 @@
+"""The whole model's state derivatives: kinematics + muscles + paths + ligaments + contact → u̇.
+
+One evaluation (what integrators count) computes the body frames with their Jacobians and
+velocity products, the muscle paths, the Thelen2003 muscle derivatives, the ligament torques and
+the Hunt–Crossley contact forces, maps all of them to generalized forces, and solves the 9×9
+mass-matrix system. Everything is a pure function of arrays.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from l2run.engines.jax import contact, dynamics, kinematics, ligaments, muscles, paths
+from l2run.engines.jax.integrate import Continuous, StiffDiagonal
+from l2run.engines.jax.params import ModelParams
+from l2run.model.names import BODIES, OBS_BODIES
+
+_OBS_BODY_INDEX = jnp.array([BODIES.index(b) for b in OBS_BODIES])
+
+
+def _frames_fn(params: ModelParams):
+    return lambda q: kinematics.model_frames(params, q)
+
+
+class Evaluation(NamedTuple):
+    """Everything one derivative evaluation computes (for reporting and tests)."""
+
+    derivative: Continuous
+    frames: kinematics.BodyFrames
+    path_length: jnp.ndarray  # (18,) m
+    muscle: muscles.MuscleDerivatives
+    ligament_torques: jnp.ndarray  # (6,) N·m
+    foot_forces: jnp.ndarray  # (2, 2) ground reaction on (foot_r, foot_l) fx, fy, N
+    contact: contact.ContactForces  # every contact pair (platform and obstacles)
+    generalized_forces: jnp.ndarray  # (9,) applied (muscles + ligaments + contact)
+
+
+def evaluate(
+    params: ModelParams,
+    y: Continuous,
+    excitation: jnp.ndarray,
+    obstacles: jnp.ndarray,
+    psoas: jnp.ndarray,
+) -> Evaluation:
+    """State derivatives and the forces behind them at state y (excitations (18,) in [0, 1])."""
+    q, u = y.q, y.u
+    fj = kinematics.frame_jacobians(_frames_fn(params), q, u)
+    terms = dynamics.rigid_body_terms(params.tree, fj, u)
+    geometry = paths.path_geometry(
+        params.paths, fj.frames.origin, fj.frames.angle, fj.origin_jac, fj.angle_jac, q, u
+    )
+    md = muscles.muscle_dynamics(
+        params.muscles, y.activation, y.fiber_length, excitation, geometry.length, psoas
+    )
+    lig = ligaments.limit_forces(params.ligaments, q, u)
+    cf = contact.contact_forces(
+        params.contact,
+        fj.frames.origin,
+        fj.frames.angle,
+        fj.origin_jac @ u,
+        fj.angle_jac @ u,
+        obstacles,
+    )
+    applied = (
+        paths.path_generalized_forces(geometry, md.tendon_force)
+        + ligaments.ligament_generalized_forces(params.ligaments, lig, q.shape[0])
+        + dynamics.point_force_to_generalized(fj, cf.body, cf.point[:, :2], cf.force[:, :2])
+    )
+    udot = dynamics.accelerations(terms, applied)
+    return Evaluation(
+        derivative=Continuous(u, udot, md.activation_dot, md.fiber_length_dot),
+        frames=fj.frames,
+        path_length=geometry.length,
+        muscle=md,
+        ligament_torques=lig,
+        foot_forces=contact.foot_ground_reactions(cf)[:, :2],
+        contact=cf,
+        generalized_forces=applied,
+    )
+
+
+def derivatives(
+    params: ModelParams,
+    y: Continuous,
+    excitation: jnp.ndarray,
+    obstacles: jnp.ndarray,
+    psoas: jnp.ndarray,
+) -> Continuous:
+    """ẏ = (q̇, u̇, ȧ, l̇) (see `evaluate`)."""
+    return evaluate(params, y, excitation, obstacles, psoas).derivative
+
+
+def ligament_torques(params: ModelParams, q: jnp.ndarray, u: jnp.ndarray) -> jnp.ndarray:
+    """(6,) ligament torques in LIGAMENTS order, N·m."""
+    return ligaments.limit_forces(params.ligaments, q, u)
+
+
+class KinematicOutputs(NamedTuple):
+    """What the observation needs beyond q and u (ground frame)."""
+
+    com_position: jnp.ndarray  # (2,) m
+    com_velocity: jnp.ndarray  # (2,) m/s
+    obs_body_xy: jnp.ndarray  # (7, 2) origins of OBS_BODIES, m
+
+
+def kinematic_outputs(params: ModelParams, q: jnp.ndarray, u: jnp.ndarray) -> KinematicOutputs:
+    tree = params.tree
+
+    def com(qq: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+        frames = kinematics.model_frames(params, qq)
+        return kinematics.system_com(tree, kinematics.com_positions(tree, frames)), frames.origin
+
+    (com_p, origin), (com_v, _) = jax.jvp(com, (q,), (u,))
+    return KinematicOutputs(com_p, com_v, origin[_OBS_BODY_INDEX])
+
+
+class Reports(NamedTuple):
+    """Per-state quantities the Engine protocol reports."""
+
+    body_origin: jnp.ndarray  # (13, 2) m
+    body_angle: jnp.ndarray  # (13,) rad
+    ligament_torques: jnp.ndarray  # (6,) N·m
+    path_points: jnp.ndarray  # (18, P, 2) m
+    path_mask: jnp.ndarray  # (18, P) bool: point is on the path
+    foot_forces: jnp.ndarray  # (2, 2) N
+
+
+def reports(params, q, u, activation, fiber_length, obstacles, psoas) -> Reports:
+    y = Continuous(q, u, activation, fiber_length)
+    ev = evaluate(params, y, jnp.zeros_like(activation), obstacles, psoas)
+    points, mask = paths.path_points(params.paths, ev.frames.origin, ev.frames.angle, q)
+    return Reports(
+        body_origin=ev.frames.origin,
+        body_angle=ev.frames.angle,
+        ligament_torques=ev.ligament_torques,
+        path_points=points[..., :2],
+        path_mask=mask,
+        foot_forces=ev.foot_forces,
+    )
+
+
+def stiff_diagonal(
+    params: ModelParams,
+    y: Continuous,
+    excitation: jnp.ndarray,
+    psoas: jnp.ndarray,
+) -> StiffDiagonal:
+    """∂ȧ/∂a and ∂l̇/∂l (18,) at y: the muscle model differentiated at fixed path lengths
+    (the muscles' states are independent of each other, so one all-ones tangent per state
+    gives the exact diagonal)."""
+    frames = kinematics.model_frames(params, y.q)
+    length = paths.path_lengths(params.paths, frames.origin, frames.angle, y.q)
+
+    def rates(a: jnp.ndarray, lm: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+        md = muscles.muscle_dynamics(params.muscles, a, lm, excitation, length, psoas)
+        return md.activation_dot, md.fiber_length_dot
+
+    ones = jnp.ones_like(y.activation)
+    zeros = jnp.zeros_like(y.activation)
+    _, (daa, _) = jax.jvp(rates, (y.activation, y.fiber_length), (ones, zeros))
+    _, (_, dll) = jax.jvp(rates, (y.activation, y.fiber_length), (zeros, ones))
+    return StiffDiagonal(activation=daa, fiber_length=dll)
