@@ -88,3 +88,23 @@ def test_runenv_visualize_opens_window_under_xvfb(xvfb_display, monkeypatch) -> 
         env.close()
     marker = np.all(np.abs(shot - PELVIS_MARKER) <= 12, axis=-1).sum()
     assert marker > 10, "the live window does not show the runner"
+
+
+@pytest.mark.slow  # compiling the JAX engine takes tens of seconds on a shared CPU
+def test_jax_engine_records_and_renders(tmp_path: Path) -> None:
+    from l2run.env.runenv import RunEnv
+    from l2run.render.frame import render_frame
+
+    path = tmp_path / "jax.npz"
+    env = RunEnv(engine="jax", record=path)
+    env.reset(difficulty=2, seed=3)
+    for _ in range(5):
+        env.step(np.full(18, 0.2))
+    env.close()
+    rec = load_recording(path)
+    assert len(rec) == 6 and rec.metadata["engine"] == "jax"
+    assert (rec.muscle_counts >= 2).all() and np.isfinite(rec.body_pose).all()
+    image = render_frame(rec.frame(-1), rec.obstacles)
+    pelvis = rec.body_xy("pelvis")[-1]
+    col, row = Camera().to_pixels(pelvis, pelvis[0])
+    assert np.abs(image[round(row), round(col)].astype(int) - PELVIS_MARKER).max() <= 10
