@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from l2run.grader.errors import GraderError
 from l2run.grader.rounds import RoundRules
@@ -43,12 +43,15 @@ from l2run.grader.storage.models import (
     SubmissionStatus,
     utcnow,
 )
+from l2run.observation import PELVIS_X
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ACCEPTED_ENV_IDS = ("RunEnv", "Run")  # l2run's client sends "RunEnv"; osim-rl 1.x sent "Run"
-PELVIS_X_INDEX = 1  # observation order of the seed: pelvis tilt, x, y, ...
+PELVIS_X_INDEX = PELVIS_X  # index of pelvis x (m) in the 41 observation values
+# last_active_at is rewritten at most this often (s): one write fewer on most steps.
+ACTIVITY_RESOLUTION_S = 5.0
 DAY = timedelta(hours=24)
 
 
@@ -116,7 +119,11 @@ class GraderService:
 
     def _load(self, session: Session, instance_id: str, token: str | None) -> Submission | _Refusal:
         """The instance, if the caller may use it and it is still open (or finished)."""
-        submission = session.get(Submission, instance_id)
+        submission = session.scalar(
+            select(Submission)
+            .where(Submission.id == instance_id)
+            .options(joinedload(Submission.participant))
+        )
         if submission is None:
             raise GraderError(
                 404, f"unknown instance {instance_id!r}: create one with POST /v1/envs/"
@@ -134,12 +141,14 @@ class GraderService:
         if submission.status == SubmissionStatus.ABANDONED:
             raise GraderError(410, self._abandoned_message(submission))
         if submission.status == SubmissionStatus.OPEN:
-            idle = utcnow() - submission.last_active_at
-            if idle.total_seconds() > self.settings.idle_timeout_s:
+            now = utcnow()
+            idle = (now - submission.last_active_at).total_seconds()
+            if idle > self.settings.idle_timeout_s:
                 submission.status = SubmissionStatus.ABANDONED
-                submission.closed_at = utcnow()
+                submission.closed_at = now
                 return _Refusal(GraderError(410, self._abandoned_message(submission)))
-            submission.last_active_at = utcnow()
+            if idle > min(ACTIVITY_RESOLUTION_S, self.settings.idle_timeout_s / 2):
+                submission.last_active_at = now
         return submission
 
     def _abandoned_message(self, submission: Submission) -> str:
@@ -268,15 +277,14 @@ class GraderService:
             return submission
         if submission.status == SubmissionStatus.FINISHED:
             raise GraderError(409, self._scored_message(submission))
-        episodes = submission.episodes
-        if episodes and episodes[-1].status == EpisodeStatus.RUNNING:
-            last = episodes[-1]
+        last = _last_episode(session, instance_id)
+        if last is not None and last.status == EpisodeStatus.RUNNING:
             raise GraderError(
                 409,
                 f"trial {last.trial + 1} of {submission.trials} is still running (step "
                 f"{last.steps} of at most {last.max_steps}); step until done=true, then reset",
             )
-        trial = len(episodes)
+        trial = 0 if last is None else last.trial + 1
         if trial >= submission.trials:
             if not submission.exhausted_notified:
                 submission.exhausted_notified = True
@@ -324,14 +332,13 @@ class GraderService:
             return submission
         if submission.status == SubmissionStatus.FINISHED:
             raise GraderError(409, self._scored_message(submission))
-        episodes = submission.episodes
-        if not episodes:
+        last = _last_episode(session, instance_id)
+        if last is None:
             raise GraderError(409, "no trial is running: call reset first")
-        last = episodes[-1]
         if last.status != EpisodeStatus.RUNNING:
             after = (
                 "call reset to start the next trial"
-                if len(episodes) < submission.trials
+                if last.trial + 1 < submission.trials
                 else f"all {submission.trials} trials are finished; call reset (answers null) "
                 "and submit"
             )
@@ -496,6 +503,15 @@ class GraderService:
             submission.status = SubmissionStatus.ABANDONED
             submission.closed_at = utcnow()
         return [s.id for s in stale]
+
+
+def _last_episode(session: Session, instance_id: str) -> Episode | None:
+    return session.scalar(
+        select(Episode)
+        .where(Episode.submission_id == instance_id)
+        .order_by(Episode.trial.desc())
+        .limit(1)
+    )
 
 
 def _logged_steps(session: Session, episode_id: int) -> tuple[list[list[float]], list[float]]:
