@@ -15,7 +15,7 @@ pytest.importorskip("opensim", reason="opensim is needed for the live parity ref
 from tests.engines.jax.forces_reference import ForceReference, rel_err  # noqa: E402
 
 REL_TOL = 1e-8
-N_STATES = 240
+N_STATES = 160
 # (x, y, r) m: obstacles of every size, one partly below the platform.
 OBSTACLES = np.array([[1.5, 0.05, 0.12], [3.0, -0.1, 0.3], [4.5, 0.2, 0.06]])
 FOOT_BODIES = ("calcn_r", "toes_r", "calcn_l", "toes_l")  # bodies of r_heel, r_toe, l_heel, l_toe
@@ -68,22 +68,43 @@ ref_state = [None]
 
 
 def _ours(params, out, origin, set_index, bodies):
-    """(force, torque) rows like OpenSim's record values: ground first, then `bodies`."""
+    """(force, torque) rows like OpenSim's record values: ground first, then `bodies` (numpy)."""
     mask = np.asarray(out.contact_set) == set_index
-    f, pt = np.asarray(out.force)[mask], np.asarray(out.point)[mask]
-    rows = [np.concatenate([-f.sum(0), -np.cross(pt, f).sum(0)])]
-    sub = contact.ContactForces(
-        force=out.force[mask],
-        point=out.point[mask],
-        body=out.body[mask],
-        contact_set=out.contact_set[mask],
-        normal_force=out.normal_force[mask],
+    f, pt, body = (
+        np.asarray(out.force)[mask],
+        np.asarray(out.point)[mask],
+        np.asarray(out.body)[mask],
     )
-    force, torque = contact.contact_wrenches(params, sub, jnp.asarray(origin))
+    rows = [np.concatenate([-f.sum(0), -np.cross(pt, f).sum(0)])]
+    body_z = np.asarray(params.body_z)
     for b in bodies:
         k = BODIES.index(b)
-        rows.append(np.concatenate([np.asarray(force[k]), np.asarray(torque[k])]))
+        on = body == k
+        arm = pt[on] - np.array([*origin[k], body_z[k]])
+        rows.append(np.concatenate([f[on].sum(0), np.cross(arm, f[on]).sum(0)]))
     return np.array(rows)
+
+
+def test_contact_wrenches_sum_forces_and_torques_per_body():
+    params = contact.compile_contact(load_definition())
+    origin = np.zeros((len(BODIES), 2))
+    origin[BODIES.index("calcn_r")] = (1.0, 2.0)
+    out = contact.ContactForces(
+        force=jnp.array([[0.0, 10.0, 0.0], [1.0, 0.0, 0.0]]),
+        point=jnp.array([[1.5, 2.0, 0.5], [1.0, 3.0, 0.0]]),
+        body=jnp.array([BODIES.index("calcn_r")] * 2),
+        contact_set=jnp.array([0, 0]),
+        normal_force=jnp.array([10.0, 1.0]),
+    )
+    force, torque = contact.contact_wrenches(params, out, jnp.asarray(origin))
+    k = BODIES.index("calcn_r")
+    np.testing.assert_allclose(force[k], [1.0, 10.0, 0.0])
+    z = float(params.body_z[k])
+    expected = np.cross([0.5, 0.0, 0.5 - z], [0.0, 10.0, 0.0]) + np.cross(
+        [0.0, 1.0, -z], [1.0, 0.0, 0.0]
+    )
+    np.testing.assert_allclose(torque[k], expected, atol=1e-15)
+    assert float(jnp.sum(jnp.abs(force))) == pytest.approx(11.0)
 
 
 def test_contact_forces_match_opensim_record_values():
@@ -126,26 +147,25 @@ def test_contact_forces_match_opensim_record_values():
     assert err <= REL_TOL
 
 
-def test_padding_rows_and_gradients():
+def test_padding_rows_are_inert_and_gradients_finite():
     params = contact.compile_contact(load_definition())
     nb = len(BODIES)
     rng = np.random.default_rng(2)
-    origin = jnp.asarray(rng.uniform(-0.5, 0.5, (nb, 2))).at[:, 1].add(0.0)
+    origin = jnp.asarray(rng.uniform(-0.5, 0.5, (nb, 2)))
     angle = jnp.asarray(rng.uniform(-0.3, 0.3, nb))
     vel = jnp.asarray(rng.uniform(-1, 1, (nb, 2)))
     omega = jnp.asarray(rng.uniform(-1, 1, nb))
-    padded = jnp.array([[100.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
-    out = jax.jit(contact.contact_forces)(params, origin, angle, vel, omega, padded)
-    assert np.all(np.asarray(out.force[4:]) == 0)
+    # a padding row (NO_OBSTACLE, r = 0) placed on the foot, and a real obstacle
+    on_foot = contact.sphere_centers(params, origin, angle)[0]
+    obstacles = jnp.array([[on_foot[0], on_foot[1], 0.0], [0.0, 0.0, 0.2]])
 
     def total(origin, vel, obstacles):
         o = contact.contact_forces(params, origin, angle, vel, omega, obstacles)
-        return jnp.sum(o.force**2)
+        return jnp.sum(o.force**2), o.force
 
-    obstacles = jnp.concatenate([padded, jnp.array([[0.0, 0.0, 0.2]])])
-    for g in jax.jit(jax.grad(total, argnums=(0, 1, 2)))(origin, vel, obstacles):
-        assert np.all(np.isfinite(np.asarray(g)))
-    batch = jax.vmap(lambda ob: contact.contact_forces(params, origin, angle, vel, omega, ob))(
-        jnp.stack([obstacles, obstacles])
+    (_, force), grads = jax.jit(jax.value_and_grad(total, argnums=(0, 1, 2), has_aux=True))(
+        origin, vel, obstacles
     )
-    assert batch.force.shape == (2, 4 + 4 * 3, 3)
+    assert np.all(np.asarray(force[4:8]) == 0)  # the padding row's four contacts
+    for g in grads:
+        assert np.all(np.isfinite(np.asarray(g)))

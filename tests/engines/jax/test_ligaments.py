@@ -59,5 +59,7 @@ def test_generalized_forces_and_gradients():
         coord = load_definition().coordinate_limit_forces[LIGAMENTS.index(name)].coordinate
         assert tau[COORDINATES.index(coord)] == pytest.approx(f)
     assert float(jnp.sum(tau[:3])) == 0.0
-    g = jax.grad(lambda qq, uu: jnp.sum(ligaments.limit_forces(params, qq, uu) ** 2), (0, 1))(q, u)
+    g = jax.jit(
+        jax.grad(lambda qq, uu: jnp.sum(ligaments.limit_forces(params, qq, uu) ** 2), (0, 1))
+    )(q, u)
     assert all(np.all(np.isfinite(np.asarray(x))) for x in g)
