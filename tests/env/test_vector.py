@@ -24,7 +24,12 @@ FALL_HEIGHT_M = 0.65
 @pytest.fixture(scope="module")
 def envs():
     """A vector env shared by the module (one compilation)."""
-    env = gym.make_vec("l2run/Run-v0", num_envs=N, engine="jax", max_episode_steps=SHORT_EPISODE)
+    env = gym.make_vec(
+        "l2run/Run-v0",
+        num_envs=N,
+        engine="jax",
+        max_episode_steps=SHORT_EPISODE,
+    )
     yield env
     env.close()
 

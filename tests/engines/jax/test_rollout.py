@@ -13,10 +13,17 @@ import pytest
 from l2run.course import generate_course
 from l2run.engines.jax import rollout as fx
 from l2run.engines.jax import step as env_step
+from l2run.engines.jax.integrate import Integrator
 from l2run.engines.jax.params import load_params
 
 N = 3
 STEPS = 3
+# The engine's own scheme for the batched tests (its compilation is shared with other tests);
+# the op-by-op (disable_jit) comparison runs a one-evaluation scheme over two steps, since
+# eager execution costs seconds per force evaluation.
+INTEGRATOR = env_step.DEFAULT_INTEGRATOR
+EAGER_INTEGRATOR = Integrator("linearly_implicit_euler", 1)
+EAGER_STEPS = 2
 RTOL, ATOL = 1e-9, 1e-12  # vmapped vs unbatched XLA programs may round differently
 
 
@@ -67,10 +74,10 @@ def test_vmapped_step_matches_single_steps(params, batch) -> None:
     actions = _actions(STEPS, N)
     singles = [_row(state, i) for i in range(N)]
     for k in range(STEPS):
-        state, obs, reward, done = fx.batch_step(params, state, actions[k])
+        state, obs, reward, done = fx.batch_step(params, state, actions[k], INTEGRATOR)
         assert obs.shape == (N, 41) and reward.shape == (N,) and done.shape == (N,)
         for i in range(N):
-            singles[i], o, r, d = env_step.step(params, singles[i], actions[k, i])
+            singles[i], o, r, d = env_step.step(params, singles[i], actions[k, i], INTEGRATOR)
             np.testing.assert_allclose(obs[i], o, rtol=RTOL, atol=ATOL)
             np.testing.assert_allclose(reward[i], r, rtol=RTOL, atol=ATOL)
             assert bool(done[i]) == bool(d)
@@ -90,63 +97,66 @@ def test_rollout_matches_python_loop_and_runs_without_jit(params, batch) -> None
         noise = jax.random.uniform(k, (18,), obs.dtype)
         return jnp.clip(0.5 * noise + 0.1 * jnp.tanh(obs[:18]), 0.0, 1.0)
 
-    final, traj = fx.rollout(params, single, policy, key, STEPS)
-    assert traj.obs.shape == (STEPS, 41) and traj.action.shape == (STEPS, 18)
-    assert traj.reward.shape == (STEPS,) and traj.done.dtype == jnp.bool_
+    final, traj = fx.rollout(params, single, policy, key, EAGER_STEPS, EAGER_INTEGRATOR)
+    assert traj.obs.shape == (EAGER_STEPS, 41) and traj.action.shape == (EAGER_STEPS, 18)
+    assert traj.reward.shape == (EAGER_STEPS,) and traj.done.dtype == jnp.bool_
 
     # The same steps by hand, with the same key stream.
     s, k = single, key
     obs = env_step.observe(params, s)
-    for t in range(STEPS):
+    for t in range(EAGER_STEPS):
         k, sub, _ = jax.random.split(k, 3)  # rollout's key stream: carry, policy, resets
         a = policy(obs, sub)
         np.testing.assert_allclose(traj.obs[t], obs, rtol=RTOL, atol=ATOL)
         np.testing.assert_allclose(traj.action[t], a, rtol=RTOL, atol=ATOL)
-        s, obs, r, d = env_step.step(params, s, a)
+        s, obs, r, d = env_step.step(params, s, a, EAGER_INTEGRATOR)
         np.testing.assert_allclose(traj.reward[t], r, rtol=RTOL, atol=ATOL)
         np.testing.assert_allclose(traj.next_obs[t], obs, rtol=RTOL, atol=ATOL)
     _assert_trees_close(final, s)
 
     # The jitted rollout and the same code run op by op give the same numbers.
     with jax.disable_jit():
-        final_eager, traj_eager = fx.rollout(params, single, policy, key, STEPS)
+        final_eager, traj_eager = fx.rollout(
+            params, single, policy, key, EAGER_STEPS, EAGER_INTEGRATOR
+        )
     _assert_trees_close(traj_eager, traj)
     _assert_trees_close(final_eager, final)
 
 
-def test_batched_rollout_with_autoreset(params, batch) -> None:
+def test_batched_rollout_with_same_step_autoreset(params, batch) -> None:
     state, _, _ = batch
-    reset_state = state  # restart every runner from its first state, as Brax does
-    limit = 2
+    limit, steps = 2, 3  # episodes truncated after 2 steps: a reset inside the horizon
 
     def policy(obs: jnp.ndarray, k: jax.Array) -> jnp.ndarray:
         return jax.random.uniform(k, obs.shape[:-1] + (18,), obs.dtype)
 
-    # `rollout` ends episodes only at the engine's limits; drive autoreset_step directly with
-    # a short step limit to see a reset inside the horizon.
-    s = state
+    # Restart every runner from its first state, as Brax's AutoResetWrapper does.
+    final, traj = fx.rollout(
+        params,
+        state,
+        policy,
+        jax.random.PRNGKey(1),
+        steps,
+        INTEGRATOR,
+        reset_state=state,
+        max_episode_steps=limit,
+    )
+    assert traj.obs.shape == (steps, N, 41) and traj.reward.shape == (steps, N)
     first_obs = fx.batch_observe(params, state)
-    key = jax.random.PRNGKey(0)
-    for t in range(limit + 1):
-        key, sub = jax.random.split(key)
-        a = policy(first_obs, sub)
-        r = fx.autoreset_step(params, s, a, reset_state, max_episode_steps=limit)
-        assert r.obs.shape == (N, 41) and r.final_obs.shape == (N, 41)
-        if t + 1 == limit:
-            assert np.all(np.asarray(r.truncated)) and not np.any(np.asarray(r.terminated))
-            # Reset in the same step: the next observation is the first one again ...
-            np.testing.assert_allclose(r.obs, first_obs, rtol=0, atol=0)
-            _assert_trees_close(r.state, reset_state, 0, 0)
-            # ... and the episode's last observation comes back separately.
-            assert not np.allclose(r.final_obs, first_obs)
-        else:
-            assert not np.any(np.asarray(r.truncated | r.terminated))
-            np.testing.assert_allclose(r.obs, r.final_obs, rtol=0, atol=0)
-        s = r.state
-
-    final, traj = fx.rollout(params, state, policy, jax.random.PRNGKey(1), 2, reset_state=state)
-    assert traj.obs.shape == (2, N, 41) and traj.reward.shape == (2, N)
-    assert final.q.shape == (N, 9)
+    done = np.asarray(traj.done)
+    assert not done[0].any() and done[1].all() and not done[2].any()
+    # Before the end, next_obs is the next step's obs; at the end it is the episode's last
+    # observation while the next step starts again from the first one.
+    np.testing.assert_array_equal(traj.next_obs[0], traj.obs[1])
+    assert not np.allclose(traj.next_obs[1], first_obs)
+    np.testing.assert_array_equal(traj.obs[2], first_obs)
+    assert np.all(np.asarray(final.step_count) == 1)
+    # The episode's steps agree with the plain batched step.
+    s = state
+    for t in range(limit):
+        s, obs, reward, _ = fx.batch_step(params, s, traj.action[t], INTEGRATOR)
+        np.testing.assert_allclose(traj.next_obs[t], obs, rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(traj.reward[t], reward, rtol=RTOL, atol=ATOL)
 
 
 def test_course_pool_resets(params) -> None:
@@ -162,15 +172,13 @@ def test_course_pool_resets(params) -> None:
         )
 
 
-def test_float32_parameters_give_float32_runs(params, batch) -> None:
+def test_float32_parameters_give_float32_states(params, batch) -> None:
     _, obstacles, psoas = batch
     p32 = fx.cast_floats(params, jnp.float32)
     assert p32.tree.parent.dtype == params.tree.parent.dtype  # index arrays untouched
-    s32 = env_step.reset(p32, obstacles[0], psoas[0])
-    s64 = env_step.reset(params, obstacles[0], psoas[0])
-    assert s32.q.dtype == jnp.float32
-    action = _actions(1)[0]
-    n32, o32, r32, _ = env_step.step(p32, s32, action)
-    n64, o64, r64, _ = env_step.step(params, s64, action)
-    assert o32.dtype == jnp.float32 and n32.q.dtype == jnp.float32
-    np.testing.assert_allclose(o32, o64, rtol=1e-3, atol=1e-4)
+    s32 = fx.batch_reset(p32, obstacles.astype(np.float32), psoas.astype(np.float32))
+    assert s32.q.dtype == jnp.float32 and s32.obstacles.dtype == jnp.float32
+    o32 = fx.batch_observe(p32, s32)
+    o64 = fx.batch_observe(params, fx.batch_reset(params, obstacles, psoas))
+    assert o32.dtype == jnp.float32
+    np.testing.assert_allclose(o32, o64, rtol=1e-5, atol=1e-5)

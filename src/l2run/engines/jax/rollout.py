@@ -209,6 +209,7 @@ def rollout(
     integrator: Integrator = env_step.DEFAULT_INTEGRATOR,
     reset_state: EnvState | None = None,
     reset_pool: CoursePool | None = None,
+    max_episode_steps: int | jnp.ndarray = env_step.TIMESTEP_LIMIT,
 ) -> tuple[EnvState, Transition]:
     """Run `policy_fn` for `steps` control steps in one `lax.scan` (one device program).
 
@@ -218,7 +219,8 @@ def rollout(
     `reset_state` a finished runner stays frozen (reward 0); with it, runners that finish continue
     as their row of `reset_state` (same-step autoreset; `done` then marks terminated or
     truncated); with `reset_pool` (batched states only) they continue on a course drawn at random
-    from the pool each step, Brax-style. Returns the final state and the `Transition`s stacked
+    from the pool each step, Brax-style (`max_episode_steps`, traced, then also ends episodes
+    as truncated). Returns the final state and the `Transition`s stacked
     along axis 0 (T = steps). Each step splits the carried key into (next carry, the policy's
     key, the reset draw's key).
     """
@@ -239,7 +241,7 @@ def rollout(
             s_next, next_obs, reward, done = _step_any(params, s, action, integrator)
             obs_next = next_obs
         else:
-            r = autoreset_step(params, s, action, restart, integrator)
+            r = autoreset_step(params, s, action, restart, integrator, max_episode_steps)
             s_next, obs_next, reward = r.state, r.obs, r.reward
             done, next_obs = r.terminated | r.truncated, r.final_obs
         return (s_next, obs_next, k), Transition(obs, action, reward, done, next_obs)
