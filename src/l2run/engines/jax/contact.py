@@ -236,7 +236,7 @@ def contact_forces(
     ctr, rad = centers[sph], p.sphere_radius[sph]  # (2, 2, 3), (2, 2)
     local = (ctr - t0) @ rot  # R^T (p − t): sphere centre in the half-space frame
     depth = rad + local[..., 0]
-    normal = jnp.broadcast_to(rot @ jnp.array([-1.0, 0.0, 0.0]), ctr.shape)
+    normal = jnp.broadcast_to(-rot[:, 0], ctr.shape)  # R·(−1, 0, 0): the half-space normal
     loc_plane = jnp.stack([depth / 2, local[..., 1], local[..., 2]], axis=-1)
     location = loc_plane @ rot.T + t0
 
