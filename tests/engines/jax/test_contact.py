@@ -133,6 +133,9 @@ def test_contact_forces_match_opensim_record_values():
             got.append(mine.ravel())
             want.append(theirs.ravel())
             touching_sets[s] += int(np.any(theirs != 0))
+            if s < 2:  # the engines' "ground reaction per foot": Σ forces on the foot's bodies
+                reaction = np.asarray(contact.foot_ground_reactions(out)[s])
+                np.testing.assert_allclose(reaction, theirs[1:, :3].sum(0), rtol=1e-9, atol=1e-6)
         # a foot set where one contact pulls (f <= 0) so Simbody skips the other, pushing one
         f = np.asarray(out.normal_force[:4]).reshape(2, 2)
         pushed = np.any(np.asarray(out.force[:4]) != 0, axis=1).reshape(2, 2)

@@ -126,3 +126,19 @@ def test_gradients_are_finite_everywhere():
         jnp.array([[1.0, 1.0], [0.5, 0.6]])
     )
     assert batch.shape == (2, len(MUSCLES))
+
+
+def test_muscle_forces_report_the_muscle_state():
+    params = muscles.compile_muscles(load_definition())
+    rng = np.random.default_rng(8)
+    act = rng.uniform(0, 1, len(MUSCLES))
+    fib = rng.uniform(0.5, 1.5, len(MUSCLES)) * np.asarray(params.optimal_fiber_length)
+    length = rng.uniform(0.2, 0.6, len(MUSCLES))
+    psoas = jnp.array([0.8, 0.9])
+    report = muscles.muscle_forces(params, act, fib, length, psoas)
+    state = muscles.muscle_state(params, act, fib, np.zeros(len(MUSCLES)), length, psoas)
+    for name, value in report.items():
+        np.testing.assert_array_equal(value, getattr(state, name))
+    dyn = muscles.muscle_dynamics(params, act, fib, np.ones(len(MUSCLES)), length, psoas)
+    np.testing.assert_array_equal(dyn.tendon_force, state.tendon_force)
+    assert np.all(np.asarray(dyn.activation_dot) >= 0)  # full excitation only activates
