@@ -33,6 +33,7 @@ N_MUSCLES = 18
 @dataclass
 class ClientStats:
     latencies: list[float] = field(default_factory=list)  # s, per answered step
+    answered_at: list[float] = field(default_factory=list)  # monotonic time of each answer
     errors: list[str] = field(default_factory=list)
     submissions: int = 0
     instances: set[str] = field(default_factory=set)
@@ -48,6 +49,10 @@ class BenchResult:
     p99_ms: float
     max_ms: float
     steps_per_s: float
+    # Second half of the run: every client's environment is built by then (steady state).
+    steady_p50_ms: float
+    steady_p99_ms: float
+    steady_steps_per_s: float
     errors: int
     lost_steps: int
     submissions: int
@@ -58,6 +63,8 @@ class BenchResult:
         return (
             f"| {self.clients} | {self.seconds:.0f} | {self.workers} | {self.steps} | "
             f"{self.steps_per_s:.1f} | {self.p50_ms:.0f} | {self.p99_ms:.0f} | {self.max_ms:.0f} | "
+            f"{self.steady_steps_per_s:.1f} | {self.steady_p50_ms:.0f} | "
+            f"{self.steady_p99_ms:.0f} | "
             f"{self.submissions} | {self.errors} | {self.lost_steps} | {self.load_average:.1f} |"
         )
 
@@ -110,6 +117,7 @@ async def _participant(base: str, token: str, deadline: float, stats: ClientStat
                             f"/v1/envs/{instance}/step/", {"action": _action(t, phase)}
                         )
                         stats.latencies.append(time.perf_counter() - started)
+                        stats.answered_at.append(time.monotonic())
                         bar.update(1)
                         done, t = reply["done"], t + 1
                     if done:
@@ -168,11 +176,14 @@ def run_benchmark(clients: int = 50, seconds: float = 60.0, workers: int | None 
             started = time.monotonic()
             asyncio.run(everyone())
             elapsed = time.monotonic() - started
+            halfway = started + elapsed / 2
         finally:
             server.terminate()
             server.wait(timeout=60)
             log.close()
         latencies = np.array([x for s in stats for x in s.latencies]) * 1000.0
+        at = np.array([x for s in stats for x in s.answered_at])
+        steady = latencies[at >= halfway] if len(at) else latencies
         answered = len(latencies)
         instances = set().union(*(s.instances for s in stats))
         logged = _logged_steps(db_url, instances)
@@ -186,6 +197,9 @@ def run_benchmark(clients: int = 50, seconds: float = 60.0, workers: int | None 
             p99_ms=float(np.percentile(latencies, 99)) if answered else math.nan,
             max_ms=float(latencies.max()) if answered else math.nan,
             steps_per_s=answered / elapsed,
+            steady_p50_ms=float(np.percentile(steady, 50)) if len(steady) else math.nan,
+            steady_p99_ms=float(np.percentile(steady, 99)) if len(steady) else math.nan,
+            steady_steps_per_s=len(steady) / (elapsed / 2),
             errors=len(errors),
             lost_steps=abs(logged - answered),
             submissions=sum(s.submissions for s in stats),
@@ -208,8 +222,9 @@ def _wait_ready(base: str, server: subprocess.Popen) -> None:
 
 
 HEADER = (
-    "| clients | seconds | workers | steps | steps/s | p50 ms | p99 ms | max ms | submissions "
-    "| errors | lost steps | load avg |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "| clients | seconds | workers | steps | steps/s | p50 ms | p99 ms | max ms "
+    "| 2nd-half steps/s | 2nd-half p50 ms | 2nd-half p99 ms | submissions | errors | lost steps "
+    "| load avg |\n" + "|---" * 15 + "|"
 )
 
 

@@ -40,11 +40,20 @@ def _error_of(info: Any) -> str | None:
     return None
 
 
+MAX_SPARE_ENVS = 4  # per (engine, max_obstacles): built environments kept for the next instance
+
+
 class EnvTable:
-    """Environments by key, each remembering the spec it was built for."""
+    """Environments by key, each remembering the spec it was built for.
+
+    Building an OpenSim RunEnv costs far more than a reset, so environments of finished instances
+    are kept (a few) and handed to new ones; `reset(seed=...)` starts them from the model's
+    default state on the new course, exactly like a fresh one.
+    """
 
     def __init__(self) -> None:
         self._envs: dict[str, tuple[Any, tuple[str, int]]] = {}
+        self._spare: dict[tuple[str, int], list[Any]] = {}
 
     def __len__(self) -> int:
         return len(self._envs)
@@ -55,7 +64,8 @@ class EnvTable:
         if held is not None and held[1] == build:
             return held[0]
         self.drop(key)
-        env = make_env(spec.engine, spec.max_obstacles)
+        spares = self._spare.get(build)
+        env = spares.pop() if spares else make_env(spec.engine, spec.max_obstacles)
         self._envs[key] = (env, build)
         return env
 
@@ -71,8 +81,8 @@ class EnvTable:
             observation, reward, done, info = held[0].step(action)
         except ValueError as exc:
             raise BadAction(str(exc)) from None
-        except Exception as exc:  # the env is in an unknown state: forget it
-            self.drop(key)
+        except Exception as exc:  # the env is in an unknown state: never reuse it
+            self.drop(key, reuse=False)
             raise SimulationFailed(f"{type(exc).__name__}: {exc}") from None
         reward = float(reward)
         error = _error_of(info)
@@ -84,11 +94,17 @@ class EnvTable:
         env = self._env_for(key, spec)
         return _run(env, spec, actions)
 
-    def drop(self, key: str) -> None:
+    def drop(self, key: str, reuse: bool = True) -> None:
         held = self._envs.pop(key, None)
-        if held is not None and hasattr(held[0], "close"):
+        if held is None:
+            return
+        env, build = held
+        spares = self._spare.setdefault(build, [])
+        if reuse and len(spares) < MAX_SPARE_ENVS:
+            spares.append(env)
+        elif hasattr(env, "close"):
             try:
-                held[0].close()
+                env.close()
             except Exception:  # closing is best effort
                 pass
 
