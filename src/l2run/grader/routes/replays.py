@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from l2run.grader.routes.deps import ReplaysDep
 from l2run.grader.schemas import ReplayCheckOut, error_responses
 
-router = APIRouter(tags=["replays"], responses=error_responses(404, 409, 413, 422))
+router = APIRouter(tags=["replays"], responses=error_responses(404, 409, 413, 422, 429))
 
 
 @router.get("/api/episodes/{episode_id}/replay-check", response_model=ReplayCheckOut)

@@ -13,6 +13,10 @@ from l2run.grader.storage.database import Database
 from l2run.grader.storage.models import Episode, EpisodeStatus
 
 RECORDING_SUFFIX = ".npz"
+# Re-simulating costs as much as grading: replays share the pool with live submissions, so only a
+# few run at once and a bounded number may wait (anyone can open the leaderboard's links).
+MAX_CONCURRENT_REPLAYS = 1
+MAX_WAITING_REPLAYS = 8
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,8 @@ class ReplayService:
         self.replay_dir = Path(replay_dir)
         self._locks: dict[int, asyncio.Lock] = {}
         self._recorded: dict[int, ReplayCheck] = {}
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_REPLAYS)
+        self._waiting = 0
 
     def _load(self, episode_id: int):
         with self.db.session() as session:
@@ -58,9 +64,19 @@ class ReplayService:
         if record:
             self.replay_dir.mkdir(parents=True, exist_ok=True)
             path = self.replay_dir / f"episode-{episode_id}{RECORDING_SUFFIX}"
+        if self._waiting >= MAX_WAITING_REPLAYS:
+            raise GraderError(
+                429,
+                f"at most {MAX_WAITING_REPLAYS} replays may wait for re-simulation at once "
+                f"({MAX_CONCURRENT_REPLAYS} running); try again in a minute",
+            )
         lock = self._locks.setdefault(episode_id, asyncio.Lock())
-        async with lock:
-            outcome = await self.pool.replay(spec, actions, record=path)
+        self._waiting += 1
+        try:
+            async with lock, self._slots:
+                outcome = await self.pool.replay(spec, actions, record=path)
+        finally:
+            self._waiting -= 1
         replayed = outcome.rewards
         mismatch = next(
             (i for i, (a, b) in enumerate(zip(rewards, replayed, strict=False)) if a != b), None
