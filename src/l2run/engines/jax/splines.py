@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
 
 # OpenSim/Common/SimmMacros.h
 TINY_NUMBER = 1e-7  # floor on knot spacing in calcCoefficients
@@ -203,20 +204,42 @@ def spline_second_derivatives(p: SplineParams, t: jnp.ndarray) -> jnp.ndarray:
     return jnp.where((t < x0) | (t > xn), 0.0, out)
 
 
+def _is_zero(tangent) -> bool:
+    return all(isinstance(x, SymbolicZero) for x in jax.tree_util.tree_leaves(tangent))
+
+
+def _zero_tangent(x):
+    x = jnp.asarray(x)
+    if jnp.issubdtype(x.dtype, jnp.inexact):
+        return jnp.zeros_like(x)
+    return np.zeros(x.shape, jax.dtypes.float0)  # integer leaves (knot counts) take float0
+
+
+def _tangent(formula, p, t, dp, dt, slope):
+    """JVP of `formula(p, t)`: `slope(p, t)·dt` plus, only when the knot data are being
+    differentiated, the plain formula's tangent with respect to them."""
+    out = formula(p, t)
+    tangent = jnp.zeros_like(out) if isinstance(dt, SymbolicZero) else slope(p, t) * dt
+    if not _is_zero(dp):
+        dp = jax.tree_util.tree_map(
+            lambda x, z: _zero_tangent(x) if isinstance(z, SymbolicZero) else z, p, dp
+        )
+        tangent = tangent + jax.jvp(lambda pp: formula(pp, t), (p,), (dp,))[1]
+    return out, tangent
+
+
 @jax.custom_jvp
 def spline_derivatives(p: SplineParams, t: jnp.ndarray) -> jnp.ndarray:
     """df/dt (S,) of every function at its own argument t (S,), as OpenSim's calcDerivative."""
     return _derivatives(p, t)
 
 
-@spline_derivatives.defjvp
 def _spline_derivatives_jvp(primals, tangents):
-    p, t = primals
-    dp, dt = tangents
-    out = _derivatives(p, t)
-    # Tangents with respect to the knot data flow through the plain formula.
-    _, dout_p = jax.jvp(lambda pp: _derivatives(pp, t), (p,), (dp,))
-    return out, dout_p + spline_second_derivatives(p, t) * dt
+    (p, t), (dp, dt) = primals, tangents
+    return _tangent(_derivatives, p, t, dp, dt, spline_second_derivatives)
+
+
+spline_derivatives.defjvp(_spline_derivatives_jvp, symbolic_zeros=True)
 
 
 @jax.custom_jvp
@@ -225,10 +248,9 @@ def spline_values(p: SplineParams, t: jnp.ndarray) -> jnp.ndarray:
     return _values(p, t)
 
 
-@spline_values.defjvp
 def _spline_values_jvp(primals, tangents):
-    p, t = primals
-    dp, dt = tangents
-    out = _values(p, t)
-    _, dout_p = jax.jvp(lambda pp: _values(pp, t), (p,), (dp,))
-    return out, dout_p + spline_derivatives(p, t) * dt
+    (p, t), (dp, dt) = primals, tangents
+    return _tangent(_values, p, t, dp, dt, spline_derivatives)
+
+
+spline_values.defjvp(_spline_values_jvp, symbolic_zeros=True)
