@@ -46,3 +46,19 @@ def test_ray_pool_steps_match_a_local_environment_and_survive_actor_death(ray_po
 
     replayed = loop.run_until_complete(pool.replay(SPEC, ACTIONS))
     assert replayed.rewards == [o.reward for o in expected]
+
+
+def test_grader_app_on_the_ray_backend(ray_pool, settings, token):
+    from fastapi.testclient import TestClient
+
+    from l2run.grader.app import create_app
+
+    from .test_protocol_inprocess import run_submission
+
+    on_ray = settings.model_copy(update={"pool_backend": "ray", "workers": 1})
+    with TestClient(create_app(on_ray), raise_server_exceptions=False) as client:
+        instance, totals = run_submission(client, token)
+        score = client.post(f"/v1/envs/{instance}/monitor/close/").json()["reward"]
+        episode = client.get("/api/leaderboard").json()["rows"][0]["episodes"][0]["id"]
+        assert client.get(f"/api/episodes/{episode}/replay-check").json()["match"] is True
+    assert score == pytest.approx(sum(totals) / len(totals), rel=1e-12)
