@@ -48,3 +48,39 @@ def test_policy_counts_time_and_round_trips(tmp_path):
 def test_bad_parameters():
     with pytest.raises(ValueError, match="shape"):
         excitations(np.zeros(3), np.zeros(41), 0.0)
+
+
+def test_jax_excitations_equal_numpy():
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    import l2run.engines.jax.params  # noqa: F401  (enables float64 as the engine does)
+
+    fn = jax.jit(jax.vmap(lambda x, o, t: excitations(x, o, t, xp=jnp)))
+    rng = np.random.default_rng(2)
+    xs = INITIAL_PARAMS + rng.normal(scale=0.3, size=(8, N_PARAMS))
+    obs, ts = rng.normal(size=(8, 41)), rng.uniform(0, 5, size=8)
+    expected = np.array([excitations(x, o, t) for x, o, t in zip(xs, obs, ts, strict=True)])
+    np.testing.assert_allclose(np.asarray(fn(xs, obs, ts)), expected, atol=1e-12)
+
+
+def test_search_improves_fitness_and_writes_its_files(tmp_path):
+    """CMA-ES on a stand-in population evaluator whose 'distance' peaks at known parameters."""
+    pytest.importorskip("cma")
+    from l2run.train.gait_search import SearchConfig, search
+
+    target = INITIAL_PARAMS + 0.2
+
+    def population(xs, horizon, seed):
+        distance = 5.0 - np.sum(((xs - target) / np.maximum(np.abs(INITIAL_PARAMS), 0.1)) ** 2, 1)
+        return distance, np.full(len(xs), horizon)
+
+    cfg = SearchConfig(max_env_steps=10**9, generations=25, popsize=10, horizon0=300)
+    best = search(population, cfg, tmp_path, log=lambda _: None)
+    start = population(INITIAL_PARAMS[None], 300, 0)[0][0]
+    assert population(best[None], 300, 0)[0][0] > start + 0.5
+    curve = (tmp_path / "curve.csv").read_text().splitlines()
+    assert curve[0].startswith("generation,horizon") and len(curve) == 26
+    # every candidate survived the horizon, so the horizon grew to the full episode
+    assert curve[-1].split(",")[1] == "1000"
+    assert GaitPolicy.load(tmp_path / "best.json").params.shape == (N_PARAMS,)

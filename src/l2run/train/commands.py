@@ -42,12 +42,16 @@ def train(
         raise typer.BadParameter(f"algo must be one of {', '.join(TRAIN_ALGOS)}")
     overrides = json.loads(config.read_text()) if config else {}
     if algo == "gait":
-        from l2run.train.gait_search import SearchConfig, runenv_episode_fn, search
+        from l2run.train import gait_search as gs
 
-        cfg = SearchConfig(
+        cfg = gs.SearchConfig(
             max_env_steps=steps, seed=seed, difficulty=difficulty, engine=engine, **overrides
         )
-        best = search(runenv_episode_fn(engine, difficulty, max_obstacles), cfg, out)
+        if engine == "jax":  # the whole population in one batched rollout
+            population = gs.jax_population_fn(difficulty, max_obstacles)
+        else:
+            population = gs.per_episode(gs.runenv_episode_fn(engine, difficulty, max_obstacles))
+        best = gs.search(population, cfg, out)
         typer.echo(f"best parameters written to {out / 'best.json'} ({len(best)} values)")
         return
     if algo == "ppo":
@@ -56,7 +60,18 @@ def train(
 
         if engine != "jax":
             raise typer.BadParameter("ppo trains on the JAX engine's vector env: --engine jax")
-        ppo_train(PPOConfig(total_steps=steps, seed=seed, difficulty=difficulty, **overrides), out)
+        cfg = PPOConfig(
+            total_steps=steps,
+            seed=seed,
+            difficulty=difficulty,
+            max_obstacles=max_obstacles,
+            **overrides,
+        )
+        try:
+            path = ppo_train(cfg, out)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        typer.echo(f"model saved to {path}")
         return
     from l2run.train.sb3 import TrainConfig
     from l2run.train.sb3 import train as sb3_train

@@ -74,7 +74,11 @@ def load_policy(spec: str):
     if spec == "zero":
         return _ZeroPolicy()
     path = pretrained_path() if spec == "pretrained" else Path(spec)
-    if path.is_dir():
+    if path.is_dir() and (path / "ppo_params.npz").is_file():
+        from l2run.train.ppo_jax import PPOPolicy
+
+        return PPOPolicy(path)
+    if path.is_dir() and (path / "config.json").is_file():
         from l2run.train.sb3 import SB3Policy
 
         return SB3Policy(path)

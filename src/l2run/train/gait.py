@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -78,9 +79,9 @@ INITIAL_PARAMS = np.array(
 )  # fmt: skip
 
 
-def unpack(params: np.ndarray) -> dict[str, np.ndarray]:
+def unpack(params: Any, xp: Any = np) -> dict[str, Any]:
     """Split a flat parameter vector into its named groups (see `PARAM_LAYOUT`)."""
-    params = np.asarray(params, dtype=float)
+    params = np.asarray(params, dtype=float) if xp is np else params
     if params.shape != (N_PARAMS,):
         raise ValueError(f"gait parameters must have shape ({N_PARAMS},), got {params.shape}")
     out, i = {}, 0
@@ -90,42 +91,44 @@ def unpack(params: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def joint_targets(p: dict[str, np.ndarray], phase: float) -> np.ndarray:
+def joint_targets(p: dict[str, Any], phase: Any, xp: Any = np) -> Any:
     """Target (hip, knee, ankle) angles (rad) at a gait phase in [0, 1)."""
     w = 2.0 * np.pi * phase
-    c, s, c2, s2 = np.cos(w), np.sin(w), np.cos(2 * w), np.sin(2 * w)
-    hip = p["hip"] @ [1.0, c, s]
-    knee = p["knee"] @ [1.0, c, s, c2, s2]
-    ankle = p["ankle"] @ [1.0, c, s]
+    c, s, c2, s2 = xp.cos(w), xp.sin(w), xp.cos(2 * w), xp.sin(2 * w)
+    hip = p["hip"][0] + p["hip"][1] * c + p["hip"][2] * s
+    knee = p["knee"][0] + p["knee"][1] * c + p["knee"][2] * s + p["knee"][3] * c2
+    knee = knee + p["knee"][4] * s2
+    ankle = p["ankle"][0] + p["ankle"][1] * c + p["ankle"][2] * s
     # The knee cannot hyper-extend (model limit ~0.17 rad); keep targets inside the joint range.
-    return np.array([hip, min(knee, 0.0), ankle])
+    return xp.stack([hip, xp.minimum(knee, 0.0), ankle])
 
 
-def excitations(params: np.ndarray, obs: np.ndarray, t: float) -> np.ndarray:
-    """Muscle excitations (18,) in [0, 1] for observation `obs` (41,) at time `t` (s)."""
-    p = unpack(params)
-    obs = np.asarray(obs, dtype=float)
-    period = max(float(p["period"][0]), 0.2)
+def excitations(params: Any, obs: Any, t: Any, xp: Any = np) -> Any:
+    """Muscle excitations (18,) in [0, 1] for observation `obs` (41,) at time `t` (s).
+
+    Pure and branch-free: with `xp=jax.numpy` it jits and vmaps (the JAX gait search).
+    """
+    p = unpack(params, xp)
+    obs = np.asarray(obs, dtype=float) if xp is np else obs
+    period = xp.maximum(p["period"][0], 0.2)
     q, u = obs[OBS_JOINT_ANGLES], obs[OBS_JOINT_SPEEDS]
-    tilt_target, k_tilt, k_tilt_speed = p["tilt"]
-    # Leaning forward more than wanted (tilt below target) -> flex both hips less (push the
-    # trunk back up through the stance leg): the sign is left to the search via k_tilt.
-    trunk = (
-        k_tilt * (obs[OBS_PELVIS_TILT] - tilt_target) + k_tilt_speed * obs[OBS_PELVIS_TILT_SPEED]
-    )
-    speed_target, k_speed = p["speed"]
-    step_out = k_speed * (obs[OBS_PELVIS_VX] - speed_target)
-    out = np.empty(18)
+    tilt_target, k_tilt, k_tilt_speed = p["tilt"][0], p["tilt"][1], p["tilt"][2]
+    # Leaning back more than wanted (tilt above target) -> flex the hips: through the stance
+    # foot that pitches the trunk forward again. The gain's sign is left to the search.
+    trunk = k_tilt * (obs[OBS_PELVIS_TILT] - tilt_target)
+    trunk = trunk + k_tilt_speed * obs[OBS_PELVIS_TILT_SPEED]
+    step_out = p["speed"][1] * (obs[OBS_PELVIS_VX] - p["speed"][0])
+    hip_only = xp.asarray([1.0, 0.0, 0.0])
+    signs = xp.asarray(MUSCLE_JOINT_SIGN)
+    legs = []
     for leg, offset in ((0, 0.0), (1, 0.5)):
         phase = (t / period + offset) % 1.0
-        target = joint_targets(p, phase)
-        target[0] += step_out
+        target = joint_targets(p, phase, xp) + step_out * hip_only
         j = slice(3 * leg, 3 * leg + 3)
-        torque = p["kp"] * (target - q[j]) - p["kd"] * u[j]
-        torque[0] += trunk
-        drive = MUSCLE_JOINT_SIGN @ torque  # > 0: the muscle helps the wanted torque
-        out[9 * leg : 9 * leg + 9] = p["base"][0] + np.maximum(drive, 0.0)
-    return np.clip(out, 0.0, 1.0)
+        torque = p["kp"] * (target - q[j]) - p["kd"] * u[j] + trunk * hip_only
+        drive = signs @ torque  # > 0: the muscle helps the wanted torque
+        legs.append(p["base"][0] + xp.maximum(drive, 0.0))
+    return xp.clip(xp.concatenate(legs), 0.0, 1.0)
 
 
 @dataclass

@@ -22,13 +22,15 @@ MAX_EPISODE_STEPS = 1000
 
 EpisodeFn = Callable[[np.ndarray, int, int], tuple[float, int]]
 """(params, horizon steps, seed) -> (distance m, steps survived)."""
+PopulationFn = Callable[[np.ndarray, int, int], tuple[np.ndarray, np.ndarray]]
+"""(params (P, n), horizon steps, course seed) -> (distances (P,) m, steps survived (P,))."""
 
 
 @dataclass
 class SearchConfig:
     max_env_steps: int = 200_000  # budget: environment steps over all episodes
     generations: int = 10_000
-    popsize: int = 12
+    popsize: int = 32
     sigma0: float = 0.15
     horizon0: int = 300
     horizon_step: int = 200
@@ -57,8 +59,64 @@ def runenv_episode_fn(engine: str, difficulty: int, max_obstacles: int = 3) -> E
     return episode
 
 
+def per_episode(episode: EpisodeFn) -> PopulationFn:
+    """A population evaluator that runs the candidates one after another (OpenSim)."""
+
+    def population(xs: np.ndarray, horizon: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        results = [episode(x, horizon, seed) for x in xs]
+        return np.array([d for d, _ in results]), np.array([n for _, n in results])
+
+    return population
+
+
+JAX_CHUNK_STEPS = 100  # control steps per jitted scan; the search stops early once all fell
+
+
+def jax_population_fn(difficulty: int, max_obstacles: int = 3) -> PopulationFn:
+    """All candidates at once on the JAX engine: one batched runner per parameter vector, all
+    on the same course (common random numbers make the ranking fairer), stepped in jitted
+    `lax.scan` chunks of `JAX_CHUNK_STEPS` until every runner fell or the horizon is reached."""
+    import jax
+    import jax.numpy as jnp
+
+    from l2run.course import generate_course
+    from l2run.engines.jax.params import load_params
+    from l2run.engines.jax.rollout import batch_observe, batch_reset, batch_step, course_arrays
+    from l2run.train.gait import CONTROL_STEP_S, excitations
+
+    model = load_params()
+    policy = jax.vmap(lambda x, o, t: excitations(x, o, t, xp=jnp))
+
+    @jax.jit
+    def run_chunk(model, state, obs, xs):
+        def body(carry, _):
+            s, o = carry
+            a = policy(xs, o, s.step_count * CONTROL_STEP_S)
+            s, o, _reward, _done = batch_step(model, s, a)
+            return (s, o), None
+
+        (state, obs), _ = jax.lax.scan(body, (state, obs), None, length=JAX_CHUNK_STEPS)
+        return state, obs
+
+    def population(xs: np.ndarray, horizon: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.RandomState(seed)
+        course = generate_course(rng, difficulty, max_obstacles, seed=seed)
+        obstacles, psoas = course_arrays([course] * len(xs))
+        state = batch_reset(model, jnp.asarray(obstacles), jnp.asarray(psoas))
+        obs = batch_observe(model, state)
+        xs_j = jnp.asarray(xs)
+        for _ in range(-(-horizon // JAX_CHUNK_STEPS)):
+            state, obs = run_chunk(model, state, obs, xs_j)
+            if bool(jnp.all(state.done)):
+                break
+        steps = np.minimum(np.asarray(state.step_count), horizon)
+        return np.asarray(state.q[:, 1], dtype=float), steps
+
+    return population
+
+
 def search(
-    episode: EpisodeFn,
+    population: PopulationFn,
     config: SearchConfig,
     out_dir: str | Path,
     x0: np.ndarray | None = None,
@@ -90,20 +148,19 @@ def search(
         if env_steps >= config.max_env_steps:
             break
         zs = es.ask()
-        fits, dists, survived = [], [], []
-        for z in zs:
-            x = x0 + scale * np.asarray(z)
-            f_sum, d_sum, full = 0.0, 0.0, True
-            for k in range(config.episodes_per_candidate):
-                d, steps = episode(x, horizon, config.seed + 1000 * gen + k)
-                env_steps += steps
-                f_sum += d + SURVIVAL_BONUS_PER_STEP * steps
-                d_sum += d
-                full &= steps >= horizon
-                evals += 1
-            fits.append(f_sum / config.episodes_per_candidate)
-            dists.append(d_sum / config.episodes_per_candidate)
-            survived.append(full)
+        xs = np.array([x0 + scale * np.asarray(z) for z in zs])
+        fit_sum, dist_sum = np.zeros(len(xs)), np.zeros(len(xs))
+        full = np.ones(len(xs), dtype=bool)
+        for k in range(config.episodes_per_candidate):
+            d, steps = population(xs, horizon, config.seed + 1000 * gen + k)
+            env_steps += int(np.sum(steps))
+            evals += len(xs)
+            fit_sum += d + SURVIVAL_BONUS_PER_STEP * steps
+            dist_sum += d
+            full &= steps >= horizon
+        fits = list(fit_sum / config.episodes_per_candidate)
+        dists = list(dist_sum / config.episodes_per_candidate)
+        survived = list(full)
         es.tell(zs, [-f for f in fits])
         i = int(np.argmax(fits))
         if fits[i] > best_fit or gen == 0:
@@ -125,4 +182,7 @@ def search(
             horizon = min(MAX_EPISODE_STEPS, horizon + config.horizon_step)
             best_fit = -np.inf
     (out / "search_config.json").write_text(json.dumps(asdict(config), indent=1))
+    from l2run.train.curves import plot_search_curve
+
+    plot_search_curve(curve, out / "curve.png")
     return best_x

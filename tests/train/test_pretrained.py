@@ -1,0 +1,44 @@
+"""The shipped pretrained runner loads, and runs a short episode in the OpenSim engine."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from l2run.train.evaluate import load_policy, pretrained_path
+from l2run.train.gait import N_PARAMS
+
+
+def test_pretrained_files_are_shipped_with_their_config():
+    path = pretrained_path()
+    assert path.is_file(), f"missing {path}"
+    data = json.loads(path.read_text())
+    assert data["kind"] == "gait" and len(data["params"]) == N_PARAMS
+    meta = data["meta"]
+    # the command, seed and budget that trained it travel with the weights
+    for key in ("command", "seed", "engine", "difficulty", "max_env_steps"):
+        assert key in meta, key
+    assert path.stat().st_size < 50_000  # a small weights file
+
+
+def test_pretrained_runner_runs_a_short_episode():
+    import gymnasium as gym
+
+    import l2run  # noqa: F401
+
+    policy = load_policy("pretrained")
+    env = policy.wrap(gym.make("l2run/Run-v0", engine="opensim"))
+    obs, _ = env.reset(seed=1, options={"difficulty": 2})
+    policy.reset()
+    xs = [obs[1]]
+    for _ in range(60):
+        action = policy.act(obs)
+        assert action.shape == (18,) and np.all((action >= 0) & (action <= 1))
+        obs, _r, terminated, truncated, _ = env.step(action)
+        xs.append(obs[1])
+        if terminated or truncated:
+            break
+    env.close()
+    assert np.all(np.isfinite(xs))
+    assert len(xs) > 10

@@ -1,0 +1,68 @@
+"""Short SB3 training runs finish, save a model, and `l2run test` loads and runs it."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from l2run.cli import app
+from l2run.train.sb3 import SEED_DDPG, TrainConfig, build_model, load_run, make_env, train
+
+runner = CliRunner()
+# 150 OpenSim steps (~75 steps/s on an idle core) with learning after 50: a few s per algorithm.
+SHORT = {"learning_starts": 50, "batch_size": 32, "buffer_size": 5_000}
+WRAPPERS = {"ddpg": {"action_repeat": {"repeat": 2}}, "td3": {}, "sac": {"pelvis_relative": {}}}
+
+
+@pytest.mark.parametrize("algo", ["ddpg", "td3", "sac"])
+def test_short_training_saves_a_model_that_l2run_test_loads(tmp_path, algo):
+    out = tmp_path / algo
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(json.dumps({"hyper": SHORT, "wrappers": WRAPPERS[algo]}))
+    result = runner.invoke(
+        app,
+        ["train", "--algo", algo, "--steps", "150", "--difficulty", "0", "--out", str(out),
+         "--config", str(cfg_file)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (out / "model.zip").is_file()
+    assert any((out / "tb").rglob("events.out.tfevents.*")), "no TensorBoard log"
+    config, model = load_run(out)
+    assert config.algo == algo and model.num_timesteps >= 150
+    assert config.wrappers == WRAPPERS[algo]
+    result = runner.invoke(
+        app, ["test", "--model", str(out), "--episodes", "1", "--difficulty", "0"]
+    )
+    assert result.exit_code == 0, result.output
+    assert re.search(r"episode 1: distance -?\d+\.\d+ m", result.output), result.output
+
+
+def test_default_ddpg_is_the_seeds_network():
+    """actor 3x32, critic 3x64, gamma 0.99, Adam 1e-3, as in the seed's keras-rl example."""
+    import torch
+
+    config = TrainConfig(algo="ddpg", steps=10)
+    env = make_env("opensim", 0)
+    try:
+        model = build_model(config, env, tensorboard_log=None)
+    finally:
+        env.close()
+    actor_linear = [m for m in model.actor.mu if isinstance(m, torch.nn.Linear)]
+    critic_linear = [m for m in model.critic.qf0 if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in actor_linear] == [32, 32, 32, 18]
+    assert [m.out_features for m in critic_linear] == [64, 64, 64, 1]
+    assert model.gamma == SEED_DDPG["gamma"] == 0.99
+    assert isinstance(model.actor.optimizer, torch.optim.Adam)
+    assert model.actor.optimizer.param_groups[0]["lr"] == 1e-3
+
+
+def test_bad_training_arguments(tmp_path):
+    result = runner.invoke(app, ["train", "--algo", "a2c", "--out", str(tmp_path)])
+    assert result.exit_code != 0 and "algo" in result.output
+    with pytest.raises(ValueError, match="difficulty"):
+        train(TrainConfig(difficulty=4), tmp_path)
+    result = runner.invoke(app, ["test", "--model", str(tmp_path / "missing")])
+    assert result.exit_code != 0 and "unknown policy" in result.output
