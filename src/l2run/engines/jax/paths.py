@@ -169,8 +169,9 @@ def _rotate(angle: jnp.ndarray, v: jnp.ndarray) -> jnp.ndarray:
 
 
 def _local_points(p: PathParams, q: jnp.ndarray):
-    """Local point locations (M, P, 3) and their q-derivatives (M, P, 3, n_q) (moving points:
-    value at the clamped coordinate, derivative at the raw one, as OpenSim)."""
+    """Local point locations (M, P, 3) and, per moving-point function, d(location)/dq of its
+    coordinate (S,) (value at the clamped coordinate, derivative at the raw one, as OpenSim;
+    0 for a function without a coordinate)."""
     n_q = q.shape[0]
     q_ext = jnp.concatenate([q, jnp.zeros((1,), q.dtype)])
     raw = q_ext[p.moving_coord]
@@ -181,12 +182,7 @@ def _local_points(p: PathParams, q: jnp.ndarray):
     is_moving = p.kind[mi, pi] == MOVING  # False only for the placeholder of a model without any
     location = jnp.asarray(p.location, values.dtype)
     local = location.at[mi, pi, ai].set(jnp.where(is_moving, values, location[mi, pi, ai]))
-    has_coord = p.moving_coord < n_q
-    dlocal = jnp.zeros((*p.location.shape, n_q), values.dtype)
-    dlocal = dlocal.at[mi, pi, ai, jnp.minimum(p.moving_coord, n_q - 1)].add(
-        jnp.where(has_coord & is_moving, slopes, 0.0)
-    )
-    return local, dlocal
+    return local, jnp.where(is_moving & (p.moving_coord < n_q), slopes, 0.0)
 
 
 def _active(p: PathParams, q: jnp.ndarray) -> jnp.ndarray:
@@ -263,7 +259,7 @@ def path_geometry(
     angle_jac (nb, n_q): their Jacobians with respect to the speeds u (= q̇), as
     `kinematics.FrameJacobians` holds them; q, u (n_q,).
     """
-    local, dlocal = _local_points(p, q)
+    local, slopes = _local_points(p, q)
     n_q = q.shape[0]
     origin_ext = jnp.concatenate([origin, jnp.zeros((1, 2), origin.dtype)])
     angle_ext = jnp.concatenate([angle, jnp.zeros((1,), angle.dtype)])
@@ -273,22 +269,47 @@ def path_geometry(
     arm = _rotate(ang, local[..., :2])  # (M, P, 2) point offset from its body origin, ground
     xy = origin_ext[p.body] + arm
     pos = jnp.concatenate([xy, (p.body_z[p.body] + local[..., 2])[..., None]], axis=-1)
-    # dP/dq: body motion (origin + ω × arm) plus the point's own motion in its body.
-    perp_arm = jnp.stack([-arm[..., 1], arm[..., 0]], axis=-1)
-    jac_xy = (
-        ojac_ext[p.body]
-        + perp_arm[..., None] * ajac_ext[p.body][..., None, :]
-        + _rotate(ang[..., None], jnp.moveaxis(dlocal[..., :2, :], -1, -2)).swapaxes(-1, -2)
-    )
-    jac = jnp.concatenate([jac_xy, dlocal[..., 2:3, :]], axis=-2)  # (M, P, 3, n_q)
-
-    nxt, seg, dist, unit = _segments(pos, _active(p, q))
-    ddist = jnp.einsum("mpc,mpcq->mpq", unit, _take(jac, nxt) - jac)
+    active = _active(p, q)
+    nxt, seg, dist, unit = _segments(pos, active)
     length = jnp.sum(jnp.where(seg, dist, 0.0), axis=-1)
+
+    # ∂L/∂q = Σ_points w·∂P/∂q with w = Σ unit vectors of the segments ending there minus those
+    # starting there: the point forces of a unit tension (GeometryPath::produceForces). Summed
+    # per body they act through the body Jacobians; moving points add their own motion.
+    n_p = p.body.shape[1]
+    earlier = jnp.arange(n_p)[None, :] < jnp.arange(n_p)[:, None]  # [k, j] = j < k
+    starts = seg[:, None, :] & earlier[None]  # (M, P, P): segment from j could end at k
+    prv = n_p - 1 - jnp.argmax(starts[..., ::-1], axis=-1)  # last segment start before k
+    has_prev = active & jnp.any(starts, axis=-1)  # k is on the path and a segment ends there
+    ojac_p, ajac_p = ojac_ext[p.body], ajac_ext[p.body]  # (M, P, 2, n_q), (M, P, n_q)
+    mi, pi, ai = p.moving_target[:, 0], p.moving_target[:, 1], p.moving_target[:, 2]
+    cos, sin = jnp.cos(ang[mi, pi]), jnp.sin(ang[mi, pi])
+    zero, one = jnp.zeros_like(cos), jnp.ones_like(cos)
+    axis_dirs = jnp.stack(  # ground direction of each moving function's local axis (S, 3, 3)
+        [
+            jnp.stack([cos, sin, zero], -1),
+            jnp.stack([-sin, cos, zero], -1),
+            jnp.stack([zero, zero, one], -1),
+        ],
+        axis=1,
+    )
+    axis_dir = jnp.take_along_axis(axis_dirs, ai[:, None, None], axis=1)[:, 0]  # (S, 3)
+    coord = jnp.minimum(p.moving_coord, n_q - 1)
+
+    def jacobian(weight: jnp.ndarray) -> jnp.ndarray:
+        uw = unit * weight[..., None]  # (M, P, 3), zero where no segment starts
+        # the segment ending at k starts at the last segment start before k (paths are chains)
+        w = jnp.where(has_prev[..., None], _take(uw, prv), 0.0) - uw
+        torque = arm[..., 0] * w[..., 1] - arm[..., 1] * w[..., 0]
+        jac = jnp.einsum("mpc,mpcq->mq", w[..., :2], ojac_p) + jnp.einsum(
+            "mp,mpq->mq", torque, ajac_p
+        )
+        moving = slopes * jnp.sum(w[mi, pi] * axis_dir, axis=-1)
+        return jac.at[mi, coord].add(moving)
+
     w_all = jnp.where(seg, 1.0, 0.0)
     w_force = jnp.where(seg & (_take(p.body, nxt) != p.body), 1.0, 0.0)
-    length_jac = jnp.einsum("mp,mpq->mq", w_all, ddist)
-    force_jac = jnp.einsum("mp,mpq->mq", w_force, ddist)
+    length_jac, force_jac = jacobian(w_all), jacobian(w_force)
     return PathGeometry(
         length=length, speed=length_jac @ u, length_jac=length_jac, force_jac=force_jac
     )
