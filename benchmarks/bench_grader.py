@@ -57,6 +57,7 @@ class BenchResult:
     lost_steps: int
     submissions: int
     load_average: float  # 1-min system load at the end (the machine is shared)
+    cpu_ms_per_step: float  # server + workers CPU per answered step: capacity ≈ cores / this
     first_errors: list[str]
 
     def markdown(self) -> str:
@@ -64,8 +65,8 @@ class BenchResult:
             f"| {self.clients} | {self.seconds:.0f} | {self.workers} | {self.steps} | "
             f"{self.steps_per_s:.1f} | {self.p50_ms:.0f} | {self.p99_ms:.0f} | {self.max_ms:.0f} | "
             f"{self.steady_steps_per_s:.1f} | {self.steady_p50_ms:.0f} | "
-            f"{self.steady_p99_ms:.0f} | "
-            f"{self.submissions} | {self.errors} | {self.lost_steps} | {self.load_average:.1f} |"
+            f"{self.steady_p99_ms:.0f} | {self.submissions} | {self.errors} | {self.lost_steps} | "
+            f"{self.cpu_ms_per_step:.1f} | {self.load_average:.1f} |"
         )
 
 
@@ -173,10 +174,12 @@ def run_benchmark(clients: int = 50, seconds: float = 60.0, workers: int | None 
                     runs = [_participant(base, t, deadline, s, bar) for t, s in pairs]
                     await asyncio.gather(*runs)
 
+            cpu_before = _cpu_seconds(server.pid)
             started = time.monotonic()
             asyncio.run(everyone())
             elapsed = time.monotonic() - started
             halfway = started + elapsed / 2
+            server_cpu = _cpu_seconds(server.pid) - cpu_before
         finally:
             server.terminate()
             server.wait(timeout=60)
@@ -204,8 +207,25 @@ def run_benchmark(clients: int = 50, seconds: float = 60.0, workers: int | None 
             lost_steps=abs(logged - answered),
             submissions=sum(s.submissions for s in stats),
             load_average=os.getloadavg()[0],
+            cpu_ms_per_step=1000.0 * server_cpu / answered if answered else math.nan,
             first_errors=errors[:5],
         )
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` and its live children (the simulation workers), s."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def _wait_ready(base: str, server: subprocess.Popen) -> None:
@@ -224,7 +244,7 @@ def _wait_ready(base: str, server: subprocess.Popen) -> None:
 HEADER = (
     "| clients | seconds | workers | steps | steps/s | p50 ms | p99 ms | max ms "
     "| 2nd-half steps/s | 2nd-half p50 ms | 2nd-half p99 ms | submissions | errors | lost steps "
-    "| load avg |\n" + "|---" * 15 + "|"
+    "| CPU ms/step | load avg |\n" + "|---" * 16 + "|"
 )
 
 

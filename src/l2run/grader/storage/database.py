@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from alembic import command
@@ -42,6 +43,11 @@ class Database:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _configure_sqlite)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time and its busy handler waits by sleeping (up to 100 ms
+        # per retry), and a read transaction that later writes can fail outright when another
+        # writer got in first. Transactions of this process therefore take turns here;
+        # PostgreSQL needs no such thing.
+        self._turns = threading.Lock() if url.startswith("sqlite") else nullcontext()
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent)."""
@@ -53,7 +59,7 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
+        with self._turns, self._sessions() as session, session.begin():
             yield session
 
     def dispose(self) -> None:
