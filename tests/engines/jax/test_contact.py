@@ -11,14 +11,19 @@ from l2run.engines.jax import contact
 from l2run.model.definition import load_definition
 from l2run.model.names import BODIES, COORDINATES
 
-pytest.importorskip("opensim", reason="opensim is needed for the live parity reference")
-from tests.engines.jax.forces_reference import ForceReference, rel_err  # noqa: E402
-
 REL_TOL = 1e-8
 N_STATES = 160
 # (x, y, r) m: obstacles of every size, one partly below the platform.
 OBSTACLES = np.array([[1.5, 0.05, 0.12], [3.0, -0.1, 0.3], [4.5, 0.2, 0.06]])
 FOOT_BODIES = ("calcn_r", "toes_r", "calcn_l", "toes_l")  # bodies of r_heel, r_toe, l_heel, l_toe
+
+
+def _reference():
+    """The live OpenSim reference (skips the calling test where opensim is not installed)."""
+    pytest.importorskip("opensim", reason="opensim is needed for the live parity reference")
+    from tests.engines.jax import forces_reference
+
+    return forces_reference
 
 
 def _legs(rng: np.random.Generator, flat_foot: bool) -> np.ndarray:
@@ -109,7 +114,7 @@ def test_contact_wrenches_sum_forces_and_torques_per_body():
 
 def test_contact_forces_match_opensim_record_values():
     params = contact.compile_contact(load_definition())
-    ref = ForceReference(obstacles=OBSTACLES)
+    ref = _reference().ForceReference(obstacles=OBSTACLES)
     ref_state[0] = ref.state
     fn = jax.jit(contact.contact_forces)
     rng = np.random.default_rng(9)
@@ -141,7 +146,7 @@ def test_contact_forces_match_opensim_record_values():
         pushed = np.any(np.asarray(out.force[:4]) != 0, axis=1).reshape(2, 2)
         skipped += int(np.sum(np.any(f < 0, axis=1) & np.any((f > 0) & ~pushed, axis=1)))
     got, want = np.concatenate(got), np.concatenate(want)
-    err = rel_err(got, want, 1e-6)
+    err = _reference().rel_err(got, want, 1e-6)
     abs_err = np.max(np.abs(got - want))
     print(f"max relative error, contact wrenches: {err:.1e} (max abs {abs_err:.1e})")
     print("sets touching:", touching_sets, "contacts skipped or pulling:", skipped)

@@ -11,17 +11,22 @@ from l2run.engines.jax import ligaments
 from l2run.model.definition import load_definition
 from l2run.model.names import COORDINATES, LIGAMENTS
 
-pytest.importorskip("opensim", reason="opensim is needed for the live parity reference")
-from tests.engines.jax.forces_reference import ForceReference, rel_err  # noqa: E402
-
 REL_TOL = 1e-8
 N_STATES = 200
+
+
+def _reference():
+    """The live OpenSim reference (skips the calling test where opensim is not installed)."""
+    pytest.importorskip("opensim", reason="opensim is needed for the live parity reference")
+    from tests.engines.jax import forces_reference
+
+    return forces_reference
 
 
 def test_limit_forces_match_opensim_in_every_region():
     d = load_definition()
     params = ligaments.compile_ligaments(d)
-    ref = ForceReference()
+    ref = _reference().ForceReference()
     fn = jax.jit(ligaments.limit_forces)
     rng = np.random.default_rng(5)
     lo, hi = np.asarray(params.low_start), np.asarray(params.up_end)
@@ -43,7 +48,7 @@ def test_limit_forces_match_opensim_in_every_region():
     assert np.all(regions > 0), regions  # every ligament sampled in every region
     # Floor 1e-5 N·m: just past a limit K(q) = K·(1 − step(x)) with step ≈ 1 cancels, so OpenSim's
     # own value carries ~1e-16·K·(transition) ≈ 1e-14 N·m of rounding (jit's FMA differs there).
-    err = rel_err(np.array(got), np.array(want), 1e-5)
+    err = _reference().rel_err(np.array(got), np.array(want), 1e-5)
     abs_err = np.max(np.abs(np.array(got) - np.array(want)))
     print(f"max relative error, ligament torques: {err:.1e} (max abs {abs_err:.1e} N·m)")
     assert err <= REL_TOL
