@@ -30,7 +30,7 @@ each body there. Two Simbody details matter for exactness:
 
 The output is the force on each foot-sphere body at its contact point (ground frame); the ground
 receives the opposite. `contact_wrenches` sums them per body (force, torque about the origin) and
-JAX-CORE maps points forces to generalized forces with the point Jacobians (planar model: only
+the dynamics map point forces to generalized forces with the point Jacobians (planar model: only
 x, y of force and point matter there; z enters depths and normals, since the feet sit at
 z ≈ ±0.09 m while obstacles are centred on z = 0).
 """
@@ -171,11 +171,13 @@ def _pair_force(
     f = f_h * (1 + DISSIPATION_FACTOR * c * v_n)
     slip_sq = jnp.sum(v_t * v_t, axis=-1)
     slipping = slip_sq > 0.0
-    v_slip = jnp.sqrt(jnp.where(slipping, slip_sq, 1.0))
+    v_slip = jnp.where(slipping, jnp.sqrt(jnp.where(slipping, slip_sq, 1.0)), 0.0)
     v_r = v_slip / transition_velocity
-    friction = f * (jnp.minimum(v_r, 1.0) * (ud + 2 * (us - ud) / (1 + v_r * v_r)) + uv * v_slip)
-    friction = jnp.where(slipping, friction, 0.0)
-    force = f[..., None] * normal + (friction / v_slip)[..., None] * v_t
+    # Simbody: F_t = f (min(v_r, 1)(μd + 2(μs − μd)/(1 + v_r²)) + μv v_s) v_t / v_s. Since
+    # min(v_r, 1)/v_s = 1/max(v_s, v_trans), write it without dividing by v_s: the same force,
+    # and smooth (with its exact gradient) through zero slip, where Simbody applies none.
+    per_speed = (ud + 2 * (us - ud) / (1 + v_r * v_r)) / jnp.maximum(v_slip, transition_velocity)
+    force = f[..., None] * normal + (f * (per_speed + uv))[..., None] * v_t
     return force, point, f
 
 
