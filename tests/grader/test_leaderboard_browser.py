@@ -22,6 +22,7 @@ from l2run.grader.storage.models import Episode, Participant, Submission, Submis
 
 from .conftest import make_user
 from .server_process import free_port
+from .test_protocol_inprocess import run_submission
 
 CHROMIUM = "/usr/bin/chromium"
 ROW_RULE_RGB = (0xD8, 0xDC, 0xE4)  # td border-bottom colour in static/leaderboard.css
@@ -104,6 +105,13 @@ def test_leaderboard_page_in_chromium(settings, pool, tmp_path):
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     try:
+        # One real submission too, so a replay link leads to a re-simulated episode.
+        real_token = make_user(settings, "dee")
+        import httpx
+
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
+            instance, _ = run_submission(http, real_token)
+            assert http.post(f"/v1/envs/{instance}/monitor/close/").status_code == 200
         with sync_playwright() as p:
             browser = p.chromium.launch(
                 executable_path=CHROMIUM,
@@ -122,18 +130,33 @@ def test_leaderboard_page_in_chromium(settings, pool, tmp_path):
             links = page.locator("#leaderboard a", has_text="replay").evaluate_all(
                 "els => els.map(e => e.getAttribute('href'))"
             )
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            dee = page.locator("#leaderboard tbody tr", has_text="dee")
+            dee.locator("a", has_text="replay").first.click()
+            page.wait_for_selector("canvas#stage")
+            page.wait_for_timeout(500)
+            replay_shot = tmp_path / "replay.png"
+            page.locator("canvas#stage").screenshot(path=str(replay_shot))
             browser.close()
     finally:
         server.should_exit = True
         thread.join(timeout=30)
 
-    assert [c[:5] for c in cells] == [
-        ["1", "bo", "9.7500", "2", "2026-11-22 11:15"],
-        ["2", "ada", "7.2500", "1", "2026-11-20 09:30"],
-        ["3", "cy", "1.1250", "1", "2026-11-23 12:45"],
+    real = [c for c in cells if c[1] == "dee"]
+    cells = [c for c in cells if c[1] != "dee"]
+    assert [c[1:5] for c in cells] == [
+        ["bo", "9.7500", "2", "2026-11-22 11:15"],
+        ["ada", "7.2500", "1", "2026-11-20 09:30"],
+        ["cy", "1.1250", "1", "2026-11-23 12:45"],
     ]
+    assert [c[0] for c in cells] == ["1", "2", "3"]  # dee's short run scores near 0: last
+    assert len(real) == 1 and real[0][0] == "4"
     assert "9.90 m" in cells[0][5] and "9.60 m" in cells[0][5]  # best submission's episodes
-    assert len(links) == 6 and all(link.startswith("/replays/") for link in links)
+    assert len(links) == 8 and all(link.startswith("/replays/") for link in links)
     image = Image.open(shot)
     assert image.width > 600 and image.height > 100
-    assert count_row_rules(shot) == 1 + len(cells)  # header rule + one per row
+    assert count_row_rules(shot) == 1 + len(cells) + len(real)  # header rule + one per row
+    assert errors == []  # the replay viewer ran without a script error
+    drawn = np.asarray(Image.open(replay_shot).convert("RGB"))
+    assert len(np.unique(drawn.reshape(-1, 3), axis=0)) > 20  # a drawn scene, not a blank canvas
