@@ -101,26 +101,28 @@ def test_rollout_matches_python_loop_and_runs_without_jit(params, batch) -> None
     assert traj.obs.shape == (EAGER_STEPS, 41) and traj.action.shape == (EAGER_STEPS, 18)
     assert traj.reward.shape == (EAGER_STEPS,) and traj.done.dtype == jnp.bool_
 
-    # The same steps by hand, with the same key stream.
-    s, k = single, key
-    obs = env_step.observe(params, s)
-    for t in range(EAGER_STEPS):
-        k, sub, _ = jax.random.split(k, 3)  # rollout's key stream: carry, policy, resets
-        a = policy(obs, sub)
-        np.testing.assert_allclose(traj.obs[t], obs, rtol=RTOL, atol=ATOL)
-        np.testing.assert_allclose(traj.action[t], a, rtol=RTOL, atol=ATOL)
-        s, obs, r, d = env_step.step(params, s, a, EAGER_INTEGRATOR)
-        np.testing.assert_allclose(traj.reward[t], r, rtol=RTOL, atol=ATOL)
-        np.testing.assert_allclose(traj.next_obs[t], obs, rtol=RTOL, atol=ATOL)
-    _assert_trees_close(final, s)
-
-    # The jitted rollout and the same code run op by op give the same numbers.
+    # The jitted rollout and the same code run op by op give the same numbers ...
     with jax.disable_jit():
         final_eager, traj_eager = fx.rollout(
             params, single, policy, key, EAGER_STEPS, EAGER_INTEGRATOR
         )
+        # ... and so do the same steps taken by hand, with the same key stream (op by op
+        # too: a jitted `step` with this integrator would be one more compilation).
+        s, k = single, key
+        obs = env_step.observe(params, s)
+        for t in range(EAGER_STEPS):
+            k, sub, _ = jax.random.split(k, 3)  # rollout's key stream: carry, policy, resets
+            a = policy(obs, sub)
+            np.testing.assert_allclose(traj.obs[t], obs, rtol=RTOL, atol=ATOL)
+            np.testing.assert_allclose(traj.action[t], a, rtol=RTOL, atol=ATOL)
+            s, obs, r, d = env_step.step(params, s, a, EAGER_INTEGRATOR)
+            np.testing.assert_allclose(traj.reward[t], r, rtol=RTOL, atol=ATOL)
+            np.testing.assert_allclose(traj.next_obs[t], obs, rtol=RTOL, atol=ATOL)
+            assert bool(traj.done[t]) == bool(d)
     _assert_trees_close(traj_eager, traj)
     _assert_trees_close(final_eager, final)
+    _assert_trees_close(final, s)
+    assert np.isfinite(float(traj.reward[0])) and float(traj.reward[0]) != 0.0  # a real step
 
 
 def test_batched_rollout_with_same_step_autoreset(params, batch) -> None:
