@@ -81,5 +81,30 @@ def test_seed_client_snippet_verbatim_against_grader_serve(tmp_path):
         page = requests.get(f"{server.base}/", timeout=10).text
         assert "seed-runner" in page and f"{board['rows'][0]['score']:.4f}" in page
         assert l2run("grader", "leaderboard", "--db", db_url).count("seed-runner") == 1
+        check_client_errors(server.base, token)
     finally:
         server.stop()
+
+
+def check_client_errors(base: str, token: str) -> None:
+    """`Client` raises ServerError carrying the server's message and status."""
+    import numpy as np
+    import pytest
+
+    from osim.http.client import Client, ServerError
+
+    with pytest.raises(ServerError) as refused:
+        Client(base).env_create("not-a-token")
+    assert refused.value.status_code == 401 and "unknown token" in refused.value.message
+    client = Client(base)
+    observation = client.env_create(token)
+    assert len(observation) == 41
+    with pytest.raises(ServerError) as short:
+        client.env_step([0.5] * 17)
+    assert short.value.status_code == 422 and "exactly 18" in short.value.message
+    reply = client.env_step(np.full(18, 0.5))  # numpy actions are sent as lists
+    assert reply[3]["step"] == 1
+    client.env_close()
+    with pytest.raises(ServerError) as closed:
+        client.env_step([0.5] * 18)
+    assert closed.value.status_code == 410 and "closed" in closed.value.message
