@@ -153,3 +153,20 @@ def test_packaged_rounds_are_the_2017_rules():
     assert (rounds[1].trials, rounds[1].difficulty, rounds[1].max_obstacles) == (3, 2, 3)
     assert (rounds[2].trials, rounds[2].max_obstacles, rounds[2].max_submissions) == (10, 10, 3)
     assert (rounds[2].qualify_round, rounds[2].qualify_score) == (1, 15.0)
+
+
+@pytest.mark.parametrize(("scope", "same"), [("round", True), ("submission", False)])
+def test_seed_scope(settings, pool, token, tmp_path, scope, same):
+    rounds = tmp_path / f"{scope}.toml"
+    rounds.write_text(
+        f'[rounds.1]\ntrials = 1\ndifficulty = 2\nmax_obstacles = 3\nseed_scope = "{scope}"\n'
+    )
+    scoped = settings.model_copy(update={"rounds_file": rounds})
+    with TestClient(create_app(scoped, pool=pool), raise_server_exceptions=False) as client:
+        first = []
+        for _ in range(2):
+            instance = client.post("/v1/envs/", json={"token": token}).json()["instance_id"]
+            first.append(client.post(f"/v1/envs/{instance}/reset/").json()["observation"])
+            client.post(f"/v1/envs/{instance}/close/")
+    # The reset observation shows the course (psoas strengths, next obstacle).
+    assert (first[0] == first[1]) is same
