@@ -9,6 +9,7 @@ by replaying the logged actions of its running episode.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import statistics
@@ -136,10 +137,16 @@ class GraderService:
                 "this grader requires the instance owner's token on every call "
                 "(header 'Authorization: Bearer <token>')",
             )
-        if token is not None and hash_token(token) != participant.token_hash:
+        if token is not None and not hmac.compare_digest(hash_token(token), participant.token_hash):
             raise GraderError(403, "this instance belongs to another participant")
         if submission.status == SubmissionStatus.ABANDONED:
             raise GraderError(410, self._abandoned_message(submission))
+        if submission.status == SubmissionStatus.OPEN and submission.round != self.rules.number:
+            raise GraderError(
+                409,
+                f"this instance belongs to round {submission.round}, but the grader now runs "
+                f"{self.rules.name}; create a new instance with POST /v1/envs/",
+            )
         if submission.status == SubmissionStatus.OPEN:
             now = utcnow()
             idle = (now - submission.last_active_at).total_seconds()
