@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from l2run.grader.errors import GraderError
-from l2run.grader.services.pool import EpisodeSpec, SimulationPool
+from l2run.grader.services.pool import EnvMissing, EpisodeSpec, SimulationFailed, SimulationPool
 from l2run.grader.services.sessions import logged_steps
 from l2run.grader.storage.database import Database
 from l2run.grader.storage.models import Episode, EpisodeStatus
@@ -75,6 +75,8 @@ class ReplayService:
         try:
             async with lock, self._slots:
                 outcome = await self.pool.replay(spec, actions, record=path)
+        except (SimulationFailed, EnvMissing) as exc:
+            raise GraderError(409, f"re-simulating episode {episode_id} failed: {exc}") from None
         finally:
             self._waiting -= 1
         replayed = outcome.rewards

@@ -377,7 +377,11 @@ class GraderService:
             except EnvMissing:
                 if attempt:
                     break
-                await self._restore(instance_id, episode)
+                try:
+                    await self._restore(instance_id, episode)
+                except (SimulationFailed, EnvMissing) as exc:
+                    message = f"could not rebuild the episode by replay: {exc}"
+                    return StepOutcome(self._last_observation.get(instance_id), 0.0, True, message)
                 continue
             except BadAction as exc:
                 raise GraderError(422, f"action refused by the environment: {exc}") from None
