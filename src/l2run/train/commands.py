@@ -36,6 +36,10 @@ def train(
             "fields (gait) or PPOConfig fields (ppo)."
         ),
     ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="gait only: start the search from this gait .json (e.g. best.json)."),
+    ] = None,
 ) -> None:
     """Train a controller and save it to OUT (see README, section Training)."""
     if algo not in TRAIN_ALGOS:
@@ -51,7 +55,12 @@ def train(
             population = gs.jax_population_fn(difficulty, max_obstacles)
         else:
             population = gs.per_episode(gs.runenv_episode_fn(engine, difficulty, max_obstacles))
-        best = gs.search(population, cfg, out)
+        x0 = None
+        if init is not None:
+            from l2run.train.gait import GaitPolicy
+
+            x0 = GaitPolicy.load(init).params
+        best = gs.search(population, cfg, out, x0=x0)
         typer.echo(f"best parameters written to {out / 'best.json'} ({len(best)} values)")
         return
     if algo == "ppo":
@@ -128,6 +137,9 @@ def test(
     engine: Annotated[str, typer.Option(help="Physics engine: opensim or jax.")] = "opensim",
     difficulty: Annotated[int, typer.Option(help="0, 1 or 2.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the first episode's course.")] = 1,
+    max_steps: Annotated[
+        int, typer.Option(min=1, max=1000, help="Most steps per episode (0.01 s each).")
+    ] = 1000,
 ) -> None:
     """Run a trained controller and print the distance of each episode (the seed's --test)."""
     from l2run.train.evaluate import load_policy, run_episode
@@ -143,6 +155,7 @@ def test(
             difficulty,
             seed + k,
             render_mode="human" if visualize else None,
+            max_steps=max_steps,
         )
         typer.echo(
             f"episode {k + 1}: distance {r.distance:.3f} m, reward {r.reward:.3f}, "

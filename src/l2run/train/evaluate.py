@@ -117,6 +117,7 @@ def run_episode(
     max_obstacles: int = 3,
     render_mode: str | None = None,
     record: str | None = None,
+    max_steps: int | None = None,
 ) -> EpisodeResult:
     """One episode of `policy` on the course drawn from `seed` (optionally shown / recorded)."""
     import l2run  # noqa: F401  registers the gymnasium id
@@ -134,7 +135,7 @@ def run_episode(
         done = False
         while not done:
             obs, _r, terminated, truncated, _info = env.step(pol.act(obs))
-            done = terminated or truncated
+            done = terminated or truncated or (max_steps is not None and stats.steps >= max_steps)
     finally:
         env.close()
     return EpisodeResult(

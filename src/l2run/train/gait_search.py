@@ -99,12 +99,19 @@ def jax_population_fn(difficulty: int, max_obstacles: int = 3) -> PopulationFn:
         return state, obs
 
     def population(xs: np.ndarray, horizon: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        rng = np.random.RandomState(seed)
-        course = generate_course(rng, difficulty, max_obstacles, seed=seed)
-        obstacles, psoas = course_arrays([course] * len(xs))
+        return population_multi(xs, horizon, [seed])
+
+    def population_multi(xs, horizon: int, seeds) -> tuple[np.ndarray, np.ndarray]:
+        """Every candidate on every course in ONE batch: results (P, len(seeds)) as flat
+        (P * len(seeds),) arrays, candidate-major."""
+        courses = [
+            generate_course(np.random.RandomState(s), difficulty, max_obstacles, seed=s)
+            for s in seeds
+        ]
+        obstacles, psoas = course_arrays(courses * len(xs))
         state = batch_reset(model, jnp.asarray(obstacles), jnp.asarray(psoas))
         obs = batch_observe(model, state)
-        xs_j = jnp.asarray(xs)
+        xs_j = jnp.asarray(np.repeat(np.asarray(xs), len(seeds), axis=0))
         for _ in range(-(-horizon // JAX_CHUNK_STEPS)):
             state, obs = run_chunk(model, state, obs, xs_j)
             if bool(jnp.all(state.done)):
@@ -112,6 +119,7 @@ def jax_population_fn(difficulty: int, max_obstacles: int = 3) -> PopulationFn:
         steps = np.minimum(np.asarray(state.step_count), horizon)
         return np.asarray(state.q[:, 1], dtype=float), steps
 
+    population.multi = population_multi  # type: ignore[attr-defined]
     return population
 
 
@@ -122,7 +130,8 @@ def search(
     x0: np.ndarray | None = None,
     log: Callable[[str], None] = print,
 ) -> np.ndarray:
-    """Run CMA-ES; write `best.json` (GaitPolicy) and `curve.csv` to `out_dir` every generation."""
+    """Run CMA-ES; write `best.json` (best sample), `mean.json` (the search distribution's mean,
+    both GaitPolicy files) and `curve.csv` to `out_dir` every generation, `curve.png` at the end."""
     import cma
 
     out = Path(out_dir)
@@ -149,15 +158,20 @@ def search(
             break
         zs = es.ask()
         xs = np.array([x0 + scale * np.asarray(z) for z in zs])
-        fit_sum, dist_sum = np.zeros(len(xs)), np.zeros(len(xs))
-        full = np.ones(len(xs), dtype=bool)
-        for k in range(config.episodes_per_candidate):
-            d, steps = population(xs, horizon, config.seed + 1000 * gen + k)
-            env_steps += int(np.sum(steps))
-            evals += len(xs)
-            fit_sum += d + SURVIVAL_BONUS_PER_STEP * steps
-            dist_sum += d
-            full &= steps >= horizon
+        k_eps = config.episodes_per_candidate
+        seeds = [config.seed + 1000 * gen + k for k in range(k_eps)]
+        if hasattr(population, "multi"):  # all courses in one batch (JAX)
+            d, steps = population.multi(xs, horizon, seeds)
+            d, steps = d.reshape(len(xs), k_eps), steps.reshape(len(xs), k_eps)
+        else:
+            runs = [population(xs, horizon, s) for s in seeds]
+            d = np.stack([r[0] for r in runs], 1)
+            steps = np.stack([r[1] for r in runs], 1)
+        env_steps += int(np.sum(steps))
+        evals += d.size
+        fit_sum = np.sum(d + SURVIVAL_BONUS_PER_STEP * steps, 1)
+        dist_sum = np.sum(d, 1)
+        full = np.all(steps >= horizon, 1)
         fits = list(fit_sum / config.episodes_per_candidate)
         dists = list(dist_sum / config.episodes_per_candidate)
         survived = list(full)
@@ -167,6 +181,9 @@ def search(
             best_fit, best_x = fits[i], x0 + scale * np.asarray(zs[i])
             meta = {"fitness": best_fit, "horizon": horizon, "generation": gen, **asdict(config)}
             GaitPolicy(best_x, meta).save(out / "best.json")
+        # The distribution's mean is usually more robust than the luckiest sample: keep it too.
+        mean_meta = {"horizon": horizon, "generation": gen, **asdict(config)}
+        GaitPolicy(x0 + scale * np.asarray(es.mean), mean_meta).save(out / "mean.json")
         with curve.open("a") as fh:
             fh.write(
                 f"{gen},{horizon},{evals},{env_steps},{time.time() - t0:.1f},{best_fit:.4f},"

@@ -97,7 +97,8 @@ def init_params(key, config: PPOConfig) -> dict:
     return {
         "actor": _init_mlp(k1, [OBS_SIZE, *config.hidden, ACT_SIZE], 0.01),
         "critic": _init_mlp(k2, [OBS_SIZE, *config.hidden, 1], 1.0),
-        "log_std": jnp.full(ACT_SIZE, config.init_log_std),
+        # strong float64 (a weak type here would recompile the rollout after the first update)
+        "log_std": jnp.full(ACT_SIZE, config.init_log_std, dtype=jnp.float64),
     }
 
 
