@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from l2run.engines.jax import contact, dynamics, kinematics, ligaments, muscles, paths
-from l2run.engines.jax.integrate import Continuous, StiffDiagonal
+from l2run.engines.jax.integrate import Continuous, StiffJacobian
 from l2run.engines.jax.params import ModelParams
 from l2run.model.names import BODIES, OBS_BODIES
 
@@ -142,24 +142,56 @@ def reports(params, q, u, activation, fiber_length, obstacles, psoas) -> Reports
     )
 
 
-def stiff_diagonal(
+def evaluate_with_jacobian(
     params: ModelParams,
     y: Continuous,
     excitation: jnp.ndarray,
+    obstacles: jnp.ndarray,
     psoas: jnp.ndarray,
-) -> StiffDiagonal:
-    """∂ȧ/∂a and ∂l̇/∂l (18,) at y: the muscle model differentiated at fixed path lengths
-    (the muscles' states are independent of each other, so one all-ones tangent per state
-    gives the exact diagonal)."""
-    frames = kinematics.model_frames(params, y.q)
-    length = paths.path_lengths(params.paths, frames.origin, frames.angle, y.q)
+) -> tuple[Continuous, StiffJacobian]:
+    """ẏ and the stiff Jacobian (see `integrate.StiffJacobian`) at y, sharing the kinematics.
 
-    def rates(a: jnp.ndarray, lm: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-        md = muscles.muscle_dynamics(params.muscles, a, lm, excitation, length, psoas)
-        return md.activation_dot, md.fiber_length_dot
+    The muscle diagonals are the muscle model differentiated at fixed path lengths (one
+    all-ones tangent per state gives the exact diagonal: muscles do not share states);
+    ∂u̇/∂u = M⁻¹ ∂(Q_contact + Q_ligament)/∂u at fixed q (velocity products omitted: not stiff).
+    """
+    q, u = y.q, y.u
+    fj = kinematics.frame_jacobians(_frames_fn(params), q, u)
+    terms = dynamics.rigid_body_terms(params.tree, fj, u)
+    geometry = paths.path_geometry(
+        params.paths, fj.frames.origin, fj.frames.angle, fj.origin_jac, fj.angle_jac, q, u
+    )
 
-    ones = jnp.ones_like(y.activation)
-    zeros = jnp.zeros_like(y.activation)
-    _, (daa, _) = jax.jvp(rates, (y.activation, y.fiber_length), (ones, zeros))
-    _, (_, dll) = jax.jvp(rates, (y.activation, y.fiber_length), (zeros, ones))
-    return StiffDiagonal(activation=daa, fiber_length=dll)
+    def muscle_rates(a: jnp.ndarray, lm: jnp.ndarray) -> muscles.MuscleDerivatives:
+        return muscles.muscle_dynamics(params.muscles, a, lm, excitation, geometry.length, psoas)
+
+    ones, zeros = jnp.ones_like(y.activation), jnp.zeros_like(y.activation)
+    md, d_by_a = jax.jvp(muscle_rates, (y.activation, y.fiber_length), (ones, zeros))
+    _, d_by_l = jax.jvp(muscle_rates, (y.activation, y.fiber_length), (zeros, ones))
+
+    def velocity_forces(uu: jnp.ndarray) -> jnp.ndarray:
+        cf = contact.contact_forces(
+            params.contact,
+            fj.frames.origin,
+            fj.frames.angle,
+            fj.origin_jac @ uu,
+            fj.angle_jac @ uu,
+            obstacles,
+        )
+        lig = ligaments.limit_forces(params.ligaments, q, uu)
+        return dynamics.point_force_to_generalized(
+            fj, cf.body, cf.point[:, :2], cf.force[:, :2]
+        ) + ligaments.ligament_generalized_forces(params.ligaments, lig, q.shape[0])
+
+    q_velocity, d_by_u = (
+        velocity_forces(u),
+        jax.jacfwd(velocity_forces)(u),
+    )
+    applied = paths.path_generalized_forces(geometry, md.tendon_force) + q_velocity
+    udot = dynamics.accelerations(terms, applied)
+    jac = StiffJacobian(
+        activation=d_by_a.activation_dot,
+        fiber_length=d_by_l.fiber_length_dot,
+        speed=jnp.linalg.solve(terms.mass_matrix, d_by_u),
+    )
+    return Continuous(u, udot, md.activation_dot, md.fiber_length_dot), jac
