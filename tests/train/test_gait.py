@@ -84,3 +84,18 @@ def test_search_improves_fitness_and_writes_its_files(tmp_path):
     # every candidate survived the horizon, so the horizon grew to the full episode
     assert curve[-1].split(",")[1] == "1000"
     assert GaitPolicy.load(tmp_path / "best.json").params.shape == (N_PARAMS,)
+
+
+def test_learning_curve_png(tmp_path):
+    from l2run.train.curves import plot_search_curve
+
+    header = "generation,horizon,evaluations,env_steps,wall_s,best_fitness,"
+    header += "gen_best_distance,gen_mean_fitness\n"
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text(header + "0,300,12,900,10,0.1,0.05,0.0\n1,300,24,1800,20,0.2,0.1,0.05\n")
+    b.write_text(header + "0,300,12,800,9,0.3,0.2,0.1\n")
+    png = plot_search_curve([a, b], tmp_path / "c.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="no rows"):
+        (tmp_path / "e.csv").write_text(header)
+        plot_search_curve(tmp_path / "e.csv", tmp_path / "e.png")

@@ -67,3 +67,17 @@ def test_bad_training_arguments(tmp_path):
         train(TrainConfig(difficulty=4), tmp_path)
     result = runner.invoke(app, ["test", "--model", str(tmp_path / "missing")])
     assert result.exit_code != 0 and "unknown policy" in result.output
+
+
+@pytest.mark.slow  # compiling the JAX engine's step takes minutes on 2 shared cores
+def test_short_training_on_the_jax_engine(tmp_path):
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(json.dumps({"hyper": SHORT}))
+    result = runner.invoke(
+        app,
+        ["train", "--algo", "sac", "--engine", "jax", "--steps", "80", "--difficulty", "0",
+         "--out", str(tmp_path / "sac"), "--config", str(cfg_file)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config, model = load_run(tmp_path / "sac")
+    assert config.engine == "jax" and model.num_timesteps >= 80

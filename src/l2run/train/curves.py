@@ -1,4 +1,4 @@
-"""Learning-curve plots (PNG) of training runs: the gait search's `curve.csv`."""
+"""Learning-curve plots (PNG) of training runs: the gait search's `curve.csv` files."""
 
 from __future__ import annotations
 
@@ -6,35 +6,40 @@ import csv
 from pathlib import Path
 
 
-def plot_search_curve(csv_path: str | Path, png_path: str | Path, title: str = "") -> Path:
-    """Best and mean fitness and the generation-best distance against environment steps."""
+def plot_search_curve(
+    csv_paths: str | Path | list[str | Path], png_path: str | Path, title: str = ""
+) -> Path:
+    """Generation-best distance and generation-mean fitness against environment steps.
+
+    Several `curve.csv` files (successive stages, each started from the previous one's best)
+    are drawn end to end, a dashed line marking where each stage starts.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = list(csv.DictReader(Path(csv_path).open()))
-    if not rows:
-        raise ValueError(f"{csv_path} has no rows to plot")
-    steps = [int(r["env_steps"]) / 1e6 for r in rows]
+    paths = [csv_paths] if isinstance(csv_paths, str | Path) else list(csv_paths)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    ax.plot(
-        steps, [float(r["gen_best_distance"]) for r in rows], label="generation best: distance (m)"
-    )
-    ax.plot(
-        steps,
-        [float(r["gen_mean_fitness"]) for r in rows],
-        label="generation mean: fitness",
-        alpha=0.7,
-    )
-    ax2 = ax.twinx()
-    ax2.step(steps, [int(r["horizon"]) for r in rows], color="grey", where="post", alpha=0.5)
-    ax2.set_ylabel("episode horizon (steps)", color="grey")
+    offset, wall = 0.0, 0.0
+    for k, path in enumerate(paths):
+        rows = list(csv.DictReader(Path(path).open()))
+        if not rows:
+            raise ValueError(f"{path} has no rows to plot")
+        steps = [(offset + int(r["env_steps"])) / 1e6 for r in rows]
+        if k:
+            ax.axvline(offset / 1e6, color="grey", linestyle="--", alpha=0.6)
+        ax.plot(steps, [float(r["gen_best_distance"]) for r in rows], color="C0",
+                label="generation best: distance (m)" if k == 0 else None)  # fmt: skip
+        ax.plot(steps, [float(r["gen_mean_fitness"]) for r in rows], color="C1", alpha=0.7,
+                label="generation mean: fitness" if k == 0 else None)  # fmt: skip
+        offset += int(rows[-1]["env_steps"])
+        wall += float(rows[-1]["wall_s"])
     ax.set_xlabel("environment steps (millions, all candidates)")
     ax.set_ylabel("m")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
-    ax.set_title(title or f"CMA-ES gait search ({rows[-1]['wall_s']} s wall)")
+    ax.set_title(title or f"CMA-ES gait search ({wall:.0f} s wall)")
     fig.tight_layout()
     out = Path(png_path)
     fig.savefig(out)
