@@ -30,6 +30,9 @@ def cast_params(params: ModelParams, dtype) -> ModelParams:
     )
 
 
+_observe = jax.jit(observe)
+
+
 @jax.jit
 def _reports(params: ModelParams, q, u, activation, fiber_length, obstacles, psoas):
     return system.reports(params, q, u, activation, fiber_length, obstacles, psoas)
@@ -83,7 +86,7 @@ class JaxEngine:
         return float(self.state.time)
 
     def observation(self) -> np.ndarray:
-        return np.asarray(observe(self.params, self.state), dtype=np.float64)
+        return np.asarray(_observe(self.params, self.state), dtype=np.float64)
 
     def _reports(self) -> system.Reports:
         if self._report_cache is None:

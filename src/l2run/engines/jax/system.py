@@ -152,46 +152,15 @@ def evaluate_with_jacobian(
     """ẏ and the stiff Jacobian (see `integrate.StiffJacobian`) at y, sharing the kinematics.
 
     The muscle diagonals are the muscle model differentiated at fixed path lengths (one
-    all-ones tangent per state gives the exact diagonal: muscles do not share states);
-    ∂u̇/∂u = M⁻¹ ∂(Q_contact + Q_ligament)/∂u at fixed q (velocity products omitted: not stiff).
+    all-ones tangent per state gives the exact diagonal: muscles do not share states).
     """
-    q, u = y.q, y.u
-    fj = kinematics.frame_jacobians(_frames_fn(params), q, u)
-    terms = dynamics.rigid_body_terms(params.tree, fj, u)
-    geometry = paths.path_geometry(
-        params.paths, fj.frames.origin, fj.frames.angle, fj.origin_jac, fj.angle_jac, q, u
-    )
+    ev = evaluate(params, y, excitation, obstacles, psoas)
 
     def muscle_rates(a: jnp.ndarray, lm: jnp.ndarray) -> muscles.MuscleDerivatives:
-        return muscles.muscle_dynamics(params.muscles, a, lm, excitation, geometry.length, psoas)
+        return muscles.muscle_dynamics(params.muscles, a, lm, excitation, ev.path_length, psoas)
 
     ones, zeros = jnp.ones_like(y.activation), jnp.zeros_like(y.activation)
-    md, d_by_a = jax.jvp(muscle_rates, (y.activation, y.fiber_length), (ones, zeros))
+    _, d_by_a = jax.jvp(muscle_rates, (y.activation, y.fiber_length), (ones, zeros))
     _, d_by_l = jax.jvp(muscle_rates, (y.activation, y.fiber_length), (zeros, ones))
-
-    def velocity_forces(uu: jnp.ndarray) -> jnp.ndarray:
-        cf = contact.contact_forces(
-            params.contact,
-            fj.frames.origin,
-            fj.frames.angle,
-            fj.origin_jac @ uu,
-            fj.angle_jac @ uu,
-            obstacles,
-        )
-        lig = ligaments.limit_forces(params.ligaments, q, uu)
-        return dynamics.point_force_to_generalized(
-            fj, cf.body, cf.point[:, :2], cf.force[:, :2]
-        ) + ligaments.ligament_generalized_forces(params.ligaments, lig, q.shape[0])
-
-    q_velocity, d_by_u = (
-        velocity_forces(u),
-        jax.jacfwd(velocity_forces)(u),
-    )
-    applied = paths.path_generalized_forces(geometry, md.tendon_force) + q_velocity
-    udot = dynamics.accelerations(terms, applied)
-    jac = StiffJacobian(
-        activation=d_by_a.activation_dot,
-        fiber_length=d_by_l.fiber_length_dot,
-        speed=jnp.linalg.solve(terms.mass_matrix, d_by_u),
-    )
-    return Continuous(u, udot, md.activation_dot, md.fiber_length_dot), jac
+    jac = StiffJacobian(activation=d_by_a.activation_dot, fiber_length=d_by_l.fiber_length_dot)
+    return ev.derivative, jac
