@@ -1,0 +1,113 @@
+"""The pure `reset`/`step` and `JaxEngine`: RunEnv semantics, observation parity at reset."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from l2run.course import Course, generate_course
+from l2run.engines.jax import step as S
+from l2run.engines.jax.integrate import Integrator
+from l2run.engines.jax.params import load_params
+from l2run.observation import pad_obstacles
+
+# Semantics do not depend on the scheme: a cheap one keeps compilation short.
+CHEAP = Integrator("euler", 1)
+
+
+@pytest.fixture(scope="module")
+def params():
+    return load_params()
+
+
+def _reset(params, course=Course()):
+    return S.reset(params, jnp.asarray(pad_obstacles(course.obstacles)), jnp.asarray(course.psoas))
+
+
+def _step(params, state, action):
+    return S.step(params, state, jnp.asarray(action, float), CHEAP, None)
+
+
+def test_reset_is_the_default_state(params):
+    s = _reset(params)
+    np.testing.assert_array_equal(s.q, params.default.q)
+    np.testing.assert_array_equal(s.u, 0.0)
+    np.testing.assert_array_equal(s.activation, params.default.activation)
+    np.testing.assert_array_equal(s.fiber_length, params.default.fiber_length)
+    assert int(s.step_count) == 0 and not bool(s.done) and float(s.time) == 0.0
+
+
+def test_reset_observation_matches_opensim(params):
+    pytest.importorskip("opensim")
+    from l2run.engines.opensim_engine import OpenSimEngine
+
+    course = generate_course(np.random.RandomState(5), 2, 3, seed=5)
+    engine = OpenSimEngine()
+    engine.reset(course)
+    ours = np.asarray(S.observe(params, _reset(params, course)))
+    np.testing.assert_allclose(ours, engine.observation(), rtol=0, atol=1e-8)
+
+
+def test_action_is_clipped(params):
+    s = _reset(params)
+    a, *_ = _step(params, s, np.full(18, 1.0))
+    b, *_ = _step(params, s, np.full(18, 7.0))
+    np.testing.assert_array_equal(a.activation, b.activation)
+
+
+def test_reward_is_forward_progress_minus_ligament_penalty(params):
+    from l2run.observation import ligament_penalty
+
+    s = _reset(params)
+    new, obs, reward, done = _step(params, s, np.zeros(18))
+    lig = np.asarray(S.system.ligament_torques(params, new.q, new.u))
+    expected = float(new.q[1] - s.q[1]) - float(ligament_penalty(lig))
+    assert float(reward) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    assert obs.shape == (41,) and float(obs[1]) == float(new.q[1])
+    assert int(new.step_count) == 1 and float(new.time) == pytest.approx(0.01)
+    assert not bool(done)
+
+
+def test_done_on_fall_and_step_limit(params):
+    s = _reset(params)
+    fallen = s._replace(q=s.q.at[2].set(0.3))
+    assert bool(_step(params, fallen, np.zeros(18))[3])
+    late = s._replace(step_count=jnp.asarray(S.TIMESTEP_LIMIT - 1, jnp.int32))
+    assert bool(_step(params, late, np.zeros(18))[3])
+
+
+def test_non_finite_state_ends_with_failure_reward(params):
+    s = _reset(params)
+    broken = s._replace(u=s.u.at[4].set(jnp.nan))
+    new, _, reward, done = _step(params, broken, np.zeros(18))
+    assert bool(done) and float(reward) == S.INTEGRATOR_FAILURE_REWARD
+    # the last state is kept, and a done state no longer changes
+    again, _, reward2, _ = _step(params, new, np.zeros(18))
+    assert float(reward2) == 0.0 and int(again.step_count) == int(new.step_count)
+
+
+def test_runenv_and_gymnasium_with_jax_engine_without_opensim():
+    """The JAX engine behind RunEnv and gymnasium, in a process where opensim cannot import."""
+    code = (
+        "import sys\n"
+        "sys.modules['opensim'] = None\n"
+        "import numpy as np, gymnasium\n"
+        "import l2run\n"
+        "from l2run.env.runenv import RunEnv\n"
+        "env = RunEnv(engine='jax')\n"
+        "obs = env.reset(difficulty=2, seed=3)\n"
+        "obs2, reward, done, info = env.step(np.full(18, 0.3))\n"
+        "assert len(obs2) == 41 and np.isfinite(reward) and not done\n"
+        "g = gymnasium.make('l2run/Run-v0', engine='jax')\n"
+        "o, _ = g.reset(seed=3, options={'difficulty': 2})\n"
+        "assert np.allclose(o, obs)\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=900
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
