@@ -123,8 +123,10 @@ def timed(fn: Callable[[], object]) -> tuple[float, float]:
     return time.perf_counter() - w0, time.process_time() - c0
 
 
-def bench_jax_single(params, integrator, steps: int, dtype: str) -> list[Row]:
-    """One runner: a Python loop over the jitted step, and one jitted `lax.scan` rollout."""
+def bench_jax_single(params, integrator, steps: int, dtype: str) -> tuple[list[Row], object]:
+    """One runner: a Python loop over the jitted step, and one jitted `lax.scan` rollout, both
+    timed over regular steps (after the episode's first step, which `first_step_row` times).
+    Returns the rows and the state after the first step."""
     import jax
     import jax.numpy as jnp
 
@@ -133,16 +135,20 @@ def bench_jax_single(params, integrator, steps: int, dtype: str) -> list[Row]:
 
     obstacles, psoas = fx.course_arrays(courses(1))
     state0 = reset(params, jnp.asarray(obstacles[0]), jnp.asarray(psoas[0]))
-    actions = jnp.asarray(smooth_excitations(steps)[:, 0], params.default.q.dtype)
+    actions = jnp.asarray(smooth_excitations(steps + 1)[:, 0], params.default.q.dtype)
 
     compile_s, _ = timed(
         lambda: jax.block_until_ready(step(params, state0, actions[0], integrator))
     )
+    first_wall, first_cpu = timed(
+        lambda: jax.block_until_ready(step(params, state0, actions[0], integrator))
+    )
+    state1 = step(params, state0, actions[0], integrator)[0]
 
     def loop() -> None:
-        s = state0
+        s = state1
         for k in range(steps):
-            s, obs, _, _ = step(params, s, actions[k], integrator)
+            s, obs, _, _ = step(params, s, actions[k + 1], integrator)
         jax.block_until_ready(obs)
 
     loop_wall, loop_cpu = timed(loop)
@@ -150,12 +156,13 @@ def bench_jax_single(params, integrator, steps: int, dtype: str) -> list[Row]:
     policy = feedback_policy()
 
     def run() -> None:
-        jax.block_until_ready(fx.rollout(params, state0, policy, key, steps, integrator))
+        jax.block_until_ready(fx.rollout(params, state1, policy, key, steps, integrator))
 
     scan_compile_s, _ = timed(run)
     scan_wall, scan_cpu = timed(run)
     ev = integrator.evaluations
-    return [
+    first = fx.FIRST
+    rows = [
         Row(
             "JAX single env, jitted step loop", dtype, 1, steps, loop_wall, loop_cpu, compile_s, ev
         ),
@@ -169,7 +176,18 @@ def bench_jax_single(params, integrator, steps: int, dtype: str) -> list[Row]:
             scan_compile_s,
             ev,
         ),
+        Row(
+            f"JAX single env, first step of an episode ({first.scheme} × {first.substeps})",
+            dtype,
+            1,
+            1,
+            first_wall,
+            first_cpu,
+            None,
+            first.evaluations,
+        ),
     ]
+    return rows, state1
 
 
 def feedback_policy() -> Callable:
@@ -186,8 +204,15 @@ def feedback_policy() -> Callable:
     return policy
 
 
-def bench_jax_batched(params, integrator, n: int, steps: int, dtype: str) -> tuple[Row, object]:
-    """N runners on N courses stepped together by the jitted vmapped step; (row, state)."""
+def bench_jax_batched(
+    params, integrator, state1, n: int, steps: int, dtype: str
+) -> tuple[Row, object]:
+    """N runners on N courses stepped together by the jitted vmapped step; (row, state).
+
+    Regular steps: every runner starts from `state1` (one runner after its episode's first
+    step, see `bench_jax_single`) on its own course, and the program is compiled without the
+    first-step scheme (`first_integrator=None`), as a long-running batch spends almost all its
+    steps there."""
     import jax
     import jax.numpy as jnp
 
@@ -195,12 +220,15 @@ def bench_jax_batched(params, integrator, n: int, steps: int, dtype: str) -> tup
 
     obstacles, psoas = fx.course_arrays(courses(n))
     fdtype = params.default.q.dtype
-    state = fx.batch_reset(params, jnp.asarray(obstacles, fdtype), jnp.asarray(psoas, fdtype))
+    state = jax.tree.map(lambda a: jnp.broadcast_to(a, (n, *a.shape)), state1)
+    state = state._replace(
+        obstacles=jnp.asarray(obstacles, fdtype), psoas=jnp.asarray(psoas, fdtype)
+    )
     actions = jnp.asarray(smooth_excitations(steps, n), fdtype)
     # Ahead-of-time: the same executable gives the timing, the compile time and XLA's memory
     # estimate (`memory_report`) without a second compilation.
     t0 = time.perf_counter()
-    compiled = fx.batch_step.lower(params, state, actions[0], integrator).compile()
+    compiled = fx.batch_step.lower(params, state, actions[0], integrator, None).compile()
     jax.block_until_ready(compiled(params, state, actions[0]))
     compile_s = time.perf_counter() - t0
 
@@ -301,12 +329,13 @@ def main(argv: list[str] | None = None) -> None:
     memory_lines: list[str] = []
     for dtype in args.dtypes:
         params = fx.cast_floats(load_params(), getattr(jnp, dtype))
-        for row in bench_jax_single(params, integrator, args.single_steps, dtype):
+        single_rows, state1 = bench_jax_single(params, integrator, args.single_steps, dtype)
+        for row in single_rows:
             rows.append(row)
             print(f"{row.what} [{dtype}]: {row.steps_per_s:,.1f} steps/s", flush=True)
         for n in args.sizes:
             row, (state, compiled) = bench_jax_batched(
-                params, integrator, n, args.batch_steps, dtype
+                params, integrator, state1, n, args.batch_steps, dtype
             )
             rows.append(row)
             print(f"batched N={n} [{dtype}]: {row.steps_per_s:,.0f} env-steps/s", flush=True)
@@ -318,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(render_table(rows, opensim, cpu_backend))
     batched = [r for r in rows if r.n > 1]
-    singles = [r for r in rows if r.n == 1 and r is not opensim]
+    singles = [r for r in rows if r.n == 1 and r is not opensim and "first step" not in r.what]
     if opensim and batched:
         top = max(batched, key=lambda r: r.steps_per_s)
         print(

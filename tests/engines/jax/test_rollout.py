@@ -22,7 +22,7 @@ STEPS = 3
 # the op-by-op (disable_jit) comparison runs a one-evaluation scheme over two steps, since
 # eager execution costs seconds per force evaluation.
 INTEGRATOR = env_step.DEFAULT_INTEGRATOR
-EAGER_INTEGRATOR = Integrator("linearly_implicit_euler", 1)
+EAGER_INTEGRATOR = Integrator("linearly_implicit_euler", 1)  # for the first step too
 EAGER_STEPS = 2
 RTOL, ATOL = 1e-9, 1e-12  # vmapped vs unbatched XLA programs may round differently
 
@@ -86,6 +86,19 @@ def test_vmapped_step_matches_single_steps(params, batch) -> None:
     # Different courses and psoas strengths: the runners' observations differ.
     assert not np.allclose(obs[0], obs[1])
 
+    # Runner 1 freshly reset while the others run on: its first step takes the engine's
+    # first-step scheme (gathered into a small bucket), the others the regular one.
+    fresh = batch[0]
+    mixed = jax.tree.map(lambda a, b: a.at[1].set(b[1]), state, fresh)
+    singles[1] = _row(fresh, 1)
+    new, obs, reward, _ = fx.batch_step(params, mixed, actions[0], INTEGRATOR)
+    for i in range(N):
+        singles[i], o, r, _ = env_step.step(params, singles[i], actions[0, i], INTEGRATOR)
+        np.testing.assert_allclose(obs[i], o, rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(reward[i], r, rtol=RTOL, atol=ATOL)
+        _assert_trees_close(_row(new, i), singles[i])
+    assert fx.bucket_sizes(4096) == (1, 8, 64, 512, 4096) and fx.bucket_sizes(1) == (1,)
+
 
 def test_rollout_matches_python_loop_and_runs_without_jit(params, batch) -> None:
     state, _, _ = batch
@@ -97,14 +110,16 @@ def test_rollout_matches_python_loop_and_runs_without_jit(params, batch) -> None
         noise = jax.random.uniform(k, (18,), obs.dtype)
         return jnp.clip(0.5 * noise + 0.1 * jnp.tanh(obs[:18]), 0.0, 1.0)
 
-    final, traj = fx.rollout(params, single, policy, key, EAGER_STEPS, EAGER_INTEGRATOR)
+    final, traj = fx.rollout(
+        params, single, policy, key, EAGER_STEPS, EAGER_INTEGRATOR, first_integrator=None
+    )
     assert traj.obs.shape == (EAGER_STEPS, 41) and traj.action.shape == (EAGER_STEPS, 18)
     assert traj.reward.shape == (EAGER_STEPS,) and traj.done.dtype == jnp.bool_
 
     # The jitted rollout and the same code run op by op give the same numbers ...
     with jax.disable_jit():
         final_eager, traj_eager = fx.rollout(
-            params, single, policy, key, EAGER_STEPS, EAGER_INTEGRATOR
+            params, single, policy, key, EAGER_STEPS, EAGER_INTEGRATOR, first_integrator=None
         )
         # ... and so do the same steps taken by hand, with the same key stream (op by op
         # too: a jitted `step` with this integrator would be one more compilation).
@@ -115,7 +130,7 @@ def test_rollout_matches_python_loop_and_runs_without_jit(params, batch) -> None
             a = policy(obs, sub)
             np.testing.assert_allclose(traj.obs[t], obs, rtol=RTOL, atol=ATOL)
             np.testing.assert_allclose(traj.action[t], a, rtol=RTOL, atol=ATOL)
-            s, obs, r, d = env_step.step(params, s, a, EAGER_INTEGRATOR)
+            s, obs, r, d = env_step.step(params, s, a, EAGER_INTEGRATOR, None)
             np.testing.assert_allclose(traj.reward[t], r, rtol=RTOL, atol=ATOL)
             np.testing.assert_allclose(traj.next_obs[t], obs, rtol=RTOL, atol=ATOL)
             assert bool(traj.done[t]) == bool(d)

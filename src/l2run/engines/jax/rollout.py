@@ -123,17 +123,71 @@ def batch_observe(params: ModelParams, state: EnvState) -> jnp.ndarray:
     return jax.vmap(env_step.observe, in_axes=(None, 0))(params, state)
 
 
-@partial(jax.jit, static_argnames=("integrator",))
+FIRST = env_step.FIRST_STEP_INTEGRATOR
+# Fresh-runner buckets shrink by this factor: the first-step work is at most this many times
+# the number of fresh runners (and one bucket for a whole freshly reset batch).
+BUCKET_SHRINK = 8
+
+
+def bucket_sizes(batch: int) -> tuple[int, ...]:
+    """Batch sizes of the first-step program: B, B/8, B/64, ... down to 1 (ascending)."""
+    sizes = {batch}
+    while batch > 1:
+        batch = max(1, batch // BUCKET_SHRINK)
+        sizes.add(batch)
+    return tuple(sorted(sizes))
+
+
+def _single_step(integrator: Integrator) -> Callable[..., Any]:
+    """`step.step` with one scheme for every step (vmapped below)."""
+    return jax.vmap(
+        partial(env_step.step, integrator=integrator, first_integrator=None), in_axes=(None, 0, 0)
+    )
+
+
+@partial(jax.jit, static_argnames=("integrator", "first_integrator"))
 def batch_step(
     params: ModelParams,
     state: EnvState,
     action: jnp.ndarray,
     integrator: Integrator = env_step.DEFAULT_INTEGRATOR,
+    first_integrator: Integrator | None = FIRST,
 ) -> tuple[EnvState, jnp.ndarray, jnp.ndarray, jnp.ndarray]:
-    """`step.step` for B runners at once: (state, obs (B, 41), reward (B,), done (B,))."""
-    return jax.vmap(partial(env_step.step, integrator=integrator), in_axes=(None, 0, 0))(
-        params, state, action
-    )
+    """`step.step` for B runners at once: (state, obs (B, 41), reward (B,), done (B,)).
+
+    A runner's first step after reset (step count 0) uses `first_integrator` as `step.step`
+    does. Under `vmap` a `lax.cond` would run both schemes for every runner, so instead every
+    runner takes `integrator`, and the fresh ones — gathered into the smallest bucket of
+    `bucket_sizes(B)` that holds them, picked by `lax.switch` so only that branch runs — are
+    redone with `first_integrator` and scattered back. Same numbers as `step.step` per runner.
+    """
+    out = _single_step(integrator)(params, state, action)
+    if first_integrator is None or first_integrator == integrator:
+        return out
+    batch = state.q.shape[0]
+    fresh = (state.step_count == 0) & ~state.done
+    n_fresh = jnp.sum(fresh)
+    order = jnp.argsort(~fresh, stable=True)  # fresh runners first
+    first_step = _single_step(first_integrator)
+
+    def redo(k: int) -> Callable[[Any], Any]:
+        def run(results: Any) -> Any:
+            idx = order[:k]
+            sub = first_step(params, jax.tree.map(lambda a: a[idx], state), action[idx])
+            valid = jnp.arange(k) < n_fresh  # bucket rows beyond the fresh ones keep theirs
+
+            def put(all_rows: jnp.ndarray, rows: jnp.ndarray) -> jnp.ndarray:
+                keep = jnp.reshape(valid, valid.shape + (1,) * (rows.ndim - 1))
+                return all_rows.at[idx].set(jnp.where(keep, rows, all_rows[idx]))
+
+            return jax.tree.map(put, results, sub)
+
+        return run
+
+    sizes = (0, *bucket_sizes(batch))
+    branches = [(lambda r: r)] + [redo(k) for k in sizes[1:]]
+    which = jnp.searchsorted(jnp.asarray(sizes), n_fresh)  # smallest bucket >= n_fresh
+    return jax.lax.switch(which, branches, out)
 
 
 @partial(jax.jit, static_argnames=("batch",))
@@ -159,11 +213,15 @@ def _select(mask: jnp.ndarray, on_true: Any, on_false: Any) -> Any:
 
 
 def _step_any(
-    params: ModelParams, state: EnvState, action: jnp.ndarray, integrator: Integrator
+    params: ModelParams,
+    state: EnvState,
+    action: jnp.ndarray,
+    integrator: Integrator,
+    first_integrator: Integrator | None,
 ) -> tuple[EnvState, jnp.ndarray, jnp.ndarray, jnp.ndarray]:
     if _is_batched(state):
-        return batch_step(params, state, action, integrator)
-    return env_step.step(params, state, action, integrator)
+        return batch_step(params, state, action, integrator, first_integrator)
+    return env_step.step(params, state, action, integrator, first_integrator)
 
 
 def _observe_any(params: ModelParams, state: EnvState) -> jnp.ndarray:
@@ -172,7 +230,7 @@ def _observe_any(params: ModelParams, state: EnvState) -> jnp.ndarray:
     return env_step.observe(params, state)
 
 
-@partial(jax.jit, static_argnames=("integrator",))
+@partial(jax.jit, static_argnames=("integrator", "first_integrator"))
 def autoreset_step(
     params: ModelParams,
     state: EnvState,
@@ -180,6 +238,7 @@ def autoreset_step(
     reset_state: EnvState,
     integrator: Integrator = env_step.DEFAULT_INTEGRATOR,
     max_episode_steps: int | jnp.ndarray = env_step.TIMESTEP_LIMIT,
+    first_integrator: Integrator | None = FIRST,
 ) -> AutoresetStep:
     """One step with same-step autoreset (single runner or batch; `reset_state` alike).
 
@@ -189,7 +248,7 @@ def autoreset_step(
     episode ended (either flag) continues as its row of `reset_state`. `max_episode_steps` is a
     traced value: changing it does not recompile.
     """
-    new, obs, reward, done = _step_any(params, state, action, integrator)
+    new, obs, reward, done = _step_any(params, state, action, integrator, first_integrator)
     failed = done & (reward == env_step.INTEGRATOR_FAILURE_REWARD)
     terminated = done & ((obs[..., PELVIS_Y] < env_step.FALL_HEIGHT_M) | failed)
     truncated = (new.step_count >= max_episode_steps) | (done & ~terminated)
@@ -199,7 +258,7 @@ def autoreset_step(
     return AutoresetStep(next_state, next_obs, reward, terminated, truncated, obs)
 
 
-@partial(jax.jit, static_argnames=("policy_fn", "steps", "integrator"))
+@partial(jax.jit, static_argnames=("policy_fn", "steps", "integrator", "first_integrator"))
 def rollout(
     params: ModelParams,
     state: EnvState,
@@ -210,6 +269,7 @@ def rollout(
     reset_state: EnvState | None = None,
     reset_pool: CoursePool | None = None,
     max_episode_steps: int | jnp.ndarray = env_step.TIMESTEP_LIMIT,
+    first_integrator: Integrator | None = FIRST,
 ) -> tuple[EnvState, Transition]:
     """Run `policy_fn` for `steps` control steps in one `lax.scan` (one device program).
 
@@ -238,10 +298,14 @@ def rollout(
         if reset_pool is not None:
             restart = reset_from_pool(params, reset_pool, pick, s.q.shape[0])
         if restart is None:
-            s_next, next_obs, reward, done = _step_any(params, s, action, integrator)
+            s_next, next_obs, reward, done = _step_any(
+                params, s, action, integrator, first_integrator
+            )
             obs_next = next_obs
         else:
-            r = autoreset_step(params, s, action, restart, integrator, max_episode_steps)
+            r = autoreset_step(
+                params, s, action, restart, integrator, max_episode_steps, first_integrator
+            )
             s_next, obs_next, reward = r.state, r.obs, r.reward
             done, next_obs = r.terminated | r.truncated, r.final_obs
         return (s_next, obs_next, k), Transition(obs, action, reward, done, next_obs)
