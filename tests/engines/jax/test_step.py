@@ -24,7 +24,8 @@ def params():
     return load_params()
 
 
-def _reset(params, course=Course()):
+def _reset(params, course=None):
+    course = course if course is not None else Course()
     return S.reset(params, jnp.asarray(pad_obstacles(course.obstacles)), jnp.asarray(course.psoas))
 
 
@@ -107,7 +108,5 @@ def test_runenv_and_gymnasium_with_jax_engine_without_opensim():
         "assert np.allclose(o, obs)\n"
         "print('ok')\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=900
-    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
