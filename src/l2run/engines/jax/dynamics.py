@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax.numpy as jnp
+
 from l2run.engines.jax.bodies import BodyTreeParams
 from l2run.engines.jax.kinematics import FrameJacobians, cross_z, perp, rotate
 
