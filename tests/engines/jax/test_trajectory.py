@@ -58,3 +58,41 @@ def test_trajectory_matches_opensim(jax_engine, pattern):
     error = np.abs(ours - default)
     assert error[:, PELVIS_XY].max() <= POSITION_TOL_M, error[:, PELVIS_XY].max()
     assert error[:, ANGLES].max() <= ANGLE_TOL_VS_DEFAULT_RAD, error[:, ANGLES].max()
+
+
+# --- full episodes -------------------------------------------------------------------------------
+
+N_SEEDS = 10
+DISTANCE_REL_TOL = 0.05
+# Distances this small are falls in place: compare them absolutely (m).
+DISTANCE_ABS_FLOOR_M = 0.05
+
+
+def _open_loop(kind: str, step: int) -> np.ndarray:
+    """Fixed open-loop controllers: a constant co-contraction and a 0.8 s alternating gait."""
+    if kind == "constant":
+        return np.full(18, 0.3)
+    phase = (step // 40) % 2  # 0.4 s per half cycle
+    right = np.where(np.arange(9) < 4, 0.9, 0.1) if phase == 0 else np.full(9, 0.2)
+    left = np.full(9, 0.2) if phase == 0 else np.where(np.arange(9) < 4, 0.9, 0.1)
+    return np.concatenate([right, left])
+
+
+def _distance(env, kind: str, seed: int) -> float:
+    env.reset(difficulty=2, seed=seed)
+    done, step, x0 = False, 0, env.current_state[1]
+    while not done:
+        obs, _, done, _ = env.step(_open_loop(kind, step))
+        step += 1
+    return float(obs[1] - x0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["constant", "alternating"])
+def test_full_episode_distance_matches_opensim(kind):
+    from l2run.env.runenv import RunEnv
+
+    ours, theirs = RunEnv(engine="jax"), RunEnv(engine="opensim")
+    for seed in range(1, N_SEEDS + 1):
+        a, b = _distance(ours, kind, seed), _distance(theirs, kind, seed)
+        assert abs(a - b) <= max(DISTANCE_REL_TOL * abs(b), DISTANCE_ABS_FLOOR_M), (seed, a, b)
