@@ -12,7 +12,7 @@ Each wrapper does one thing, keeps gymnasium's checker happy, and can be stacked
 - `ShapedReward(env, ...)`: training-only reward terms; the raw reward stays in `info`.
 - `FixedDifficulty(env, d)`: pass `options={"difficulty": d}` on every reset (SB3 passes none).
 
-These follow the 2017 top teams' write-ups (NNAISENSE, PKU, Jolly Roger and others).
+These follow the tricks the 2017 top teams described in the competition's write-ups.
 
 Observation layout (41 values, ground frame, m, rad, s): 0 pelvis tilt, 1 pelvis x, 2 pelvis y,
 3-5 pelvis speeds, 6-11 hip/knee/ankle angles right then left, 12-17 their speeds, 18-19 COM x,y,
