@@ -110,3 +110,23 @@ def test_runenv_and_gymnasium_with_jax_engine_without_opensim():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
+
+
+def test_jax_engine_reports_failures_and_bad_options():
+    from l2run.engines.base import IntegratorError
+    from l2run.engines.jax.engine import JaxEngine
+
+    with pytest.raises(ValueError):
+        JaxEngine(integrator=("leapfrog", 3))
+    with pytest.raises(ValueError):
+        JaxEngine(dtype="float16")
+    engine = JaxEngine(integrator=("euler", 1))
+    before = engine.state
+    engine.state = before._replace(u=before.u.at[3].set(jnp.inf))
+    with pytest.raises(IntegratorError):
+        engine.step(np.zeros(18))
+    engine.reset(Course())
+    engine.step(np.zeros(18))
+    assert engine.time == pytest.approx(0.01)
+    assert set(engine.body_poses()) >= {"pelvis", "toes_l", "head"}
+    assert len(engine.muscle_paths()) == 18 and engine.ligament_forces().shape == (6,)

@@ -14,9 +14,15 @@ import numpy as np
 from l2run.course import Course
 from l2run.engines.base import IntegratorError
 from l2run.engines.jax import system
-from l2run.engines.jax.integrate import Integrator
+from l2run.engines.jax.integrate import SCHEMES, Integrator
 from l2run.engines.jax.params import ModelParams, load_params
-from l2run.engines.jax.step import DEFAULT_INTEGRATOR, observe, reset, step
+from l2run.engines.jax.step import (
+    DEFAULT_INTEGRATOR,
+    INTEGRATOR_FAILURE_REWARD,
+    observe,
+    reset,
+    step,
+)
 from l2run.model.names import BODIES, FOOT_CONTACTS, MUSCLES
 from l2run.observation import pad_obstacles
 
@@ -52,7 +58,11 @@ class JaxEngine:
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
         self.integrator = Integrator(*integrator)
-        Integrator.evaluations.fget(self.integrator)  # validates the scheme name
+        if self.integrator.scheme not in SCHEMES or self.integrator.substeps < 1:
+            raise ValueError(
+                f"integrator must be (scheme, substeps >= 1) with scheme in {tuple(SCHEMES)}, "
+                f"got {integrator!r}"
+            )
         self.dtype = DTYPES[dtype]
         self.params = cast_params(params if params is not None else load_params(), self.dtype)
         self.course = Course()
@@ -72,12 +82,12 @@ class JaxEngine:
         action = jnp.asarray(np.clip(np.asarray(excitations, float).reshape(18), 0, 1), self.dtype)
         # A done flag from the pure step (fall / time limit) is RunEnv's business, not ours.
         state = self.state._replace(done=jnp.zeros((), bool))
-        new, _, _, _ = step(self.params, state, action, self.integrator)
-        if not all(bool(jnp.all(jnp.isfinite(x))) for x in (new.q, new.u, new.activation)):
-            raise IntegratorError(f"state became non-finite at t={float(new.time):.2f} s")
-        finite = bool(jnp.all(jnp.isfinite(new.fiber_length)))
-        if not finite or int(new.step_count) != int(state.step_count) + 1:
-            raise IntegratorError(f"state became non-finite at t={float(new.time):.2f} s")
+        new, _, reward, done = step(self.params, state, action, self.integrator)
+        # The pure step keeps the last finite state and flags the failure with RunEnv's reward.
+        if bool(done) and float(reward) == INTEGRATOR_FAILURE_REWARD:
+            raise IntegratorError(
+                f"the state became non-finite integrating to t={float(state.time) + 0.01:.2f} s"
+            )
         self.state = new
         self._report_cache = None
 
