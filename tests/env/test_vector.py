@@ -13,12 +13,17 @@ from gymnasium.vector import AutoresetMode
 
 import l2run  # noqa: F401  (registers l2run/Run-v0)
 from l2run.course import generate_course
+from l2run.engines.jax.integrate import Integrator
 from l2run.observation import PELVIS_Y
 
 N = 2
 SHORT_EPISODE = 4  # steps: truncation (and so autoreset) inside a short test
 RTOL, ATOL = 1e-9, 1e-12  # batched vs single XLA programs may round differently
 FALL_HEIGHT_M = 0.65
+# One stable scheme for every step keeps the compiled program small (one integrator body);
+# the engine's defaults (RK4 + a graded ROS2 first step) are checked by the slow test below.
+TEST_INTEGRATOR = Integrator("linearly_implicit_euler", 40, 1.2)
+FAST = {"integrator": TEST_INTEGRATOR, "first_integrator": None}
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +34,7 @@ def envs():
         num_envs=N,
         engine="jax",
         max_episode_steps=SHORT_EPISODE,
+        **FAST,
     )
     yield env
     env.close()
@@ -122,9 +128,50 @@ def test_bad_actions_raise_and_change_nothing(envs) -> None:
     np.testing.assert_array_equal(envs.step(a)[0], after_errors)
 
 
+def test_runners_reproduce_single_runs_with_their_seeds(envs) -> None:
+    """Runner i reset with seed s + i equals one runner stepped alone (`step.step`, the
+    function the single env's JaxEngine calls) on the courses that `RunEnv` draws from a
+    RandomState seeded s + i — step for step, across an autoreset onto the stream's next course."""
+    import jax.numpy as jnp
+
+    from l2run.engines.jax import step as env_step
+    from l2run.engines.jax.params import load_params
+    from l2run.observation import pad_obstacles
+
+    params, seed = load_params(), 21
+    obs, _ = envs.reset(seed=seed)
+    streams = [np.random.RandomState(seed + i) for i in range(N)]
+
+    def start(i: int):
+        course = generate_course(streams[i], 2, 3)
+        return env_step.reset(params, jnp.asarray(pad_obstacles(course.obstacles)), course.psoas)
+
+    singles = [start(i) for i in range(N)]
+    for i in range(N):
+        np.testing.assert_allclose(obs[i], env_step.observe(params, singles[i]), RTOL, ATOL)
+    rng = np.random.default_rng(seed)
+    for _ in range(2 * SHORT_EPISODE + 1):
+        a = _actions(rng)
+        obs, reward, terminated, truncated, info = envs.step(a)
+        for i in range(N):
+            singles[i], o, r, d = env_step.step(
+                params, singles[i], a[i].astype(np.float64), TEST_INTEGRATOR, None
+            )
+            np.testing.assert_allclose(reward[i], r, rtol=RTOL, atol=ATOL)
+            ended = bool(d) or int(singles[i].step_count) >= SHORT_EPISODE
+            assert bool(terminated[i] or truncated[i]) == ended
+            if ended:
+                np.testing.assert_allclose(info["final_obs"][i], o, rtol=RTOL, atol=ATOL)
+                singles[i] = start(i)
+                o = env_step.observe(params, singles[i])
+            np.testing.assert_allclose(obs[i], o, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.slow
 def test_vector_env_reproduces_single_envs_step_for_step() -> None:
-    """N runners with seeds s … s+N−1 against N single envs with the same seeds and actions,
-    across an autoreset (gymnasium's SyncVectorEnv with the same SAME_STEP mode)."""
+    """With the engine's default schemes: N runners with seeds s … s+N−1 against N
+    `gymnasium.make("l2run/Run-v0", engine="jax")` envs with the same seeds and actions, across
+    an autoreset (gymnasium's SyncVectorEnv with the same SAME_STEP mode)."""
     steps, limit, seed = 2 * SHORT_EPISODE + 1, SHORT_EPISODE, 21
 
     def single() -> gym.Env:
@@ -156,7 +203,7 @@ def test_vector_env_reproduces_single_envs_step_for_step() -> None:
 def test_a_fall_terminates_and_resets_in_the_same_step() -> None:
     """With no excitation the runners collapse; the step where a pelvis drops below 0.65 m is
     the step that terminates and resets that runner (same shapes as the fixture: no recompile)."""
-    envs = gym.make_vec("l2run/Run-v0", num_envs=N, engine="jax", difficulty=0)
+    envs = gym.make_vec("l2run/Run-v0", num_envs=N, engine="jax", difficulty=0, **FAST)
     try:
         obs0, _ = envs.reset(seed=0)
         prev, fallen = obs0, np.zeros(N, dtype=bool)

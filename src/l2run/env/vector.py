@@ -30,7 +30,13 @@ with seed s, step for step, including its later episodes.
 How the courses stay on the host while the reset happens on the device: each runner's *next*
 course is drawn ahead of time from a copy of its RandomState and passed into the jitted step; a
 runner that ended adopts that copy (so its stream advances exactly as the single env's would) and
-draws the following one. Only runners that ended cost host work.
+draws the following one. Only runners that ended cost host work (and a re-upload of the next
+starting states, which otherwise stay on the device).
+
+The first step of every episode uses the engine's first-step scheme (`step.FIRST_STEP_INTEGRATOR`,
+as the single env does); only the runners that just reset pay for it (`rollout.batch_step`).
+`integrator=` / `first_integrator=` choose other schemes ("rk4:20", a tuple or an `Integrator`;
+``first_integrator=None`` uses `integrator` for every step).
 
 `engine="opensim"` gives a `SyncVectorEnv` of OpenSim envs with the same autoreset mode.
 """
@@ -38,11 +44,9 @@ draws the following one. Only runners that ended cost host work.
 from __future__ import annotations
 
 import copy
-from functools import partial
 from typing import Any
 
 import gymnasium as gym
-import jax
 import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
@@ -124,6 +128,7 @@ class RunVectorEnv(gym.vector.VectorEnv):
         integrator: Any = None,
         dtype: str = "float64",
         render_mode: str | None = None,
+        first_integrator: Any = "default",
     ) -> None:
         from l2run.engines.jax import rollout
         from l2run.engines.jax.params import load_params
@@ -145,6 +150,15 @@ class RunVectorEnv(gym.vector.VectorEnv):
         self.render_mode = None
         self.dtype = DTYPES[dtype]
         self.integrator = _parse_integrator(integrator)
+        # The scheme of each episode's first step (the engine's stiff-transient scheme by
+        # default, as the single env uses; None: `integrator` for every step).
+        self.first_integrator = (
+            rollout.FIRST
+            if first_integrator == "default"
+            else None
+            if first_integrator is None
+            else _parse_integrator(first_integrator)
+        )
 
         self.single_action_space = gym.spaces.Box(0.0, 1.0, (N_ACTIONS,), np.float32)
         self.single_observation_space = gym.spaces.Box(
@@ -259,20 +273,23 @@ class RunVectorEnv(gym.vector.VectorEnv):
             raise RuntimeError("call reset() before step()")
         action = self._check_actions(actions)
         if self._next_dirty:
-            import jax.numpy as jnp
-
-            self._dev_next = (
-                jnp.asarray(self._next_obstacles, self.dtype),
-                jnp.asarray(self._next_psoas, self.dtype),
+            # The runners' next starting states change only when a runner ended: kept on the
+            # device between steps.
+            self._reset_state = self._rollout.batch_reset(
+                self._params,
+                np.asarray(self._next_obstacles, self.dtype),
+                np.asarray(self._next_psoas, self.dtype),
             )
             self._next_dirty = False
-        out = _device_step(
+        # The one jitted call: step all runners, and reset those whose episode ended.
+        out = self._rollout.autoreset_step(
             self._params,
             self._state,
             action,
-            *self._dev_next,
-            integrator=self.integrator,
-            max_episode_steps=self.max_episode_steps,
+            self._reset_state,
+            self.integrator,
+            self.max_episode_steps,
+            self.first_integrator,
         )
         self._state = out.state
         obs = np.asarray(out.obs)
@@ -318,25 +335,6 @@ class RunVectorEnv(gym.vector.VectorEnv):
 
     def close_extras(self, **kwargs: Any) -> None:
         self._state = None
-
-
-@partial(jax.jit, static_argnames=("integrator",))
-def _device_step(
-    params: Any,
-    state: Any,
-    action: Any,
-    obstacles: Any,
-    psoas: Any,
-    integrator: Any,
-    max_episode_steps: Any,
-) -> Any:
-    """The one jitted call: step all runners and reset those whose episode ended to their next
-    course (obstacles (N, 20, 3), psoas (N, 2)). Module-level so that every vector env with the
-    same shapes and integrator shares one compilation."""
-    from l2run.engines.jax import rollout
-
-    reset_state = rollout.batch_reset(params, obstacles, psoas)
-    return rollout.autoreset_step(params, state, action, reset_state, integrator, max_episode_steps)
 
 
 def _objects(items: list[Any], mask: np.ndarray) -> np.ndarray:
