@@ -5,11 +5,11 @@ jitted `lax.scan` over the engine's functional API (`l2run.engines.jax.rollout`)
 autoreset onto courses drawn from a pool; the PPO update (GAE, clipped surrogate, value loss,
 Adam) is a second jitted function. No host round-trips inside either.
 
-Why our own ~300 lines instead of Brax's PPO trainer: on this machine the physics is ~99 % of
-every iteration (`progress.csv` logs `rollout_s` and `update_s` per iteration; see README,
-section Training), so a different trainer cannot make training measurably faster, while this
-one needs no extra dependency (Brax pulls flax, optax, orbax, mujoco) and uses the engine's
-functional API directly instead of an adapter.
+Why our own ~400 lines instead of Brax's PPO trainer: on this machine the update is ~2 % of an
+iteration and the rollout (physics) the rest (`progress.csv` logs `rollout_s` and `update_s`
+per iteration; README, section Training), so another trainer could not make training measurably
+faster, while this one needs no extra dependency (Brax pulls flax, optax, orbax, mujoco) and uses
+the engine's functional API directly instead of an adapter.
 
 Policy: Gaussian over excitations with a state-independent log-std; actions are clipped to
 [0, 1] by the environment (as CleanRL's continuous PPO does). Observations are normalised with
