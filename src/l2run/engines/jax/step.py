@@ -73,6 +73,10 @@ def observe(params: ModelParams, state: EnvState) -> jnp.ndarray:
     )
 
 
+def _all_finite(y: Continuous) -> jnp.ndarray:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(y)]))
+
+
 @partial(jax.jit, static_argnames=("integrator", "first_integrator"))
 def step(
     params: ModelParams,
@@ -83,7 +87,8 @@ def step(
 ) -> tuple[EnvState, jnp.ndarray, jnp.ndarray, jnp.ndarray]:
     """One 0.01 s control step: (new state, observation (41,), reward, done).
 
-    The step from t = 0 uses `first_integrator` (None: `integrator` too). The choice is a
+    The step from t = 0 uses `first_integrator` (None: `integrator` too), and so does any step
+    whose `integrator` result is non-finite (a stiff stretch). The choice is a
     `lax.cond` on the step count: a real branch for one environment, but under `vmap` both
     branches run for every environment, so batched code that cares about speed should pass
     `first_integrator=None` or step freshly reset environments separately.
@@ -106,7 +111,18 @@ def step(
             lambda yy: integrate(f, yy, STEP_SIZE_S, integrator, f_jac),
             y0,
         )
-    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(y)]))
+    finite = _all_finite(y)
+    if first_integrator is not None and first_integrator != integrator:
+        # All muscles at minimum activation make the fibre ODEs stiffer than RK4's stability
+        # limit (zero excitations diverge near t = 1.05 s); the stiff first-step scheme then
+        # redoes this step. A real branch for one environment, both branches under `vmap`.
+        y = jax.lax.cond(
+            finite,
+            lambda yy: yy,
+            lambda yy: integrate(f, y0, STEP_SIZE_S, first_integrator, f_jac),
+            y,
+        )
+        finite = _all_finite(y)
     y = jax.tree.map(lambda new, old: jnp.where(finite, new, old), y, continuous(state))
     count = state.step_count + 1
     lig = system.ligament_torques(params, y.q, y.u)
