@@ -12,6 +12,10 @@ import numpy as np
 from l2run.course import Course
 
 STEP_SIZE_S = 0.01  # one environment step (osim-rl 1.5's `stepsize`)
+# The episode rules, shared by RunEnv and the JAX engine's pure step.
+TIMESTEP_LIMIT = 1000  # steps per episode (10 s)
+FALL_HEIGHT_M = 0.65  # pelvis y below this ends the episode
+INTEGRATOR_FAILURE_REWARD = -500.0  # osim-rl 1.5's reward when the integrator fails
 
 
 class IntegratorError(RuntimeError):

@@ -31,13 +31,15 @@ import numpy as np
 
 from l2run.course import Course, check_difficulty, check_max_obstacles, generate_course
 from l2run.engines import make_engine
-from l2run.engines.base import IntegratorError
+from l2run.engines.base import (
+    FALL_HEIGHT_M,
+    INTEGRATOR_FAILURE_REWARD,
+    TIMESTEP_LIMIT,
+    IntegratorError,
+)
 from l2run.model.names import MUSCLES
 from l2run.observation import OBSERVATION_SIZE, PELVIS_X, PELVIS_Y, ligament_penalty
 
-TIMESTEP_LIMIT = 1000  # steps per episode (10 s)
-FALL_HEIGHT_M = 0.65  # pelvis y below this ends the episode
-INTEGRATOR_FAILURE_REWARD = -500.0  # osim-rl 1.5's reward when the integrator fails
 N_ACTIONS = len(MUSCLES)
 MAX_SEED = 2**32 - 1  # numpy.random.RandomState accepts seeds in [0, 2**32)
 

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from l2run.engines.base import TIMESTEP_LIMIT
+
 PACKAGED_ROUNDS = Path(__file__).with_name("rounds.toml")
-MAX_STEPS_2017 = 1000  # 10 s of simulated time at 0.01 s per step
+MAX_STEPS_2017 = TIMESTEP_LIMIT  # 10 s of simulated time at 0.01 s per step
 
 
 @dataclass(frozen=True)

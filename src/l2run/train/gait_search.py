@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from l2run.engines.base import TIMESTEP_LIMIT
 from l2run.train.gait import INITIAL_PARAMS, GaitPolicy
 
 SURVIVAL_BONUS_PER_STEP = 0.002  # m-equivalent per step alive: 2 m for a full 1000-step episode
-MAX_EPISODE_STEPS = 1000
+MAX_EPISODE_STEPS = TIMESTEP_LIMIT
 
 EpisodeFn = Callable[[np.ndarray, int, int], tuple[float, int]]
 """(params, horizon steps, seed) -> (distance m, steps survived)."""

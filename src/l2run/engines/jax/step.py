@@ -16,16 +16,18 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from l2run.engines.base import STEP_SIZE_S
+from l2run.engines.base import (
+    FALL_HEIGHT_M,
+    INTEGRATOR_FAILURE_REWARD,
+    STEP_SIZE_S,
+    TIMESTEP_LIMIT,
+)
 from l2run.engines.jax import system
 from l2run.engines.jax.integrate import Continuous, Integrator, integrate
 from l2run.engines.jax.params import ModelParams
 from l2run.engines.jax.state import EnvState
 from l2run.observation import assemble, ligament_penalty
 
-TIMESTEP_LIMIT = 1000  # steps per episode (10 s), as RunEnv
-FALL_HEIGHT_M = 0.65  # pelvis y below this ends the episode, as RunEnv
-INTEGRATOR_FAILURE_REWARD = -500.0  # RunEnv's reward when the integrator fails
 PELVIS_X, PELVIS_Y = 1, 2  # indices in q
 # The measured defaults (README "The JAX engine"). Control steps after the first: classical
 # RK4. The first step after reset starts from the model's default state, whose fibre lengths
