@@ -131,6 +131,7 @@ class RunVectorEnv(gym.vector.VectorEnv):
         first_integrator: Any = "default",
     ) -> None:
         from l2run.engines.jax import rollout
+        from l2run.engines.jax import step as env_step
         from l2run.engines.jax.params import load_params
 
         self.num_envs = _check_num_envs(num_envs)
@@ -153,7 +154,7 @@ class RunVectorEnv(gym.vector.VectorEnv):
         # The scheme of each episode's first step (the engine's stiff-transient scheme by
         # default, as the single env uses; None: `integrator` for every step).
         self.first_integrator = (
-            rollout.FIRST
+            env_step.first_step_integrator(self.integrator)
             if first_integrator == "default"
             else None
             if first_integrator is None

@@ -19,6 +19,7 @@ from l2run.engines.jax.params import ModelParams, load_params
 from l2run.engines.jax.step import (
     DEFAULT_INTEGRATOR,
     INTEGRATOR_FAILURE_REWARD,
+    first_step_integrator,
     observe,
     reset,
     step,
@@ -82,7 +83,9 @@ class JaxEngine:
         action = jnp.asarray(np.clip(np.asarray(excitations, float).reshape(18), 0, 1), self.dtype)
         # A done flag from the pure step (fall / time limit) is RunEnv's business, not ours.
         state = self.state._replace(done=jnp.zeros((), bool))
-        new, _, reward, done = step(self.params, state, action, self.integrator)
+        new, _, reward, done = step(
+            self.params, state, action, self.integrator, first_step_integrator(self.integrator)
+        )
         # The pure step keeps the last finite state and flags the failure with RunEnv's reward.
         if bool(done) and float(reward) == INTEGRATOR_FAILURE_REWARD:
             raise IntegratorError(

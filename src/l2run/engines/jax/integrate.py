@@ -133,14 +133,21 @@ def linearly_implicit_euler_step(
     )
 
 
-# name -> (step function, evaluations per substep, needs the stiff diagonal)
-SCHEMES: dict[str, tuple[Callable[..., Continuous], int, bool]] = {
-    "euler": (euler_step, 1, False),
-    "semi_implicit_euler": (semi_implicit_euler_step, 1, False),
-    "heun": (heun_step, 2, False),
-    "rk4": (rk4_step, 4, False),
-    "ros2": (ros2_step, 2, True),
-    "linearly_implicit_euler": (linearly_implicit_euler_step, 1, True),
+# A model-specific substep ``advance(y, h) -> y′`` (the IMEX scheme, `system.imex_substep`):
+# it needs the model's structure (which states are stiff and local), not just ẏ.
+Advance = Callable[[Continuous, jnp.ndarray], Continuous]
+
+EXPLICIT, STIFF, MODEL = "explicit", "stiff", "model"
+# name -> (step function, evaluations per substep, what it needs: EXPLICIT f only, STIFF f and
+# the stiff diagonal `f_jac`, MODEL the model's own substep `advance`)
+SCHEMES: dict[str, tuple[Callable[..., Continuous] | None, int, str]] = {
+    "euler": (euler_step, 1, EXPLICIT),
+    "semi_implicit_euler": (semi_implicit_euler_step, 1, EXPLICIT),
+    "heun": (heun_step, 2, EXPLICIT),
+    "rk4": (rk4_step, 4, EXPLICIT),
+    "ros2": (ros2_step, 2, STIFF),
+    "linearly_implicit_euler": (linearly_implicit_euler_step, 1, STIFF),
+    "imex": (None, 1, MODEL),
 }
 
 
@@ -168,16 +175,20 @@ def integrate(
     dt: float,
     integrator: Integrator,
     f_jac: DerivativeAndJacobian | None = None,
+    advance: Advance | None = None,
 ) -> Continuous:
     """Advance y by dt with `integrator.substeps` steps of its scheme (a `fori_loop`);
-    `f_jac` gives f and the stiff Jacobian for the linearly implicit schemes."""
+    `f_jac` gives f and the stiff Jacobian for the linearly implicit schemes, `advance` the
+    model's own substep for "imex"."""
     if integrator.scheme not in SCHEMES:
         raise ValueError(f"integrator scheme must be one of {tuple(SCHEMES)}, got {integrator!r}")
     if integrator.substeps < 1:
         raise ValueError(f"substeps must be >= 1, got {integrator.substeps}")
-    step, _, stiff = SCHEMES[integrator.scheme]
-    if stiff and f_jac is None:
+    step, _, needs = SCHEMES[integrator.scheme]
+    if needs == STIFF and f_jac is None:
         raise ValueError(f"scheme {integrator.scheme!r} needs the stiff Jacobian `f_jac`")
+    if needs == MODEL and advance is None:
+        raise ValueError(f"scheme {integrator.scheme!r} needs the model's substep `advance`")
     n, r = integrator.substeps, float(integrator.grading)
     dtype = y.q.dtype
     if r == 1.0:
@@ -187,6 +198,8 @@ def integrate(
 
     def body(k, yy):
         h = jnp.asarray(first, dtype) * jnp.asarray(r, dtype) ** k
-        return step(f, yy, h, f_jac) if stiff else step(f, yy, h)
+        if needs == MODEL:
+            return advance(yy, h)
+        return step(f, yy, h, f_jac) if needs == STIFF else step(f, yy, h)
 
     return jax.lax.fori_loop(0, n, body, y)

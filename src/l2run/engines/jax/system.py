@@ -13,7 +13,15 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from l2run.engines.jax import contact, dynamics, kinematics, ligaments, muscles, paths
+from l2run.engines.jax import (
+    contact,
+    dynamics,
+    implicit_muscles,
+    kinematics,
+    ligaments,
+    muscles,
+    paths,
+)
 from l2run.engines.jax.integrate import Continuous, StiffJacobian
 from l2run.engines.jax.params import ModelParams
 from l2run.model.names import BODIES, OBS_BODIES
@@ -38,22 +46,23 @@ class Evaluation(NamedTuple):
     generalized_forces: jnp.ndarray  # (9,) applied (muscles + ligaments + contact)
 
 
-def evaluate(
-    params: ModelParams,
-    y: Continuous,
-    excitation: jnp.ndarray,
-    obstacles: jnp.ndarray,
-    psoas: jnp.ndarray,
-) -> Evaluation:
-    """State derivatives and the forces behind them at state y (excitations (18,) in [0, 1])."""
-    q, u = y.q, y.u
+class _Mechanics(NamedTuple):
+    """Everything of one evaluation that does not depend on the muscle states."""
+
+    fj: kinematics.FrameJacobians
+    terms: dynamics.RigidBodyTerms
+    geometry: paths.PathGeometry
+    ligament_torques: jnp.ndarray  # (6,) N·m
+    ligament_forces: jnp.ndarray  # (n_q,) generalized
+    contact: contact.ContactForces
+    contact_forces: jnp.ndarray  # (n_q,) generalized
+
+
+def _mechanics(params: ModelParams, q: jnp.ndarray, u: jnp.ndarray, obstacles) -> _Mechanics:
     fj = kinematics.frame_jacobians(_frames_fn(params), q, u)
     terms = dynamics.rigid_body_terms(params.tree, fj, u)
     geometry = paths.path_geometry(
         params.paths, fj.frames.origin, fj.frames.angle, fj.origin_jac, fj.angle_jac, q, u
-    )
-    md = muscles.muscle_dynamics(
-        params.muscles, y.activation, y.fiber_length, excitation, geometry.length, psoas
     )
     lig = ligaments.limit_forces(params.ligaments, q, u)
     cf = contact.contact_forces(
@@ -64,22 +73,80 @@ def evaluate(
         fj.angle_jac @ u,
         obstacles,
     )
-    applied = (
-        paths.path_generalized_forces(geometry, md.tendon_force)
-        + ligaments.ligament_generalized_forces(params.ligaments, lig, q.shape[0])
-        + dynamics.point_force_to_generalized(fj, cf.body, cf.point[:, :2], cf.force[:, :2])
-    )
-    udot = dynamics.accelerations(terms, applied)
-    return Evaluation(
-        derivative=Continuous(u, udot, md.activation_dot, md.fiber_length_dot),
-        frames=fj.frames,
-        path_length=geometry.length,
-        muscle=md,
+    return _Mechanics(
+        fj=fj,
+        terms=terms,
+        geometry=geometry,
         ligament_torques=lig,
-        foot_forces=contact.foot_ground_reactions(cf)[:, :2],
+        ligament_forces=ligaments.ligament_generalized_forces(params.ligaments, lig, q.shape[0]),
         contact=cf,
+        contact_forces=dynamics.point_force_to_generalized(
+            fj, cf.body, cf.point[:, :2], cf.force[:, :2]
+        ),
+    )
+
+
+def evaluate(
+    params: ModelParams,
+    y: Continuous,
+    excitation: jnp.ndarray,
+    obstacles: jnp.ndarray,
+    psoas: jnp.ndarray,
+) -> Evaluation:
+    """State derivatives and the forces behind them at state y (excitations (18,) in [0, 1])."""
+    mech = _mechanics(params, y.q, y.u, obstacles)
+    md = muscles.muscle_dynamics(
+        params.muscles, y.activation, y.fiber_length, excitation, mech.geometry.length, psoas
+    )
+    applied = (
+        paths.path_generalized_forces(mech.geometry, md.tendon_force)
+        + mech.ligament_forces
+        + mech.contact_forces
+    )
+    udot = dynamics.accelerations(mech.terms, applied)
+    return Evaluation(
+        derivative=Continuous(y.u, udot, md.activation_dot, md.fiber_length_dot),
+        frames=mech.fj.frames,
+        path_length=mech.geometry.length,
+        muscle=md,
+        ligament_torques=mech.ligament_torques,
+        foot_forces=contact.foot_ground_reactions(mech.contact)[:, :2],
+        contact=mech.contact,
         generalized_forces=applied,
     )
+
+
+def imex_substep(
+    params: ModelParams,
+    y: Continuous,
+    excitation: jnp.ndarray,
+    obstacles: jnp.ndarray,
+    psoas: jnp.ndarray,
+    h: jnp.ndarray,
+) -> Continuous:
+    """One IMEX substep of h seconds (one evaluation of the kinematics and path geometry).
+
+    Muscle states implicitly (`implicit_muscles`: backward Euler at the path lengths
+    extrapolated to t + h with the path speeds), then the multibody by symplectic Euler with
+    the end-of-substep tendon forces and the start-of-substep mass matrix, bias, ligament and
+    contact forces: u′ = u + h M⁻¹ Q, q′ = q + h u′.
+    """
+    mech = _mechanics(params, y.q, y.u, obstacles)
+    path_length = mech.geometry.length + h * mech.geometry.speed
+    activation = implicit_muscles.activation_step(params.muscles, y.activation, excitation, h)
+    fiber_length = implicit_muscles.fiber_length_step(
+        params.muscles, activation, y.fiber_length, excitation, path_length, psoas, h
+    )
+    tendon_force = muscles.muscle_dynamics(
+        params.muscles, activation, fiber_length, excitation, path_length, psoas
+    ).tendon_force
+    applied = (
+        paths.path_generalized_forces(mech.geometry, tendon_force)
+        + mech.ligament_forces
+        + mech.contact_forces
+    )
+    u = y.u + h * dynamics.accelerations(mech.terms, applied)
+    return Continuous(q=y.q + h * u, u=u, activation=activation, fiber_length=fiber_length)
 
 
 def derivatives(
