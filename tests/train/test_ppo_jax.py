@@ -1,5 +1,7 @@
-"""JAX PPO: the pieces are right (observation statistics, log-probabilities), and a tiny run
-on the JAX engine finishes, logs its throughput and saves a policy `l2run test` loads."""
+"""JAX PPO: the pieces are right (observation statistics, log-probabilities, the pelvis-relative
+inputs and shaped reward equal to the gymnasium wrappers', episode bookkeeping), and a tiny run
+on the JAX engine checkpoints, does not recompile, resumes (`init_from`), stops on its time
+budget, and saves a policy `l2run test` loads."""
 
 from __future__ import annotations
 
@@ -7,11 +9,28 @@ import csv
 import json
 import re
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from l2run.train.ppo_jax import ObsStats, PPOConfig, PPOPolicy, _log_prob, update_stats
+from l2run.train.ppo_jax import (
+    PARAMS_FILE,
+    Episodes,
+    ObsStats,
+    PPOConfig,
+    PPOPolicy,
+    _log_prob,
+    load_run,
+    no_episodes_finished,
+    policy_features,
+    resolve_integrators,
+    track_episodes,
+    train,
+    training_reward,
+    update_stats,
+)
+from l2run.train.wrappers import ABSOLUTE_X_INDICES, PelvisRelative, ShapedReward
 
 
 def test_running_statistics_equal_batch_statistics():
@@ -38,6 +57,325 @@ def test_gaussian_log_prob_matches_scipy():
 def test_bad_config():
     with pytest.raises(ValueError, match="divisible"):
         PPOConfig(num_envs=3, num_steps=3, num_minibatches=2).validate()
+    with pytest.raises(ValueError, match="integrator"):
+        PPOConfig(integrator="bogus:3").validate()
+    with pytest.raises(ValueError, match="integrator"):
+        PPOConfig(first_integrator="rk4:many").validate()
+    with pytest.raises(ValueError, match="dtype"):
+        PPOConfig(dtype="float16").validate()
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        PPOConfig(checkpoint_every=0).validate()
+
+
+def test_integrator_strings_resolve_to_engine_schemes():
+    from l2run.engines.jax.integrate import Integrator
+    from l2run.engines.jax.rollout import FIRST
+    from l2run.engines.jax.step import DEFAULT_INTEGRATOR
+
+    assert resolve_integrators(PPOConfig()) == (DEFAULT_INTEGRATOR, FIRST)
+    cfg = PPOConfig(integrator="heun:7", first_integrator="none")
+    assert resolve_integrators(cfg) == (Integrator("heun", 7), None)
+    cfg = PPOConfig(first_integrator="ros2:50")
+    assert resolve_integrators(cfg) == (DEFAULT_INTEGRATOR, Integrator("ros2", 50))
+
+
+# --- inputs and rewards agree with the gymnasium wrappers -------------------------------------
+
+
+class _ObsSpaceEnv(gym.Env):
+    """Replays given (obs, reward, terminated) steps; observation space as the seed's."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (41,), np.float64)
+    action_space = gym.spaces.Box(0.0, 1.0, (18,), np.float32)
+
+    def __init__(self, steps=()):
+        self.steps, self.i = list(steps), 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.i = 0
+        return np.zeros(41), {}
+
+    def step(self, action):
+        obs, reward, terminated = self.steps[self.i]
+        self.i += 1
+        return obs, reward, terminated, False, {}
+
+
+def _random_observations(rng, n):
+    obs = rng.normal(size=(n, 41))
+    obs[:, 1] = rng.uniform(-1.0, 25.0, n)  # pelvis x far from 0, as after running
+    obs[:, ABSOLUTE_X_INDICES] += obs[:, 1:2]  # other x positions near the pelvis
+    obs[:, 4] = rng.uniform(-2.0, 8.0, n)  # pelvis vx, some above the speed cap
+    obs[:, 2] = rng.uniform(0.6, 1.0, n)  # pelvis y, some below the low height
+    return obs
+
+
+def test_relative_transform_equals_pelvis_relative_wrapper():
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(2)
+    obs = _random_observations(rng, 16)
+    wrapper = PelvisRelative(_ObsSpaceEnv())
+    expected = np.stack([wrapper.observation(o) for o in obs])
+    cfg = PPOConfig(pelvis_relative=True)
+    np.testing.assert_array_equal(
+        np.asarray(policy_features(cfg, jnp.asarray(obs), xp=jnp)), expected
+    )
+    np.testing.assert_array_equal(policy_features(cfg, obs), expected)
+    assert np.all(expected[:, 1] == 0.0) and not np.allclose(expected, obs)
+    single = policy_features(cfg, jnp.asarray(obs[0], jnp.float32), xp=jnp)
+    assert single.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(single), expected[0], rtol=1e-6, atol=1e-5)
+    np.testing.assert_array_equal(policy_features(PPOConfig(pelvis_relative=False), obs), obs)
+
+
+def test_shaping_defaults_equal_shaped_reward_defaults():
+    import inspect
+
+    params = inspect.signature(ShapedReward.__init__).parameters
+    cfg = PPOConfig()
+    for name in ("w_speed", "speed_cap", "w_alive", "w_low", "low_height"):
+        assert getattr(cfg, name) == params[name].default, name
+
+
+def test_jax_shaped_reward_equals_shaped_reward_wrapper():
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(3)
+    n = 32
+    obs = _random_observations(rng, n)
+    raw = rng.normal(scale=0.01, size=n)
+    terminated = rng.random(n) < 0.3
+    weights = {"w_speed": 0.7, "speed_cap": 3.0, "w_alive": 0.2, "w_low": 2.0, "low_height": 0.8}
+    env = ShapedReward(_ObsSpaceEnv(zip(obs, raw, terminated, strict=True)), **weights)
+    env.reset()
+    expected = np.array([env.step(np.zeros(18))[1] for _ in range(n)])
+    cfg = PPOConfig(**weights)
+    got = training_reward(cfg, jnp.asarray(raw), jnp.asarray(obs), jnp.asarray(terminated), xp=jnp)
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=0, atol=1e-12)
+    assert not np.allclose(expected, raw)  # the terms are not all zero here
+    off = PPOConfig(shaping=False)
+    np.testing.assert_array_equal(np.asarray(training_reward(off, raw, obs, terminated)), raw)
+
+
+def test_episode_bookkeeping_matches_a_loop_over_runners():
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(4)
+    t_steps, n = 12, 5
+    raw = rng.normal(size=(t_steps, n))
+    shaped = raw + rng.normal(size=(t_steps, n))
+    ended = rng.random((t_steps, n)) < 0.25
+    distance = rng.uniform(0, 10, size=(t_steps, n))
+    # Reference: the per-runner Python loop this replaces (running totals carried in).
+    ret, sret, length = rng.normal(size=n), rng.normal(size=n), rng.integers(0, 50, n)
+    ep = Episodes(jnp.asarray(ret), jnp.asarray(sret), jnp.asarray(length, jnp.int32))
+    finished = []
+    for t in range(t_steps):
+        ret, sret, length = ret + raw[t], sret + shaped[t], length + 1
+        for i in np.flatnonzero(ended[t]):
+            finished.append((ret[i], sret[i], length[i], distance[t, i]))
+            ret[i], sret[i], length[i] = 0.0, 0.0, 0
+    done = no_episodes_finished()
+    for t in range(t_steps):
+        ep, done = track_episodes(ep, done, raw[t], shaped[t], ended[t], distance[t])
+    ref = np.array(finished)
+    assert float(done.count) == len(finished) > 0
+    np.testing.assert_allclose(
+        [float(done.raw_return), float(done.shaped_return), float(done.length)],
+        ref[:, :3].sum(0),
+        rtol=1e-12,
+    )
+    assert float(done.distance) == pytest.approx(ref[:, 3].sum(), rel=1e-12)
+    assert float(done.max_distance) == ref[:, 3].max()
+    np.testing.assert_allclose(np.asarray(ep.raw_return), ret, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(ep.shaped_return), sret, rtol=1e-12)
+    np.testing.assert_array_equal(np.asarray(ep.length), length)
+
+
+def test_statistics_of_a_float32_jax_batch_are_kept_in_float64():
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(5)
+    data = rng.normal(20.0, 0.5, size=(2, 400, 41))
+    stats = ObsStats(np.zeros(41), np.ones(41), np.float64(1e-4))
+    jstats = ObsStats(*(jnp.asarray(a, jnp.float64) for a in stats))
+    for chunk in data:
+        stats = update_stats(stats, chunk)
+        jstats = update_stats(jstats, jnp.asarray(chunk, jnp.float32))
+    assert jstats.mean.dtype == jnp.float64 and jstats.count.dtype == jnp.float64
+    np.testing.assert_allclose(np.asarray(jstats.mean), stats.mean, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(jstats.var), stats.var, rtol=1e-3)
+
+
+# --- one tiny training run shared by the tests below ------------------------------------------
+
+# A scheme that compiles fast (one derivative per substep, no stiff first step); on this model it
+# fails within a few steps, which also exercises the failure/autoreset path and the bookkeeping.
+TINY = {
+    "num_envs": 4,
+    "num_steps": 8,
+    "total_steps": 64,  # 2 iterations
+    "num_minibatches": 2,
+    "dtype": "float32",
+    "checkpoint_every": 1,
+    "anneal_lr": True,
+    "integrator": "euler:1",
+    "first_integrator": "none",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    import contextlib
+    import io
+    import shutil
+
+    from jax import monitoring
+
+    compile_event = "/jax/core/compile/backend_compile_duration"
+    compiles: list[float] = []
+
+    def listener(event, duration, **kwargs):
+        if event == compile_event:
+            compiles.append(duration)
+
+    out = tmp_path_factory.mktemp("ppo_tiny") / "run"
+    snapshots = tmp_path_factory.mktemp("ppo_snapshots")
+    after: dict[int, int] = {}
+
+    def on_iteration(it, row):
+        after[it] = len(compiles)
+        if it == 0:  # what a run killed now would leave behind
+            shutil.copy(out / PARAMS_FILE, snapshots / PARAMS_FILE)
+            shutil.copy(out / "config.json", snapshots / "config.json")
+
+    monitoring.register_event_duration_secs_listener(listener)
+    stdout = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(stdout):
+            train(PPOConfig(**TINY), out, progress=False, on_iteration=on_iteration)
+    finally:
+        monitoring.unregister_event_duration_listener(listener)
+    return {"out": out, "snapshot": snapshots, "compiles": after, "stdout": stdout.getvalue()}
+
+
+def _rows(run_dir):
+    return list(csv.DictReader((run_dir / "progress.csv").open()))
+
+
+def test_tiny_run_checkpoints_during_training(tiny_run):
+    out = tiny_run["out"]
+    with np.load(tiny_run["snapshot"] / PARAMS_FILE) as first, np.load(out / PARAMS_FILE) as last:
+        assert int(first["iteration"]) == 0 and int(last["iteration"]) == 1
+        assert int(last["env_steps"]) == 64
+        assert not np.array_equal(first["actor_0_w"], last["actor_0_w"])  # it kept learning
+    PPOPolicy(tiny_run["snapshot"]).act(np.zeros(41))  # the mid-run file is a usable policy
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", PARAMS_FILE, "progress.csv"]
+    lines = [ln for ln in tiny_run["stdout"].splitlines() if ln.startswith("checkpoint")]
+    assert len(lines) == 2 and "steps/s" in lines[0] and "distance" in lines[0]
+
+
+def test_tiny_run_does_not_recompile_after_the_first_iteration(tiny_run):
+    counts = tiny_run["compiles"]
+    assert counts[0] > 0  # the listener saw the first iteration's compiles
+    assert counts[1] == counts[0]
+
+
+def test_tiny_run_keeps_float32_networks_and_pelvis_relative_statistics(tiny_run):
+    config, params, stats = load_run(tiny_run["out"])
+    assert config.pelvis_relative and config.dtype == "float32"
+    assert params["actor"][0]["w"].dtype == np.float32 and params["log_std"].dtype == np.float32
+    assert stats.mean.dtype == np.float64
+    assert stats.mean[1] == 0.0  # every policy input had pelvis x = 0
+    saved = json.loads((tiny_run["out"] / "config.json").read_text())
+    assert saved["pelvis_relative"] is True and saved["integrator"] == "euler:1"
+
+
+def test_tiny_run_logs_raw_and_shaped_returns(tiny_run):
+    rows = _rows(tiny_run["out"])
+    assert len(rows) == 2
+    for col in ("mean_return", "mean_raw_return", "mean_distance", "max_distance", "mean_length"):
+        assert col in rows[0]
+    assert float(rows[0]["learning_rate"]) == pytest.approx(3e-4)
+    assert float(rows[1]["learning_rate"]) == pytest.approx(1.5e-4)  # annealed
+    ended = [int(r["episodes_ended"]) for r in rows]
+    assert [int(r["episodes"]) for r in rows] == list(np.cumsum(ended))
+    for r in rows:
+        if int(r["episodes_ended"]):
+            assert float(r["mean_length"]) >= 1
+            assert float(r["max_distance"]) >= float(r["mean_distance"])
+            assert float(r["mean_return"]) != float(r["mean_raw_return"])  # shaping is on
+
+
+def test_policy_applies_the_runs_input_transform(tiny_run, tmp_path):
+    import shutil
+
+    rng = np.random.default_rng(6)
+    policy = PPOPolicy(tiny_run["out"])
+    obs = policy.mean + rng.normal(size=41) * np.sqrt(policy.var)
+    shifted = obs.copy()
+    shifted[ABSOLUTE_X_INDICES] += 7.5  # the same runner 7.5 m further on
+    np.testing.assert_allclose(policy.act(shifted), policy.act(obs), atol=1e-6)
+    # A run saved before `pelvis_relative` existed saw raw observations.
+    old = tmp_path / "old"
+    shutil.copytree(tiny_run["out"], old)
+    cfg = json.loads((old / "config.json").read_text())
+    del cfg["pelvis_relative"]
+    (old / "config.json").write_text(json.dumps(cfg))
+    old_policy = PPOPolicy(old)
+    assert not old_policy.config.pelvis_relative
+    assert not np.allclose(old_policy.act(shifted), old_policy.act(obs), atol=1e-6)
+
+
+def test_init_from_resumes_with_the_saved_weights(tiny_run, tmp_path):
+    prev = tiny_run["out"]
+    cfg = PPOConfig(**{**TINY, "total_steps": 32, "learning_rate": 0.0, "init_from": str(prev)})
+    train(cfg, tmp_path / "resumed", progress=False)
+    with np.load(prev / PARAMS_FILE) as a, np.load(tmp_path / "resumed" / PARAMS_FILE) as b:
+        for k in a.files:
+            if k.startswith(("actor", "critic", "log_std")):
+                np.testing.assert_array_equal(a[k], b[k], err_msg=k)  # lr 0: weights unchanged
+        # The statistics continued from the saved ones (32 more samples).
+        assert float(b["obs_count"]) == pytest.approx(float(a["obs_count"]) + 32, rel=1e-12)
+
+
+def test_init_from_rejects_other_network_sizes(tiny_run, tmp_path):
+    cfg = PPOConfig(**{**TINY, "hidden": [32, 32], "init_from": str(tiny_run["out"])})
+    with pytest.raises(ValueError, match="another size"):
+        train(cfg, tmp_path / "bad", progress=False)
+    cfg = PPOConfig(**{**TINY, "pelvis_relative": False, "init_from": str(tiny_run["out"])})
+    with pytest.raises(ValueError, match="pelvis_relative"):
+        train(cfg, tmp_path / "bad", progress=False)
+    with pytest.raises(ValueError, match="not a PPO run"):
+        train(PPOConfig(**{**TINY, "init_from": str(tmp_path)}), tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()  # nothing written
+
+
+def test_time_budget_stops_early_and_saves(tiny_run, tmp_path):
+    cfg = PPOConfig(
+        **{**TINY, "total_steps": 32 * 50, "time_budget_s": 1e-3, "checkpoint_every": 100}
+    )
+    path = train(cfg, tmp_path / "budget", progress=False)
+    assert len(_rows(tmp_path / "budget")) == 1
+    with np.load(path) as data:
+        assert int(data["iteration"]) == 0
+
+
+def test_cli_rejects_clashing_or_unknown_ppo_fields(tmp_path):
+    from l2run.cli import app
+
+    runner = CliRunner()
+    for overrides, message in (({"total_steps": 5}, "total_steps"), ({"nope": 1}, "nope")):
+        cfg = tmp_path / "cfg.json"
+        cfg.write_text(json.dumps(overrides))
+        result = runner.invoke(
+            app,
+            ["train", "--algo", "ppo", "--engine", "jax", "--steps", "64",
+             "--out", str(tmp_path / "x"), "--config", str(cfg)],
+        )  # fmt: skip
+        assert result.exit_code != 0 and message in result.output, result.output
 
 
 @pytest.mark.slow  # compiling the rollout takes 1-3 min on 2 shared cores
@@ -56,6 +394,7 @@ def test_tiny_ppo_run_saves_a_policy_that_l2run_test_loads(tmp_path):
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader((out / "progress.csv").open()))
     assert len(rows) == 2 and float(rows[-1]["rollout_s"]) > 0
+    assert "mean_raw_return" in rows[0] and "mean_distance" in rows[0]
     policy = PPOPolicy(out)
     a = policy.act(np.zeros(41))
     assert a.shape == (18,) and np.all((a >= 0) & (a <= 1))

@@ -69,13 +69,28 @@ def train(
 
         if engine != "jax":
             raise typer.BadParameter("ppo trains on the JAX engine's vector env: --engine jax")
-        cfg = PPOConfig(
-            total_steps=steps,
-            seed=seed,
-            difficulty=difficulty,
-            max_obstacles=max_obstacles,
-            **overrides,
-        )
+        options = {
+            "total_steps": steps,
+            "seed": seed,
+            "difficulty": difficulty,
+            "max_obstacles": max_obstacles,
+            "algo": "ppo",
+        }
+        # A previous run's config.json may be reused as --config: keys the command line also
+        # sets must agree with it (no silent winner).
+        clash = [k for k in options if k in overrides and overrides[k] != options[k]]
+        if clash:
+            raise typer.BadParameter(
+                f"{', '.join(clash)} in the JSON config differ from the command line "
+                "(--steps sets total_steps); remove them from the JSON or pass equal values",
+                param_hint="--config",
+            )
+        try:
+            cfg = PPOConfig(**{**overrides, **options})
+        except TypeError as exc:
+            raise typer.BadParameter(
+                f"not a PPOConfig field: {exc}", param_hint="--config"
+            ) from exc
         try:
             path = ppo_train(cfg, out)
         except ValueError as exc:

@@ -3,27 +3,36 @@
 The whole rollout (policy + physics for `num_envs` runners over `num_steps` control steps) is one
 jitted `lax.scan` over the engine's functional API (`l2run.engines.jax.rollout`), with same-step
 autoreset onto courses drawn from a pool; the PPO update (GAE, clipped surrogate, value loss,
-Adam) is a second jitted function. No host round-trips inside either.
+Adam, then the observation statistics) is a second jitted function. Episode bookkeeping (running
+returns, finished-episode sums, distances) happens inside the rollout, so the host does a fixed
+handful of Python operations per iteration whatever `num_envs` and `num_steps` are.
 
-Why our own ~400 lines instead of Brax's PPO trainer: on this machine the update is ~2 % of an
+Why our own ~800 lines instead of Brax's PPO trainer: on this machine the update is ~2 % of an
 iteration and the rollout (physics) the rest (`progress.csv` logs `rollout_s` and `update_s`
 per iteration; README, section Training), so another trainer could not make training measurably
 faster, while this one needs no extra dependency (Brax pulls flax, optax, orbax, mujoco) and uses
 the engine's functional API directly instead of an adapter.
 
 Policy: Gaussian over excitations with a state-independent log-std; actions are clipped to
-[0, 1] by the environment (as CleanRL's continuous PPO does). Observations are normalised with
-running mean/variance statistics that are frozen during each iteration and saved with the model.
-Run directory: `config.json`, `ppo_params.npz` (weights + observation statistics),
-`progress.csv`.
+[0, 1] by the environment (as CleanRL's continuous PPO does). The policy sees the observation
+with x positions relative to the pelvis (`pelvis_relative`, the `PelvisRelative` wrapper's
+transform), normalised with running mean/variance statistics that are frozen during each
+iteration and saved with the model. Training optimises the seed's reward plus `ShapedReward`'s
+terms (`shaping`); `progress.csv` reports both that and the seed's own return and distance.
+Run directory: `config.json`, `ppo_params.npz` (weights + observation statistics, rewritten
+atomically every `checkpoint_every` iterations), `progress.csv`.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import sys
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -31,14 +40,23 @@ import numpy as np
 
 OBS_SIZE = 41
 ACT_SIZE = 18
+PELVIS_X = 1  # observation index of the pelvis x (m, ground frame)
+PARAMS_FILE = "ppo_params.npz"
+FIRST_INTEGRATOR_NONE = "none"  # `first_integrator` value: every step uses `integrator`
+# progress.csv columns about finished episodes: means over the episodes that ended in the latest
+# iteration that had any (empty before the first ends).
+EPISODE_COLUMNS = (
+    "mean_return", "mean_raw_return", "mean_distance", "max_distance", "mean_length",
+)  # fmt: skip
 
 
 @dataclass
 class PPOConfig:
-    total_steps: int = 1_000_000  # environment steps over all runners
+    total_steps: int = 1_000_000  # environment steps over all runners (this run only)
     num_envs: int = 64
     num_steps: int = 64  # control steps per runner per iteration
     learning_rate: float = 3e-4
+    anneal_lr: bool = False  # linear decay to 0 over the iterations (CleanRL's)
     gamma: float = 0.99
     gae_lambda: float = 0.95
     update_epochs: int = 4
@@ -53,22 +71,94 @@ class PPOConfig:
     difficulty: int = 0
     max_obstacles: int = 3
     course_pool_size: int = 256
-    dtype: str = "float64"
+    dtype: str = "float64"  # engine and networks: "float32" or "float64"
+    # Engine schemes "scheme:substeps" (e.g. "rk4:20"); "" = the engine's defaults.
+    # first_integrator: the first step of each episode; "none" = `integrator` there too.
+    integrator: str = ""
+    first_integrator: str = ""
+    pelvis_relative: bool = True  # policy inputs: x positions relative to the pelvis
+    # Training-only reward terms (`l2run.train.wrappers.ShapedReward`'s formula and defaults).
+    shaping: bool = True
+    w_speed: float = 0.5
+    speed_cap: float = 4.0  # m/s
+    w_alive: float = 0.5
+    w_low: float = 1.0
+    low_height: float = 0.75  # m
+    time_budget_s: float = 0.0  # stop (and save) before this wall time is exceeded; 0 = none
+    checkpoint_every: int = 10  # iterations between atomic `ppo_params.npz` writes
+    init_from: str = ""  # a run directory: start from its weights and observation statistics
     algo: str = "ppo"  # marks the run directory for `l2run test` / `evaluate`
 
     def validate(self) -> None:
         if self.num_envs < 1 or self.num_steps < 1 or self.total_steps < 1:
             raise ValueError("num_envs, num_steps and total_steps must be >= 1")
-        if (self.num_envs * self.num_steps) % self.num_minibatches:
+        if self.num_minibatches < 1 or (self.num_envs * self.num_steps) % self.num_minibatches:
             raise ValueError("num_envs * num_steps must be divisible by num_minibatches")
         if self.difficulty not in (0, 1, 2):
             raise ValueError(f"difficulty must be 0, 1 or 2, got {self.difficulty!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        if not self.hidden or any(int(h) < 1 for h in self.hidden):
+            raise ValueError(f"hidden must be a non-empty list of layer sizes, got {self.hidden}")
+        if self.time_budget_s < 0 or self.checkpoint_every < 1:
+            raise ValueError("time_budget_s must be >= 0 and checkpoint_every >= 1")
+        if self.learning_rate < 0:
+            raise ValueError(f"learning_rate must be >= 0, got {self.learning_rate}")
+        resolve_integrators(self)  # raises ValueError on a malformed scheme string
+
+
+def resolve_integrators(config: PPOConfig) -> tuple[Any, Any]:
+    """(integrator, first_integrator) for `autoreset_step` from the config's strings."""
+    from l2run.engines.jax.rollout import FIRST
+    from l2run.env.vector import _parse_integrator
+
+    integrator = _parse_integrator(config.integrator or None)
+    if not config.first_integrator:
+        first = FIRST
+    elif config.first_integrator.lower() == FIRST_INTEGRATOR_NONE:
+        first = None
+    else:
+        first = _parse_integrator(config.first_integrator)
+    return integrator, first
+
+
+# --- inputs and rewards (shared with the gymnasium wrappers) ----------------------------------
+
+
+def policy_features(config: PPOConfig, obs, xp=np):
+    """The policy's input before normalisation: the observation, pelvis-relative if set."""
+    from l2run.train.wrappers import relative_to_pelvis
+
+    return relative_to_pelvis(obs, xp=xp) if config.pelvis_relative else xp.asarray(obs)
+
+
+def training_reward(config: PPOConfig, raw, obs, terminated, xp=np):
+    """Reward PPO optimises: the seed's `raw` reward plus `ShapedReward`'s terms (if `shaping`),
+    computed from the observation after the step (`obs`, absolute) and the fall flag."""
+    if not config.shaping:
+        return raw
+    from l2run.engines.base import STEP_SIZE_S
+    from l2run.train.wrappers import shaping_terms
+
+    t = shaping_terms(
+        obs,
+        terminated,
+        config.w_speed,
+        config.speed_cap,
+        config.w_alive,
+        config.w_low,
+        config.low_height,
+        STEP_SIZE_S,
+        xp=xp,
+    )
+    # Summed in `ShapedReward`'s order, so float64 results agree bit for bit.
+    return raw + t["speed"] + t["alive"] + t["low"]
 
 
 # --- networks (plain pytrees of arrays) ------------------------------------------------------
 
 
-def _init_mlp(key, sizes: list[int], last_scale: float):
+def _init_mlp(key, sizes: list[int], last_scale: float, dtype):
     import jax
     import jax.numpy as jnp
 
@@ -76,8 +166,8 @@ def _init_mlp(key, sizes: list[int], last_scale: float):
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         key, sub = jax.random.split(key)
         scale = last_scale if i == len(sizes) - 2 else np.sqrt(2.0)
-        w = jax.nn.initializers.orthogonal(scale)(sub, (n_in, n_out), jnp.float64)
-        layers.append({"w": w, "b": jnp.zeros(n_out)})
+        w = jax.nn.initializers.orthogonal(scale)(sub, (n_in, n_out), dtype)
+        layers.append({"w": w, "b": jnp.zeros(n_out, dtype)})
     return layers
 
 
@@ -89,16 +179,24 @@ def _mlp(layers, x):
     return x @ layers[-1]["w"] + layers[-1]["b"]
 
 
+def _layer_sizes(config: PPOConfig) -> dict[str, list[int]]:
+    hidden = [int(h) for h in config.hidden]
+    return {"actor": [OBS_SIZE, *hidden, ACT_SIZE], "critic": [OBS_SIZE, *hidden, 1]}
+
+
 def init_params(key, config: PPOConfig) -> dict:
+    """Fresh actor, critic and log-std, every leaf a strong `config.dtype` array (a weak or
+    float64 leaf in a float32 run would promote and recompile the rollout after an update)."""
     import jax
     import jax.numpy as jnp
 
+    dtype = jnp.dtype(config.dtype)
+    sizes = _layer_sizes(config)
     k1, k2 = jax.random.split(key)
     return {
-        "actor": _init_mlp(k1, [OBS_SIZE, *config.hidden, ACT_SIZE], 0.01),
-        "critic": _init_mlp(k2, [OBS_SIZE, *config.hidden, 1], 1.0),
-        # strong float64 (a weak type here would recompile the rollout after the first update)
-        "log_std": jnp.full(ACT_SIZE, config.init_log_std, dtype=jnp.float64),
+        "actor": _init_mlp(k1, sizes["actor"], 0.01, dtype),
+        "critic": _init_mlp(k2, sizes["critic"], 1.0, dtype),
+        "log_std": jnp.full(ACT_SIZE, config.init_log_std, dtype=dtype),
     }
 
 
@@ -114,14 +212,23 @@ class ObsStats(NamedTuple):
 
 
 def normalize(stats: ObsStats, obs):
+    """(obs − mean)/std clipped to ±10, in obs's dtype (the statistics are kept in float64)."""
     import jax.numpy as jnp
 
-    return jnp.clip((obs - stats.mean) / jnp.sqrt(stats.var + 1e-8), -10.0, 10.0)
+    mean = jnp.asarray(stats.mean).astype(obs.dtype)
+    var = jnp.asarray(stats.var).astype(obs.dtype)
+    return jnp.clip((obs - mean) / jnp.sqrt(var + 1e-8), -10.0, 10.0)
 
 
-def update_stats(stats: ObsStats, batch: np.ndarray) -> ObsStats:
-    """Parallel (Chan et al.) update of running mean/variance with a batch (n, 41)."""
-    b_mean, b_var, n = batch.mean(0), batch.var(0), batch.shape[0]
+def update_stats(stats: ObsStats, batch):
+    """Parallel (Chan et al.) update of running mean/variance with a batch (n, 41).
+
+    Array-generic (numpy or jax): the batch moments are taken in the batch's dtype (two-pass
+    variance) and combined in the statistics' dtype.
+    """
+    n = batch.shape[0]
+    b_mean = batch.mean(0).astype(stats.mean.dtype)
+    b_var = batch.var(0).astype(stats.var.dtype)
     delta = b_mean - stats.mean
     total = stats.count + n
     mean = stats.mean + delta * n / total
@@ -137,7 +244,7 @@ def _adam_init(params):
     import jax.numpy as jnp
 
     zeros = jax.tree.map(jnp.zeros_like, params)
-    return {"m": zeros, "v": jax.tree.map(jnp.zeros_like, params), "t": jnp.zeros(())}
+    return {"m": zeros, "v": jax.tree.map(jnp.zeros_like, params), "t": jnp.zeros((), jnp.int32)}
 
 
 def _adam_step(params, grads, opt, lr, max_norm, b1=0.9, b2=0.999, eps=1e-5):
@@ -147,10 +254,13 @@ def _adam_step(params, grads, opt, lr, max_norm, b1=0.9, b2=0.999, eps=1e-5):
     norm = jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grads)))
     grads = jax.tree.map(lambda g: g * jnp.minimum(1.0, max_norm / (norm + 1e-12)), grads)
     t = opt["t"] + 1
+    tf = t.astype(lr.dtype)
     m = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, opt["m"], grads)
     v = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g**2, opt["v"], grads)
-    lr_t = lr * jnp.sqrt(1 - b2**t) / (1 - b1**t)
-    params = jax.tree.map(lambda p, m, v: p - lr_t * m / (jnp.sqrt(v) + eps), params, m, v)
+    lr_t = lr * jnp.sqrt(1 - b2**tf) / (1 - b1**tf)
+    params = jax.tree.map(
+        lambda p, m, v: (p - lr_t * m / (jnp.sqrt(v) + eps)).astype(p.dtype), params, m, v
+    )
     return params, {"m": m, "v": v, "t": t}
 
 
@@ -164,43 +274,139 @@ def _log_prob(mean, log_std, action):
     return jnp.sum(-0.5 * z**2 - log_std - 0.5 * jnp.log(2 * jnp.pi), axis=-1)
 
 
-def make_functions(config: PPOConfig, model, pool):
-    """The jitted rollout and update functions for `config` (model = engine parameters)."""
+class Episodes(NamedTuple):
+    """Per-runner running totals of the episode in progress (carried across iterations)."""
+
+    raw_return: Any  # (B,) the seed's reward summed so far
+    shaped_return: Any  # (B,) the training reward summed so far
+    length: Any  # (B,) int32 steps so far
+
+
+class Finished(NamedTuple):
+    """Sums over the episodes that ended during one rollout (float64 scalars)."""
+
+    count: Any
+    raw_return: Any
+    shaped_return: Any
+    length: Any
+    distance: Any  # pelvis x at the end of the episode, m
+    max_distance: Any  # -inf when none ended
+
+
+def no_episodes_finished() -> Finished:
+    import jax.numpy as jnp
+
+    zero = jnp.zeros((), jnp.float64)
+    return Finished(zero, zero, zero, zero, zero, jnp.full((), -jnp.inf, jnp.float64))
+
+
+def track_episodes(ep: Episodes, done: Finished, raw, shaped, ended, distance):
+    """One step of episode bookkeeping for all runners (jax, no loop over runners).
+
+    raw, shaped: (B,) this step's seed and training rewards; ended (B,) bool; distance (B,)
+    pelvis x after the step (m). Returns the running totals with finished episodes reset to
+    0, and `done` plus the sums over the episodes that ended at this step.
+    """
+    import jax.numpy as jnp
+
+    raw_ret = ep.raw_return + raw
+    shaped_ret = ep.shaped_return + shaped
+    length = ep.length + 1
+
+    def total(a):
+        return jnp.sum(jnp.where(ended, a, 0)).astype(jnp.float64)
+
+    done = Finished(
+        done.count + jnp.sum(ended).astype(jnp.float64),
+        done.raw_return + total(raw_ret),
+        done.shaped_return + total(shaped_ret),
+        done.length + total(length),
+        done.distance + total(distance),
+        jnp.maximum(
+            done.max_distance, jnp.max(jnp.where(ended, distance, -jnp.inf)).astype(jnp.float64)
+        ),
+    )
+    ep = Episodes(
+        jnp.where(ended, 0, raw_ret).astype(ep.raw_return.dtype),
+        jnp.where(ended, 0, shaped_ret).astype(ep.shaped_return.dtype),
+        jnp.where(ended, 0, length).astype(ep.length.dtype),
+    )
+    return ep, done
+
+
+def _strong(tree):
+    """Every leaf with its own dtype but not weakly typed (jit keys on weak types)."""
+    import jax
+    from jax import lax
+
+    return jax.tree.map(lambda a: lax.convert_element_type(a, a.dtype), tree)
+
+
+def make_functions(config: PPOConfig):
+    """The jitted rollout and update functions for `config`.
+
+    rollout(model, pool, params, stats, env_state, obs, episodes, key)
+        -> (env_state, obs, episodes, key, traj, finished)
+    update(params, opt, stats, traj, key, lr) -> (params, opt, stats, losses)
+    The engine parameters and the course pool are arguments (not constants baked into the
+    program), so runs that differ only in those or in `RUNTIME_FIELDS` share one compile.
+    """
     import jax
     import jax.numpy as jnp
 
     from l2run.engines.jax.rollout import autoreset_step, reset_from_pool
 
     n_env, n_steps = config.num_envs, config.num_steps
+    dtype = jnp.dtype(config.dtype)
+    integrator, first_integrator = resolve_integrators(config)
+
+    def features(obs):
+        return policy_features(config, obs, xp=jnp).astype(dtype)
 
     @jax.jit
-    def rollout(params, stats, env_state, obs, key):
+    def rollout(model, pool, params, stats, env_state, obs, episodes, key):
         def body(carry, _):
-            s, o, k = carry
+            s, o, ep, done_sum, k = carry
             k, k_act, k_reset = jax.random.split(k, 3)
-            o_n = normalize(stats, o)
+            x = features(o)
+            o_n = normalize(stats, x)
             mean = action_mean(params, o_n)
-            action = mean + jnp.exp(params["log_std"]) * jax.random.normal(k_act, mean.shape)
+            noise = jax.random.normal(k_act, mean.shape, dtype)
+            action = mean + jnp.exp(params["log_std"]) * noise
             logp = _log_prob(mean, params["log_std"], action)
             value = _mlp(params["critic"], o_n)[:, 0]
             restart = reset_from_pool(model, pool, k_reset, n_env)
-            r = autoreset_step(model, s, action, restart)
+            r = autoreset_step(
+                model,
+                s,
+                action,
+                restart,
+                integrator=integrator,
+                first_integrator=first_integrator,
+            )
             # Bootstrap through truncation (time limit), not through a fall.
-            next_value = _mlp(params["critic"], normalize(stats, r.final_obs))[:, 0]
+            next_value = _mlp(params["critic"], normalize(stats, features(r.final_obs)))[:, 0]
+            reward = training_reward(config, r.reward, r.final_obs, r.terminated, xp=jnp)
+            ended = r.terminated | r.truncated
+
+            ep, done_sum = track_episodes(
+                ep, done_sum, r.reward, reward, ended, r.final_obs[:, PELVIS_X]
+            )
             out = {
-                "obs": o,
+                "obs": x,
                 "action": action,
                 "logp": logp,
                 "value": value,
-                "reward": r.reward,
+                "reward": reward.astype(dtype),
                 "terminated": r.terminated,
-                "ended": r.terminated | r.truncated,
+                "ended": ended,
                 "next_value": next_value,
             }
-            return (r.state, r.obs, k), out
+            return (r.state, r.obs, ep, done_sum, k), out
 
-        (s, o, key), traj = jax.lax.scan(body, (env_state, obs, key), None, length=n_steps)
-        return s, o, key, traj
+        carry = (env_state, obs, episodes, no_episodes_finished(), key)
+        (s, o, ep, done_sum, key), traj = jax.lax.scan(body, carry, None, length=n_steps)
+        return _strong(s), _strong(o), _strong(ep), key, traj, done_sum
 
     def gae(traj):
         def body(carry, t):
@@ -213,7 +419,7 @@ def make_functions(config: PPOConfig, model, pool):
 
         keys = ("reward", "terminated", "ended", "next_value", "value")
         _, adv = jax.lax.scan(
-            body, jnp.zeros(n_env), {k: traj[k].astype(float) for k in keys}, reverse=True
+            body, jnp.zeros(n_env, dtype), {k: traj[k].astype(dtype) for k in keys}, reverse=True
         )
         return adv, adv + traj["value"]
 
@@ -234,7 +440,7 @@ def make_functions(config: PPOConfig, model, pool):
         return total, (pg, v_loss, entropy, approx_kl)
 
     @jax.jit
-    def update(params, opt, stats, traj, key):
+    def update(params, opt, stats, traj, key, lr):
         adv, ret = gae(traj)
         flat = {
             "obs": traj["obs"].reshape(-1, OBS_SIZE),
@@ -254,9 +460,7 @@ def make_functions(config: PPOConfig, model, pool):
                 params, opt = carry
                 batch = jax.tree.map(lambda a: a[idx], flat)
                 grads, aux = jax.grad(loss_fn, has_aux=True)(params, stats, batch)
-                params, opt = _adam_step(
-                    params, grads, opt, config.learning_rate, config.max_grad_norm
-                )
+                params, opt = _adam_step(params, grads, opt, lr, config.max_grad_norm)
                 return (params, opt), aux
 
             idxs = perm.reshape(config.num_minibatches, mb)
@@ -265,98 +469,48 @@ def make_functions(config: PPOConfig, model, pool):
 
         keys = jax.random.split(key, config.update_epochs)
         (params, opt), aux = jax.lax.scan(epoch, (params, opt), keys)
-        return params, opt, jax.tree.map(jnp.mean, aux)
+        # The statistics of this iteration's inputs enter the next iteration's normalisation.
+        stats = update_stats(stats, flat["obs"])
+        return _strong(params), _strong(opt), _strong(stats), jax.tree.map(jnp.mean, aux)
 
     return rollout, update
 
 
-def train(config: PPOConfig, out_dir: str | Path, progress: bool = True) -> Path:
-    """Train PPO on the JAX engine; write the run directory; returns `ppo_params.npz`."""
-    import jax
-    import jax.numpy as jnp
-    from tqdm import tqdm
+# Fields that do not shape the compiled programs (seeds, budgets, the pool's contents and values
+# passed as arguments), so a second `train` call in one process differing only in these reuses
+# the compiled rollout and update.
+RUNTIME_FIELDS = frozenset(
+    {
+        "total_steps",
+        "learning_rate",
+        "anneal_lr",
+        "init_log_std",
+        "seed",
+        "difficulty",
+        "max_obstacles",
+        "time_budget_s",
+        "checkpoint_every",
+        "init_from",
+        "algo",
+    }
+)
 
-    from l2run.engines.jax.params import load_params
-    from l2run.engines.jax.rollout import batch_observe, cast_floats, course_pool, reset_from_pool
 
-    config.validate()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=1))
-    model = load_params()
-    if config.dtype == "float32":
-        model = cast_floats(model, jnp.float32)
-    # Course seeds far from the evaluation seeds (1-10 in the README) so those stay unseen.
-    seeds = range(100_000 + config.seed * 10_000, 100_000 + config.seed * 10_000 + 256)
-    pool = course_pool(seeds[: config.course_pool_size], config.difficulty, config.max_obstacles)
-    rollout, update = make_functions(config, model, pool)
+def _compile_key(config: PPOConfig) -> tuple:
+    items = asdict(config)
+    return tuple(
+        (k, tuple(v) if isinstance(v, list) else v)
+        for k, v in sorted(items.items())
+        if k not in RUNTIME_FIELDS
+    )
 
-    key = jax.random.PRNGKey(config.seed)
-    key, k_init, k_reset = jax.random.split(key, 3)
-    params = init_params(k_init, config)
-    opt = _adam_init(params)
-    env_state = reset_from_pool(model, pool, k_reset, config.num_envs)
-    obs = batch_observe(model, env_state)
-    stats = ObsStats(np.zeros(OBS_SIZE), np.ones(OBS_SIZE), 1e-4)
-    stats = update_stats(stats, np.asarray(obs))
 
-    per_iter = config.num_envs * config.num_steps
-    iterations = max(1, -(-config.total_steps // per_iter))
-    ep_return = np.zeros(config.num_envs)
-    ep_len = np.zeros(config.num_envs, dtype=int)
-    finished_returns: list[float] = []
-    finished_lengths: list[int] = []
-    fields = [
-        "iteration", "env_steps", "wall_s", "rollout_s", "update_s", "steps_per_s",
-        "episodes", "mean_return", "mean_length", "policy_loss", "value_loss", "entropy",
-        "approx_kl",
-    ]  # fmt: skip
-    t_start = time.time()
-    with (out / "progress.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        for it in tqdm(range(iterations), desc="ppo", disable=not progress):
-            t0 = time.time()
-            stats_j = ObsStats(*(jnp.asarray(a) for a in stats))
-            env_state, obs, key, traj = rollout(params, stats_j, env_state, obs, key)
-            jax.block_until_ready(traj["reward"])
-            t1 = time.time()
-            key, k_up = jax.random.split(key)
-            params, opt, aux = update(params, opt, stats_j, traj, k_up)
-            jax.block_until_ready(params["log_std"])
-            t2 = time.time()
-            stats = update_stats(stats, np.asarray(traj["obs"]).reshape(-1, OBS_SIZE))
-            rewards, ended = np.asarray(traj["reward"]), np.asarray(traj["ended"])
-            for t in range(config.num_steps):
-                ep_return += rewards[t]
-                ep_len += 1
-                for i in np.flatnonzero(ended[t]):
-                    finished_returns.append(float(ep_return[i]))
-                    finished_lengths.append(int(ep_len[i]))
-                    ep_return[i], ep_len[i] = 0.0, 0
-            recent_r, recent_l = finished_returns[-100:], finished_lengths[-100:]
-            pg, v_loss, entropy, kl = (float(a) for a in aux)
-            writer.writerow(
-                {
-                    "iteration": it,
-                    "env_steps": (it + 1) * per_iter,
-                    "wall_s": round(t2 - t_start, 2),
-                    "rollout_s": round(t1 - t0, 3),
-                    "update_s": round(t2 - t1, 3),
-                    "steps_per_s": round(per_iter / (t2 - t0), 1),
-                    "episodes": len(finished_returns),
-                    "mean_return": np.mean(recent_r) if recent_r else "",
-                    "mean_length": np.mean(recent_l) if recent_l else "",
-                    "policy_loss": pg,
-                    "value_loss": v_loss,
-                    "entropy": entropy,
-                    "approx_kl": kl,
-                }
-            )
-            fh.flush()
-    path = out / "ppo_params.npz"
-    save_params(path, params, stats)
-    return path
+@lru_cache(maxsize=4)
+def _cached_functions(key: tuple):
+    return make_functions(PPOConfig(**{k: list(v) if k == "hidden" else v for k, v in key}))
+
+
+# --- run directories --------------------------------------------------------------------------
 
 
 def _flatten(params) -> dict[str, np.ndarray]:
@@ -368,29 +522,256 @@ def _flatten(params) -> dict[str, np.ndarray]:
     return flat
 
 
-def save_params(path: Path, params, stats: ObsStats) -> None:
-    np.savez(
-        path,
-        **_flatten(params),
-        obs_mean=np.asarray(stats.mean),
-        obs_var=np.asarray(stats.var),
-        obs_count=np.asarray(stats.count),
+def _unflatten(data) -> dict:
+    """Params pytree (numpy) from a `ppo_params.npz` mapping."""
+    params: dict[str, Any] = {"log_std": np.asarray(data["log_std"])}
+    for net in ("actor", "critic"):
+        layers, i = [], 0
+        while f"{net}_{i}_w" in data:
+            layers.append({"w": np.asarray(data[f"{net}_{i}_w"]), "b": data[f"{net}_{i}_b"]})
+            i += 1
+        params[net] = layers
+    return params
+
+
+def save_params(path: Path, params, stats: ObsStats, **extra) -> None:
+    """Write weights and observation statistics atomically (temp file, then `os.replace`), so
+    a run killed mid-write still leaves the previous complete file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("wb") as fh:
+        np.savez(
+            fh,
+            **_flatten(params),
+            obs_mean=np.asarray(stats.mean),
+            obs_var=np.asarray(stats.var),
+            obs_count=np.asarray(stats.count),
+            **{k: np.asarray(v) for k, v in extra.items()},
+        )
+    os.replace(tmp, path)
+
+
+def _run_config(run_dir: Path) -> PPOConfig:
+    """The config of a saved run; runs from before `pelvis_relative` existed used raw inputs."""
+    saved = json.loads((run_dir / "config.json").read_text())
+    saved.setdefault("pelvis_relative", False)
+    known = {f.name for f in fields(PPOConfig)}
+    return PPOConfig(**{k: v for k, v in saved.items() if k in known})
+
+
+def load_run(run_dir: str | Path) -> tuple[PPOConfig, dict, ObsStats]:
+    """(config, params as numpy arrays, observation statistics) of a PPO run directory."""
+    d = Path(run_dir)
+    if not (d / PARAMS_FILE).is_file() or not (d / "config.json").is_file():
+        raise ValueError(f"{d} is not a PPO run directory (needs config.json and {PARAMS_FILE})")
+    with np.load(d / PARAMS_FILE) as data:
+        params = _unflatten(data)
+        stats = ObsStats(data["obs_mean"], data["obs_var"], data["obs_count"])
+    return _run_config(d), params, stats
+
+
+def _initial_weights(config: PPOConfig, key) -> tuple[dict, ObsStats | None]:
+    """Fresh weights, or `config.init_from`'s weights and statistics cast to `config.dtype`."""
+    import jax
+    import jax.numpy as jnp
+
+    fresh = init_params(key, config)
+    if not config.init_from:
+        return fresh, None
+    prev_config, prev, stats = load_run(config.init_from)
+    if prev_config.pelvis_relative != config.pelvis_relative:
+        raise ValueError(
+            f"init_from run {config.init_from} was trained with pelvis_relative="
+            f"{prev_config.pelvis_relative}, this config has {config.pelvis_relative}"
+        )
+    shapes = jax.tree.map(lambda a: tuple(np.shape(a)), fresh)
+    prev_shapes = jax.tree.map(lambda a: tuple(np.shape(a)), prev)
+    if shapes != prev_shapes:
+        raise ValueError(
+            f"init_from run {config.init_from} has networks of another size: layers "
+            f"{_describe(prev)} but hidden={config.hidden} needs {_describe(fresh)}"
+        )
+    dtype = jnp.dtype(config.dtype)
+    params = jax.tree.map(lambda a: jnp.asarray(a, dtype), prev)
+    stats = ObsStats(*(jnp.asarray(a, jnp.float64) for a in stats))
+    return params, stats
+
+
+def _describe(params) -> str:
+    return ", ".join(
+        f"{net}: " + " -> ".join(str(np.shape(layer["w"])) for layer in params[net])
+        for net in ("actor", "critic")
     )
 
 
+def train(
+    config: PPOConfig,
+    out_dir: str | Path,
+    progress: bool = True,
+    on_iteration: Callable[[int, dict], None] | None = None,
+) -> Path:
+    """Train PPO on the JAX engine; write the run directory; returns `ppo_params.npz`.
+
+    `on_iteration(iteration, row)` is called after each iteration's `progress.csv` row (and
+    checkpoint, if any) is written.
+    """
+    import jax
+    import jax.numpy as jnp
+    from tqdm import tqdm
+
+    from l2run.engines.jax.params import load_params
+    from l2run.engines.jax.rollout import batch_observe, cast_floats, course_pool, reset_from_pool
+
+    t_start = time.time()
+    config.validate()
+    out = Path(out_dir)
+    if config.init_from and Path(config.init_from).resolve() == out.resolve():
+        raise ValueError("init_from must be another run directory than out_dir")
+    dtype = jnp.dtype(config.dtype)
+    key = jax.random.PRNGKey(config.seed)
+    key, k_init, k_reset = jax.random.split(key, 3)
+    params, stats = _initial_weights(config, k_init)  # before writing: fails on a bad init_from
+    params = _strong(params)
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=1))
+    model = cast_floats(load_params(), dtype)
+    # Course seeds far from the evaluation seeds (1-10 in the README) so those stay unseen.
+    first_seed = 100_000 + config.seed * 10_000
+    seeds = range(first_seed, first_seed + config.course_pool_size)
+    pool = course_pool(seeds, config.difficulty, config.max_obstacles)
+    rollout, update = _cached_functions(_compile_key(config))
+
+    opt = _adam_init(params)
+    env_state = _strong(reset_from_pool(model, pool, k_reset, config.num_envs))
+    obs = _strong(batch_observe(model, env_state))
+    if stats is None:
+        stats = ObsStats(
+            jnp.zeros(OBS_SIZE, jnp.float64),
+            jnp.ones(OBS_SIZE, jnp.float64),
+            jnp.asarray(1e-4, jnp.float64),
+        )
+        stats = update_stats(stats, policy_features(config, obs, xp=jnp))
+    stats = _strong(stats)
+    episodes = Episodes(
+        jnp.zeros(config.num_envs, dtype),
+        jnp.zeros(config.num_envs, dtype),
+        jnp.zeros(config.num_envs, jnp.int32),
+    )
+
+    per_iter = config.num_envs * config.num_steps
+    iterations = max(1, -(-config.total_steps // per_iter))
+    n_episodes = 0
+    last: dict[str, Any] = {}  # means of the latest iteration in which episodes ended
+    fields_ = [
+        "iteration", "env_steps", "wall_s", "rollout_s", "update_s", "steps_per_s",
+        "episodes", "episodes_ended", "mean_return", "mean_raw_return", "mean_distance",
+        "max_distance", "mean_length", "learning_rate", "policy_loss", "value_loss", "entropy",
+        "approx_kl",
+    ]  # fmt: skip
+    path = out / PARAMS_FILE
+    iter_s = 0.0  # duration of the latest iteration after the first (which compiles)
+    with (out / "progress.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields_)
+        writer.writeheader()
+        bar = tqdm(range(iterations), desc="ppo", disable=not progress)
+        for it in bar:
+            t0 = time.time()
+            lr = config.learning_rate * (1.0 - it / iterations if config.anneal_lr else 1.0)
+            env_state, obs, episodes, key, traj, done = rollout(
+                model, pool, params, stats, env_state, obs, episodes, key
+            )
+            jax.block_until_ready(traj["reward"])
+            t1 = time.time()
+            key, k_up = jax.random.split(key)
+            params, opt, stats, aux = update(params, opt, stats, traj, k_up, np.asarray(lr, dtype))
+            host = jax.device_get({"aux": aux, "done": done})  # one transfer of scalars
+            t2 = time.time()
+            if it > 0:
+                iter_s = t2 - t0
+            d = Finished(*(float(v) for v in host["done"]))
+            n_episodes += int(d.count)
+            if d.count:
+                last = {
+                    "mean_return": d.shaped_return / d.count,
+                    "mean_raw_return": d.raw_return / d.count,
+                    "mean_distance": d.distance / d.count,
+                    "max_distance": d.max_distance,
+                    "mean_length": d.length / d.count,
+                }
+            pg, v_loss, entropy, kl = (float(a) for a in host["aux"])
+            env_steps = (it + 1) * per_iter
+            row = {
+                "iteration": it,
+                "env_steps": env_steps,
+                "wall_s": round(t2 - t_start, 2),
+                "rollout_s": round(t1 - t0, 3),
+                "update_s": round(t2 - t1, 3),
+                "steps_per_s": round(per_iter / (t2 - t0), 1),
+                "episodes": n_episodes,
+                "episodes_ended": int(d.count),
+                **{k: last.get(k, "") for k in EPISODE_COLUMNS},
+                "learning_rate": lr,
+                "policy_loss": pg,
+                "value_loss": v_loss,
+                "entropy": entropy,
+                "approx_kl": kl,
+            }
+            writer.writerow(row)
+            fh.flush()
+            elapsed = time.time() - t_start
+            # Stop before an iteration that would run past the budget (the first iteration's
+            # time includes compiling, so it does not predict the next one).
+            out_of_time = bool(config.time_budget_s) and elapsed + iter_s >= config.time_budget_s
+            final = it == iterations - 1 or out_of_time
+            if final or (it + 1) % config.checkpoint_every == 0:
+                save_params(path, params, stats, env_steps=env_steps, iteration=it)
+                _report(row, bar if progress else None)
+            if on_iteration is not None:
+                on_iteration(it, row)
+            if out_of_time:
+                _report_line(
+                    f"time budget {config.time_budget_s:g} s reached after {it + 1} iterations",
+                    bar if progress else None,
+                )
+                break
+        bar.close()
+    return path
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "-" if value == "" else format(value, spec)
+
+
+def _report(row: dict, bar) -> None:
+    _report_line(
+        f"checkpoint it {row['iteration']} | {row['env_steps']} steps | "
+        f"{row['steps_per_s']:.0f} steps/s | raw return {_fmt(row['mean_raw_return'], '.3f')} | "
+        f"distance {_fmt(row['mean_distance'], '.3f')} m | "
+        f"length {_fmt(row['mean_length'], '.1f')}",
+        bar,
+    )
+
+
+def _report_line(line: str, bar) -> None:
+    if bar is not None:
+        bar.write(line, file=sys.stdout)
+    else:
+        print(line)
+    sys.stdout.flush()
+
+
 class PPOPolicy:
-    """A trained PPO run as an evaluation policy: deterministic mean excitations (numpy)."""
+    """A trained PPO run as an evaluation policy: deterministic mean excitations (numpy).
+
+    Applies the run's input transform (`pelvis_relative`) and normalisation, so it acts in
+    either engine on the raw 41-value observation.
+    """
 
     def __init__(self, run_dir: str | Path):
-        d = Path(run_dir)
-        self.config = PPOConfig(**json.loads((d / "config.json").read_text()))
-        data = np.load(d / "ppo_params.npz")
-        self.actor = []
-        i = 0
-        while f"actor_{i}_w" in data:
-            self.actor.append((data[f"actor_{i}_w"], data[f"actor_{i}_b"]))
-            i += 1
-        self.mean, self.var = data["obs_mean"], data["obs_var"]
+        self.config, params, stats = load_run(run_dir)
+        self.actor = [(layer["w"], layer["b"]) for layer in params["actor"]]
+        self.mean, self.var = np.asarray(stats.mean), np.asarray(stats.var)
 
     def wrap(self, env):
         return env
@@ -399,7 +780,8 @@ class PPOPolicy:
         pass
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        x = np.clip((np.asarray(obs) - self.mean) / np.sqrt(self.var + 1e-8), -10.0, 10.0)
+        x = policy_features(self.config, np.asarray(obs, dtype=np.float64))
+        x = np.clip((x - self.mean) / np.sqrt(self.var + 1e-8), -10.0, 10.0)
         for w, b in self.actor[:-1]:
             x = np.tanh(x @ w + b)
         w, b = self.actor[-1]

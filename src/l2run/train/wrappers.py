@@ -50,6 +50,43 @@ MIRROR_PAIRS: tuple[tuple[int, int], ...] = (
 )  # fmt: skip
 
 
+def relative_to_pelvis(obs, xp=np):
+    """`obs` (..., 41+) with every absolute x position (`ABSOLUTE_X_INDICES`) minus pelvis x.
+
+    Pure and array-generic (``xp=numpy`` or ``jax.numpy``, same dtype out as in): the transform
+    of `PelvisRelative`, also applied inside the JAX PPO rollout and by its evaluation policy.
+    """
+    obs = xp.asarray(obs)
+    is_x = np.zeros(obs.shape[-1], dtype=bool)
+    is_x[ABSOLUTE_X_INDICES] = True
+    return xp.where(is_x, obs - obs[..., PELVIS_X : PELVIS_X + 1], obs)
+
+
+def shaping_terms(
+    obs,
+    terminated,
+    w_speed: float,
+    speed_cap: float,
+    w_alive: float,
+    w_low: float,
+    low_height: float,
+    dt: float,
+    xp=np,
+) -> dict:
+    """`ShapedReward`'s added terms {"speed", "alive", "low"} for the observation after a step.
+
+    speed = w_speed * min(pelvis vx, speed_cap) * dt; alive = w_alive * dt unless the step
+    ended the episode by a fall (`terminated`); low = -w_low * max(0, low_height - pelvis y)
+    (m/s, m, s). Pure and array-generic (``xp=numpy`` or ``jax.numpy``; obs (..., 41+),
+    terminated (...)), shared by the wrapper and the JAX PPO rollout.
+    """
+    return {
+        "speed": w_speed * xp.minimum(obs[..., PELVIS_VX], speed_cap) * dt,
+        "alive": xp.where(terminated, 0.0, w_alive * dt),
+        "low": -w_low * xp.maximum(0.0, low_height - obs[..., PELVIS_Y]),
+    }
+
+
 def mirror_observation(obs: np.ndarray) -> np.ndarray:
     """The observation of the left/right mirrored runner (planar model: swap the legs).
 
@@ -140,8 +177,7 @@ class PelvisRelative(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         )
 
     def observation(self, obs):
-        out = np.array(obs, dtype=np.float64, copy=True)
-        out[ABSOLUTE_X_INDICES] -= out[PELVIS_X]
+        out = relative_to_pelvis(np.asarray(obs, dtype=np.float64))
         return out.astype(self.observation_space.dtype)
 
 
@@ -267,12 +303,17 @@ class ShapedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        terms = {
-            "raw": float(reward),
-            "speed": self.w_speed * min(float(obs[PELVIS_VX]), self.speed_cap) * self.dt,
-            "alive": 0.0 if terminated else self.w_alive * self.dt,
-            "low": -self.w_low * max(0.0, self.low_height - float(obs[PELVIS_Y])),
-        }
+        added = shaping_terms(
+            np.asarray(obs, dtype=np.float64),
+            bool(terminated),
+            self.w_speed,
+            self.speed_cap,
+            self.w_alive,
+            self.w_low,
+            self.low_height,
+            self.dt,
+        )
+        terms = {"raw": float(reward), **{k: float(v) for k, v in added.items()}}
         shaped = sum(terms.values()) if self.enabled else float(reward)
         info = {**info, "raw_reward": float(reward), "reward_terms": terms}
         return obs, shaped, terminated, truncated, info
