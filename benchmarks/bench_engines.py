@@ -131,24 +131,25 @@ def bench_jax_single(params, integrator, steps: int, dtype: str) -> tuple[list[R
     import jax.numpy as jnp
 
     from l2run.engines.jax import rollout as fx
-    from l2run.engines.jax.step import reset, step
+    from l2run.engines.jax.step import first_step_integrator, reset, step
 
+    first = first_step_integrator(integrator)
     obstacles, psoas = fx.course_arrays(courses(1))
     state0 = reset(params, jnp.asarray(obstacles[0]), jnp.asarray(psoas[0]))
     actions = jnp.asarray(smooth_excitations(steps + 1)[:, 0], params.default.q.dtype)
 
     compile_s, _ = timed(
-        lambda: jax.block_until_ready(step(params, state0, actions[0], integrator))
+        lambda: jax.block_until_ready(step(params, state0, actions[0], integrator, first))
     )
     first_wall, first_cpu = timed(
-        lambda: jax.block_until_ready(step(params, state0, actions[0], integrator))
+        lambda: jax.block_until_ready(step(params, state0, actions[0], integrator, first))
     )
-    state1 = step(params, state0, actions[0], integrator)[0]
+    state1 = step(params, state0, actions[0], integrator, first)[0]
 
     def loop() -> None:
         s = state1
         for k in range(steps):
-            s, obs, _, _ = step(params, s, actions[k + 1], integrator)
+            s, obs, _, _ = step(params, s, actions[k + 1], integrator, first)
         jax.block_until_ready(obs)
 
     loop_wall, loop_cpu = timed(loop)
@@ -156,12 +157,13 @@ def bench_jax_single(params, integrator, steps: int, dtype: str) -> tuple[list[R
     policy = feedback_policy()
 
     def run() -> None:
-        jax.block_until_ready(fx.rollout(params, state1, policy, key, steps, integrator))
+        jax.block_until_ready(
+            fx.rollout(params, state1, policy, key, steps, integrator, first_integrator=first)
+        )
 
     scan_compile_s, _ = timed(run)
     scan_wall, scan_cpu = timed(run)
     ev = integrator.evaluations
-    first = fx.FIRST
     rows = [
         Row(
             "JAX single env, jitted step loop", dtype, 1, steps, loop_wall, loop_cpu, compile_s, ev
@@ -188,6 +190,20 @@ def bench_jax_single(params, integrator, steps: int, dtype: str) -> tuple[list[R
         ),
     ]
     return rows, state1
+
+
+def first_state(params, integrator):
+    """The default course's state after one control step (its episode's first-step scheme)."""
+    import jax.numpy as jnp
+
+    from l2run.engines.jax import step as env_step
+    from l2run.observation import pad_obstacles
+
+    dtype = params.default.q.dtype
+    state0 = env_step.reset(params, jnp.asarray(pad_obstacles([]), dtype), jnp.ones(2, dtype))
+    action = jnp.asarray(smooth_excitations(1)[0, 0], dtype)
+    first = env_step.first_step_integrator(integrator)
+    return env_step.step(params, state0, action, integrator, first)[0]
 
 
 def feedback_policy() -> Callable:
@@ -282,7 +298,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-n", type=int, default=None, help="add doubling sizes above the largest up to this"
     )
     p.add_argument("--dtypes", default="float64,float32", help="comma-separated: float64,float32")
-    p.add_argument("--integrator", default=None, help="JAX scheme:substeps (default: engine's)")
+    p.add_argument(
+        "--integrator",
+        default=None,
+        help="JAX scheme:substeps, or several comma-separated (default: engine's)",
+    )
+    p.add_argument(
+        "--skip-single", action="store_true", help="no single-env timings (GPU: latency-bound)"
+    )
     p.add_argument("--skip-opensim", action="store_true", help="no OpenSim (no ratios)")
     p.add_argument(
         "--quick", action="store_true", help="smoke run: few steps, N=64,256, float64 only"
@@ -309,15 +332,17 @@ def main(argv: list[str] | None = None) -> None:
     from l2run.engines.jax.params import load_params
     from l2run.env.vector import _parse_integrator
 
-    integrator = _parse_integrator(args.integrator)
+    names = args.integrator.split(",") if args.integrator else [None]
+    integrators = [_parse_integrator(name) for name in names]
     cores = core_count()
     device = jax.devices()[0]
     print(f"machine: {cpu_name()}, {cores} cores usable; {platform.platform()}")
     print(f"JAX {jax.__version__}, backend {jax.default_backend()}, device {device.device_kind}")
-    print(
-        f"JAX integrator: {integrator.scheme} × {integrator.substeps} substeps = "
-        f"{integrator.evaluations} force evaluations per 0.01 s control step"
-    )
+    for integrator in integrators:
+        print(
+            f"JAX integrator: {integrator.scheme} × {integrator.substeps} substeps = "
+            f"{integrator.evaluations} force evaluations per 0.01 s control step"
+        )
 
     rows: list[Row] = []
     opensim: Row | None = None
@@ -329,20 +354,33 @@ def main(argv: list[str] | None = None) -> None:
     memory_lines: list[str] = []
     for dtype in args.dtypes:
         params = fx.cast_floats(load_params(), getattr(jnp, dtype))
-        single_rows, state1 = bench_jax_single(params, integrator, args.single_steps, dtype)
-        for row in single_rows:
-            rows.append(row)
-            print(f"{row.what} [{dtype}]: {row.steps_per_s:,.1f} steps/s", flush=True)
-        for n in args.sizes:
-            row, (state, compiled) = bench_jax_batched(
-                params, integrator, state1, n, args.batch_steps, dtype
-            )
-            rows.append(row)
-            print(f"batched N={n} [{dtype}]: {row.steps_per_s:,.0f} env-steps/s", flush=True)
-            if n == MEMORY_N:
-                memory_lines += [f"[{dtype}] " + s for s in memory_report(state, compiled, n)]
-            del state, compiled
-
+        state1 = None
+        for integrator in integrators:
+            label = f"{integrator.scheme}×{integrator.substeps}"
+            if args.skip_single:
+                if state1 is None:  # the batches start from a state one step after reset
+                    state1 = first_state(params, integrator)
+            else:
+                single_rows, state1 = bench_jax_single(params, integrator, args.single_steps, dtype)
+                for row in single_rows:
+                    row.what += f" ({label})"
+                    rows.append(row)
+                    print(f"{row.what} [{dtype}]: {row.steps_per_s:,.1f} steps/s", flush=True)
+            for n in args.sizes:
+                row, (state, compiled) = bench_jax_batched(
+                    params, integrator, state1, n, args.batch_steps, dtype
+                )
+                row.what += f" ({label})"
+                rows.append(row)
+                print(
+                    f"batched N={n} [{dtype}, {label}]: {row.steps_per_s:,.0f} env-steps/s",
+                    flush=True,
+                )
+                if n == MEMORY_N:
+                    memory_lines += [
+                        f"[{dtype}, {label}] " + s for s in memory_report(state, compiled, n)
+                    ]
+                del state, compiled
     cpu_backend = jax.default_backend() == "cpu"
     print()
     print(render_table(rows, opensim, cpu_backend))

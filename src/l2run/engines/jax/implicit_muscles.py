@@ -20,12 +20,15 @@ import jax.numpy as jnp
 from l2run.engines.jax import muscles
 from l2run.engines.jax.muscles import MuscleParams
 
-# Newton on the fibre lengths runs until no fibre moves more than this (m) ...
-FIBER_NEWTON_TOLERANCE_M = 1e-11
+# Newton on the fibre lengths runs until no fibre moves more than this fraction of its optimal
+# length (or, in float32, 16 units of round-off: a float32 iteration cannot settle closer) ...
+FIBER_NEWTON_TOLERANCE = 1e-10
+FIBER_NEWTON_ROUNDOFF_UNITS = 16.0
 # ... or this many iterations. Later substeps start within micrometres of the solution and take
-# one to three; the default state's fibres (0.1 m, up to twice their optimal length) sit on the
-# passive curve's exponential, where Newton gains about one e-fold per iteration: ~12.
-FIBER_NEWTON_MAX_ITERATIONS = 30
+# three to six; the default state's fibres (0.1 m, up to twice their optimal length) sit on the
+# passive curve's exponential, where Newton gains about one e-fold per iteration: ~14 with a
+# 1 ms substep (the graded first step needs fewer).
+FIBER_NEWTON_MAX_ITERATIONS = 20
 # A Newton update moves a fibre by at most this many optimal fibre lengths (guards the first
 # iterations against the tendon curve's exponential toe).
 MAX_NEWTON_STEP_OPTIMAL_LENGTHS = 0.25
@@ -68,6 +71,8 @@ def fiber_length_step(
         return s.fiber_velocity
 
     max_step = MAX_NEWTON_STEP_OPTIMAL_LENGTHS * p.optimal_fiber_length
+    roundoff = FIBER_NEWTON_ROUNDOFF_UNITS * float(jnp.finfo(fiber_length.dtype).eps)
+    tolerance = max(FIBER_NEWTON_TOLERANCE, roundoff)
 
     def newton(carry: tuple) -> tuple:
         k, x, _ = carry
@@ -77,11 +82,11 @@ def fiber_length_step(
         # where it is not, a unit slope keeps the iteration a damped fixed point.
         slope = jnp.maximum(1.0 - h * dv, 1.0)
         update = jnp.clip(residual / slope, -max_step, max_step)
-        return k + 1, x - update, jnp.max(jnp.abs(update))
+        return k + 1, x - update, jnp.max(jnp.abs(update) / p.optimal_fiber_length)
 
     def unconverged(carry: tuple) -> jnp.ndarray:
         k, _, moved = carry
-        return (k < FIBER_NEWTON_MAX_ITERATIONS) & (moved > FIBER_NEWTON_TOLERANCE_M)
+        return (k < FIBER_NEWTON_MAX_ITERATIONS) & (moved > tolerance)
 
     # A while loop: under `vmap` it runs until every runner has converged.
     start = (0, fiber_length, jnp.asarray(jnp.inf, fiber_length.dtype))
