@@ -91,3 +91,35 @@ def fiber_length_step(
     # A while loop: under `vmap` it runs until every runner has converged.
     start = (0, fiber_length, jnp.asarray(jnp.inf, fiber_length.dtype))
     return jax.lax.while_loop(unconverged, newton, start)[1]
+
+
+def tendon_force_and_stiffness(
+    p: MuscleParams,
+    activation: jnp.ndarray,
+    fiber_length: jnp.ndarray,
+    excitation: jnp.ndarray,
+    path_length: jnp.ndarray,
+    psoas: jnp.ndarray,
+    h: jnp.ndarray,
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Tendon forces (M,) N at the end of a backward-Euler substep and their derivative with
+    respect to the end-of-step path length, dF/dL′ (M,) N/m, with the fibre length following
+    its backward-Euler equation (implicit function theorem): the stiffness the multibody
+    feels through the muscle over one substep (tendon in series with a fibre damped by its
+    force–velocity curve), which the linearly implicit multibody step inverts. Clamped at 0.
+    """
+
+    def tendon(x: jnp.ndarray, length: jnp.ndarray) -> jnp.ndarray:
+        return muscles.muscle_state(p, activation, x, excitation, length, psoas).tendon_force
+
+    def velocity(x: jnp.ndarray, length: jnp.ndarray) -> jnp.ndarray:
+        return muscles.muscle_state(p, activation, x, excitation, length, psoas).fiber_velocity
+
+    ones, zeros = jnp.ones_like(fiber_length), jnp.zeros_like(fiber_length)
+    force, df_dl = jax.jvp(tendon, (fiber_length, path_length), (ones, zeros))
+    _, df_dlength = jax.jvp(tendon, (fiber_length, path_length), (zeros, ones))
+    _, dv_dl = jax.jvp(velocity, (fiber_length, path_length), (ones, zeros))
+    _, dv_dlength = jax.jvp(velocity, (fiber_length, path_length), (zeros, ones))
+    # r(l′, L′) = l′ − l − h v(l′, L′) = 0  ⇒  dl′/dL′ = h ∂v/∂L′ / (1 − h ∂v/∂l′)
+    dfiber = h * dv_dlength / jnp.maximum(1.0 - h * dv_dl, 1.0)
+    return force, jnp.maximum(df_dlength + df_dl * dfiber, 0.0)

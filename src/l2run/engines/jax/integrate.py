@@ -148,6 +148,7 @@ SCHEMES: dict[str, tuple[Callable[..., Continuous] | None, int, str]] = {
     "ros2": (ros2_step, 2, STIFF),
     "linearly_implicit_euler": (linearly_implicit_euler_step, 1, STIFF),
     "imex": (None, 1, MODEL),
+    "imex_stiff": (None, 1, MODEL),
 }
 
 

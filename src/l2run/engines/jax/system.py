@@ -116,6 +116,53 @@ def evaluate(
     )
 
 
+def _contact_and_ligament_jacobians(
+    params: ModelParams, mech: _Mechanics, q: jnp.ndarray, u: jnp.ndarray, obstacles
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """∂Q/∂q and ∂Q/∂u (n_q, n_q) of the contact and ligament generalized forces.
+
+    Contact: the forces differentiated with respect to the body poses and velocities along
+    each coordinate's body Jacobian columns (the Jacobians themselves held fixed: their own
+    derivative is a geometric term of order force × lever, small next to the contact
+    stiffness). Ligaments: each acts on its own coordinate, so one all-ones tangent gives the
+    exact diagonals.
+    """
+    fj = mech.fj
+    origin, angle = fj.frames.origin, fj.frames.angle
+    origin_vel, omega = fj.origin_jac @ u, fj.angle_jac @ u
+
+    def contact_q(o, a, ov, w):
+        cf = contact.contact_forces(params.contact, o, a, ov, w, obstacles)
+        return dynamics.point_force_to_generalized(fj, cf.body, cf.point[:, :2], cf.force[:, :2])
+
+    primals = (origin, angle, origin_vel, omega)
+    tan_o = jnp.moveaxis(fj.origin_jac, -1, 0)  # (n_q, nb, 2): column j of each body's J
+    tan_a = fj.angle_jac.T  # (n_q, nb)
+
+    def column_q(to, ta):
+        return jax.jvp(contact_q, primals, (to, ta, jnp.zeros_like(to), jnp.zeros_like(ta)))[1]
+
+    def column_u(to, ta):
+        return jax.jvp(contact_q, primals, (jnp.zeros_like(to), jnp.zeros_like(ta), to, ta))[1]
+
+    k_contact = jax.vmap(column_q)(tan_o, tan_a).T
+    d_contact = jax.vmap(column_u)(tan_o, tan_a).T
+    n_q = q.shape[0]
+
+    def ligament_q(qq: jnp.ndarray) -> jnp.ndarray:
+        lig = ligaments.limit_forces(params.ligaments, qq, u)
+        return ligaments.ligament_generalized_forces(params.ligaments, lig, n_q)
+
+    def ligament_u(uu: jnp.ndarray) -> jnp.ndarray:
+        lig = ligaments.limit_forces(params.ligaments, q, uu)
+        return ligaments.ligament_generalized_forces(params.ligaments, lig, n_q)
+
+    ones = jnp.ones_like(q)
+    k_lig = jax.jvp(ligament_q, (q,), (ones,))[1]
+    d_lig = jax.jvp(ligament_u, (u,), (ones,))[1]
+    return k_contact + jnp.diag(k_lig), d_contact + jnp.diag(d_lig)
+
+
 def imex_substep(
     params: ModelParams,
     y: Continuous,
@@ -123,6 +170,7 @@ def imex_substep(
     obstacles: jnp.ndarray,
     psoas: jnp.ndarray,
     h: jnp.ndarray,
+    stiff: bool = False,
 ) -> Continuous:
     """One IMEX substep of h seconds (one evaluation of the kinematics and path geometry).
 
@@ -130,6 +178,13 @@ def imex_substep(
     extrapolated to t + h with the path speeds), then the multibody by symplectic Euler with
     the end-of-substep tendon forces and the start-of-substep mass matrix, bias, ligament and
     contact forces: u′ = u + h M⁻¹ Q, q′ = q + h u′.
+
+    `stiff`: the muscle and ligament forces' stiffness K = ∂Q/∂q and the ligaments' damping
+    D = ∂Q/∂u enter linearly implicitly (linearised backward Euler in u, q′ = q + h u′):
+    (M − h²K − hD) Δu = h (Q + hK u). The muscles' K is −(∂L_f/∂q)ᵀ diag(dF/dL′) ∂L/∂q with
+    dF/dL′ the tendon force's sensitivity over the substep (`tendon_force_and_stiffness`); its
+    hK u term is already in Q through the extrapolated path lengths. This damps the fast
+    tendon–foot and ligament modes instead of letting a 1 ms step misintegrate them.
     """
     mech = _mechanics(params, y.q, y.u, obstacles)
     path_length = mech.geometry.length + h * mech.geometry.speed
@@ -137,15 +192,29 @@ def imex_substep(
     fiber_length = implicit_muscles.fiber_length_step(
         params.muscles, activation, y.fiber_length, excitation, path_length, psoas, h
     )
-    tendon_force = muscles.muscle_dynamics(
-        params.muscles, activation, fiber_length, excitation, path_length, psoas
-    ).tendon_force
+    if stiff:
+        tendon_force, stiffness = implicit_muscles.tendon_force_and_stiffness(
+            params.muscles, activation, fiber_length, excitation, path_length, psoas, h
+        )
+    else:
+        tendon_force = muscles.muscle_dynamics(
+            params.muscles, activation, fiber_length, excitation, path_length, psoas
+        ).tendon_force
     applied = (
         paths.path_generalized_forces(mech.geometry, tendon_force)
         + mech.ligament_forces
         + mech.contact_forces
     )
-    u = y.u + h * dynamics.accelerations(mech.terms, applied)
+    if not stiff:
+        u = y.u + h * dynamics.accelerations(mech.terms, applied)
+        return Continuous(q=y.q + h * u, u=u, activation=activation, fiber_length=fiber_length)
+
+    k_other, d_other = _contact_and_ligament_jacobians(params, mech, y.q, y.u, obstacles)
+    g = mech.geometry
+    muscle_stiffness = g.force_jac.T @ (stiffness[:, None] * g.length_jac)  # −K_muscles
+    matrix = mech.terms.mass_matrix + h * h * muscle_stiffness - (h * h * k_other + h * d_other)
+    rhs = h * (mech.terms.passive_forces + applied + h * k_other @ y.u)
+    u = y.u + jnp.linalg.solve(matrix, rhs)
     return Continuous(q=y.q + h * u, u=u, activation=activation, fiber_length=fiber_length)
 
 
