@@ -65,14 +65,16 @@ def test_activation_step_is_backward_euler(params):
     np.testing.assert_allclose(a2, low + H * rate_low, rtol=1e-12)
 
 
-def test_imex_step_is_jittable_and_vmappable(params):
+@pytest.mark.parametrize("scheme", ["imex", "imex_stiff"])
+def test_imex_step_is_jittable_and_vmappable(params, scheme):
     from l2run.engines.jax.step import step
 
+    integrator = Integrator(scheme, 10)
     state = _default_state(params)
     batch = jax.tree.map(lambda x: jnp.stack([x, x]), state)
     actions = jnp.stack([jnp.zeros(18), jnp.full(18, 0.7)])
-    out = jax.vmap(lambda s, a: step(params, s, a, Integrator("imex", 10), None))(batch, actions)
-    single = step(params, state, actions[1], Integrator("imex", 10), None)
+    out = jax.vmap(lambda s, a: step(params, s, a, integrator, None))(batch, actions)
+    single = step(params, state, actions[1], integrator, None)
     np.testing.assert_allclose(out[1][1], single[1], rtol=1e-10, atol=1e-12)
     assert not np.allclose(out[1][0], out[1][1])
 
