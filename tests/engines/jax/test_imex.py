@@ -165,3 +165,34 @@ def test_policy_exploiting_imex_falls_like_opensim_under_stiff_scheme():
     steps, x = _closed_loop(JaxEngine(integrator=("imex_stiff", 10)), policy)
     assert abs(steps - truth_steps) <= 5, (steps, truth_steps)
     assert abs(x - truth_x) <= 0.05, (x, truth_x)
+
+
+def test_contact_jacobians_from_nearest_obstacles_equal_all(params):
+    """With two obstacles pressed into the foot spheres and the rest of the 20 slots far away
+    or padding, the Jacobians from the two nearest obstacles equal those from all slots, and
+    the obstacles do contribute."""
+    from l2run.engines.jax import contact, system
+
+    state = _default_state(params)
+    y = continuous(state)
+    frames = system.kinematics.model_frames(params, y.q)
+    centers = np.asarray(contact.sphere_centers(params.contact, frames.origin, frames.angle))
+    radius = np.asarray(params.contact.sphere_radius)
+    r_obs = 0.2
+
+    def pressed(k: int) -> list[float]:  # obstacle centre (x, y, 0) 5 mm into sphere k (3D)
+        reach = r_obs + radius[k] - 0.005
+        return [centers[k, 0], centers[k, 1] - np.sqrt(reach**2 - centers[k, 2] ** 2), r_obs]
+
+    rows = [pressed(0), pressed(3), [3.0, 0.0, 0.1], [5.0, 0.0, 0.1]]  # then padding
+    obstacles = jnp.asarray(pad_obstacles(np.array(rows)))
+    mech = system._mechanics(params, y.q, y.u, obstacles)
+    near = system._contact_and_ligament_jacobians(params, mech, y.q, y.u, obstacles)
+    full = system._contact_and_ligament_jacobians(params, mech, y.q, y.u, obstacles, None)
+    without = system._contact_and_ligament_jacobians(
+        params, mech, y.q, y.u, jnp.asarray(pad_obstacles(np.array(rows[2:])))
+    )
+    for a, b in zip(near, full, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9)
+    # the pressed obstacles matter (stiffness; obstacles have no dissipation or friction)
+    assert float(jnp.abs(full[0] - without[0]).max()) > 1e4

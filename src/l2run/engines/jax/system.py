@@ -116,20 +116,51 @@ def evaluate(
     )
 
 
+# The contact Jacobians consider only this many obstacles, those nearest the foot spheres: an
+# obstacle that touches no sphere has zero force and zero derivative, and two feet touch at
+# most two obstacles at once on the seed's courses. (All 20 padded slots cost ~3 evaluations.)
+NEAR_OBSTACLES = 2
+
+
+def nearest_obstacles(
+    params: ModelParams, origin: jnp.ndarray, angle: jnp.ndarray, obstacles: jnp.ndarray, n: int
+) -> jnp.ndarray:
+    """The n rows of `obstacles` (K, 3) nearest to any foot sphere's surface (padding last);
+    obstacles are spheres centred on the ground plane z = 0, as `contact.contact_forces` has
+    them."""
+    centers = contact.sphere_centers(params.contact, origin, angle)  # (4, 3)
+    obstacle_centers = jnp.concatenate([obstacles[:, :2], jnp.zeros_like(obstacles[:, :1])], -1)
+    gap = (
+        jnp.linalg.norm(obstacle_centers[:, None, :] - centers[None], axis=-1)
+        - obstacles[:, None, 2]
+        - params.contact.sphere_radius[None, :]
+    )
+    gap = jnp.where(obstacles[:, 2] > 0, jnp.min(gap, axis=1), jnp.inf)
+    return obstacles[jnp.argsort(gap)[:n]]
+
+
 def _contact_and_ligament_jacobians(
-    params: ModelParams, mech: _Mechanics, q: jnp.ndarray, u: jnp.ndarray, obstacles
+    params: ModelParams,
+    mech: _Mechanics,
+    q: jnp.ndarray,
+    u: jnp.ndarray,
+    obstacles,
+    near_obstacles: int | None = NEAR_OBSTACLES,
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """∂Q/∂q and ∂Q/∂u (n_q, n_q) of the contact and ligament generalized forces.
 
     Contact: the forces differentiated with respect to the body poses and velocities along
     each coordinate's body Jacobian columns (the Jacobians themselves held fixed: their own
     derivative is a geometric term of order force × lever, small next to the contact
-    stiffness). Ligaments: each acts on its own coordinate, so one all-ones tangent gives the
-    exact diagonals.
+    stiffness), over the `near_obstacles` obstacles nearest the feet (None: all of them).
+    Ligaments: each acts on its own coordinate, so one all-ones tangent gives the exact
+    diagonals.
     """
     fj = mech.fj
     origin, angle = fj.frames.origin, fj.frames.angle
     origin_vel, omega = fj.origin_jac @ u, fj.angle_jac @ u
+    if near_obstacles is not None and obstacles.shape[0] > near_obstacles:
+        obstacles = nearest_obstacles(params, origin, angle, obstacles, near_obstacles)
 
     def contact_q(o, a, ov, w):
         cf = contact.contact_forces(params.contact, o, a, ov, w, obstacles)
