@@ -33,8 +33,9 @@ runner that ended adopts that copy (so its stream advances exactly as the single
 draws the following one. Only runners that ended cost host work (and a re-upload of the next
 starting states, which otherwise stay on the device).
 
-The first step of every episode uses the first-step scheme of the integrator (`step.first_step_integrator`,
-as the single env does); only the runners that just reset pay for it (`rollout.batch_step`).
+The first step of every episode uses the first-step scheme of the integrator
+(`step.first_step_integrator`, as the single env does); only the runners that just reset pay
+for it (`rollout.batch_step`).
 `integrator=` / `first_integrator=` choose other schemes ("rk4:20", a tuple or an `Integrator`;
 ``first_integrator=None`` uses `integrator` for every step).
 
