@@ -43,12 +43,7 @@ def activation_step(
     drift below a_min while the force uses a_min), so that branch is the exact step.
     """
     a_c = jnp.clip(activation, p.minimum_activation, 1.0)
-    tau = jnp.where(
-        excitation > a_c,
-        p.activation_time_constant * (0.5 + 1.5 * a_c),
-        p.deactivation_time_constant / (0.5 + 1.5 * a_c),
-    )
-    ratio = h / tau
+    ratio = h / muscles.activation_time_constant(p, a_c, excitation)
     implicit = (activation + ratio * excitation) / (1.0 + ratio)
     below = activation + ratio * (excitation - p.minimum_activation)
     return jnp.where(implicit >= p.minimum_activation, implicit, below)
@@ -109,17 +104,14 @@ def tendon_force_and_stiffness(
     force–velocity curve), which the linearly implicit multibody step inverts. Clamped at 0.
     """
 
-    def tendon(x: jnp.ndarray, length: jnp.ndarray) -> jnp.ndarray:
-        return muscles.muscle_state(p, activation, x, excitation, length, psoas).tendon_force
-
-    def velocity(x: jnp.ndarray, length: jnp.ndarray) -> jnp.ndarray:
-        return muscles.muscle_state(p, activation, x, excitation, length, psoas).fiber_velocity
+    def force_and_velocity(x: jnp.ndarray, length: jnp.ndarray):
+        s = muscles.muscle_state(p, activation, x, excitation, length, psoas)
+        return s.tendon_force, s.fiber_velocity
 
     ones, zeros = jnp.ones_like(fiber_length), jnp.zeros_like(fiber_length)
-    force, df_dl = jax.jvp(tendon, (fiber_length, path_length), (ones, zeros))
-    _, df_dlength = jax.jvp(tendon, (fiber_length, path_length), (zeros, ones))
-    _, dv_dl = jax.jvp(velocity, (fiber_length, path_length), (ones, zeros))
-    _, dv_dlength = jax.jvp(velocity, (fiber_length, path_length), (zeros, ones))
+    primals = (fiber_length, path_length)
+    (force, _), (df_dl, dv_dl) = jax.jvp(force_and_velocity, primals, (ones, zeros))
+    _, (df_dlength, dv_dlength) = jax.jvp(force_and_velocity, primals, (zeros, ones))
     # r(l′, L′) = l′ − l − h v(l′, L′) = 0  ⇒  dl′/dL′ = h ∂v/∂L′ / (1 − h ∂v/∂l′)
     dfiber = h * dv_dlength / jnp.maximum(1.0 - h * dv_dl, 1.0)
     return force, jnp.maximum(df_dlength + df_dl * dfiber, 0.0)

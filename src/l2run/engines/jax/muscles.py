@@ -298,12 +298,20 @@ def activation_rate(
 ) -> jnp.ndarray:
     """d(activation)/dt (M,) 1/s (MuscleFirstOrderActivationDynamicModel::calcDerivative)."""
     a = jnp.clip(activation, p.minimum_activation, 1.0)
-    tau = jnp.where(
+    return (excitation - a) / activation_time_constant(p, a, excitation)
+
+
+def activation_time_constant(
+    p: MuscleParams, clamped_activation: jnp.ndarray, excitation: jnp.ndarray
+) -> jnp.ndarray:
+    """τ (M,) s of the activation dynamics at a clamped activation: τ_act (0.5 + 1.5 a) when
+    activating (e > a), else τ_deact / (0.5 + 1.5 a)."""
+    a = clamped_activation
+    return jnp.where(
         excitation > a,
         p.activation_time_constant * (0.5 + 1.5 * a),
         p.deactivation_time_constant / (0.5 + 1.5 * a),
     )
-    return (excitation - a) / tau
 
 
 class MuscleDerivatives(NamedTuple):

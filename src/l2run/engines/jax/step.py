@@ -43,14 +43,13 @@ FIRST_STEP_INTEGRATOR = Integrator("ros2", 600, 1.02)
 # evaluations, not ROS2's 1,200), so a batch that redoes its freshly reset runners stays cheap.
 FAST_INTEGRATOR = Integrator("imex_stiff", 10)
 IMEX_FIRST_STEP_INTEGRATOR = Integrator("imex", 60, 1.15)
+IMEX_SCHEMES = ("imex", "imex_stiff")  # the model substeps `system.imex_substep` provides
 
 
 def first_step_integrator(integrator: Integrator) -> Integrator:
     """The scheme for an episode's first step that goes with `integrator` for the others."""
-    if integrator.scheme == "imex_stiff":
-        return Integrator("imex_stiff", *IMEX_FIRST_STEP_INTEGRATOR[1:])
-    if integrator.scheme == "imex":
-        return IMEX_FIRST_STEP_INTEGRATOR
+    if integrator.scheme in IMEX_SCHEMES:
+        return IMEX_FIRST_STEP_INTEGRATOR._replace(scheme=integrator.scheme)
     return FIRST_STEP_INTEGRATOR
 
 
@@ -92,11 +91,6 @@ def observe(params: ModelParams, state: EnvState) -> jnp.ndarray:
     )
 
 
-def _pick(integrator: Integrator, plain, stiff):
-    """The model substep for an IMEX scheme: plain, or with the stiff forces implicit."""
-    return stiff if integrator.scheme == "imex_stiff" else plain
-
-
 def _all_finite(y: Continuous) -> jnp.ndarray:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(y)]))
 
@@ -125,33 +119,25 @@ def step(
     def f_jac(y: Continuous):
         return system.evaluate_with_jacobian(params, y, excitation, state.obstacles, state.psoas)
 
-    def advance(y: Continuous, h: jnp.ndarray) -> Continuous:
-        return system.imex_substep(params, y, excitation, state.obstacles, state.psoas, h)
+    def run(integ: Integrator, y: Continuous) -> Continuous:
+        """One control step from y with scheme `integ`."""
 
-    def advance_stiff(y: Continuous, h: jnp.ndarray) -> Continuous:
-        return system.imex_substep(
-            params, y, excitation, state.obstacles, state.psoas, h, stiff=True
-        )
+        def advance(yy: Continuous, h: jnp.ndarray) -> Continuous:
+            stiff = integ.scheme == "imex_stiff"
+            return system.imex_substep(
+                params, yy, excitation, state.obstacles, state.psoas, h, stiff=stiff
+            )
+
+        return integrate(f, y, STEP_SIZE_S, integ, f_jac, advance)
 
     y0 = continuous(state)
     if first_integrator is None or first_integrator == integrator:
-        y = integrate(
-            f, y0, STEP_SIZE_S, integrator, f_jac, _pick(integrator, advance, advance_stiff)
-        )
+        y = run(integrator, y0)
     else:
         y = jax.lax.cond(
             state.step_count == 0,
-            lambda yy: integrate(
-                f,
-                yy,
-                STEP_SIZE_S,
-                first_integrator,
-                f_jac,
-                _pick(first_integrator, advance, advance_stiff),
-            ),
-            lambda yy: integrate(
-                f, yy, STEP_SIZE_S, integrator, f_jac, _pick(integrator, advance, advance_stiff)
-            ),
+            partial(run, first_integrator),
+            partial(run, integrator),
             y0,
         )
     finite = _all_finite(y)
@@ -159,19 +145,7 @@ def step(
         # All muscles at minimum activation make the fibre ODEs stiffer than RK4's stability
         # limit (zero excitations diverge near t = 1.05 s); the stiff first-step scheme then
         # redoes this step. A real branch for one environment, both branches under `vmap`.
-        y = jax.lax.cond(
-            finite,
-            lambda yy: yy,
-            lambda yy: integrate(
-                f,
-                y0,
-                STEP_SIZE_S,
-                first_integrator,
-                f_jac,
-                _pick(first_integrator, advance, advance_stiff),
-            ),
-            y,
-        )
+        y = jax.lax.cond(finite, lambda yy: yy, lambda yy: run(first_integrator, y0), y)
         finite = _all_finite(y)
     y = jax.tree.map(lambda new, old: jnp.where(finite, new, old), y, continuous(state))
     count = state.step_count + 1
