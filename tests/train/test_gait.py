@@ -96,6 +96,6 @@ def test_learning_curve_png(tmp_path):
     b.write_text(header + "0,300,12,800,9,0.3,0.2,0.1\n")
     png = plot_search_curve([a, b], tmp_path / "c.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with pytest.raises(ValueError, match="no rows"):
+    with pytest.raises(ValueError, match="no generations"):
         (tmp_path / "e.csv").write_text(header)
         plot_search_curve(tmp_path / "e.csv", tmp_path / "e.png")

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-TRAIN_ALGOS = ("ddpg", "td3", "sac", "ppo", "gait")
+TRAIN_ALGOS = ("ddpg", "td3", "sac", "ppo", "gait", "walker")
+SEARCH_ALGOS = ("gait", "walker")  # hand-designed controllers tuned by CMA-ES
 
 
 def train(
@@ -16,7 +17,8 @@ def train(
         str,
         typer.Option(
             help="ddpg | td3 | sac (stable-baselines3), ppo (JAX vector env), "
-            "gait (CMA-ES on the periodic gait controller)."
+            "gait (CMA-ES on the periodic gait controller), walker (CMA-ES on the "
+            "contact-driven balance controller)."
         ),
     ] = "ddpg",
     engine: Annotated[str, typer.Option(help="Physics engine: opensim or jax.")] = "opensim",
@@ -33,33 +35,36 @@ def train(
         Path | None,
         typer.Option(
             help="JSON overrides: {'hyper': {...}, 'wrappers': {...}} (SB3), SearchConfig "
-            "fields (gait) or PPOConfig fields (ppo)."
+            "fields (gait, walker) or PPOConfig fields (ppo)."
         ),
     ] = None,
     init: Annotated[
         Path | None,
-        typer.Option(help="gait only: start the search from this gait .json (e.g. best.json)."),
+        typer.Option(help="gait/walker only: start the search from this .json (e.g. best.json)."),
     ] = None,
 ) -> None:
     """Train a controller and save it to OUT (see README, section Training)."""
     if algo not in TRAIN_ALGOS:
         raise typer.BadParameter(f"algo must be one of {', '.join(TRAIN_ALGOS)}")
     overrides = json.loads(config.read_text()) if config else {}
-    if algo == "gait":
+    if algo in SEARCH_ALGOS:
         from l2run.train import gait_search as gs
 
+        options = {"controller": algo, **overrides}
         cfg = gs.SearchConfig(
-            max_env_steps=steps, seed=seed, difficulty=difficulty, engine=engine, **overrides
+            max_env_steps=steps, seed=seed, difficulty=difficulty, engine=engine, **options
         )
         if engine == "jax":  # the whole population in one batched rollout
-            population = gs.jax_population_fn(difficulty, max_obstacles)
+            population = gs.jax_population_fn(
+                difficulty, max_obstacles, cfg.controller, cfg.integrator, cfg.action_noise
+            )
         else:
-            population = gs.per_episode(gs.runenv_episode_fn(engine, difficulty, max_obstacles))
+            population = gs.per_episode(
+                gs.runenv_episode_fn(engine, difficulty, max_obstacles, cfg.controller)
+            )
         x0 = None
         if init is not None:
-            from l2run.train.gait import GaitPolicy
-
-            x0 = GaitPolicy.load(init).params
+            x0 = gs.load_controller_policy(init).params
         best = gs.search(population, cfg, out, x0=x0)
         typer.echo(f"best parameters written to {out / 'best.json'} ({len(best)} values)")
         return
@@ -144,7 +149,8 @@ def test(
     model: Annotated[
         str,
         typer.Option(
-            help="A training run directory (l2run train --out), a gait .json, or 'pretrained'."
+            help="A training run directory (l2run train --out), a gait/walker .json, "
+            "or 'pretrained'."
         ),
     ],
     visualize: Annotated[bool, typer.Option(help="Show the live viewer.")] = False,
@@ -181,7 +187,7 @@ def test(
 def evaluate(
     policy: Annotated[
         str,
-        typer.Option(help="'pretrained', 'zero', a gait .json or a training run directory."),
+        typer.Option(help="'pretrained', 'zero', a gait/walker .json or a training run directory."),
     ] = "pretrained",
     engine: Annotated[str, typer.Option(help="Physics engine: opensim or jax.")] = "opensim",
     difficulty: Annotated[int, typer.Option(help="0, 1 or 2.")] = 2,

@@ -1,7 +1,7 @@
 """Evaluate a policy: one episode per seed, serially, in a process pool, or on a Ray cluster.
 
 A policy is named by a string so that worker processes (and Ray nodes) can load it themselves:
-`pretrained` (the runner shipped in `l2run/train/pretrained/`), a gait-policy `.json`, a
+`pretrained` (the runner shipped in `l2run/train/pretrained/`), a gait- or walker-policy `.json`, a
 stable-baselines3 run directory (`l2run train --out DIR`), or `zero` (all excitations 0,
 a baseline that falls). Rewards and distances are always the environment's own: training-only
 wrappers (reward shaping, mirroring) are never applied here.
@@ -53,11 +53,13 @@ class _ZeroPolicy:
         return np.zeros(18)
 
 
-class _GaitAdapter:
-    def __init__(self, path: Path):
-        from l2run.train.gait import GaitPolicy
+class _ControllerAdapter:
+    """A hand-designed controller's file (kind "gait" or "walker")."""
 
-        self.policy = GaitPolicy.load(path)
+    def __init__(self, path: Path):
+        from l2run.train.gait_search import load_controller_policy
+
+        self.policy = load_controller_policy(path)
 
     def wrap(self, env):
         return env
@@ -83,9 +85,9 @@ def load_policy(spec: str):
 
         return SB3Policy(path)
     if path.is_file() and path.suffix == ".json":
-        return _GaitAdapter(path)
+        return _ControllerAdapter(path)
     raise ValueError(
-        f"unknown policy {spec!r}: expected 'pretrained', 'zero', a gait .json file or a "
+        f"unknown policy {spec!r}: expected 'pretrained', 'zero', a gait/walker .json file or a "
         "training run directory (with config.json and model.zip)"
     )
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 CONTROL_STEP_S = 0.01  # one environment step (s)
+KIND = "gait"
 
 # Observation indices (the seed's order, see l2run.observation.OBSERVATION_NAMES).
 OBS_PELVIS_TILT = 0
@@ -131,6 +132,16 @@ def excitations(params: Any, obs: Any, t: Any, xp: Any = np) -> Any:
     return xp.clip(xp.concatenate(legs), 0.0, 1.0)
 
 
+def initial_memory(xp: Any = np) -> Any:
+    """The controller's memory at reset: the time since reset (s), as a (1,) array."""
+    return xp.zeros(1)
+
+
+def control(params: Any, memory: Any, obs: Any, xp: Any = np) -> tuple[Any, Any]:
+    """`excitations` behind the controller interface the search uses: (new memory, action)."""
+    return memory + CONTROL_STEP_S, excitations(params, obs, memory[0], xp)
+
+
 @dataclass
 class GaitPolicy:
     """Stateful policy: counts steps since `reset()` to know the time (not in the observation)."""
@@ -149,12 +160,12 @@ class GaitPolicy:
 
     def save(self, path: str | Path) -> None:
         """Write the parameters and metadata as JSON (the pretrained runner's format)."""
-        data = {"kind": "gait", "params": [float(x) for x in self.params], "meta": self.meta}
+        data = {"kind": KIND, "params": [float(x) for x in self.params], "meta": self.meta}
         Path(path).write_text(json.dumps(data, indent=1))
 
     @classmethod
     def load(cls, path: str | Path) -> GaitPolicy:
         data = json.loads(Path(path).read_text())
-        if data.get("kind") != "gait":
+        if data.get("kind") != KIND:
             raise ValueError(f"{path} is not a gait-policy file (kind={data.get('kind')!r})")
         return cls(np.asarray(data["params"], dtype=float), data.get("meta", {}))

@@ -1,4 +1,6 @@
-"""CMA-ES search over the periodic gait controller's parameters (`l2run.train.gait`).
+"""CMA-ES search over a hand-designed controller's parameters: the periodic gait controller
+(`l2run.train.gait`, kind "gait") or the contact-driven balance controller
+(`l2run.train.walker`, kind "walker").
 
 Fitness of one parameter vector = distance run (final pelvis x, m) + a small bonus per step
 survived, over a horizon that grows (300 -> 1000 steps) once the best candidate survives it:
@@ -12,11 +14,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
 from l2run.engines.base import TIMESTEP_LIMIT
-from l2run.train.gait import INITIAL_PARAMS, GaitPolicy
+from l2run.train import gait, walker
 
 SURVIVAL_BONUS_PER_STEP = 0.002  # m-equivalent per step alive: 2 m for a full 1000-step episode
 MAX_EPISODE_STEPS = TIMESTEP_LIMIT
@@ -25,6 +29,26 @@ EpisodeFn = Callable[[np.ndarray, int, int], tuple[float, int]]
 """(params, horizon steps, seed) -> (distance m, steps survived)."""
 PopulationFn = Callable[[np.ndarray, int, int], tuple[np.ndarray, np.ndarray]]
 """(params (P, n), horizon steps, course seed) -> (distances (P,) m, steps survived (P,))."""
+
+
+CONTROLLERS: dict[str, tuple[ModuleType, type]] = {
+    gait.KIND: (gait, gait.GaitPolicy),
+    walker.KIND: (walker, walker.WalkerPolicy),
+}
+"""kind -> (module with INITIAL_PARAMS, initial_memory and control; its policy class)."""
+
+
+def controller(kind: str) -> tuple[ModuleType, type]:
+    """The controller module and policy class of a kind ("gait" or "walker")."""
+    if kind not in CONTROLLERS:
+        raise ValueError(f"unknown controller {kind!r}: expected one of {sorted(CONTROLLERS)}")
+    return CONTROLLERS[kind]
+
+
+def load_controller_policy(path: str | Path) -> Any:
+    """A GaitPolicy or WalkerPolicy from its JSON file, by the file's `kind`."""
+    kind = json.loads(Path(path).read_text()).get("kind")
+    return controller(kind)[1].load(path)
 
 
 @dataclass
@@ -39,16 +63,23 @@ class SearchConfig:
     difficulty: int = 0
     engine: str = "opensim"
     episodes_per_candidate: int = 1
+    controller: str = gait.KIND
+    integrator: str = ""  # JAX engine only: "scheme:substeps"; "" = the engine's default
+    action_noise: float = 0.0  # JAX engine only: std of Gaussian noise on every excitation
 
 
-def runenv_episode_fn(engine: str, difficulty: int, max_obstacles: int = 3) -> EpisodeFn:
-    """Episodes in the real `RunEnv` (either engine), one env reused across calls."""
+def runenv_episode_fn(
+    engine: str, difficulty: int, max_obstacles: int = 3, kind: str = gait.KIND, **engine_kw: Any
+) -> EpisodeFn:
+    """Episodes in the real `RunEnv` (either engine), one env reused across calls; `engine_kw`
+    go to the engine (e.g. the JAX engine's `integrator=("imex_stiff", 10)`)."""
     from l2run.env.runenv import RunEnv
 
-    env = RunEnv(visualize=False, engine=engine, max_obstacles=max_obstacles)
+    env = RunEnv(visualize=False, engine=engine, max_obstacles=max_obstacles, **engine_kw)
+    policy_cls = controller(kind)[1]
 
     def episode(params: np.ndarray, horizon: int, seed: int) -> tuple[float, int]:
-        policy = GaitPolicy(np.asarray(params))
+        policy = policy_cls(np.asarray(params))
         obs = env.reset(difficulty=difficulty, seed=seed)
         policy.reset()
         for i in range(horizon):
@@ -73,31 +104,59 @@ def per_episode(episode: EpisodeFn) -> PopulationFn:
 JAX_CHUNK_STEPS = 100  # control steps per jitted scan; the search stops early once all fell
 
 
-def jax_population_fn(difficulty: int, max_obstacles: int = 3) -> PopulationFn:
+def jax_population_fn(
+    difficulty: int,
+    max_obstacles: int = 3,
+    kind: str = gait.KIND,
+    integrator: Any = None,
+    action_noise: float = 0.0,
+) -> PopulationFn:
     """All candidates at once on the JAX engine: one batched runner per parameter vector, all
     on the same course (common random numbers make the ranking fairer), stepped in jitted
-    `lax.scan` chunks of `JAX_CHUNK_STEPS` until every runner fell or the horizon is reached."""
+    `lax.scan` chunks of `JAX_CHUNK_STEPS` until every runner fell or the horizon is reached.
+
+    `integrator` is an `Integrator` or "scheme:substeps" (default: the engine's RK4);
+    the first step uses the scheme `step.first_step_integrator` pairs with it.
+
+    `action_noise` > 0 adds Gaussian noise of that standard deviation to every excitation
+    (clipped to [0, 1]): a controller that survives it is less likely to fall where another
+    engine's numbers drift from these. The noise depends on the course seed and the step only,
+    so all candidates meet the same noise (a fair ranking)."""
     import jax
     import jax.numpy as jnp
 
     from l2run.course import generate_course
+    from l2run.engines.jax import step as env_step
     from l2run.engines.jax.params import load_params
     from l2run.engines.jax.rollout import batch_observe, batch_reset, batch_step, course_arrays
-    from l2run.train.gait import CONTROL_STEP_S, excitations
+    from l2run.env.vector import _parse_integrator
+    from l2run.model.names import MUSCLES as MUSCLE_NAMES
 
+    module = controller(kind)[0]
     model = load_params()
-    policy = jax.vmap(lambda x, o, t: excitations(x, o, t, xp=jnp))
+    integrator = _parse_integrator(integrator or None)
+    first = env_step.first_step_integrator(integrator)
+    policy = jax.vmap(lambda x, m, o: module.control(x, m, o, xp=jnp))
+
+    def noise(keys: jax.Array, step: jax.Array) -> jax.Array:
+        def one(key, n):
+            return jax.random.normal(jax.random.fold_in(key, n), (len(MUSCLE_NAMES),))
+
+        return action_noise * jax.vmap(one)(keys, step)
 
     @jax.jit
-    def run_chunk(model, state, obs, xs):
+    def run_chunk(model, state, obs, memory, xs, keys):
         def body(carry, _):
-            s, o = carry
-            a = policy(xs, o, s.step_count * CONTROL_STEP_S)
-            s, o, _reward, _done = batch_step(model, s, a)
-            return (s, o), None
+            s, o, m = carry
+            m, a = policy(xs, m, o)
+            if action_noise > 0.0:
+                a = jnp.clip(a + noise(keys, s.step_count), 0.0, 1.0)
+            s, o, _reward, _done = batch_step(model, s, a, integrator, first)
+            return (s, o, m), None
 
-        (state, obs), _ = jax.lax.scan(body, (state, obs), None, length=JAX_CHUNK_STEPS)
-        return state, obs
+        carry = (state, obs, memory)
+        (state, obs, memory), _ = jax.lax.scan(body, carry, None, length=JAX_CHUNK_STEPS)
+        return state, obs, memory
 
     def population(xs: np.ndarray, horizon: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         return population_multi(xs, horizon, [seed])
@@ -113,8 +172,10 @@ def jax_population_fn(difficulty: int, max_obstacles: int = 3) -> PopulationFn:
         state = batch_reset(model, jnp.asarray(obstacles), jnp.asarray(psoas))
         obs = batch_observe(model, state)
         xs_j = jnp.asarray(np.repeat(np.asarray(xs), len(seeds), axis=0))
+        memory = jnp.tile(module.initial_memory(jnp), (xs_j.shape[0], 1))
+        keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(list(seeds) * len(xs)))
         for _ in range(-(-horizon // JAX_CHUNK_STEPS)):
-            state, obs = run_chunk(model, state, obs, xs_j)
+            state, obs, memory = run_chunk(model, state, obs, memory, xs_j, keys)
             if bool(jnp.all(state.done)):
                 break
         steps = np.minimum(np.asarray(state.step_count), horizon)
@@ -137,7 +198,8 @@ def search(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    x0 = INITIAL_PARAMS if x0 is None else np.asarray(x0, dtype=float)
+    module, policy_cls = controller(config.controller)
+    x0 = module.INITIAL_PARAMS if x0 is None else np.asarray(x0, dtype=float)
     # Scale each coordinate's step by its magnitude so gains and angles move comparably.
     scale = np.maximum(np.abs(x0), 0.1)
     es = cma.CMAEvolutionStrategy(
@@ -181,10 +243,10 @@ def search(
         if fits[i] > best_fit or gen == 0:
             best_fit, best_x = fits[i], x0 + scale * np.asarray(zs[i])
             meta = {"fitness": best_fit, "horizon": horizon, "generation": gen, **asdict(config)}
-            GaitPolicy(best_x, meta).save(out / "best.json")
+            policy_cls(best_x, meta).save(out / "best.json")
         # The distribution's mean is usually more robust than the luckiest sample: keep it too.
         mean_meta = {"horizon": horizon, "generation": gen, **asdict(config)}
-        GaitPolicy(x0 + scale * np.asarray(es.mean), mean_meta).save(out / "mean.json")
+        policy_cls(x0 + scale * np.asarray(es.mean), mean_meta).save(out / "mean.json")
         with curve.open("a") as fh:
             fh.write(
                 f"{gen},{horizon},{evals},{env_steps},{time.time() - t0:.1f},{best_fit:.4f},"
