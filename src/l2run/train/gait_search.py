@@ -66,6 +66,7 @@ class SearchConfig:
     controller: str = gait.KIND
     integrator: str = ""  # JAX engine only: "scheme:substeps"; "" = the engine's default
     action_noise: float = 0.0  # JAX engine only: std of Gaussian noise on every excitation
+    survival_bonus: float = SURVIVAL_BONUS_PER_STEP  # fitness per step alive (m-equivalent)
 
 
 def runenv_episode_fn(
@@ -232,7 +233,7 @@ def search(
             steps = np.stack([r[1] for r in runs], 1)
         env_steps += int(np.sum(steps))
         evals += d.size
-        fit_sum = np.sum(d + SURVIVAL_BONUS_PER_STEP * steps, 1)
+        fit_sum = np.sum(d + config.survival_bonus * steps, 1)
         dist_sum = np.sum(d, 1)
         full = np.all(steps >= horizon, 1)
         fits = list(fit_sum / config.episodes_per_candidate)

@@ -17,6 +17,8 @@ from l2run.engines.jax.step import continuous, reset
 from l2run.engines.jax.system import evaluate
 from l2run.observation import pad_obstacles
 
+from .open_loop import ANGLES, PELVIS_XY, run_open_loop, truth_engine
+
 H = 1e-3  # s
 
 
@@ -81,9 +83,6 @@ def test_imex_step_is_jittable_and_vmappable(params, scheme):
 
 # --- against OpenSim, live ----------------------------------------------------------------------
 
-STEPS = 50  # 0.5 s
-PELVIS_XY = [1, 2]
-ANGLES = [0, 3, 4, 5, 6, 7, 8]
 # Measured with this pattern (README "The JAX engine"): imex × 20 0.55 mm, 2.2e-3 rad;
 # imex × 10 2.8 mm, 3.0e-2 rad.
 # imex_stiff × 10 0.67 mm, 3.7e-3 rad.
@@ -94,24 +93,10 @@ TOLERANCES = {
 }
 
 
-def _run(engine, excitation: np.ndarray) -> np.ndarray:
-    from l2run.course import Course
-
-    engine.reset(Course())
-    qs = []
-    for _ in range(STEPS):
-        engine.step(excitation)
-        qs.append(engine.observation()[[0, 1, 2, 6, 7, 8, 9, 10, 11]])
-    return np.array(qs)
-
-
 @pytest.fixture(scope="module")
 def truth():
-    pytest.importorskip("opensim")
-    from l2run.engines.opensim_engine import OpenSimEngine
-
     excitation = np.full(18, 0.5)
-    return excitation, _run(OpenSimEngine(integrator="rk_merson", accuracy=1e-7), excitation)
+    return excitation, run_open_loop(truth_engine(), excitation)
 
 
 @pytest.mark.parametrize("scheme", list(TOLERANCES), ids=lambda s: f"{s[0]}x{s[1]}")
@@ -119,7 +104,7 @@ def test_imex_trajectory_within_tolerance_of_opensim(truth, scheme):
     from l2run.engines.jax.engine import JaxEngine
 
     excitation, reference = truth
-    ours = _run(JaxEngine(integrator=scheme), excitation)
+    ours = run_open_loop(JaxEngine(integrator=scheme), excitation)
     error = np.abs(ours - reference)
     position_tol, angle_tol = TOLERANCES[scheme]
     assert error[:, PELVIS_XY].max() <= position_tol, error[:, PELVIS_XY].max()

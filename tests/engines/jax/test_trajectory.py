@@ -12,31 +12,20 @@ import pytest
 
 pytest.importorskip("opensim")
 
-from l2run.course import Course  # noqa: E402
 from l2run.engines.jax.engine import JaxEngine  # noqa: E402
 from l2run.engines.opensim_engine import OpenSimEngine  # noqa: E402
 
-STEPS = 50  # 0.5 s
+from .open_loop import ANGLES, PELVIS_XY, run_open_loop, truth_engine  # noqa: E402
+
 POSITION_TOL_M = 1e-3
 ANGLE_TOL_RAD = 1e-3
 # OpenSim's default scheme (semi-explicit Euler 2, accuracy 1e-3) vs accuracy 1e-7: ~2.5e-3 rad.
 ANGLE_TOL_VS_DEFAULT_RAD = 4e-3
-PELVIS_XY = [1, 2]
-ANGLES = [0, 3, 4, 5, 6, 7, 8]
 PATTERNS = {
     "zeros": np.zeros(18),
     "half": np.full(18, 0.5),
     "flexors": np.where(np.arange(18) % 9 < 4, 0.8, 0.1),
 }
-
-
-def _run(engine, excitation: np.ndarray) -> np.ndarray:
-    engine.reset(Course())
-    qs = []
-    for _ in range(STEPS):
-        engine.step(excitation)
-        qs.append(engine.observation()[[0, 1, 2, 6, 7, 8, 9, 10, 11]])
-    return np.array(qs)  # q in COORDINATES order
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +38,12 @@ def jax_engine():
 )
 def test_trajectory_matches_opensim(jax_engine, pattern):
     excitation = PATTERNS[pattern]
-    ours = _run(jax_engine, excitation)
-    truth = _run(OpenSimEngine(integrator="rk_merson", accuracy=1e-7), excitation)
+    ours = run_open_loop(jax_engine, excitation)
+    truth = run_open_loop(truth_engine(), excitation)
     error = np.abs(ours - truth)
     assert error[:, PELVIS_XY].max() <= POSITION_TOL_M, error[:, PELVIS_XY].max()
     assert error[:, ANGLES].max() <= ANGLE_TOL_RAD, error[:, ANGLES].max()
-    default = _run(OpenSimEngine(), excitation)
+    default = run_open_loop(OpenSimEngine(), excitation)
     error = np.abs(ours - default)
     assert error[:, PELVIS_XY].max() <= POSITION_TOL_M, error[:, PELVIS_XY].max()
     assert error[:, ANGLES].max() <= ANGLE_TOL_VS_DEFAULT_RAD, error[:, ANGLES].max()
@@ -102,8 +91,8 @@ def test_full_episode_distance_matches_opensim(kind):
 def test_float32_trajectory_matches_opensim():
     """The float32 mode keeps the same trajectory tolerances (measured: 0.03 mm, 1.3e-4 rad)."""
     excitation = PATTERNS["half"]
-    ours = _run(JaxEngine(dtype="float32"), excitation)
-    truth = _run(OpenSimEngine(integrator="rk_merson", accuracy=1e-7), excitation)
+    ours = run_open_loop(JaxEngine(dtype="float32"), excitation)
+    truth = run_open_loop(truth_engine(), excitation)
     error = np.abs(ours - truth)
     assert error[:, PELVIS_XY].max() <= POSITION_TOL_M, error[:, PELVIS_XY].max()
     assert error[:, ANGLES].max() <= ANGLE_TOL_RAD, error[:, ANGLES].max()
