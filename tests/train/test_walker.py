@@ -141,3 +141,26 @@ def test_jax_control_equals_numpy():
         want_m, want_a = control(xs[i], memory[i], obs[i])
         np.testing.assert_allclose(np.asarray(got_a[i]), want_a, atol=1e-12)
         np.testing.assert_allclose(np.asarray(got_m[i]), want_m, atol=1e-12)
+
+
+def test_an_obstacle_close_ahead_lifts_the_swing_foot_and_a_far_one_does_not():
+    from l2run.train.walker import OBS_OBSTACLE_DX, OBS_OBSTACLE_R, OBS_OBSTACLE_Y
+
+    obs = _lift_feet(np.zeros(41), 0.0, 0.1)
+    obs[list(OBS_PSOAS)] = 1.0
+    obs[9] = unpack(INITIAL_PARAMS)["swing_hip"][0] - 0.1  # swing hip flexing, unsaturated
+    obs[[OBS_OBSTACLE_DX, OBS_OBSTACLE_Y, OBS_OBSTACLE_R]] = (100.0, 0.0, 0.0)  # none ahead
+    memory = np.array([0.0, 0.05])  # right stance, early swing
+    _, clear = control(INITIAL_PARAMS, memory, obs)
+    near, far = obs.copy(), obs.copy()
+    near[[OBS_OBSTACLE_DX, OBS_OBSTACLE_Y, OBS_OBSTACLE_R]] = (0.3, 0.0, 0.1)
+    far[[OBS_OBSTACLE_DX, OBS_OBSTACLE_Y, OBS_OBSTACLE_R]] = (2.0, 0.0, 0.1)
+    _, with_near = control(INITIAL_PARAMS, memory, near)
+    _, with_far = control(INITIAL_PARAMS, memory, far)
+    np.testing.assert_array_equal(with_far, clear)
+    assert with_near[PSOAS_L] > clear[PSOAS_L]  # the swing hip flexes harder
+    # The stance hip answers the swing hip's reaction on the pelvis (gluteus maximus, index 2);
+    # the stance leg's knee and ankle muscles do not change.
+    assert with_near[2] > clear[2]
+    knee_ankle_only = [1, 5, 6, 7, 8]
+    np.testing.assert_array_equal(with_near[knee_ankle_only], clear[knee_ankle_only])

@@ -48,6 +48,9 @@ OBS_TOES_Y = (31, 29)
 OBS_TALUS_X = (34, 32)
 OBS_TALUS_Y = (35, 33)
 OBS_PSOAS = (37, 36)  # psoas strength multiplier: right, left
+OBS_OBSTACLE_DX = 38  # next obstacle's centre x minus pelvis x (m); 100 when none is ahead
+OBS_OBSTACLE_Y = 39  # its centre height (m)
+OBS_OBSTACLE_R = 40  # its radius (m)
 
 # Heights (m) of the talus and toes origins with the foot flat on the ground in the model's
 # default pose: a foot's clearance is how far both have risen above these.
@@ -73,6 +76,10 @@ PARAM_LAYOUT: tuple[tuple[str, int], ...] = (
     ("push", 2),  # push-off: plantarflexion torque, time into stance it starts (s)
     ("timing", 2),  # shortest and longest time (s) before the legs swap
     ("base", 1),  # baseline excitation of every muscle (co-contraction), in [0, 1]
+    # Stepping over: while the next obstacle's centre is less than this far ahead of the pelvis
+    # (m), the swing thigh and early-swing knee targets move by these gains (rad per m of the
+    # obstacle's top height), lifting the swing foot over it.
+    ("obstacle", 3),  # look-ahead (m), thigh gain, knee-fold gain
 )
 N_PARAMS = sum(n for _, n in PARAM_LAYOUT)
 
@@ -90,6 +97,7 @@ INITIAL_PARAMS = np.array(
         0.5, 0.2,  # push-off
         0.2, 0.6,  # step time bounds
         0.02,  # base excitation
+        0.5, 1.0, 2.0,  # obstacle look-ahead and lift gains
     ]
 )  # fmt: skip
 
@@ -146,11 +154,16 @@ def control(params: Any, memory: Any, obs: Any, xp: Any = np) -> tuple[Any, Any]
     stance_ankle_x, _ = leg_obs(OBS_TALUS_X)
     _, swing_clearance = per_leg((foot_clearance(obs, 0, xp), foot_clearance(obs, 1, xp)))
 
+    # An obstacle close ahead lifts the swing foot in proportion to how high its top is.
+    obstacle_top = obs[OBS_OBSTACLE_Y] + obs[OBS_OBSTACLE_R]
+    lift = xp.where(obs[OBS_OBSTACLE_DX] < p["obstacle"][0], xp.maximum(obstacle_top, 0.0), 0.0)
+
     # Swing hip: place the foot by the balance feedback (ground-frame thigh angle).
     thigh_target = (
         p["swing_hip"][0]
         + p["swing_hip"][1] * (obs[OBS_COM_X] - stance_ankle_x)
         + p["swing_hip"][2] * obs[OBS_COM_VX]
+        + p["obstacle"][1] * lift
     )
     kp_hip, kd_hip = p["hip_gain"][0], p["hip_gain"][1]
     tau_hip_sw = kp_hip * (thigh_target - (tilt + hip_sw)) - kd_hip * (tilt_speed + hip_speed_sw)
@@ -158,7 +171,8 @@ def control(params: Any, memory: Any, obs: Any, xp: Any = np) -> tuple[Any, Any]
     tau_trunk = p["torso"][1] * (p["torso"][0] - tilt) - p["torso"][2] * tilt_speed
     tau_hip_st = -tau_trunk - tau_hip_sw
 
-    knee_target_sw = xp.where(t < p["swing_knee"][2], p["swing_knee"][0], p["swing_knee"][1])
+    knee_fold = p["swing_knee"][0] - p["obstacle"][2] * lift
+    knee_target_sw = xp.where(t < p["swing_knee"][2], knee_fold, p["swing_knee"][1])
     knee_target_sw = xp.minimum(knee_target_sw, 0.0)  # the knee cannot hyper-extend far
     kg = p["knee_gain"]
     tau_knee_sw = kg[0] * (knee_target_sw - knee_sw) - kg[1] * knee_speed_sw
