@@ -1,2 +1,2 @@
 """Training: SB3 baselines (DDPG/TD3/SAC), JAX PPO, the winners' wrappers, evaluation, and the
-pretrained runner (a CMA-ES-tuned periodic gait controller)."""
+pretrained runner (a CMA-ES-tuned contact-driven balance controller, `walker.py`)."""
