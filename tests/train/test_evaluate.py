@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -75,3 +76,24 @@ def test_bad_input_is_a_clear_error(args, message):
     result = runner.invoke(app, ["evaluate", *args])
     assert result.exit_code != 0
     assert message in result.output
+
+
+def test_jax_integrator_option_runs_that_scheme_and_is_refused_for_opensim():
+    pytest.importorskip("jax")
+    from l2run.env.runenv import RunEnv
+    from l2run.train.evaluate import evaluate, load_policy, run_episode
+
+    with pytest.raises(ValueError, match="only be chosen for the jax engine"):
+        evaluate("zero", "opensim", 2, [1], integrator="imex_stiff:10")
+    with pytest.raises(ValueError, match="integrator"):
+        evaluate("zero", "jax", 2, [1], integrator="no_such_scheme:3")
+    steps = 40
+    got = run_episode("pretrained", "jax", 2, 1, max_steps=steps, integrator="imex_stiff:10")
+    policy = load_policy("pretrained").policy
+    env = RunEnv(visualize=False, engine="jax", integrator=("imex_stiff", 10))
+    obs = env.reset(difficulty=2, seed=1)
+    policy.reset()
+    for _ in range(steps):
+        obs, _r, _done, _info = env.step(policy.act(np.asarray(obs)))
+    assert got.steps == steps
+    assert got.distance == pytest.approx(float(obs[1]), abs=1e-9)

@@ -201,6 +201,10 @@ def evaluate(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print a JSON object instead of a table.")
     ] = False,
+    integrator: Annotated[
+        str | None,
+        typer.Option(help="JAX engine only: its scheme, e.g. 'imex_stiff:10' (default RK4 x20)."),
+    ] = None,
 ) -> None:
     """One episode per seed; a table (or JSON: `episodes` with seed, distance, reward, steps,
     fell) of the environment's own distance and reward."""
@@ -218,6 +222,7 @@ def evaluate(
             workers=workers,
             ray_address=ray,
             progress=not json_out,
+            integrator=integrator,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
@@ -229,6 +234,7 @@ def evaluate(
                 engine=engine,
                 difficulty=difficulty,
                 max_obstacles=max_obstacles,
+                integrator=integrator,
             )
         )
     else:

@@ -120,12 +120,16 @@ def run_episode(
     render_mode: str | None = None,
     record: str | None = None,
     max_steps: int | None = None,
+    integrator: str | None = None,
 ) -> EpisodeResult:
-    """One episode of `policy` on the course drawn from `seed` (optionally shown / recorded)."""
+    """One episode of `policy` on the course drawn from `seed` (optionally shown / recorded).
+    `integrator` ("scheme:substeps", JAX engine only) replaces the engine's default scheme."""
     import l2run  # noqa: F401  registers the gymnasium id
 
     pol = load_policy(policy)
-    extra = {"record": record} if record else {}
+    extra: dict = {"record": record} if record else {}
+    if integrator:
+        extra["integrator"] = tuple(jax_integrator(engine, integrator))
     base = gym.make(
         ENV_ID, engine=engine, max_obstacles=max_obstacles, render_mode=render_mode, **extra
     )
@@ -163,6 +167,15 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def jax_integrator(engine: str, integrator: str):
+    """The JAX engine's `Integrator` from "scheme:substeps"; a clear error for OpenSim."""
+    if engine != "jax":
+        raise ValueError(f"an integrator can only be chosen for the jax engine, not {engine!r}")
+    from l2run.env.vector import _parse_integrator
+
+    return _parse_integrator(integrator)
+
+
 def evaluate(
     policy: str,
     engine: str,
@@ -172,6 +185,7 @@ def evaluate(
     workers: int = 1,
     ray_address: str | None = None,
     progress: bool = False,
+    integrator: str | None = None,
 ) -> list[EpisodeResult]:
     """One episode per seed, results in seed order (serial, process pool, or Ray)."""
     if difficulty not in (0, 1, 2):
@@ -181,7 +195,11 @@ def evaluate(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     load_policy(policy)  # fail fast, here, on a bad policy name
-    args = [(policy, engine, difficulty, s, max_obstacles) for s in seeds]
+    if integrator:
+        jax_integrator(engine, integrator)  # and on a bad integrator
+    args = [
+        (policy, engine, difficulty, s, max_obstacles, None, None, None, integrator) for s in seeds
+    ]
     if ray_address is not None:
         return _evaluate_ray(args, ray_address)
     if workers == 1:
