@@ -129,7 +129,7 @@ def run_episode(
     pol = load_policy(policy)
     extra: dict = {"record": record} if record else {}
     if integrator:
-        extra["integrator"] = tuple(jax_integrator(engine, integrator))
+        extra["integrator"] = jax_integrator(engine, integrator)
     base = gym.make(
         ENV_ID, engine=engine, max_obstacles=max_obstacles, render_mode=render_mode, **extra
     )
@@ -198,20 +198,33 @@ def evaluate(
     if integrator:
         jax_integrator(engine, integrator)  # and on a bad integrator
     args = [
-        (policy, engine, difficulty, s, max_obstacles, None, None, None, integrator) for s in seeds
+        dict(
+            policy=policy,
+            engine=engine,
+            difficulty=difficulty,
+            seed=s,
+            max_obstacles=max_obstacles,
+            integrator=integrator,
+        )
+        for s in seeds
     ]
     if ray_address is not None:
         return _evaluate_ray(args, ray_address)
     if workers == 1:
         from tqdm import tqdm
 
-        return [run_episode(*a) for a in tqdm(args, disable=not progress, desc="episodes")]
+        return [run_episode(**a) for a in tqdm(args, disable=not progress, desc="episodes")]
     # spawn, not fork: OpenSim and JAX hold threads and native state that fork does not copy.
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        return list(pool.map(run_episode, *zip(*args, strict=True)))
+        return list(pool.map(_run_episode_kw, args))
 
 
-def _evaluate_ray(args: list[tuple], address: str) -> list[EpisodeResult]:
+def _run_episode_kw(kw: dict) -> EpisodeResult:
+    """`run_episode(**kw)` for a process pool, which passes one picklable argument."""
+    return run_episode(**kw)
+
+
+def _evaluate_ray(args: list[dict], address: str) -> list[EpisodeResult]:
     """Run the episodes as Ray tasks. `address='local'` starts a private local Ray instance."""
     try:
         import ray
@@ -225,7 +238,7 @@ def _evaluate_ray(args: list[tuple], address: str) -> list[EpisodeResult]:
             ray.init(address=address, log_to_driver=False)
     try:
         remote = ray.remote(run_episode)
-        return ray.get([remote.remote(*a) for a in args])
+        return ray.get([remote.remote(**a) for a in args])
     finally:
         if started_here:
             ray.shutdown()

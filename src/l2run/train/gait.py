@@ -14,12 +14,13 @@ same controller runs in the OpenSim and JAX engines. The parameters are found by
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from l2run.train.controller_params import read_policy_file, split_params, write_policy_file
 
 CONTROL_STEP_S = 0.01  # one environment step (s)
 KIND = "gait"
@@ -82,14 +83,7 @@ INITIAL_PARAMS = np.array(
 
 def unpack(params: Any, xp: Any = np) -> dict[str, Any]:
     """Split a flat parameter vector into its named groups (see `PARAM_LAYOUT`)."""
-    params = np.asarray(params, dtype=float) if xp is np else params
-    if params.shape != (N_PARAMS,):
-        raise ValueError(f"gait parameters must have shape ({N_PARAMS},), got {params.shape}")
-    out, i = {}, 0
-    for name, n in PARAM_LAYOUT:
-        out[name] = params[i : i + n]
-        i += n
-    return out
+    return split_params(params, PARAM_LAYOUT, KIND, xp)
 
 
 def joint_targets(p: dict[str, Any], phase: Any, xp: Any = np) -> Any:
@@ -159,13 +153,9 @@ class GaitPolicy:
         return a
 
     def save(self, path: str | Path) -> None:
-        """Write the parameters and metadata as JSON (the pretrained runner's format)."""
-        data = {"kind": KIND, "params": [float(x) for x in self.params], "meta": self.meta}
-        Path(path).write_text(json.dumps(data, indent=1))
+        """Write the parameters and metadata as JSON (kind "gait")."""
+        write_policy_file(path, KIND, self.params, self.meta)
 
     @classmethod
     def load(cls, path: str | Path) -> GaitPolicy:
-        data = json.loads(Path(path).read_text())
-        if data.get("kind") != KIND:
-            raise ValueError(f"{path} is not a gait-policy file (kind={data.get('kind')!r})")
-        return cls(np.asarray(data["params"], dtype=float), data.get("meta", {}))
+        return cls(*read_policy_file(path, KIND))

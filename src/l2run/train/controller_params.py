@@ -1,0 +1,39 @@
+"""Parameter vectors of the hand-designed controllers (`gait`, `walker`): named groups in a flat
+vector, and the JSON file a tuned vector is shipped in (`{"kind", "params", "meta"}`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+Layout = tuple[tuple[str, int], ...]  # (group name, length) in vector order
+
+
+def split_params(params: Any, layout: Layout, kind: str, xp: Any = np) -> dict[str, Any]:
+    """Split a flat parameter vector into its named groups; a clear error on a wrong length."""
+    params = np.asarray(params, dtype=float) if xp is np else params
+    size = sum(n for _, n in layout)
+    if params.shape != (size,):
+        raise ValueError(f"{kind} parameters must have shape ({size},), got {params.shape}")
+    out, i = {}, 0
+    for name, n in layout:
+        out[name] = params[i : i + n]
+        i += n
+    return out
+
+
+def write_policy_file(path: str | Path, kind: str, params: np.ndarray, meta: dict) -> None:
+    """Write a tuned vector and its metadata (command, seed, ...) as JSON."""
+    data = {"kind": kind, "params": [float(x) for x in params], "meta": meta}
+    Path(path).write_text(json.dumps(data, indent=1))
+
+
+def read_policy_file(path: str | Path, kind: str) -> tuple[np.ndarray, dict]:
+    """(params, meta) from a file written by `write_policy_file` for the same `kind`."""
+    data = json.loads(Path(path).read_text())
+    if data.get("kind") != kind:
+        raise ValueError(f"{path} is not a {kind}-policy file (kind={data.get('kind')!r})")
+    return np.asarray(data["params"], dtype=float), data.get("meta", {})
