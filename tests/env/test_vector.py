@@ -21,7 +21,7 @@ SHORT_EPISODE = 4  # steps: truncation (and so autoreset) inside a short test
 RTOL, ATOL = 1e-9, 1e-12  # batched vs single XLA programs may round differently
 FALL_HEIGHT_M = 0.65
 # One stable scheme for every step keeps the compiled program small (one integrator body);
-# the engine's defaults (RK4 + a graded ROS2 first step) are checked by the slow test below.
+# the engine's defaults (`imex_stiff` + its graded first step) are checked by the slow test below.
 TEST_INTEGRATOR = Integrator("linearly_implicit_euler", 40, 1.2)
 FAST = {"integrator": TEST_INTEGRATOR, "first_integrator": None}
 

@@ -203,7 +203,7 @@ def evaluate(
     ] = False,
     integrator: Annotated[
         str | None,
-        typer.Option(help="JAX engine only: its scheme, e.g. 'imex_stiff:10' (default RK4 x20)."),
+        typer.Option(help="JAX engine only: its scheme, e.g. 'rk4:20' (default imex_stiff:10)."),
     ] = None,
 ) -> None:
     """One episode per seed; a table (or JSON: `episodes` with seed, distance, reward, steps,

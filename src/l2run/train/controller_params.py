@@ -31,9 +31,17 @@ def write_policy_file(path: str | Path, kind: str, params: np.ndarray, meta: dic
     Path(path).write_text(json.dumps(data, indent=1))
 
 
-def read_policy_file(path: str | Path, kind: str) -> tuple[np.ndarray, dict]:
-    """(params, meta) from a file written by `write_policy_file` for the same `kind`."""
-    data = json.loads(Path(path).read_text())
+def read_policy_data(path: str | Path) -> dict:
+    """The parsed JSON of a policy file (its `kind` says which controller reads it)."""
+    return json.loads(Path(path).read_text())
+
+
+def read_policy_file(
+    path: str | Path, kind: str, data: dict | None = None
+) -> tuple[np.ndarray, dict]:
+    """(params, meta) from a file written by `write_policy_file` for the same `kind`; `data`:
+    the file's JSON when the caller has already parsed it."""
+    data = read_policy_data(path) if data is None else data
     if data.get("kind") != kind:
         raise ValueError(f"{path} is not a {kind}-policy file (kind={data.get('kind')!r})")
     return np.asarray(data["params"], dtype=float), data.get("meta", {})

@@ -21,6 +21,7 @@ import numpy as np
 
 from l2run.engines.base import TIMESTEP_LIMIT
 from l2run.train import gait, walker
+from l2run.train.controller_params import read_policy_data, read_policy_file
 
 SURVIVAL_BONUS_PER_STEP = 0.002  # m-equivalent per step alive: 2 m for a full 1000-step episode
 MAX_EPISODE_STEPS = TIMESTEP_LIMIT
@@ -47,8 +48,9 @@ def controller(kind: str) -> tuple[ModuleType, type]:
 
 def load_controller_policy(path: str | Path) -> Any:
     """A GaitPolicy or WalkerPolicy from its JSON file, by the file's `kind`."""
-    kind = json.loads(Path(path).read_text()).get("kind")
-    return controller(kind)[1].load(path)
+    data = read_policy_data(path)
+    module, policy_cls = controller(data.get("kind"))
+    return policy_cls(*read_policy_file(path, module.KIND, data))
 
 
 @dataclass
@@ -116,7 +118,7 @@ def jax_population_fn(
     on the same course (common random numbers make the ranking fairer), stepped in jitted
     `lax.scan` chunks of `JAX_CHUNK_STEPS` until every runner fell or the horizon is reached.
 
-    `integrator` is an `Integrator` or "scheme:substeps" (default: the engine's RK4);
+    `integrator` is an `Integrator` or "scheme:substeps" (default: the engine's `imex_stiff` x 10);
     the first step uses the scheme `step.first_step_integrator` pairs with it.
 
     `action_noise` > 0 adds Gaussian noise of that standard deviation to every excitation

@@ -19,7 +19,7 @@ from l2run.engines.jax.params import load_params
 N = 3
 STEPS = 3
 # One stable, cheap-to-compile scheme for every step (no first-step scheme: one integrator
-# body per program). The engine's default pair (RK4 + a graded ROS2 first step) is covered by
+# body per program). The engine's default pair (`imex_stiff` + its graded first step) is covered by
 # the slow test at the end. The op-by-op (disable_jit) comparison runs a one-evaluation scheme
 # over two steps, since eager execution costs about a second per force evaluation.
 INTEGRATOR = Integrator("linearly_implicit_euler", 40, 1.2)

@@ -1,6 +1,8 @@
 """0.5 s from reset under fixed excitation patterns: the JAX engine against OpenSim, live.
 
-"Truth" is the OpenSim engine with RK-Merson at accuracy 1e-7; the OpenSim engine at its
+The JAX engine runs its accurate fixed-step scheme (RK4 x 20) here; the default `imex_stiff` x 10
+has its own, looser tolerances in test_imex.py. "Truth" is the OpenSim engine with RK-Merson at
+accuracy 1e-7; the OpenSim engine at its
 default accuracy is itself ~2e-3 rad from that (README "The JAX engine"), so against it the
 angle tolerance is that error plus ours.
 """
@@ -13,6 +15,7 @@ import pytest
 pytest.importorskip("opensim")
 
 from l2run.engines.jax.engine import JaxEngine  # noqa: E402
+from l2run.engines.jax.step import ACCURATE_INTEGRATOR  # noqa: E402
 from l2run.engines.opensim_engine import OpenSimEngine  # noqa: E402
 
 from .open_loop import ANGLES, PELVIS_XY, run_open_loop, truth_engine  # noqa: E402
@@ -30,7 +33,7 @@ PATTERNS = {
 
 @pytest.fixture(scope="module")
 def jax_engine():
-    return JaxEngine()
+    return JaxEngine(integrator=ACCURATE_INTEGRATOR)
 
 
 @pytest.mark.parametrize(
@@ -91,7 +94,7 @@ def test_full_episode_distance_matches_opensim(kind):
 def test_float32_trajectory_matches_opensim():
     """The float32 mode keeps the same trajectory tolerances (measured: 0.03 mm, 1.3e-4 rad)."""
     excitation = PATTERNS["half"]
-    ours = run_open_loop(JaxEngine(dtype="float32"), excitation)
+    ours = run_open_loop(JaxEngine(ACCURATE_INTEGRATOR, dtype="float32"), excitation)
     truth = run_open_loop(truth_engine(), excitation)
     error = np.abs(ours - truth)
     assert error[:, PELVIS_XY].max() <= POSITION_TOL_M, error[:, PELVIS_XY].max()
