@@ -1,11 +1,15 @@
 """`JaxEngine`: the JAX physics behind the `Engine` protocol, so `RunEnv(engine="jax")` works.
 
-Holds one `EnvState` and calls the jitted pure `step`; the reporting methods evaluate small
-jitted functions of that state. Needs neither OpenSim nor the JSON model definition: the model
-comes from the packaged parameter file.
+Holds one `EnvState` and calls the jitted pure `step`, fused with the observation and the
+reports (body poses, contact and ligament forces) of the new state, so one `RunEnv.step` is one
+dispatch of compiled code; the results stay on the device until a reporting method asks.
+Needs neither OpenSim nor the JSON model definition: the model comes from the packaged
+parameter file.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +20,7 @@ from l2run.engines.base import IntegratorError
 from l2run.engines.jax import system
 from l2run.engines.jax.integrate import SCHEMES, Integrator
 from l2run.engines.jax.params import ModelParams, load_params
+from l2run.engines.jax.state import EnvState
 from l2run.engines.jax.step import (
     DEFAULT_INTEGRATOR,
     INTEGRATOR_FAILURE_REWARD,
@@ -38,6 +43,16 @@ def cast_params(params: ModelParams, dtype) -> ModelParams:
 
 
 _observe = jax.jit(observe)
+
+
+@partial(jax.jit, static_argnames=("integrator", "first_integrator"))
+def _step_and_report(params, state, action, integrator, first_integrator):
+    """`step`, and the reports of the new state, in one compiled call."""
+    new, obs, reward, done = step(params, state, action, integrator, first_integrator)
+    reports = system.reports(
+        params, new.q, new.u, new.activation, new.fiber_length, new.obstacles, new.psoas
+    )
+    return new, obs, reward, done, reports
 
 
 @jax.jit
@@ -77,13 +92,12 @@ class JaxEngine:
             jnp.asarray(pad_obstacles(course.obstacles), self.dtype),
             jnp.asarray(course.psoas, self.dtype),
         )
-        self._report_cache = None
 
     def step(self, excitations: np.ndarray) -> None:
         action = jnp.asarray(np.clip(np.asarray(excitations, float).reshape(18), 0, 1), self.dtype)
         # A done flag from the pure step (fall / time limit) is RunEnv's business, not ours.
         state = self.state._replace(done=jnp.zeros((), bool))
-        new, _, reward, done = step(
+        new, obs, reward, done, reports = _step_and_report(
             self.params, state, action, self.integrator, first_step_integrator(self.integrator)
         )
         # The pure step keeps the last finite state and flags the failure with RunEnv's reward.
@@ -91,23 +105,37 @@ class JaxEngine:
             raise IntegratorError(
                 f"the state became non-finite integrating to t={float(state.time) + 0.01:.2f} s"
             )
-        self.state = new
-        self._report_cache = None
+        self.state = new  # clears the caches (the setter below); these are the new state's
+        self._obs_cache, self._device_reports = obs, reports
 
     @property
     def time(self) -> float:
         return float(self.state.time)
 
+    @property
+    def state(self) -> EnvState | None:
+        """The runner's `EnvState` (setting it, e.g. to restore a saved one, drops the cached
+        observation and reports)."""
+        return self._state
+
+    @state.setter
+    def state(self, value: EnvState | None) -> None:
+        self._state = value
+        self._obs_cache = self._device_reports = self._report_cache = None
+
     def observation(self) -> np.ndarray:
-        return np.asarray(_observe(self.params, self.state), dtype=np.float64)
+        if self._obs_cache is None:
+            self._obs_cache = _observe(self.params, self.state)
+        return np.asarray(self._obs_cache, dtype=np.float64)
 
     def _reports(self) -> system.Reports:
         if self._report_cache is None:
-            s = self.state
-            self._report_cache = jax.tree.map(
-                np.asarray,
-                _reports(self.params, s.q, s.u, s.activation, s.fiber_length, s.obstacles, s.psoas),
-            )
+            if self._device_reports is None:
+                s = self.state
+                self._device_reports = _reports(
+                    self.params, s.q, s.u, s.activation, s.fiber_length, s.obstacles, s.psoas
+                )
+            self._report_cache = jax.tree.map(np.asarray, self._device_reports)
         return self._report_cache
 
     def ligament_forces(self) -> np.ndarray:
