@@ -12,7 +12,9 @@ import numpy as np
 import opensim as osim
 
 from l2run.model.build_opensim import build_model
-from l2run.model.names import BODIES, COORDINATES, LIGAMENTS, MUSCLES
+from l2run.model.names import LIGAMENTS, MUSCLES
+
+from .reference import frame_in_ground, handles, set_q_u
 
 osim.Logger.setLevelString("error")
 
@@ -60,16 +62,12 @@ class ForceReference:
             osim.HuntCrossleyForce.safeDownCast(fs.get(f"obs{i}_contact"))
             for i in range(len(obstacles))
         ]
-        cs = self.model.getCoordinateSet()
-        self.coordinates = [cs.get(n) for n in COORDINATES]
-        self.bodies = [self.model.getBodySet().get(n) for n in BODIES]
+        self.coordinates, self.bodies = handles(self.model)
 
     def set_state(self, q, u, activation=None, fiber_length=None, excitation=None) -> None:
         """Set q, u (and muscle states, excitations) and realize to Acceleration."""
         s = self.state
-        for c, qi, ui in zip(self.coordinates, q, u, strict=True):
-            c.setValue(s, float(qi), False)
-            c.setSpeedValue(s, float(ui))
+        set_q_u(self.coordinates, s, q, u)
         if activation is not None:
             for m, a, lf in zip(self.muscles, activation, fiber_length, strict=True):
                 m.setActivation(s, float(a))
@@ -87,10 +85,9 @@ class ForceReference:
         s = self.state
         origin, angle, vel, omega = [], [], [], []
         for b in self.bodies:
-            x = b.getTransformInGround(s)
-            p, r = x.p(), x.R()
-            origin.append((p.get(0), p.get(1)))
-            angle.append(np.arctan2(r.get(1, 0), r.get(0, 0)))
+            o, a = frame_in_ground(b, s)
+            origin.append(o)
+            angle.append(a)
             v = b.getVelocityInGround(s)
             omega.append(v.get(0).get(2))
             vel.append((v.get(1).get(0), v.get(1).get(1)))

@@ -14,6 +14,29 @@ from l2run.model.names import BODIES, COORDINATES, MUSCLES
 osim.Logger.setLevelString("error")
 
 
+# --- shared by the reference classes here and in forces_reference.py ---------------------------
+
+
+def handles(model) -> tuple[list, list]:
+    """(coordinates in COORDINATES order, bodies in BODIES order) of an OpenSim model."""
+    cs = model.getCoordinateSet()
+    return [cs.get(n) for n in COORDINATES], [model.getBodySet().get(n) for n in BODIES]
+
+
+def set_q_u(coordinates, state, q, u) -> None:
+    """Write generalized coordinates q and speeds u into `state` (no constraint projection)."""
+    for c, qi, ui in zip(coordinates, q, u, strict=True):
+        c.setValue(state, float(qi), False)
+        c.setSpeedValue(state, float(ui))
+
+
+def frame_in_ground(body, state) -> tuple[tuple[float, float], float]:
+    """A body frame's origin (x, y) (m) and angle (rad) in the ground frame."""
+    x = body.getTransformInGround(state)
+    p, r = x.p(), x.R()
+    return (p.get(0), p.get(1)), float(np.arctan2(r.get(1, 0), r.get(0, 0)))
+
+
 class OpenSimReference:
     """An initialised OpenSim model whose state tests set directly (q, u, muscle states)."""
 
@@ -24,9 +47,7 @@ class OpenSimReference:
             for i in range(fs.getSize()):
                 fs.get(i).set_appliesForce(False)
         self.state = self.model.initSystem()
-        cs = self.model.getCoordinateSet()
-        self.coordinates = [cs.get(n) for n in COORDINATES]
-        self.bodies = [self.model.getBodySet().get(n) for n in BODIES]
+        self.coordinates, self.bodies = handles(self.model)
         self.u_index = self._u_index()
 
     def _u_index(self) -> list[int]:
@@ -42,20 +63,13 @@ class OpenSimReference:
         return out
 
     def set_state(self, q: np.ndarray, u: np.ndarray) -> None:
-        for c, qi, ui in zip(self.coordinates, q, u, strict=True):
-            c.setValue(self.state, float(qi), False)
-            c.setSpeedValue(self.state, float(ui))
+        set_q_u(self.coordinates, self.state, q, u)
         self.model.realizeAcceleration(self.state)
 
     def body_frames(self) -> tuple[np.ndarray, np.ndarray]:
         """(origins (13, 2), angles (13,)) in ground."""
-        origin, angle = [], []
-        for b in self.bodies:
-            x = b.getTransformInGround(self.state)
-            p, r = x.p(), x.R()
-            origin.append((p.get(0), p.get(1)))
-            angle.append(np.arctan2(r.get(1, 0), r.get(0, 0)))
-        return np.array(origin), np.array(angle)
+        frames = [frame_in_ground(b, self.state) for b in self.bodies]
+        return np.array([o for o, _ in frames]), np.array([a for _, a in frames])
 
     def body_coms(self) -> np.ndarray:
         out = []
@@ -111,8 +125,7 @@ class EngineReference:
         )
         functions = controller.get_ControlFunctions()
         self.controls = [osim.Constant.safeDownCast(functions.get(i)) for i in range(len(MUSCLES))]
-        cs = m.getCoordinateSet()
-        self.coordinates = [cs.get(n) for n in COORDINATES]
+        self.coordinates, _ = handles(m)
 
     def set_course(self, course) -> None:
         self.engine.reset(course)
@@ -131,9 +144,7 @@ class EngineReference:
         for c, value in zip(self.controls, excitation, strict=True):
             c.setValue(float(value))
         s = osim.State(self.engine.state)
-        for c, qi, ui in zip(self.coordinates, q, u, strict=True):
-            c.setValue(s, float(qi), False)
-            c.setSpeedValue(s, float(ui))
+        set_q_u(self.coordinates, s, q, u)
         for name, a, lm in zip(MUSCLES, activation, fiber_length, strict=True):
             m.setStateVariableValue(s, f"/forceset/{name}/activation", float(a))
             m.setStateVariableValue(s, f"/forceset/{name}/fiber_length", float(lm))
