@@ -18,9 +18,10 @@ REL_TOL = 1e-4
 N_DIRECTIONS = 3
 
 
-# From reset with the default schemes (1,200 + 19 × 80 evaluations) reverse mode takes ~6 min to
-# compile and run here; the other case starts after the first step (fibres settled) and takes
-# 20 steps of RK4 ×10. Both passed when committed (measured 348 s and 293 s).
+# From reset with the default schemes (`imex_stiff`: 60 + 19 × 10 evaluations, its Newton solves
+# differentiated by the implicit function theorem) reverse mode takes ~4 min to compile and run
+# here; the other case starts after the first step (fibres settled) and takes 20 steps of
+# RK4 ×10. Both passed when committed (measured 254 s under load, and 293 s).
 FROM_FIRST_STEP = (Integrator("rk4", 10), None, 1)
 FROM_RESET = (S.DEFAULT_INTEGRATOR, S.FIRST_STEP_INTEGRATOR, 0)
 

@@ -51,6 +51,39 @@ def test_fiber_step_solves_backward_euler(params, seed):
     assert np.abs(np.asarray(new - fiber)).max() > 1e-6  # it moved: the check is not vacuous
 
 
+def test_fiber_step_is_differentiable_in_reverse_mode(params):
+    """`jax.grad` through the Newton solve (implicit function theorem, `lax.custom_root`)
+    equals central finite differences, for the path lengths and the activations."""
+    y = continuous(_default_state(params))
+    obstacles, psoas = jnp.asarray(pad_obstacles([])), jnp.ones(2)
+    path_length = evaluate(params, y, jnp.zeros(18), obstacles, psoas).path_length
+    p = params.muscles
+    rng = np.random.default_rng(3)
+    # From a settled state (one substep from the default one), where Newton converges fully.
+    excitation = jnp.asarray(rng.uniform(0.2, 0.8, 18))
+    a = implicit_muscles.activation_step(p, y.activation, excitation, H)
+    fiber = implicit_muscles.fiber_length_step(
+        p, a, y.fiber_length, excitation, path_length, psoas, H
+    )
+    weights = jnp.asarray(rng.normal(size=18))
+
+    def objective(length, activation):
+        new = implicit_muscles.fiber_length_step(p, activation, fiber, excitation, length, psoas, H)
+        return jnp.sum(weights * new)
+
+    grads = jax.grad(objective, argnums=(0, 1))(path_length, a)
+    eps = 1e-7
+    for argnum, (grad, point) in enumerate(zip(grads, (path_length, a), strict=True)):
+        direction = jnp.asarray(rng.normal(size=18))
+        args = [path_length, a]
+        args[argnum] = point + eps * direction
+        plus = objective(*args)
+        args[argnum] = point - eps * direction
+        fd = (plus - objective(*args)) / (2 * eps)
+        assert abs(float(jnp.sum(grad * direction))) > 0  # not vacuous
+        np.testing.assert_allclose(float(jnp.sum(grad * direction)), float(fd), rtol=1e-5)
+
+
 def test_activation_step_is_backward_euler(params):
     p = params.muscles
     a0 = jnp.linspace(0.02, 0.95, 18)

@@ -59,33 +59,48 @@ def fiber_length_step(
     h: jnp.ndarray,
 ) -> jnp.ndarray:
     """Fibre lengths (M,) m after h: backward Euler at the end-of-step activation and path
-    length (`activation`, `path_length` are the values at t + h)."""
+    length (`activation`, `path_length` are the values at t + h).
+
+    The Newton loop runs a data-dependent number of iterations, which reverse mode cannot
+    differentiate; `lax.custom_root` differentiates the solution by the implicit function
+    theorem instead (dl′ = −(∂r/∂l′)⁻¹ ∂r/∂θ, a division per muscle), so `jax.grad` works
+    through the default scheme and costs nothing extra in the forward pass.
+    """
 
     def velocity(x: jnp.ndarray) -> jnp.ndarray:
         s = muscles.muscle_state(p, activation, x, excitation, path_length, psoas)
         return s.fiber_velocity
 
+    def residual(x: jnp.ndarray) -> jnp.ndarray:
+        return x - fiber_length - h * velocity(x)
+
     max_step = MAX_NEWTON_STEP_OPTIMAL_LENGTHS * p.optimal_fiber_length
     roundoff = FIBER_NEWTON_ROUNDOFF_UNITS * float(jnp.finfo(fiber_length.dtype).eps)
     tolerance = max(FIBER_NEWTON_TOLERANCE, roundoff)
 
-    def newton(carry: tuple) -> tuple:
-        k, x, _ = carry
-        v, dv = jax.jvp(velocity, (x,), (jnp.ones_like(x),))  # dv: ∂v/∂l per muscle
-        residual = x - fiber_length - h * v
-        # ∂v/∂l ≤ 0 almost everywhere (a longer fibre means a shorter, less loaded tendon);
-        # where it is not, a unit slope keeps the iteration a damped fixed point.
-        slope = jnp.maximum(1.0 - h * dv, 1.0)
-        update = jnp.clip(residual / slope, -max_step, max_step)
-        return k + 1, x - update, jnp.max(jnp.abs(update) / p.optimal_fiber_length)
+    def solve(r, x0: jnp.ndarray) -> jnp.ndarray:
+        def newton(carry: tuple) -> tuple:
+            k, x, _ = carry
+            value, slope = jax.jvp(r, (x,), (jnp.ones_like(x),))  # ∂r/∂l′ per muscle
+            # ∂v/∂l ≤ 0 almost everywhere (a longer fibre means a shorter, less loaded
+            # tendon), so the slope 1 − h ∂v/∂l is ≥ 1; where it is not, a unit slope keeps
+            # the iteration a damped fixed point.
+            update = jnp.clip(value / jnp.maximum(slope, 1.0), -max_step, max_step)
+            return k + 1, x - update, jnp.max(jnp.abs(update) / p.optimal_fiber_length)
 
-    def unconverged(carry: tuple) -> jnp.ndarray:
-        k, _, moved = carry
-        return (k < FIBER_NEWTON_MAX_ITERATIONS) & (moved > tolerance)
+        def unconverged(carry: tuple) -> jnp.ndarray:
+            k, _, moved = carry
+            return (k < FIBER_NEWTON_MAX_ITERATIONS) & (moved > tolerance)
 
-    # A while loop: under `vmap` it runs until every runner has converged.
-    start = (0, fiber_length, jnp.asarray(jnp.inf, fiber_length.dtype))
-    return jax.lax.while_loop(unconverged, newton, start)[1]
+        # A while loop: under `vmap` it runs until every runner has converged.
+        start = (0, x0, jnp.asarray(jnp.inf, x0.dtype))
+        return jax.lax.while_loop(unconverged, newton, start)[1]
+
+    def tangent_solve(linear, rhs: jnp.ndarray) -> jnp.ndarray:
+        # Each residual depends on its own fibre only: the Jacobian is diagonal.
+        return rhs / jnp.maximum(linear(jnp.ones_like(rhs)), 1.0)
+
+    return jax.lax.custom_root(residual, fiber_length, solve, tangent_solve)
 
 
 def tendon_force_and_stiffness(
