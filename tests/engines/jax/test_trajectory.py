@@ -2,9 +2,8 @@
 
 The JAX engine runs its accurate fixed-step scheme (RK4 x 20) here; the default `imex_stiff` x 10
 has its own, looser tolerances in test_imex.py. "Truth" is the OpenSim engine with RK-Merson at
-accuracy 1e-7; the OpenSim engine at its
-default accuracy is itself ~2e-3 rad from that (README "The JAX engine"), so against it the
-angle tolerance is that error plus ours.
+accuracy 1e-7; the OpenSim engine at its default accuracy is itself ~2e-3 rad from that (README
+"The JAX engine"), so against it the angle tolerance is that error plus ours.
 """
 
 from __future__ import annotations

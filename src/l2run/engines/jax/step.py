@@ -39,7 +39,6 @@ PELVIS_X, PELVIS_Y = 1, 2  # indices in q
 # ligaments) is faster but exploitable: a policy trained on imex x 10 ran 10 m there and fell
 # after 0.85 m in OpenSim.
 DEFAULT_INTEGRATOR = Integrator("imex_stiff", 10)
-FAST_INTEGRATOR = DEFAULT_INTEGRATOR  # the name the training code has used for it
 # Open-loop accuracy (0.02–0.05 mm over 0.5 s against OpenSim at 1e-7) for parity work.
 ACCURATE_INTEGRATOR = Integrator("rk4", 20)
 # The first step after reset starts from the model's default state, whose fibre lengths are far
