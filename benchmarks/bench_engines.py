@@ -330,10 +330,10 @@ def main(argv: list[str] | None = None) -> None:
 
     from l2run.engines.jax import rollout as fx
     from l2run.engines.jax.params import load_params
-    from l2run.env.vector import _parse_integrator
+    from l2run.engines.jax.step import parse_integrator
 
     names = args.integrator.split(",") if args.integrator else [None]
-    integrators = [_parse_integrator(name) for name in names]
+    integrators = [parse_integrator(name) for name in names]
     cores = core_count()
     device = jax.devices()[0]
     print(f"machine: {cpu_name()}, {cores} cores usable; {platform.platform()}")

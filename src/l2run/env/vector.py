@@ -71,30 +71,6 @@ def _check_num_envs(num_envs: Any) -> int:
     return int(num_envs)
 
 
-def _parse_integrator(integrator: Any) -> Any:
-    """An `Integrator` from None (the engine default), an Integrator, (scheme, substeps) or
-    "scheme:substeps"."""
-    from l2run.engines.jax.integrate import SCHEMES, Integrator
-    from l2run.engines.jax.step import DEFAULT_INTEGRATOR
-
-    if integrator is None:
-        return DEFAULT_INTEGRATOR
-    if isinstance(integrator, str):
-        scheme, _, substeps = integrator.partition(":")
-        try:
-            integrator = Integrator(scheme, int(substeps or 1))
-        except ValueError as exc:
-            raise ValueError(f"integrator must look like 'rk4:20', got {integrator!r}") from exc
-    else:
-        integrator = Integrator(*integrator)
-    if integrator.scheme not in SCHEMES or integrator.substeps < 1:
-        raise ValueError(
-            f"integrator scheme must be one of {tuple(SCHEMES)} with substeps >= 1, "
-            f"got {integrator!r}"
-        )
-    return integrator
-
-
 def make_vector_env(
     num_envs: int = 1, engine: str = "opensim", **kwargs: Any
 ) -> gym.vector.VectorEnv:
@@ -151,7 +127,7 @@ class RunVectorEnv(gym.vector.VectorEnv):
             raise ValueError("the vector env does not render; use the single env to watch a run")
         self.render_mode = None
         self.dtype = DTYPES[dtype]
-        self.integrator = _parse_integrator(integrator)
+        self.integrator = env_step.parse_integrator(integrator)
         # The scheme of each episode's first step (the engine's stiff-transient scheme by
         # default, as the single env uses; None: `integrator` for every step).
         self.first_integrator = (
@@ -159,7 +135,7 @@ class RunVectorEnv(gym.vector.VectorEnv):
             if first_integrator == "default"
             else None
             if first_integrator is None
-            else _parse_integrator(first_integrator)
+            else env_step.parse_integrator(first_integrator)
         )
 
         self.single_action_space = gym.spaces.Box(0.0, 1.0, (N_ACTIONS,), np.float32)

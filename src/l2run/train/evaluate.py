@@ -171,9 +171,9 @@ def jax_integrator(engine: str, integrator: str):
     """The JAX engine's `Integrator` from "scheme:substeps"; a clear error for OpenSim."""
     if engine != "jax":
         raise ValueError(f"an integrator can only be chosen for the jax engine, not {engine!r}")
-    from l2run.env.vector import _parse_integrator
+    from l2run.engines.jax.step import parse_integrator
 
-    return _parse_integrator(integrator)
+    return parse_integrator(integrator)
 
 
 def evaluate(

@@ -132,12 +132,12 @@ def jax_population_fn(
     from l2run.engines.jax import step as env_step
     from l2run.engines.jax.params import load_params
     from l2run.engines.jax.rollout import batch_observe, batch_reset, batch_step, course_arrays
-    from l2run.env.vector import _parse_integrator
+    from l2run.engines.jax.step import parse_integrator
     from l2run.model.names import MUSCLES as MUSCLE_NAMES
 
     module = controller(kind)[0]
     model = load_params()
-    integrator = _parse_integrator(integrator or None)
+    integrator = parse_integrator(integrator or None)
     first = env_step.first_step_integrator(integrator)
     policy = jax.vmap(lambda x, m, o: module.control(x, m, o, xp=jnp))
 

@@ -109,16 +109,15 @@ class PPOConfig:
 
 def resolve_integrators(config: PPOConfig) -> tuple[Any, Any]:
     """(integrator, first_integrator) for `autoreset_step` from the config's strings."""
-    from l2run.engines.jax.step import first_step_integrator
-    from l2run.env.vector import _parse_integrator
+    from l2run.engines.jax.step import first_step_integrator, parse_integrator
 
-    integrator = _parse_integrator(config.integrator or None)
+    integrator = parse_integrator(config.integrator or None)
     if not config.first_integrator:
         first = first_step_integrator(integrator)
     elif config.first_integrator.lower() == FIRST_INTEGRATOR_NONE:
         first = None
     else:
-        first = _parse_integrator(config.first_integrator)
+        first = parse_integrator(config.first_integrator)
     return integrator, first
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from l2run.course import Course
 from l2run.engines.base import IntegratorError
 from l2run.engines.jax import system
-from l2run.engines.jax.integrate import SCHEMES, Integrator
+from l2run.engines.jax.integrate import Integrator
 from l2run.engines.jax.params import ModelParams, load_params
 from l2run.engines.jax.state import EnvState
 from l2run.engines.jax.step import (
@@ -26,6 +26,7 @@ from l2run.engines.jax.step import (
     INTEGRATOR_FAILURE_REWARD,
     first_step_integrator,
     observe,
+    parse_integrator,
     reset,
     step,
 )
@@ -67,18 +68,13 @@ class JaxEngine:
 
     def __init__(
         self,
-        integrator: Integrator | tuple[str, int] = DEFAULT_INTEGRATOR,
+        integrator: Integrator | tuple | str = DEFAULT_INTEGRATOR,
         dtype: str = "float64",
         params: ModelParams | None = None,
     ) -> None:
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
-        self.integrator = Integrator(*integrator)
-        if self.integrator.scheme not in SCHEMES or self.integrator.substeps < 1:
-            raise ValueError(
-                f"integrator must be (scheme, substeps >= 1) with scheme in {tuple(SCHEMES)}, "
-                f"got {integrator!r}"
-            )
+        self.integrator = parse_integrator(integrator)
         self.dtype = DTYPES[dtype]
         self.params = cast_params(params if params is not None else load_params(), self.dtype)
         self.course = Course()

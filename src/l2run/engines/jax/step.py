@@ -23,7 +23,7 @@ from l2run.engines.base import (
     TIMESTEP_LIMIT,
 )
 from l2run.engines.jax import system
-from l2run.engines.jax.integrate import Continuous, Integrator, integrate
+from l2run.engines.jax.integrate import SCHEMES, Continuous, Integrator, integrate
 from l2run.engines.jax.params import ModelParams
 from l2run.engines.jax.state import EnvState
 from l2run.observation import assemble, ligament_penalty
@@ -59,6 +59,27 @@ def first_step_integrator(integrator: Integrator) -> Integrator:
 
 
 FIRST_STEP_INTEGRATOR = first_step_integrator(DEFAULT_INTEGRATOR)
+
+
+def parse_integrator(integrator: Integrator | tuple | str | None) -> Integrator:
+    """An `Integrator` from None (the default), an Integrator, (scheme, substeps[, grading]) or
+    "scheme:substeps"; a clear ValueError for an unknown scheme or substeps < 1."""
+    if integrator is None:
+        return DEFAULT_INTEGRATOR
+    if isinstance(integrator, str):
+        scheme, _, substeps = integrator.partition(":")
+        try:
+            integrator = Integrator(scheme, int(substeps or 1))
+        except ValueError as exc:
+            raise ValueError(f"integrator must look like 'rk4:20', got {integrator!r}") from exc
+    else:
+        integrator = Integrator(*integrator)
+    if integrator.scheme not in SCHEMES or integrator.substeps < 1:
+        raise ValueError(
+            f"integrator scheme must be one of {tuple(SCHEMES)} with substeps >= 1, "
+            f"got {integrator!r}"
+        )
+    return integrator
 
 
 def reset(params: ModelParams, obstacles: jnp.ndarray, psoas: jnp.ndarray) -> EnvState:
