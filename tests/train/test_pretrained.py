@@ -46,25 +46,19 @@ def test_pretrained_runner_runs_a_short_episode():
 
 
 def test_pretrained_runner_runs_alike_in_opensim_and_the_jax_engine():
-    """Closed loop for 3 s (seed 1, difficulty 2): the JAX engine's default scheme (`imex_stiff`
-    x 10, which the walker was tuned on) and OpenSim keep the runner up and agree on the
-    distance covered to 0.3 m (measured: 2.38 m against 2.51 m; the gait's phase drifts
-    between engines, the running does not)."""
+    """Closed loop for 3 s (seed 1, difficulty 2), through `run_episode` as `l2run evaluate`
+    runs it: the JAX engine's default scheme (`imex_stiff` x 10, which the walker was tuned on)
+    and OpenSim keep the runner up and agree on the distance covered to 0.3 m (the gait's
+    phase drifts between engines, the running does not)."""
     import pytest
 
     pytest.importorskip("jax")
-    from l2run.env.runenv import RunEnv
+    from l2run.train.evaluate import run_episode
 
     steps = 300
-    positions = {}
-    for engine in ("opensim", "jax"):
-        policy = load_policy("pretrained").policy
-        env = RunEnv(visualize=False, engine=engine)
-        obs = env.reset(difficulty=2, seed=1)
-        policy.reset()
-        for _ in range(steps):
-            obs, _r, done, _info = env.step(policy.act(np.asarray(obs)))
-            assert not done, f"{engine}: the runner fell"
-        positions[engine] = np.asarray(obs)[[1, 2]]
-    assert positions["opensim"][0] > 2.0  # it ran, it did not stand
-    np.testing.assert_allclose(positions["jax"], positions["opensim"], atol=0.3)
+    runs = {e: run_episode("pretrained", e, 2, 1, max_steps=steps) for e in ("opensim", "jax")}
+    for engine, run in runs.items():
+        assert run.error is None, f"{engine}: {run.error}"
+        assert not run.fell and run.steps == steps, f"{engine}: the runner fell"
+    assert runs["opensim"].distance > 2.0  # it ran, it did not stand
+    assert runs["jax"].distance == pytest.approx(runs["opensim"].distance, abs=0.3)
