@@ -15,6 +15,7 @@ from l2run.engines.jax.integrate import Integrator
 from l2run.engines.jax.params import load_params
 from l2run.engines.jax.step import continuous, reset
 from l2run.engines.jax.system import evaluate
+from l2run.model.names import COORDINATES
 from l2run.observation import pad_obstacles
 
 from .open_loop import ANGLES, PELVIS_XY, run_open_loop, truth_engine
@@ -185,30 +186,85 @@ def test_policy_exploiting_imex_falls_like_opensim_under_stiff_scheme():
     assert abs(x - truth_x) <= 0.05, (x, truth_x)
 
 
-def test_contact_jacobians_from_nearest_obstacles_equal_all(params):
-    """With two obstacles pressed into the foot spheres and the rest of the 20 slots far away
-    or padding, the Jacobians from the two nearest obstacles equal those from all slots, and
-    the obstacles do contribute."""
+def _pressed_obstacles(params, y, spheres: tuple[int, ...], extra: list) -> jnp.ndarray:
+    """Obstacles of radius 0.2 m pressed 5 mm (3-D) into the given foot spheres at state y,
+    then the rows `extra`, then padding."""
     from l2run.engines.jax import contact, system
 
-    state = _default_state(params)
-    y = continuous(state)
     frames = system.kinematics.model_frames(params, y.q)
     centers = np.asarray(contact.sphere_centers(params.contact, frames.origin, frames.angle))
     radius = np.asarray(params.contact.sphere_radius)
     r_obs = 0.2
 
-    def pressed(k: int) -> list[float]:  # obstacle centre (x, y, 0) 5 mm into sphere k (3D)
+    def pressed(k: int) -> list[float]:  # obstacle centre (x, y, 0) 5 mm into sphere k
         reach = r_obs + radius[k] - 0.005
         return [centers[k, 0], centers[k, 1] - np.sqrt(reach**2 - centers[k, 2] ** 2), r_obs]
 
-    rows = [pressed(0), pressed(3), [3.0, 0.0, 0.1], [5.0, 0.0, 0.1]]  # then padding
-    obstacles = jnp.asarray(pad_obstacles(np.array(rows)))
+    return jnp.asarray(pad_obstacles(np.array([pressed(k) for k in spheres] + extra)))
+
+
+def test_contact_jacobians_equal_q_differentiated_along_each_jacobian_column(params):
+    """The six-tangent contact Jacobians equal their definition: the contact generalized
+    forces Q = Σ J_oᵀF + J_θᵀ(p − o)×F differentiated along each coordinate's column of the
+    (fixed) body Jacobians, in q and in u, with the feet on the platform and on obstacles and
+    the body moving (friction and dissipation in play)."""
+    from l2run.engines.jax import contact, dynamics, system
+
+    rng = np.random.default_rng(4)
+    y = continuous(_default_state(params))
+    # the pelvis 1 cm lower than at reset presses the feet into the platform
+    q = y.q.at[COORDINATES.index("pelvis_ty")].add(-0.01)
+    # slow enough that no contact separates fast enough for its dissipation to pull
+    y = y._replace(q=q, u=jnp.asarray(rng.normal(scale=0.05, size=y.u.shape)))
+    obstacles = _pressed_obstacles(params, y, (1, 2), [])
+    mech = system._mechanics(params, y.q, y.u, obstacles)
+    fj = mech.fj
+    assert float(jnp.abs(mech.contact.force).max()) > 10.0  # the feet do touch
+
+    def q_contact(o, a, ov, w):
+        cf = contact.contact_forces(params.contact, o, a, ov, w, obstacles)
+        return dynamics.point_force_to_generalized(fj, cf.body, cf.point[:, :2], cf.force[:, :2])
+
+    primals = (fj.frames.origin, fj.frames.angle, fj.origin_jac @ y.u, fj.angle_jac @ y.u)
+    n_q = y.q.shape[0]
+    by_q, by_u = np.zeros((n_q, n_q)), np.zeros((n_q, n_q))
+    for j in range(n_q):
+        to, ta = fj.origin_jac[..., j], fj.angle_jac[:, j]
+        zo, za = jnp.zeros_like(to), jnp.zeros_like(ta)
+        by_q[:, j] = jax.jvp(q_contact, primals, (to, ta, zo, za))[1]
+        by_u[:, j] = jax.jvp(q_contact, primals, (zo, za, to, ta))[1]
+    # Ligament limits moved far out of reach, so that only contact is left in the matrices.
+    lig, far = params.ligaments, 1e3  # rad
+    no_ligaments = params._replace(
+        ligaments=lig._replace(
+            q_up=lig.q_up + far,
+            up_end=lig.up_end + far,
+            q_low=lig.q_low - far,
+            low_start=lig.low_start - far,
+        )
+    )
+    got = system._contact_and_ligament_jacobians(no_ligaments, mech, y.q, y.u, obstacles, None)
+    for g, want in zip(got, (by_q, by_u), strict=True):
+        scale = np.abs(want).max()
+        assert scale > 1e3  # contact stiffness and damping are in it
+        np.testing.assert_allclose(np.asarray(g), want, rtol=0, atol=1e-12 * scale)
+
+
+def test_contact_jacobians_from_nearest_obstacles_equal_all(params):
+    """With two obstacles pressed into the foot spheres and the rest of the 20 slots far away
+    or padding, the Jacobians from the two nearest obstacles equal those from all slots, and
+    the obstacles do contribute."""
+    from l2run.engines.jax import system
+
+    state = _default_state(params)
+    y = continuous(state)
+    extra = [[3.0, 0.0, 0.1], [5.0, 0.0, 0.1]]
+    obstacles = _pressed_obstacles(params, y, (0, 3), extra)
     mech = system._mechanics(params, y.q, y.u, obstacles)
     near = system._contact_and_ligament_jacobians(params, mech, y.q, y.u, obstacles)
     full = system._contact_and_ligament_jacobians(params, mech, y.q, y.u, obstacles, None)
     without = system._contact_and_ligament_jacobians(
-        params, mech, y.q, y.u, jnp.asarray(pad_obstacles(np.array(rows[2:])))
+        params, mech, y.q, y.u, jnp.asarray(pad_obstacles(np.array(extra)))
     )
     for a, b in zip(near, full, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9)

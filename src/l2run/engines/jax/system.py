@@ -139,6 +139,23 @@ def nearest_obstacles(
     return obstacles[jnp.argsort(gap)[:n]]
 
 
+# Rigid motions of every body at once, as (origin, angle, origin velocity, angular velocity)
+# tangents: translations along x and y, a rotation about the origin, then the same three as
+# velocities. Each contact's force depends on its own body's pose and velocity only.
+_N_BODY_TANGENTS = 6
+
+
+def _body_tangents(n_bodies: int, dtype) -> tuple[jnp.ndarray, ...]:
+    """The six rigid-body tangents (6, nb, 2), (6, nb), (6, nb, 2), (6, nb) for all bodies."""
+    eye = jnp.eye(_N_BODY_TANGENTS, dtype=dtype)
+    ones = jnp.ones((n_bodies,), dtype)
+    to = eye[:, None, 0:2] * ones[None, :, None]
+    ta = eye[:, None, 2] * ones[None, :]
+    tv = eye[:, None, 3:5] * ones[None, :, None]
+    tw = eye[:, None, 5] * ones[None, :]
+    return to, ta, tv, tw
+
+
 def _contact_and_ligament_jacobians(
     params: ModelParams,
     mech: _Mechanics,
@@ -149,10 +166,14 @@ def _contact_and_ligament_jacobians(
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """∂Q/∂q and ∂Q/∂u (n_q, n_q) of the contact and ligament generalized forces.
 
-    Contact: the forces differentiated with respect to the body poses and velocities along
-    each coordinate's body Jacobian columns (the Jacobians themselves held fixed: their own
-    derivative is a geometric term of order force × lever, small next to the contact
-    stiffness), over the `near_obstacles` obstacles nearest the feet (None: all of them).
+    Contact: Q = Σ_c J_o,cᵀ F_c + J_θ,cᵀ (p_c − o_c) × F_c over the contacts c (force F_c at
+    point p_c on body c, whose origin o_c and Jacobians J are held fixed: their own derivative
+    is a geometric term of order force × lever, small next to the contact stiffness), over
+    the `near_obstacles` obstacles nearest the feet (None: all of them). A contact's force and
+    point depend only on its own body's pose and velocity, so six tangents (the rigid motions
+    of every body at once) give every contact's derivatives, which the body Jacobians carry to
+    the coordinates: the same matrices as differentiating Q along each of the n_q Jacobian
+    columns, for 6 tangents instead of 2·n_q.
     Ligaments: each acts on its own coordinate, so one all-ones tangent gives the exact
     diagonals.
     """
@@ -162,22 +183,39 @@ def _contact_and_ligament_jacobians(
     if near_obstacles is not None and obstacles.shape[0] > near_obstacles:
         obstacles = nearest_obstacles(params, origin, angle, obstacles, near_obstacles)
 
-    def contact_q(o, a, ov, w):
+    def force_and_point(o, a, ov, w):
         cf = contact.contact_forces(params.contact, o, a, ov, w, obstacles)
-        return dynamics.point_force_to_generalized(fj, cf.body, cf.point[:, :2], cf.force[:, :2])
+        return cf.force[:, :2], cf.point[:, :2], cf.body
 
     primals = (origin, angle, origin_vel, omega)
-    tan_o = jnp.moveaxis(fj.origin_jac, -1, 0)  # (n_q, nb, 2): column j of each body's J
-    tan_a = fj.angle_jac.T  # (n_q, nb)
 
-    def column_q(to, ta):
-        return jax.jvp(contact_q, primals, (to, ta, jnp.zeros_like(to), jnp.zeros_like(ta)))[1]
+    def along(to, ta, tv, tw):
+        return jax.jvp(lambda *x: force_and_point(*x)[:2], primals, (to, ta, tv, tw))[1]
 
-    def column_u(to, ta):
-        return jax.jvp(contact_q, primals, (jnp.zeros_like(to), jnp.zeros_like(ta), to, ta))[1]
+    force, point, body = force_and_point(*primals)
+    d_force, d_point = jax.vmap(along)(*_body_tangents(origin.shape[0], origin.dtype))
+    # Each contact's body Jacobian rows (C, 3, n_q): origin x, origin y, angle.
+    body_jac = jnp.concatenate([fj.origin_jac, fj.angle_jac[:, None, :]], axis=1)[body]
+    # Contact force and point derivatives (C, 2, n_q) by the coordinates and by the speeds.
+    force_q = jnp.einsum("kcx,ckj->cxj", d_force[:3], body_jac)
+    point_q = jnp.einsum("kcx,ckj->cxj", d_point[:3], body_jac)
+    force_u = jnp.einsum("kcx,ckj->cxj", d_force[3:], body_jac)
+    lever = point - origin[body]  # (C, 2)
 
-    k_contact = jax.vmap(column_q)(tan_o, tan_a).T
-    d_contact = jax.vmap(column_u)(tan_o, tan_a).T
+    def generalized(d_f: jnp.ndarray, d_p: jnp.ndarray) -> jnp.ndarray:
+        # ∂/∂(·) of J_oᵀ F + J_θᵀ (lever × F) with the Jacobians and origins fixed
+        torque = (
+            d_p[:, 0] * force[:, 1, None]
+            - d_p[:, 1] * force[:, 0, None]
+            + lever[:, 0, None] * d_f[:, 1]
+            - lever[:, 1, None] * d_f[:, 0]
+        )  # (C, n_q)
+        return jnp.einsum("cxi,cxj->ij", body_jac[:, :2], d_f) + jnp.einsum(
+            "ci,cj->ij", body_jac[:, 2], torque
+        )
+
+    k_contact = generalized(force_q, point_q)
+    d_contact = generalized(force_u, jnp.zeros_like(force_u))
     n_q = q.shape[0]
 
     def ligament_q(qq: jnp.ndarray) -> jnp.ndarray:
