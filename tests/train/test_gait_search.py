@@ -42,3 +42,29 @@ def test_action_noise_is_reproducible_and_changes_the_outcome():
     first, again = noisy_fn(xs, HORIZON, SEED), noisy_fn(xs, HORIZON, SEED)
     np.testing.assert_array_equal(first[0], again[0])
     assert abs(first[0][0] - clean[0][0]) > 1e-6
+
+
+def test_frozen_groups_stay_at_their_start_and_the_rest_is_searched(tmp_path):
+    """With the walker's start phase frozen, every candidate keeps x0's start values (the
+    stages tuned before it existed reproduce), the other parameters move; an unknown group
+    is a clear error."""
+    pytest.importorskip("cma")
+    from l2run.train.gait_search import SearchConfig, search
+
+    x0 = walker.INITIAL_PARAMS.copy()
+    x0[-2:] = (-0.2, 0.8)
+    seen = []
+
+    def population(xs, horizon, seed):
+        seen.append(np.array(xs))
+        return -np.sum((xs - x0 - 0.1) ** 2, 1), np.full(len(xs), horizon)
+
+    cfg = SearchConfig(generations=3, popsize=6, controller=walker.KIND, frozen=("start",))
+    search(population, cfg, tmp_path, x0=x0, log=lambda _: None)
+    xs = np.concatenate(seen)
+    np.testing.assert_array_equal(xs[:, -2:], np.broadcast_to(x0[-2:], (len(xs), 2)))
+    assert np.all(np.std(xs[:, :-2], axis=0) > 0)
+    mean = walker.WalkerPolicy.load(tmp_path / "mean.json").params
+    np.testing.assert_array_equal(mean[-2:], x0[-2:])
+    with pytest.raises(ValueError, match="unknown parameter groups"):
+        search(population, SearchConfig(controller=walker.KIND, frozen=("nope",)), tmp_path, x0)

@@ -43,10 +43,11 @@ def test_actions_are_18_values_in_unit_interval():
     rng = np.random.default_rng(0)
     for _ in range(50):
         params = INITIAL_PARAMS + rng.normal(scale=1.0, size=N_PARAMS)
-        memory = np.array([rng.integers(2), rng.uniform(0, 1)], dtype=float)
+        memory = np.array([rng.integers(2), rng.uniform(0, 1), rng.uniform(0, 10)], dtype=float)
         new_memory, a = control(params, memory, rng.normal(size=41) * 3)
         assert a.shape == (18,) and np.all((a >= 0) & (a <= 1))
-        assert new_memory.shape == (2,) and new_memory[0] in (0.0, 1.0)
+        assert new_memory.shape == (3,) and new_memory[0] in (0.0, 1.0)
+        assert new_memory[2] == pytest.approx(memory[2] + 0.01)  # the episode clock
 
 
 def test_mirrored_state_with_the_other_stance_leg_gets_the_mirrored_action():
@@ -54,8 +55,9 @@ def test_mirrored_state_with_the_other_stance_leg_gets_the_mirrored_action():
     params = INITIAL_PARAMS + rng.normal(scale=0.1, size=N_PARAMS)
     for _ in range(20):
         obs, t = _obs(rng), rng.uniform(0, 0.15)
-        _, a = control(params, np.array([0.0, t]), obs)
-        _, b = control(params, np.array([1.0, t]), mirror_observation(obs))
+        t_episode = rng.uniform(0, 2)  # in and after the start phase
+        _, a = control(params, np.array([0.0, t, t_episode]), obs)
+        _, b = control(params, np.array([1.0, t, t_episode]), mirror_observation(obs))
         np.testing.assert_allclose(b, mirror_action(a), atol=1e-12)
 
 
@@ -66,27 +68,27 @@ def test_legs_swap_when_the_swing_foot_lands_after_the_shortest_step():
     down = _lift_feet(obs, 0.0, 0.5 * CONTACT_CLEARANCE_M)  # stance right, left foot touches
     up = _lift_feet(obs, 0.0, 0.1)  # left foot well up in the air
     # too early: the landing does not count yet
-    memory, _ = control(INITIAL_PARAMS, np.array([0.0, 0.0]), down)
-    np.testing.assert_allclose(memory, [0.0, 0.01])
+    memory, _ = control(INITIAL_PARAMS, np.array([0.0, 0.0, 0.0]), down)
+    np.testing.assert_allclose(memory, [0.0, 0.01, 0.01])
     # after the shortest step time: the left leg becomes the stance leg, its clock restarts
-    memory, _ = control(INITIAL_PARAMS, np.array([0.0, t_min + 0.05]), down)
-    np.testing.assert_allclose(memory, [1.0, 0.0])
+    memory, _ = control(INITIAL_PARAMS, np.array([0.0, t_min + 0.05, 3.0]), down)
+    np.testing.assert_allclose(memory, [1.0, 0.0, 3.01])
     # foot in the air: no swap until the longest step time
-    memory, _ = control(INITIAL_PARAMS, np.array([0.0, t_min + 0.05]), up)
+    memory, _ = control(INITIAL_PARAMS, np.array([0.0, t_min + 0.05, 3.0]), up)
     assert memory[0] == 0.0
-    memory, _ = control(INITIAL_PARAMS, np.array([0.0, t_max]), up)
-    np.testing.assert_allclose(memory, [1.0, 0.0])
+    memory, _ = control(INITIAL_PARAMS, np.array([0.0, t_max, 3.0]), up)
+    np.testing.assert_allclose(memory, [1.0, 0.0, 3.01])
 
 
 def test_weak_psoas_is_excited_harder():
     obs = _lift_feet(np.zeros(41), 0.0, 0.1)
     obs[list(OBS_PSOAS)] = 1.0
     obs[9] = unpack(INITIAL_PARAMS)["swing_hip"][0] - 0.1  # left (swing) thigh short of target
-    _, strong = control(INITIAL_PARAMS, np.array([0.0, 0.1]), obs)
+    _, strong = control(INITIAL_PARAMS, np.array([0.0, 0.1, 3.0]), obs)
     assert 0.1 < strong[PSOAS_L] < 0.5  # the swing hip flexes, unsaturated
     weak_obs = obs.copy()
     weak_obs[OBS_PSOAS[1]] = 0.5
-    _, weak = control(INITIAL_PARAMS, np.array([0.0, 0.1]), weak_obs)
+    _, weak = control(INITIAL_PARAMS, np.array([0.0, 0.1, 3.0]), weak_obs)
     base = unpack(INITIAL_PARAMS)["base"][0]
     assert weak[PSOAS_L] == pytest.approx(base + 2 * (strong[PSOAS_L] - base))
     np.testing.assert_allclose(np.delete(weak, PSOAS_L), np.delete(strong, PSOAS_L))
@@ -134,7 +136,9 @@ def test_jax_control_equals_numpy():
     fn = jax.jit(jax.vmap(lambda x, m, o: control(x, m, o, xp=jnp)))
     rng = np.random.default_rng(5)
     xs = INITIAL_PARAMS + rng.normal(scale=0.3, size=(8, N_PARAMS))
-    memory = np.stack([rng.integers(2, size=8), rng.uniform(0, 0.7, size=8)], 1).astype(float)
+    memory = np.stack(
+        [rng.integers(2, size=8), rng.uniform(0, 0.7, size=8), rng.uniform(0, 2, size=8)], 1
+    ).astype(float)
     obs = np.stack([_lift_feet(_obs(rng), *rng.uniform(0, 0.04, size=2)) for _ in range(8)])
     got_m, got_a = fn(xs, memory, obs)
     for i in range(8):
@@ -150,7 +154,7 @@ def test_an_obstacle_close_ahead_lifts_the_swing_foot_and_a_far_one_does_not():
     obs[list(OBS_PSOAS)] = 1.0
     obs[9] = unpack(INITIAL_PARAMS)["swing_hip"][0] - 0.1  # swing hip flexing, unsaturated
     obs[[OBS_OBSTACLE_DX, OBS_OBSTACLE_Y, OBS_OBSTACLE_R]] = (100.0, 0.0, 0.0)  # none ahead
-    memory = np.array([0.0, 0.05])  # right stance, early swing
+    memory = np.array([0.0, 0.05, 3.0])  # right stance, early swing, start phase over
     _, clear = control(INITIAL_PARAMS, memory, obs)
     near, far = obs.copy(), obs.copy()
     near[[OBS_OBSTACLE_DX, OBS_OBSTACLE_Y, OBS_OBSTACLE_R]] = (0.3, 0.0, 0.1)
@@ -164,3 +168,52 @@ def test_an_obstacle_close_ahead_lifts_the_swing_foot_and_a_far_one_does_not():
     assert with_near[2] > clear[2]
     knee_ankle_only = [1, 5, 6, 7, 8]
     np.testing.assert_array_equal(with_near[knee_ankle_only], clear[knee_ankle_only])
+
+
+def _group_start(name: str) -> int:
+    """Index of a parameter group's first value in the flat vector."""
+    from l2run.train.walker import PARAM_LAYOUT
+
+    names = [n for n, _ in PARAM_LAYOUT]
+    return sum(size for _, size in PARAM_LAYOUT[: names.index(name)])
+
+
+def test_start_phase_leans_the_trunk_target_and_fades_out():
+    """At reset the trunk's pitch target is moved by the start lean; half-way through the start
+    phase by half of it; afterwards not at all (the stance hip, which holds the trunk, shows
+    it)."""
+    params = INITIAL_PARAMS.copy()
+    lean, duration = -0.3, 1.0
+    params[-2:] = (lean, duration)
+    obs = _lift_feet(_obs(np.random.default_rng(6)), 0.0, 0.1)
+
+    def stance_hip_muscles(p: np.ndarray, t_episode: float) -> np.ndarray:
+        return control(p, np.array([0.0, 0.1, t_episode]), obs)[1][:4]
+
+    no_lean = stance_hip_muscles(INITIAL_PARAMS, 0.0)
+    assert not np.allclose(stance_hip_muscles(params, 0.0), no_lean)
+    np.testing.assert_allclose(stance_hip_muscles(params, duration + 0.5), no_lean)
+    # the same torques as a walker whose own pitch target is moved by half the lean
+    half = INITIAL_PARAMS.copy()
+    half[_group_start("torso")] += lean / 2  # the trunk's pitch target
+    np.testing.assert_allclose(
+        stance_hip_muscles(params, duration / 2), stance_hip_muscles(half, 9.0)
+    )
+
+
+def test_files_from_before_the_start_phase_load_and_walk_as_before(tmp_path):
+    """A 28-value file gets the start values that change nothing (no lean) appended."""
+    from l2run.train.walker import LEGACY_N_PARAMS, NO_START
+
+    legacy = INITIAL_PARAMS[:LEGACY_N_PARAMS] + 0.01
+    policy = WalkerPolicy(legacy.copy())
+    assert policy.params.shape == (N_PARAMS,)
+    np.testing.assert_array_equal(policy.params[-2:], NO_START)
+    obs = _lift_feet(_obs(np.random.default_rng(7)), 0.0, 0.0)
+    for t_episode in (0.0, 0.5, 5.0):
+        memory = np.array([0.0, 0.1, t_episode])
+        np.testing.assert_array_equal(
+            control(legacy, memory, obs)[1], control(policy.params, memory, obs)[1]
+        )
+    with pytest.raises(ValueError, match="shape"):
+        WalkerPolicy(np.zeros(LEGACY_N_PARAMS - 1))

@@ -69,6 +69,19 @@ class SearchConfig:
     integrator: str = ""  # JAX engine only: "scheme:substeps"; "" = the engine's default
     action_noise: float = 0.0  # JAX engine only: std of Gaussian noise on every excitation
     survival_bonus: float = SURVIVAL_BONUS_PER_STEP  # fitness per step alive (m-equivalent)
+    # Parameter groups (the controller's PARAM_LAYOUT names) held at their starting values:
+    # the search runs over the others only, e.g. ["start"] for the walker stages tuned before
+    # its start phase existed (which then reproduce exactly).
+    frozen: tuple[str, ...] = ()
+
+
+def free_mask(layout: tuple[tuple[str, int], ...], frozen: tuple[str, ...]) -> np.ndarray:
+    """Which entries of a parameter vector the search moves (bool (n,)), given frozen groups."""
+    names = [name for name, _ in layout]
+    unknown = sorted(set(frozen) - set(names))
+    if unknown:
+        raise ValueError(f"unknown parameter groups {unknown}: expected some of {names}")
+    return np.concatenate([np.full(n, name not in frozen) for name, n in layout])
 
 
 def runenv_episode_fn(
@@ -203,10 +216,20 @@ def search(
     out.mkdir(parents=True, exist_ok=True)
     module, policy_cls = controller(config.controller)
     x0 = module.INITIAL_PARAMS if x0 is None else np.asarray(x0, dtype=float)
-    # Scale each coordinate's step by its magnitude so gains and angles move comparably.
-    scale = np.maximum(np.abs(x0), 0.1)
+    free = free_mask(module.PARAM_LAYOUT, tuple(config.frozen))
+    if x0.shape != free.shape:
+        raise ValueError(f"{config.controller}: x0 must have {free.size} values, got {x0.size}")
+    # Scale each coordinate's step by its magnitude so gains and angles move comparably; the
+    # search sees the free coordinates only.
+    scale = np.where(free, np.maximum(np.abs(x0), 0.1), 0.0)
+
+    def point(z: Any) -> np.ndarray:
+        full = np.zeros_like(x0)
+        full[free] = np.asarray(z)
+        return x0 + scale * full
+
     es = cma.CMAEvolutionStrategy(
-        np.zeros_like(x0),
+        np.zeros(int(free.sum())),
         config.sigma0,
         {"popsize": config.popsize, "seed": config.seed + 1, "verbose": -9},
     )
@@ -223,7 +246,7 @@ def search(
         if env_steps >= config.max_env_steps:
             break
         zs = es.ask()
-        xs = np.array([x0 + scale * np.asarray(z) for z in zs])
+        xs = np.array([point(z) for z in zs])
         k_eps = config.episodes_per_candidate
         seeds = [config.seed + 1000 * gen + k for k in range(k_eps)]
         if hasattr(population, "multi"):  # all courses in one batch (JAX)
@@ -244,12 +267,12 @@ def search(
         es.tell(zs, [-f for f in fits])
         i = int(np.argmax(fits))
         if fits[i] > best_fit or gen == 0:
-            best_fit, best_x = fits[i], x0 + scale * np.asarray(zs[i])
+            best_fit, best_x = fits[i], point(zs[i])
             meta = {"fitness": best_fit, "horizon": horizon, "generation": gen, **asdict(config)}
             policy_cls(best_x, meta).save(out / "best.json")
         # The distribution's mean is usually more robust than the luckiest sample: keep it too.
         mean_meta = {"horizon": horizon, "generation": gen, **asdict(config)}
-        policy_cls(x0 + scale * np.asarray(es.mean), mean_meta).save(out / "mean.json")
+        policy_cls(point(es.mean), mean_meta).save(out / "mean.json")
         with curve.open("a") as fh:
             fh.write(
                 f"{gen},{horizon},{evals},{env_steps},{time.time() - t0:.1f},{best_fit:.4f},"

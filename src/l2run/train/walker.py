@@ -17,7 +17,7 @@ of joint torques (Wang, Hamner, Delp & Koltun 2012 did the same with CMA-ES):
 A PD output is a normalised joint torque; each muscle is excited by how much it helps (the
 sign table `gait.MUSCLE_JOINT_SIGN`), the iliopsoas scaled up by the course's psoas weakness.
 Everything comes from the seed's 41-value observation (ground frame; m, rad, s) plus a
-two-number memory, so the controller runs unchanged in the OpenSim and JAX engines; with
+three-number memory, so the controller runs unchanged in the OpenSim and JAX engines; with
 `xp=jax.numpy` it is branch-free and vmaps over candidates in the CMA-ES search
 (`l2run.train.gait_search`).
 """
@@ -80,8 +80,17 @@ PARAM_LAYOUT: tuple[tuple[str, int], ...] = (
     # (m), the swing thigh and early-swing knee targets move by these gains (rad per m of the
     # obstacle's top height), lifting the swing foot over it.
     ("obstacle", 3),  # look-ahead (m), thigh gain, knee-fold gain
+    # Getting going: from standing, the trunk's pitch target starts this much further
+    # (rad; negative leans forward) and returns to the walking target linearly over this time
+    # (s). Without it the walker spends its first second stepping in place.
+    ("start", 2),
 )
 N_PARAMS = sum(n for _, n in PARAM_LAYOUT)
+# Files written before the start phase existed hold the first 28 values; they walk as they
+# always did with these start values appended (no extra lean).
+LEGACY_N_PARAMS = N_PARAMS - 2
+NO_START = np.array([0.0, 1.0])
+MIN_START_S = 1e-3  # a shorter start phase is none (keeps the division finite)
 
 # A hand-set starting point: textbook walking angles, moderate gains, SIMBICON's feedback.
 INITIAL_PARAMS = np.array(
@@ -98,18 +107,28 @@ INITIAL_PARAMS = np.array(
         0.2, 0.6,  # step time bounds
         0.02,  # base excitation
         0.5, 1.0, 2.0,  # obstacle look-ahead and lift gains
+        0.0, 1.0,  # no start lean
     ]
 )  # fmt: skip
 
 
+def complete_params(params: Any, xp: Any = np) -> Any:
+    """`params` with the start phase appended (`NO_START`) if they predate it (28 values)."""
+    params = np.asarray(params, dtype=float) if xp is np else params
+    if params.shape == (LEGACY_N_PARAMS,):
+        return xp.concatenate([params, xp.asarray(NO_START, dtype=params.dtype)])
+    return params
+
+
 def unpack(params: Any, xp: Any = np) -> dict[str, Any]:
     """Split a flat parameter vector into its named groups (see `PARAM_LAYOUT`)."""
-    return split_params(params, PARAM_LAYOUT, KIND, xp)
+    return split_params(complete_params(params, xp), PARAM_LAYOUT, KIND, xp)
 
 
 def initial_memory(xp: Any = np) -> Any:
-    """The controller's memory at reset: (stance leg: 0 right / 1 left, time in stance (s))."""
-    return xp.zeros(2)
+    """The controller's memory at reset: (stance leg: 0 right / 1 left, time in stance (s),
+    time since reset (s))."""
+    return xp.zeros(3)
 
 
 def foot_clearance(obs: Any, leg: int, xp: Any = np) -> Any:
@@ -126,7 +145,7 @@ def control(params: Any, memory: Any, obs: Any, xp: Any = np) -> tuple[Any, Any]
     """
     p = unpack(params, xp)
     obs = np.asarray(obs, dtype=float) if xp is np else obs
-    stance_left, t = memory[0], memory[1]
+    stance_left, t, t_episode = memory[0], memory[1], memory[2]
     q, u = obs[OBS_JOINT_ANGLES], obs[OBS_JOINT_SPEEDS]
     tilt, tilt_speed = obs[OBS_PELVIS_TILT], obs[OBS_PELVIS_TILT_SPEED]
 
@@ -161,7 +180,9 @@ def control(params: Any, memory: Any, obs: Any, xp: Any = np) -> tuple[Any, Any]
     kp_hip, kd_hip = p["hip_gain"][0], p["hip_gain"][1]
     tau_hip_sw = kp_hip * (thigh_target - (tilt + hip_sw)) - kd_hip * (tilt_speed + hip_speed_sw)
     # Stance hip: the trunk's wanted torque, less what the swing hip already puts on the pelvis.
-    tau_trunk = p["torso"][1] * (p["torso"][0] - tilt) - p["torso"][2] * tilt_speed
+    start_left = xp.maximum(0.0, 1.0 - t_episode / xp.maximum(p["start"][1], MIN_START_S))
+    pitch_target = p["torso"][0] + p["start"][0] * start_left
+    tau_trunk = p["torso"][1] * (pitch_target - tilt) - p["torso"][2] * tilt_speed
     tau_hip_st = -tau_trunk - tau_hip_sw
 
     knee_fold = p["swing_knee"][0] - p["obstacle"][2] * lift
@@ -197,7 +218,11 @@ def control(params: Any, memory: Any, obs: Any, xp: Any = np) -> tuple[Any, Any]
     landed = (swing_clearance < CONTACT_CLEARANCE_M) & (t_next > p["timing"][0])
     swap = landed | (t_next > p["timing"][1])
     new_memory = xp.stack(
-        [xp.where(swap, 1.0 - stance_left, stance_left), xp.where(swap, 0.0, t_next)]
+        [
+            xp.where(swap, 1.0 - stance_left, stance_left),
+            xp.where(swap, 0.0, t_next),
+            t_episode + CONTROL_STEP_S,
+        ]
     )
     return new_memory, action
 
@@ -209,6 +234,10 @@ class WalkerPolicy:
     params: np.ndarray
     meta: dict = field(default_factory=dict)
     _memory: np.ndarray = field(default_factory=initial_memory)
+
+    def __post_init__(self) -> None:
+        self.params = complete_params(self.params)
+        unpack(self.params)  # a clear error now for a vector of the wrong length
 
     def reset(self) -> None:
         self._memory = initial_memory()
