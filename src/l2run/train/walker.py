@@ -88,8 +88,8 @@ PARAM_LAYOUT: tuple[tuple[str, int], ...] = (
 N_PARAMS = sum(n for _, n in PARAM_LAYOUT)
 # Files written before the start phase existed hold the first 28 values; they walk as they
 # always did with these start values appended (no extra lean).
-LEGACY_N_PARAMS = N_PARAMS - 2
 NO_START = np.array([0.0, 1.0])
+LEGACY_N_PARAMS = N_PARAMS - NO_START.size
 MIN_START_S = 1e-3  # a shorter start phase is none (keeps the division finite)
 
 # A hand-set starting point: textbook walking angles, moderate gains, SIMBICON's feedback.

@@ -185,14 +185,11 @@ def _contact_and_ligament_jacobians(
 
     def force_and_point(o, a, ov, w):
         cf = contact.contact_forces(params.contact, o, a, ov, w, obstacles)
-        return cf.force[:, :2], cf.point[:, :2], cf.body
+        return (cf.force[:, :2], cf.point[:, :2]), cf.body
 
-    primals = (origin, angle, origin_vel, omega)
-
-    def along(to, ta, tv, tw):
-        return jax.jvp(lambda *x: force_and_point(*x)[:2], primals, (to, ta, tv, tw))[1]
-
-    force, point, body = force_and_point(*primals)
+    (force, point), along, body = jax.linearize(
+        force_and_point, origin, angle, origin_vel, omega, has_aux=True
+    )
     d_force, d_point = jax.vmap(along)(*_body_tangents(origin.shape[0], origin.dtype))
     # Each contact's body Jacobian rows (C, 3, n_q): origin x, origin y, angle.
     body_jac = jnp.concatenate([fj.origin_jac, fj.angle_jac[:, None, :]], axis=1)[body]
