@@ -179,7 +179,7 @@ def bench_jax_single(params, integrator, steps: int, dtype: str) -> tuple[list[R
             ev,
         ),
         Row(
-            f"JAX single env, first step of an episode ({first.scheme} × {first.substeps})",
+            f"JAX single env, first step of an episode ({first.scheme}×{first.substeps}",
             dtype,
             1,
             1,
@@ -363,7 +363,8 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 single_rows, state1 = bench_jax_single(params, integrator, args.single_steps, dtype)
                 for row in single_rows:
-                    row.what += f" ({label})"
+                    # the first-step row names its own scheme: say which episodes it opens
+                    row.what += f", opens {label})" if "first step" in row.what else f" ({label})"
                     rows.append(row)
                     print(f"{row.what} [{dtype}]: {row.steps_per_s:,.1f} steps/s", flush=True)
             for n in args.sizes:

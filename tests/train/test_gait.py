@@ -86,6 +86,27 @@ def test_search_improves_fitness_and_writes_its_files(tmp_path):
     assert GaitPolicy.load(tmp_path / "best.json").params.shape == (N_PARAMS,)
 
 
+def test_a_fixed_horizon_keeps_the_best_record(tmp_path):
+    """horizon_step 0: the horizon never grows, so the best fitness is never restarted and
+    best.json holds the best candidate of all generations, not of the last one."""
+    pytest.importorskip("cma")
+    from l2run.train.gait_search import SearchConfig, search
+
+    rng = np.random.default_rng(3)
+
+    def population(xs, horizon, seed):  # pure noise: the record is some early lucky draw
+        return rng.normal(size=len(xs)), np.full(len(xs), horizon)
+
+    cfg = SearchConfig(max_env_steps=10**9, generations=12, popsize=6, horizon0=600, horizon_step=0)
+    search(population, cfg, tmp_path, log=lambda _: None)
+    rows = [r.split(",") for r in (tmp_path / "curve.csv").read_text().splitlines()[1:]]
+    assert {r[1] for r in rows} == {"600"}
+    best = [float(r[5]) for r in rows]
+    assert best == list(np.maximum.accumulate(best))  # a running maximum, never reset
+    meta = GaitPolicy.load(tmp_path / "best.json").meta
+    assert meta["fitness"] == pytest.approx(best[-1], abs=1e-4)
+
+
 def test_learning_curve_png(tmp_path):
     from l2run.train.curves import plot_search_curve
 

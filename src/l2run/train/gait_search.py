@@ -282,10 +282,11 @@ def search(
             f"gen {gen:3d} steps {env_steps} horizon {horizon} best {best_fit:.3f} "
             f"gen-best dist {dists[i]:.3f} mean {np.mean(fits):.3f} ({time.time() - t0:.0f} s)"
         )
-        if survived[i] and horizon < MAX_EPISODE_STEPS:
+        longer = min(MAX_EPISODE_STEPS, horizon + config.horizon_step)
+        if survived[i] and longer > horizon:
             # The best candidate got through the whole horizon: ask for longer runs. Fitness
             # values from different horizons are not comparable, so restart the record.
-            horizon = min(MAX_EPISODE_STEPS, horizon + config.horizon_step)
+            horizon = longer
             best_fit = -np.inf
     (out / "search_config.json").write_text(json.dumps(asdict(config), indent=1))
     from l2run.train.curves import plot_search_curve

@@ -17,8 +17,8 @@ of joint torques (Wang, Hamner, Delp & Koltun 2012 did the same with CMA-ES):
 A PD output is a normalised joint torque; each muscle is excited by how much it helps (the
 sign table `gait.MUSCLE_JOINT_SIGN`), the iliopsoas scaled up by the course's psoas weakness.
 Everything comes from the seed's 41-value observation (ground frame; m, rad, s) plus a
-three-number memory, so the controller runs unchanged in the OpenSim and JAX engines; with
-`xp=jax.numpy` it is branch-free and vmaps over candidates in the CMA-ES search
+small memory (`MEMORY_LAYOUT`), so the controller runs unchanged in the OpenSim and JAX
+engines; with `xp=jax.numpy` it is branch-free and vmaps over candidates in the CMA-ES search
 (`l2run.train.gait_search`).
 """
 
@@ -37,6 +37,7 @@ KIND = "walker"
 
 # Observation indices (see l2run.observation.OBSERVATION_NAMES).
 OBS_PELVIS_TILT = 0
+OBS_PELVIS_X = 1
 OBS_PELVIS_TILT_SPEED = 3
 OBS_JOINT_ANGLES = slice(6, 12)  # hip, knee, ankle: right, then left (rad)
 OBS_JOINT_SPEEDS = slice(12, 18)  # rad/s, same order
@@ -84,13 +85,36 @@ PARAM_LAYOUT: tuple[tuple[str, int], ...] = (
     # (rad; negative leans forward) and returns to the walking target linearly over this time
     # (s). Without it the walker spends its first second stepping in place.
     ("start", 2),
+    # The trailing leg: the observation forgets an obstacle once the pelvis is past its far
+    # edge, but the foot behind still has to cross it. While the swing heel is behind the
+    # remembered obstacle's far edge plus this margin (m), the swing thigh target and the
+    # whole swing's knee target move by these gains (rad per m of that obstacle's top height).
+    ("trail", 3),
 )
 N_PARAMS = sum(n for _, n in PARAM_LAYOUT)
-# Files written before the start phase existed hold the first 28 values; they walk as they
-# always did with these start values appended (no extra lean).
+# Values of the groups added after files were written, which change nothing: no start lean,
+# no trailing-leg lift. A file that predates them (28 values: neither; 30: no "trail") walks
+# exactly as it always did with these appended.
 NO_START = np.array([0.0, 1.0])
-LEGACY_N_PARAMS = N_PARAMS - NO_START.size
+NO_TRAIL = np.array([0.0, 0.0, 0.0])
+LATER_GROUPS = (NO_START, NO_TRAIL)
+LEGACY_N_PARAMS = N_PARAMS - NO_START.size - NO_TRAIL.size  # the first files: 28 values
 MIN_START_S = 1e-3  # a shorter start phase is none (keeps the division finite)
+
+# Memory layout: name -> index. The stance leg (0 right, 1 left), time in stance (s), time
+# since reset (s); the obstacle the observation showed last step and the one before it, each
+# as (ground x of its centre, height of its top, radius) in m.
+MEMORY_LAYOUT = (
+    "stance_left", "t_stance", "t_episode",
+    "seen_x", "seen_top", "seen_r",
+    "passed_x", "passed_top", "passed_r",
+)  # fmt: skip
+MEMORY_SIZE = len(MEMORY_LAYOUT)
+# Where the memory puts "no obstacle": far behind the start, so no foot is ever behind it.
+NO_OBSTACLE_X_M = -100.0
+# Obstacle centres closer than this (m) are one obstacle: pelvis x + (x - pelvis x) need not
+# give back x to the last bit, and the observation may be float32.
+SAME_OBSTACLE_TOL_M = 1e-4
 
 # A hand-set starting point: textbook walking angles, moderate gains, SIMBICON's feedback.
 INITIAL_PARAMS = np.array(
@@ -108,15 +132,21 @@ INITIAL_PARAMS = np.array(
         0.02,  # base excitation
         0.5, 1.0, 2.0,  # obstacle look-ahead and lift gains
         0.0, 1.0,  # no start lean
+        0.1, 1.0, 2.0,  # trailing leg: 10 cm margin, the same lift gains as the leading one
     ]
 )  # fmt: skip
 
 
 def complete_params(params: Any, xp: Any = np) -> Any:
-    """`params` with the start phase appended (`NO_START`) if they predate it (28 values)."""
+    """`params` with the neutral values of the groups added since (`LATER_GROUPS`) appended,
+    if they predate them (28 or 30 values); other lengths are returned as they are."""
     params = np.asarray(params, dtype=float) if xp is np else params
-    if params.shape == (LEGACY_N_PARAMS,):
-        return xp.concatenate([params, xp.asarray(NO_START, dtype=params.dtype)])
+    size = N_PARAMS
+    for k in range(len(LATER_GROUPS), 0, -1):
+        missing = LATER_GROUPS[-k:]
+        if params.shape == (size - sum(g.size for g in missing),):
+            tail = np.concatenate(missing)
+            return xp.concatenate([params, xp.asarray(tail, dtype=params.dtype)])
     return params
 
 
@@ -126,9 +156,12 @@ def unpack(params: Any, xp: Any = np) -> dict[str, Any]:
 
 
 def initial_memory(xp: Any = np) -> Any:
-    """The controller's memory at reset: (stance leg: 0 right / 1 left, time in stance (s),
-    time since reset (s))."""
-    return xp.zeros(3)
+    """The controller's memory at reset (`MEMORY_LAYOUT`): right leg in stance, clocks at 0,
+    no obstacle seen or passed."""
+    memory = np.zeros(MEMORY_SIZE)
+    for name in ("seen_x", "passed_x"):
+        memory[MEMORY_LAYOUT.index(name)] = NO_OBSTACLE_X_M
+    return xp.asarray(memory)
 
 
 def foot_clearance(obs: Any, leg: int, xp: Any = np) -> Any:
@@ -146,6 +179,7 @@ def control(params: Any, memory: Any, obs: Any, xp: Any = np) -> tuple[Any, Any]
     p = unpack(params, xp)
     obs = np.asarray(obs, dtype=float) if xp is np else obs
     stance_left, t, t_episode = memory[0], memory[1], memory[2]
+    seen, passed = memory[3:6], memory[6:9]  # (x, top, r) of each, see MEMORY_LAYOUT
     q, u = obs[OBS_JOINT_ANGLES], obs[OBS_JOINT_SPEEDS]
     tilt, tilt_speed = obs[OBS_PELVIS_TILT], obs[OBS_PELVIS_TILT_SPEED]
 
@@ -163,12 +197,22 @@ def control(params: Any, memory: Any, obs: Any, xp: Any = np) -> tuple[Any, Any]
     hip_speed_st, hip_speed_sw = per_leg((u[0], u[3]))
     knee_speed_st, knee_speed_sw = per_leg((u[1], u[4]))
     ankle_speed_st, ankle_speed_sw = per_leg((u[2], u[5]))
-    stance_ankle_x, _ = leg_obs(OBS_TALUS_X)
+    stance_ankle_x, swing_heel_x = leg_obs(OBS_TALUS_X)
     _, swing_clearance = per_leg((foot_clearance(obs, 0, xp), foot_clearance(obs, 1, xp)))
 
     # An obstacle close ahead lifts the swing foot in proportion to how high its top is.
     obstacle_top = obs[OBS_OBSTACLE_Y] + obs[OBS_OBSTACLE_R]
     lift = xp.where(obs[OBS_OBSTACLE_DX] < p["obstacle"][0], xp.maximum(obstacle_top, 0.0), 0.0)
+    # The obstacle the observation has shown until the pelvis passed it (memory update below),
+    # still to be crossed by a swing heel that is behind its far edge.
+    # The observation moves on to the next obstacle once the pelvis is past one, or to none,
+    # which it reports 100 m ahead: either way the shown x jumps forward.
+    obstacle_x = obs[OBS_PELVIS_X] + obs[OBS_OBSTACLE_DX]
+    shown = obs[OBS_OBSTACLE_R] > 0.0
+    moved_on = obstacle_x > seen[0] + SAME_OBSTACLE_TOL_M
+    passed = xp.where(moved_on, seen, passed)
+    behind = swing_heel_x < passed[0] + passed[2] + p["trail"][0]
+    trail_lift = xp.where(behind, xp.maximum(passed[1], 0.0), 0.0)
 
     # Swing hip: place the foot by the balance feedback (ground-frame thigh angle).
     thigh_target = (
@@ -176,6 +220,7 @@ def control(params: Any, memory: Any, obs: Any, xp: Any = np) -> tuple[Any, Any]
         + p["swing_hip"][1] * (obs[OBS_COM_X] - stance_ankle_x)
         + p["swing_hip"][2] * obs[OBS_COM_VX]
         + p["obstacle"][1] * lift
+        + p["trail"][1] * trail_lift
     )
     kp_hip, kd_hip = p["hip_gain"][0], p["hip_gain"][1]
     tau_hip_sw = kp_hip * (thigh_target - (tilt + hip_sw)) - kd_hip * (tilt_speed + hip_speed_sw)
@@ -187,6 +232,7 @@ def control(params: Any, memory: Any, obs: Any, xp: Any = np) -> tuple[Any, Any]
 
     knee_fold = p["swing_knee"][0] - p["obstacle"][2] * lift
     knee_target_sw = xp.where(t < p["swing_knee"][2], knee_fold, p["swing_knee"][1])
+    knee_target_sw = knee_target_sw - p["trail"][2] * trail_lift
     knee_target_sw = xp.minimum(knee_target_sw, 0.0)  # the knee cannot hyper-extend far
     kg = p["knee_gain"]
     tau_knee_sw = kg[0] * (knee_target_sw - knee_sw) - kg[1] * knee_speed_sw
@@ -224,6 +270,8 @@ def control(params: Any, memory: Any, obs: Any, xp: Any = np) -> tuple[Any, Any]
             t_episode + CONTROL_STEP_S,
         ]
     )
+    seen = xp.where(shown, xp.stack([obstacle_x, obstacle_top, obs[OBS_OBSTACLE_R]]), seen)
+    new_memory = xp.concatenate([new_memory, seen, passed])
     return new_memory, action
 
 
