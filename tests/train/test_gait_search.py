@@ -70,3 +70,29 @@ def test_frozen_groups_stay_at_their_start_and_the_rest_is_searched(tmp_path):
     np.testing.assert_array_equal(mean[start], x0[start])
     with pytest.raises(ValueError, match="unknown parameter groups"):
         search(population, SearchConfig(controller=walker.KIND, frozen=("nope",)), tmp_path, x0)
+
+
+def test_generation_seeds_draw_tall_courses_on_request():
+    """Without tall episodes a generation's seeds are consecutive from seed + 1000 gen (the
+    recipe of the committed stages); with them, the extra seeds' courses have an obstacle
+    top at least tall_top_m high, and the plain ones are drawn as before."""
+    from l2run.course import generate_course
+    from l2run.train.gait_search import SearchConfig, generation_seeds, tallest_top
+
+    plain = SearchConfig(seed=900000, difficulty=2, episodes_per_candidate=6)
+    assert generation_seeds(plain, 3) == list(range(903000, 903006))
+    cfg = SearchConfig(seed=900000, difficulty=2, episodes_per_candidate=6, tall_episodes=4)
+    seeds = generation_seeds(cfg, 3)
+    assert seeds[:2] == [903000, 903001] and len(set(seeds)) == 6
+    tops = [tallest_top(generate_course(np.random.RandomState(s), 2, 3)) for s in seeds[2:]]
+    assert min(tops) >= cfg.tall_top_m
+    # the tall ones are rare: plain seeds mostly fall short of the threshold
+    plain_tops = [tallest_top(generate_course(np.random.RandomState(s), 2, 3)) for s in range(40)]
+    assert np.mean(np.array(plain_tops) >= cfg.tall_top_m) < 0.5
+    assert tallest_top(generate_course(np.random.RandomState(1), 0, 3)) == 0.0
+    with pytest.raises(ValueError, match="tall_episodes must be"):
+        generation_seeds(SearchConfig(difficulty=2, tall_episodes=2), 0)
+    with pytest.raises(ValueError, match="difficulty"):
+        generation_seeds(SearchConfig(episodes_per_candidate=2, tall_episodes=1), 0)
+    with pytest.raises(ValueError, match="lower tall_top_m"):
+        generation_seeds(SearchConfig(difficulty=2, tall_episodes=1, tall_top_m=5.0), 0)

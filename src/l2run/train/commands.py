@@ -51,6 +51,11 @@ def train(
         from l2run.train import gait_search as gs
 
         options = {"controller": algo, **overrides}
+        if options.get("max_obstacles", max_obstacles) != max_obstacles:
+            raise typer.BadParameter(
+                "max_obstacles in the JSON config differs from --max-obstacles; pass one"
+            )
+        options["max_obstacles"] = max_obstacles
         cfg = gs.SearchConfig(
             max_env_steps=steps, seed=seed, difficulty=difficulty, engine=engine, **options
         )

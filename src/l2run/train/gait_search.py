@@ -73,6 +73,51 @@ class SearchConfig:
     # the search runs over the others only, e.g. ["start"] for the walker stages tuned before
     # its start phase existed (which then reproduce exactly).
     frozen: tuple[str, ...] = ()
+    max_obstacles: int = 3  # obstacles per course (the command line's --max-obstacles)
+    # Of each candidate's episodes, this many run on courses whose tallest obstacle top is at
+    # least `tall_top_m` high (m). The walker's falls concentrate on such courses, which are
+    # about a quarter of all: drawing more of them sharpens the fitness where it fails.
+    tall_episodes: int = 0
+    tall_top_m: float = 0.17
+
+
+TALL_SEED_OFFSET = 500  # tall-course seeds are searched from here within a generation's block
+SEEDS_PER_GENERATION = 1000
+
+
+def tallest_top(course: Any) -> float:
+    """Height (m) of the highest obstacle top (centre y + radius) on a course; 0 if none."""
+    obstacles = np.asarray(course.obstacles)
+    return float(np.max(obstacles[:, 1] + obstacles[:, 2], initial=0.0))
+
+
+def generation_seeds(config: SearchConfig, gen: int) -> list[int]:
+    """Course seeds of one generation: `episodes_per_candidate - tall_episodes` consecutive
+    seeds from `seed + 1000 gen`, then the first `tall_episodes` seeds from `seed + 1000 gen
+    + 500` whose course (at the config's difficulty and obstacle count) is tall enough."""
+    from l2run.course import generate_course
+
+    if not 0 <= config.tall_episodes <= config.episodes_per_candidate:
+        raise ValueError(
+            f"tall_episodes must be in [0, episodes_per_candidate], got {config.tall_episodes}"
+        )
+    if config.tall_episodes and config.difficulty == 0:
+        raise ValueError("tall_episodes needs obstacles: difficulty must be 1 or 2")
+    base = config.seed + SEEDS_PER_GENERATION * gen
+    seeds = list(range(base, base + config.episodes_per_candidate - config.tall_episodes))
+    candidate = base + TALL_SEED_OFFSET
+    while len(seeds) < config.episodes_per_candidate:
+        rng = np.random.RandomState(candidate)
+        course = generate_course(rng, config.difficulty, config.max_obstacles)
+        if tallest_top(course) >= config.tall_top_m:
+            seeds.append(candidate)
+        candidate += 1
+        if candidate >= base + SEEDS_PER_GENERATION:
+            raise ValueError(
+                f"fewer than {config.tall_episodes} courses with an obstacle top of "
+                f"{config.tall_top_m} m among a generation's seeds: lower tall_top_m"
+            )
+    return seeds
 
 
 def free_mask(layout: tuple[tuple[str, int], ...], frozen: tuple[str, ...]) -> np.ndarray:
@@ -248,7 +293,7 @@ def search(
         zs = es.ask()
         xs = np.array([point(z) for z in zs])
         k_eps = config.episodes_per_candidate
-        seeds = [config.seed + 1000 * gen + k for k in range(k_eps)]
+        seeds = generation_seeds(config, gen)
         if hasattr(population, "multi"):  # all courses in one batch (JAX)
             d, steps = population.multi(xs, horizon, seeds)
             d, steps = d.reshape(len(xs), k_eps), steps.reshape(len(xs), k_eps)
