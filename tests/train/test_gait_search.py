@@ -96,3 +96,19 @@ def test_generation_seeds_draw_tall_courses_on_request():
         generation_seeds(SearchConfig(episodes_per_candidate=2, tall_episodes=1), 0)
     with pytest.raises(ValueError, match="lower tall_top_m"):
         generation_seeds(SearchConfig(difficulty=2, tall_episodes=1, tall_top_m=5.0), 0)
+
+
+def test_train_command_rejects_a_config_whose_obstacle_count_disagrees(tmp_path):
+    """--max-obstacles and a JSON config's max_obstacles must agree (no silent winner)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from l2run.cli import app
+
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"max_obstacles": 10}))
+    args = ["train", "--algo", "walker", "--steps", "10", "--config", str(cfg)]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "run")])
+    assert result.exit_code != 0 and "max_obstacles" in result.output
+    assert not (tmp_path / "run").exists()
