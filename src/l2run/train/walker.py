@@ -98,10 +98,10 @@ N_PARAMS = sum(n for _, n in PARAM_LAYOUT)
 NO_START = np.array([0.0, 1.0])
 NO_TRAIL = np.array([0.0, 0.0, 0.0])
 LATER_GROUPS = (NO_START, NO_TRAIL)
-LEGACY_N_PARAMS = N_PARAMS - NO_START.size - NO_TRAIL.size  # the first files: 28 values
+LEGACY_N_PARAMS = N_PARAMS - sum(g.size for g in LATER_GROUPS)  # the first files: 28 values
 MIN_START_S = 1e-3  # a shorter start phase is none (keeps the division finite)
 
-# Memory layout: name -> index. The stance leg (0 right, 1 left), time in stance (s), time
+# Memory layout, in order: the stance leg (0 right, 1 left), time in stance (s), time
 # since reset (s); the obstacle the observation showed last step and the one before it, each
 # as (ground x of its centre, height of its top, radius) in m.
 MEMORY_LAYOUT = (
@@ -141,10 +141,9 @@ def complete_params(params: Any, xp: Any = np) -> Any:
     """`params` with the neutral values of the groups added since (`LATER_GROUPS`) appended,
     if they predate them (28 or 30 values); other lengths are returned as they are."""
     params = np.asarray(params, dtype=float) if xp is np else params
-    size = N_PARAMS
     for k in range(len(LATER_GROUPS), 0, -1):
         missing = LATER_GROUPS[-k:]
-        if params.shape == (size - sum(g.size for g in missing),):
+        if params.shape == (N_PARAMS - sum(g.size for g in missing),):
             tail = np.concatenate(missing)
             return xp.concatenate([params, xp.asarray(tail, dtype=params.dtype)])
     return params
@@ -203,10 +202,10 @@ def control(params: Any, memory: Any, obs: Any, xp: Any = np) -> tuple[Any, Any]
     # An obstacle close ahead lifts the swing foot in proportion to how high its top is.
     obstacle_top = obs[OBS_OBSTACLE_Y] + obs[OBS_OBSTACLE_R]
     lift = xp.where(obs[OBS_OBSTACLE_DX] < p["obstacle"][0], xp.maximum(obstacle_top, 0.0), 0.0)
-    # The obstacle the observation has shown until the pelvis passed it (memory update below),
-    # still to be crossed by a swing heel that is behind its far edge.
-    # The observation moves on to the next obstacle once the pelvis is past one, or to none,
-    # which it reports 100 m ahead: either way the shown x jumps forward.
+    # The observation moves on to the next obstacle once the pelvis is past one's far edge, or
+    # to none, which it reports 100 m ahead: either way the shown x jumps forward, and the one
+    # shown before is "passed" (memory update below). A swing heel still behind a passed
+    # obstacle's far edge has yet to cross it.
     obstacle_x = obs[OBS_PELVIS_X] + obs[OBS_OBSTACLE_DX]
     shown = obs[OBS_OBSTACLE_R] > 0.0
     moved_on = obstacle_x > seen[0] + SAME_OBSTACLE_TOL_M
