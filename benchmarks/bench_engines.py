@@ -123,6 +123,11 @@ def timed(fn: Callable[[], object]) -> tuple[float, float]:
     return time.perf_counter() - w0, time.process_time() - c0
 
 
+def integrator_label(integrator) -> str:
+    """How the tables name a scheme: "imex_stiff×10"."""
+    return f"{integrator.scheme}×{integrator.substeps}"
+
+
 def bench_jax_single(params, integrator, steps: int, dtype: str) -> tuple[list[Row], object]:
     """One runner: a Python loop over the jitted step, and one jitted `lax.scan` rollout, both
     timed over regular steps (after the episode's first step, which `first_step_row` times).
@@ -164,12 +169,20 @@ def bench_jax_single(params, integrator, steps: int, dtype: str) -> tuple[list[R
     scan_compile_s, _ = timed(run)
     scan_wall, scan_cpu = timed(run)
     ev = integrator.evaluations
+    label = integrator_label(integrator)
     rows = [
         Row(
-            "JAX single env, jitted step loop", dtype, 1, steps, loop_wall, loop_cpu, compile_s, ev
+            f"JAX single env, jitted step loop ({label})",
+            dtype,
+            1,
+            steps,
+            loop_wall,
+            loop_cpu,
+            compile_s,
+            ev,
         ),
         Row(
-            "JAX single env, lax.scan rollout",
+            f"JAX single env, lax.scan rollout ({label})",
             dtype,
             1,
             steps,
@@ -179,7 +192,7 @@ def bench_jax_single(params, integrator, steps: int, dtype: str) -> tuple[list[R
             ev,
         ),
         Row(
-            f"JAX single env, first step of an episode ({first.scheme}×{first.substeps}",
+            f"JAX single env, first step of an episode ({integrator_label(first)}, opens {label})",
             dtype,
             1,
             1,
@@ -356,15 +369,13 @@ def main(argv: list[str] | None = None) -> None:
         params = fx.cast_floats(load_params(), getattr(jnp, dtype))
         state1 = None
         for integrator in integrators:
-            label = f"{integrator.scheme}×{integrator.substeps}"
+            label = integrator_label(integrator)
             if args.skip_single:
                 if state1 is None:  # the batches start from a state one step after reset
                     state1 = first_state(params, integrator)
             else:
                 single_rows, state1 = bench_jax_single(params, integrator, args.single_steps, dtype)
                 for row in single_rows:
-                    # the first-step row names its own scheme: say which episodes it opens
-                    row.what += f", opens {label})" if "first step" in row.what else f" ({label})"
                     rows.append(row)
                     print(f"{row.what} [{dtype}]: {row.steps_per_s:,.1f} steps/s", flush=True)
             for n in args.sizes:

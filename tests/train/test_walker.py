@@ -9,7 +9,8 @@ import pytest
 from l2run.train.walker import (
     CONTACT_CLEARANCE_M,
     INITIAL_PARAMS,
-    MEMORY_LAYOUT,
+    MEMORY_PASSED,
+    MEMORY_SEEN,
     MEMORY_SIZE,
     N_PARAMS,
     OBS_COM_X,
@@ -264,8 +265,7 @@ def test_memory_keeps_the_obstacle_the_pelvis_has_passed():
     keeps the last one when none is ahead."""
     a, b = (1.5, 0.02, 0.1), (3.0, -0.01, 0.2)
     obs = _lift_feet(_obs(np.random.default_rng(8)), 0.0, 0.05)
-    seen = slice(MEMORY_LAYOUT.index("seen_x"), MEMORY_LAYOUT.index("seen_r") + 1)
-    passed = slice(MEMORY_LAYOUT.index("passed_x"), MEMORY_LAYOUT.index("passed_r") + 1)
+    seen, passed = MEMORY_SEEN, MEMORY_PASSED
     memory = initial_memory()
     none = initial_memory()[passed]
     # pelvis x grows along the course; the float sums x - pelvis x + pelvis x wobble

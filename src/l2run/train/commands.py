@@ -61,11 +61,11 @@ def train(
         )
         if engine == "jax":  # the whole population in one batched rollout
             population = gs.jax_population_fn(
-                difficulty, max_obstacles, cfg.controller, cfg.integrator, cfg.action_noise
+                cfg.difficulty, cfg.max_obstacles, cfg.controller, cfg.integrator, cfg.action_noise
             )
         else:
             population = gs.per_episode(
-                gs.runenv_episode_fn(engine, difficulty, max_obstacles, cfg.controller)
+                gs.runenv_episode_fn(engine, cfg.difficulty, cfg.max_obstacles, cfg.controller)
             )
         x0 = None
         if init is not None:

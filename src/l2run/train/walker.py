@@ -110,6 +110,8 @@ MEMORY_LAYOUT = (
     "passed_x", "passed_top", "passed_r",
 )  # fmt: skip
 MEMORY_SIZE = len(MEMORY_LAYOUT)
+MEMORY_SEEN = slice(MEMORY_LAYOUT.index("seen_x"), MEMORY_LAYOUT.index("seen_r") + 1)
+MEMORY_PASSED = slice(MEMORY_LAYOUT.index("passed_x"), MEMORY_LAYOUT.index("passed_r") + 1)
 # Where the memory puts "no obstacle": far behind the start, so no foot is ever behind it.
 NO_OBSTACLE_X_M = -100.0
 # Obstacle centres closer than this (m) are one obstacle: pelvis x + (x - pelvis x) need not
@@ -178,7 +180,7 @@ def control(params: Any, memory: Any, obs: Any, xp: Any = np) -> tuple[Any, Any]
     p = unpack(params, xp)
     obs = np.asarray(obs, dtype=float) if xp is np else obs
     stance_left, t, t_episode = memory[0], memory[1], memory[2]
-    seen, passed = memory[3:6], memory[6:9]  # (x, top, r) of each, see MEMORY_LAYOUT
+    seen, passed = memory[MEMORY_SEEN], memory[MEMORY_PASSED]  # (x, top, r) of each
     q, u = obs[OBS_JOINT_ANGLES], obs[OBS_JOINT_SPEEDS]
     tilt, tilt_speed = obs[OBS_PELVIS_TILT], obs[OBS_PELVIS_TILT_SPEED]
 
