@@ -217,17 +217,14 @@ def test_start_phase_leans_the_trunk_target_and_fades_out():
     )
 
 
-@pytest.mark.parametrize(
-    "later_groups", [("start", "trail", "cruise"), ("trail", "cruise"), ("cruise",)]
-)
+@pytest.mark.parametrize("later_groups", [("start", "trail"), ("trail",)])
 def test_files_from_before_later_groups_load_and_walk_as_before(later_groups):
-    """A 28-value file (before the start phase), a 30-value one (before the trailing-leg
-    lift) or a 33-value one (before the cruising gear) gets the neutral values of the groups
-    it lacks appended: same excitations and memory, with an obstacle passed and the swing heel
-    behind it, and with both heels past it (where the cruising gear would act)."""
-    from l2run.train.walker import NO_CRUISE, NO_START, NO_TRAIL
+    """A 28-value file (before the start phase) or a 30-value one (before the trailing-leg
+    lift) gets the neutral values of the groups it lacks appended: same excitations, also
+    with an obstacle passed and the swing heel behind it."""
+    from l2run.train.walker import NO_START, NO_TRAIL
 
-    neutral = {"start": NO_START, "trail": NO_TRAIL, "cruise": NO_CRUISE}
+    neutral = {"start": NO_START, "trail": NO_TRAIL}
     n_old = N_PARAMS - sum(neutral[g].size for g in later_groups)
     old = INITIAL_PARAMS[:n_old] + 0.01
     policy = WalkerPolicy(old.copy())
@@ -237,11 +234,11 @@ def test_files_from_before_later_groups_load_and_walk_as_before(later_groups):
     )
     obs = _lift_feet(_obs(np.random.default_rng(7)), 0.0, 0.05)
     obs[[OBS_OBSTACLE_DX, OBS_OBSTACLE_Y, OBS_OBSTACLE_R]] = (100.0, 0.0, 0.0)  # none ahead
-    for t_episode, heels_x in ((0.0, 0.9), (0.5, 0.9), (5.0, 0.9), (5.0, 3.0)):
+    for t_episode in (0.0, 0.5, 5.0):
         memory = _memory(0.0, 0.1, t_episode)
-        # a 0.2 m high obstacle passed at x = 1 m, the heels behind it (0.9) or past it (3.0)
+        # a 0.2 m high obstacle passed at x = 1 m, the left (swing) heel still behind it
         memory[3:9] = (1.0, 0.2, 0.1, 1.0, 0.2, 0.1)
-        obs[list(OBS_TALUS_X)] = heels_x
+        obs[OBS_TALUS_X[1]] = 0.9
         old_memory, old_action = control(old, memory, obs)
         new_memory, new_action = control(policy.params, memory, obs)
         np.testing.assert_array_equal(old_action, new_action)
@@ -318,41 +315,3 @@ def test_a_passed_obstacle_lifts_the_swing_leg_until_its_heel_is_past_it():
     np.testing.assert_array_equal(act(no_trail, x), act(no_trail, x + 1.0))
     # the stance (right) heel behind the obstacle is not lifted
     np.testing.assert_array_equal(act(params, 3.0, x), act(no_trail, 3.0, x))
-
-
-def test_cruising_gear_acts_only_when_no_obstacle_is_left():
-    """With no obstacle ahead and both heels past the last one, the longest step time grows
-    by the cruise offset (no swap at the old limit) and the swing thigh target moves; an
-    obstacle still ahead, either heel still behind the passed one, or a zero cruise group leave
-    the walker as it was."""
-    params = INITIAL_PARAMS.copy()
-    i = _group_start("cruise")
-    params[i : i + 3] = (0.05, 0.2, 0.0)
-    plain = params.copy()
-    plain[i : i + 3] = 0.0
-    t_max = unpack(params)["timing"][1]
-    obs = _lift_feet(np.zeros(41), 0.0, 0.1)  # right stance, left foot up: no landing
-    obs[list(OBS_PSOAS)] = 1.0
-    obs[9] = unpack(params)["swing_hip"][0] - 0.1  # swing hip flexing, unsaturated
-    memory = _memory(0.0, t_max, 5.0)  # the plain walker swaps legs on this step
-    memory[3:9] = (1.5, 0.25, 0.2, 1.5, 0.25, 0.2)  # an obstacle passed at x = 1.5 m
-
-    def step(p: np.ndarray, row, heels_x: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-        o = _show_obstacle(obs, 4.0, row)
-        o[OBS_COM_X] = 4.0
-        o[OBS_TALUS_X[0]], o[OBS_TALUS_X[1]] = heels_x
-        return control(p, memory, o)
-
-    clear, ahead = (None, (4.0, 3.8)), ((6.0, 0.0, 0.1), (4.0, 3.8))
-    swing_behind, stance_behind = (None, (4.0, 1.6)), (None, (1.6, 4.0))
-    held = (ahead, swing_behind, stance_behind)
-    for row, heels in (clear, *held):
-        assert step(plain, row, heels)[0][0] == 1.0  # the plain walker swaps
-    cruising_memory, cruising_action = step(params, *clear)
-    assert cruising_memory[0] == 0.0  # no swap: the step goes on
-    assert cruising_action[PSOAS_L] > step(plain, *clear)[1][PSOAS_L]  # thigh target forward
-    for case in held:
-        plain_memory, plain_action = step(plain, *case)
-        memory_now, action_now = step(params, *case)
-        np.testing.assert_array_equal(memory_now, plain_memory)
-        np.testing.assert_array_equal(action_now, plain_action)

@@ -90,21 +90,14 @@ PARAM_LAYOUT: tuple[tuple[str, int], ...] = (
     # remembered obstacle's far edge plus this margin (m), the swing thigh target and the
     # whole swing's knee target move by these gains (rad per m of that obstacle's top height).
     ("trail", 3),
-    # Cruising: once no obstacle is ahead and both heels are past the last one (plus the trail
-    # margin), the longest step time grows by this much (s) and the swing thigh and trunk pitch
-    # targets move by these offsets (rad). The walker swaps legs on its clock, so a longer
-    # step time is a longer stride at the same leg speed: a faster gait than the one tuned to
-    # cross obstacles, used only where there are none left (all lie within the first metres).
-    ("cruise", 3),
 )
 N_PARAMS = sum(n for _, n in PARAM_LAYOUT)
 # Values of the groups added after files were written, which change nothing: no start lean,
-# no trailing-leg lift, no cruising gear. A file that predates them (28 values: none; 30: no
-# "trail"; 33: no "cruise") walks exactly as it always did with these appended.
+# no trailing-leg lift. A file that predates them (28 values: neither; 30: no "trail") walks
+# exactly as it always did with these appended.
 NO_START = np.array([0.0, 1.0])
 NO_TRAIL = np.array([0.0, 0.0, 0.0])
-NO_CRUISE = np.array([0.0, 0.0, 0.0])
-LATER_GROUPS = (NO_START, NO_TRAIL, NO_CRUISE)
+LATER_GROUPS = (NO_START, NO_TRAIL)
 LEGACY_N_PARAMS = N_PARAMS - sum(g.size for g in LATER_GROUPS)  # the first files: 28 values
 MIN_START_S = 1e-3  # a shorter start phase is none (keeps the division finite)
 
@@ -142,14 +135,13 @@ INITIAL_PARAMS = np.array(
         0.5, 1.0, 2.0,  # obstacle look-ahead and lift gains
         0.0, 1.0,  # no start lean
         0.1, 1.0, 2.0,  # trailing leg: 10 cm margin, the same lift gains as the leading one
-        0.0, 0.0, 0.0,  # no cruising gear
     ]
 )  # fmt: skip
 
 
 def complete_params(params: Any, xp: Any = np) -> Any:
     """`params` with the neutral values of the groups added since (`LATER_GROUPS`) appended,
-    if they predate them (28, 30 or 33 values); other lengths are returned as they are."""
+    if they predate them (28 or 30 values); other lengths are returned as they are."""
     params = np.asarray(params, dtype=float) if xp is np else params
     for k in range(len(LATER_GROUPS), 0, -1):
         missing = LATER_GROUPS[-k:]
@@ -220,12 +212,8 @@ def control(params: Any, memory: Any, obs: Any, xp: Any = np) -> tuple[Any, Any]
     shown = obs[OBS_OBSTACLE_R] > 0.0
     moved_on = obstacle_x > seen[0] + SAME_OBSTACLE_TOL_M
     passed = xp.where(moved_on, seen, passed)
-    past_edge = passed[0] + passed[2] + p["trail"][0]
-    behind = swing_heel_x < past_edge
+    behind = swing_heel_x < passed[0] + passed[2] + p["trail"][0]
     trail_lift = xp.where(behind, xp.maximum(passed[1], 0.0), 0.0)
-    # Nothing left to cross: no obstacle shown, and neither heel behind the last one passed.
-    clear = ~shown & (xp.minimum(stance_ankle_x, swing_heel_x) > past_edge)
-    cruise = xp.where(clear, 1.0, 0.0)
 
     # Swing hip: place the foot by the balance feedback (ground-frame thigh angle).
     thigh_target = (
@@ -234,13 +222,12 @@ def control(params: Any, memory: Any, obs: Any, xp: Any = np) -> tuple[Any, Any]
         + p["swing_hip"][2] * obs[OBS_COM_VX]
         + p["obstacle"][1] * lift
         + p["trail"][1] * trail_lift
-        + p["cruise"][1] * cruise
     )
     kp_hip, kd_hip = p["hip_gain"][0], p["hip_gain"][1]
     tau_hip_sw = kp_hip * (thigh_target - (tilt + hip_sw)) - kd_hip * (tilt_speed + hip_speed_sw)
     # Stance hip: the trunk's wanted torque, less what the swing hip already puts on the pelvis.
     start_left = xp.maximum(0.0, 1.0 - t_episode / xp.maximum(p["start"][1], MIN_START_S))
-    pitch_target = p["torso"][0] + p["start"][0] * start_left + p["cruise"][2] * cruise
+    pitch_target = p["torso"][0] + p["start"][0] * start_left
     tau_trunk = p["torso"][1] * (pitch_target - tilt) - p["torso"][2] * tilt_speed
     tau_hip_st = -tau_trunk - tau_hip_sw
 
@@ -276,7 +263,7 @@ def control(params: Any, memory: Any, obs: Any, xp: Any = np) -> tuple[Any, Any]
     # The legs swap when the swing foot lands after the shortest step time, or at the longest.
     t_next = t + CONTROL_STEP_S
     landed = (swing_clearance < CONTACT_CLEARANCE_M) & (t_next > p["timing"][0])
-    swap = landed | (t_next > p["timing"][1] + p["cruise"][0] * cruise)
+    swap = landed | (t_next > p["timing"][1])
     new_memory = xp.stack(
         [
             xp.where(swap, 1.0 - stance_left, stance_left),
