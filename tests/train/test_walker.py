@@ -237,7 +237,7 @@ def test_files_from_before_later_groups_load_and_walk_as_before(later_groups):
     for t_episode in (0.0, 0.5, 5.0):
         memory = _memory(0.0, 0.1, t_episode)
         # a 0.2 m high obstacle passed at x = 1 m, the left (swing) heel still behind it
-        memory[3:9] = (1.0, 0.2, 0.1, 1.0, 0.2, 0.1)
+        memory[MEMORY_SEEN] = memory[MEMORY_PASSED] = (1.0, 0.2, 0.1)
         obs[OBS_TALUS_X[1]] = 0.9
         old_memory, old_action = control(old, memory, obs)
         new_memory, new_action = control(policy.params, memory, obs)
@@ -299,7 +299,7 @@ def test_a_passed_obstacle_lifts_the_swing_leg_until_its_heel_is_past_it():
     obs[OBS_COM_X] = 2.0  # above the stance heel: no balance feedback on the thigh target
     memory = _memory(0.0, 0.2, 3.0)  # right stance, late swing: only the trail lift folds
     x, top, r = 1.5, 0.25, 0.2
-    memory[3:9] = (x, top, r, x, top, r)
+    memory[MEMORY_SEEN] = memory[MEMORY_PASSED] = (x, top, r)
 
     def act(p: np.ndarray, left_heel_x: float, right_heel_x: float = 2.0) -> np.ndarray:
         o = obs.copy()

@@ -98,7 +98,6 @@ N_PARAMS = sum(n for _, n in PARAM_LAYOUT)
 NO_START = np.array([0.0, 1.0])
 NO_TRAIL = np.array([0.0, 0.0, 0.0])
 LATER_GROUPS = (NO_START, NO_TRAIL)
-LEGACY_N_PARAMS = N_PARAMS - sum(g.size for g in LATER_GROUPS)  # the first files: 28 values
 MIN_START_S = 1e-3  # a shorter start phase is none (keeps the division finite)
 
 # Memory layout, in order: the stance leg (0 right, 1 left), time in stance (s), time
