@@ -19,8 +19,11 @@ with x positions relative to the pelvis (`pelvis_relative`, the `PelvisRelative`
 transform), normalised with running mean/variance statistics that are frozen during each
 iteration and saved with the model. Training optimises the seed's reward plus `ShapedReward`'s
 terms (`shaping`); `progress.csv` reports both that and the seed's own return and distance.
+With `base_policy` the actor learns a residual: its output is added to the excitations of a
+walker (`l2run.train.walker`) that runs inside the rollout with its memory per runner.
 Run directory: `config.json`, `ppo_params.npz` (weights + observation statistics, rewritten
-atomically every `checkpoint_every` iterations), `progress.csv`.
+atomically every `checkpoint_every` iterations), `progress.csv`, and for a residual run
+`base_policy.json`.
 """
 
 from __future__ import annotations
@@ -42,6 +45,12 @@ OBS_SIZE = 41
 ACT_SIZE = 18
 PELVIS_X = 1  # observation index of the pelvis x (m, ground frame)
 PARAMS_FILE = "ppo_params.npz"
+BASE_POLICY_FILE = "base_policy.json"  # the walker a residual run adds to, copied into the run
+# A residual run's extra policy inputs: the walker's stance leg, time in stance and time since
+# reset (s), read from its memory before the step (`l2run.train.walker.MEMORY_LAYOUT`).
+BASE_MEMORY_INPUTS = slice(0, 3)
+N_BASE_INPUTS = BASE_MEMORY_INPUTS.stop - BASE_MEMORY_INPUTS.start
+RESTING_EXCITATION = 0.5  # without a base policy the actor's output is added to this
 FIRST_INTEGRATOR_NONE = "none"  # `first_integrator` value: every step uses `integrator`
 # progress.csv columns about finished episodes: means over the episodes that ended in the latest
 # iteration that had any (empty before the first ends).
@@ -87,6 +96,14 @@ class PPOConfig:
     time_budget_s: float = 0.0  # stop (and save) before this wall time is exceeded; 0 = none
     checkpoint_every: int = 10  # iterations between atomic `ppo_params.npz` writes
     init_from: str = ""  # a run directory: start from its weights and observation statistics
+    # Residual learning: a walker file (`l2run.train.walker`) whose excitations the actor's
+    # output is added to, instead of to 0.5; "pretrained" = the shipped runner. The walker
+    # keeps its memory per runner inside the rollout, and the policy also sees its stance leg,
+    # time in stance and time since reset. Copied into the run directory as base_policy.json.
+    base_policy: str = ""
+    # Iterations at the start during which only the critic learns (the actor and log-std stay
+    # as initialised), so the first policy updates follow a value function fitted to the base.
+    critic_warmup: int = 0
     algo: str = "ppo"  # marks the run directory for `l2run test` / `evaluate`
 
     def validate(self) -> None:
@@ -102,6 +119,8 @@ class PPOConfig:
             raise ValueError(f"hidden must be a non-empty list of layer sizes, got {self.hidden}")
         if self.time_budget_s < 0 or self.checkpoint_every < 1:
             raise ValueError("time_budget_s must be >= 0 and checkpoint_every >= 1")
+        if self.critic_warmup < 0:
+            raise ValueError(f"critic_warmup must be >= 0, got {self.critic_warmup}")
         if self.learning_rate < 0:
             raise ValueError(f"learning_rate must be >= 0, got {self.learning_rate}")
         resolve_integrators(self)  # raises ValueError on a malformed scheme string
@@ -178,9 +197,31 @@ def _mlp(layers, x):
     return x @ layers[-1]["w"] + layers[-1]["b"]
 
 
+def input_size(config: PPOConfig) -> int:
+    """Length of the policy's input: the observation, plus the walker's memory if residual."""
+    return OBS_SIZE + (N_BASE_INPUTS if config.base_policy else 0)
+
+
+def base_inputs(memory, xp=np):
+    """The residual policy's extra inputs from walker memories (..., MEMORY_SIZE)."""
+    return xp.asarray(memory)[..., BASE_MEMORY_INPUTS]
+
+
+def load_base_params(path: str | Path) -> np.ndarray:
+    """The walker parameters a residual run adds to ("pretrained" = the shipped runner)."""
+    from l2run.train.walker import WalkerPolicy
+
+    if str(path) == "pretrained":
+        from l2run.train.evaluate import pretrained_path
+
+        path = pretrained_path()
+    return WalkerPolicy.load(path).params
+
+
 def _layer_sizes(config: PPOConfig) -> dict[str, list[int]]:
     hidden = [int(h) for h in config.hidden]
-    return {"actor": [OBS_SIZE, *hidden, ACT_SIZE], "critic": [OBS_SIZE, *hidden, 1]}
+    n_in = input_size(config)
+    return {"actor": [n_in, *hidden, ACT_SIZE], "critic": [n_in, *hidden, 1]}
 
 
 def init_params(key, config: PPOConfig) -> dict:
@@ -199,9 +240,10 @@ def init_params(key, config: PPOConfig) -> dict:
     }
 
 
-def action_mean(params, obs_norm):
-    """Mean excitation: 0.5 + network output (a resting runner near half activation)."""
-    return 0.5 + _mlp(params["actor"], obs_norm)
+def action_mean(params, obs_norm, base=RESTING_EXCITATION):
+    """Mean excitation: `base` + network output. `base` is 0.5 (a resting runner near half
+    activation) or, in a residual run, the walker's excitations for this step."""
+    return base + _mlp(params["actor"], obs_norm)
 
 
 class ObsStats(NamedTuple):
@@ -344,9 +386,11 @@ def _strong(tree):
 def make_functions(config: PPOConfig):
     """The jitted rollout and update functions for `config`.
 
-    rollout(model, pool, params, stats, env_state, obs, episodes, key)
-        -> (env_state, obs, episodes, key, traj, finished)
-    update(params, opt, stats, traj, key, lr) -> (params, opt, stats, losses)
+    rollout(model, pool, params, stats, env_state, obs, memory, episodes, key)
+        -> (env_state, obs, memory, episodes, key, traj, finished)
+    (`memory`: the base walker's, (num_envs, MEMORY_SIZE); unused without `base_policy`)
+    update(params, opt, stats, traj, key, lr, actor_on) -> (params, opt, stats, losses)
+    (`actor_on`: 1, or 0 while only the critic learns)
     The engine parameters and the course pool are arguments (not constants baked into the
     program), so runs that differ only in those or in `RUNTIME_FIELDS` share one compile.
     """
@@ -358,18 +402,38 @@ def make_functions(config: PPOConfig):
     n_env, n_steps = config.num_envs, config.num_steps
     dtype = jnp.dtype(config.dtype)
     integrator, first_integrator = resolve_integrators(config)
+    n_inputs = input_size(config)
 
-    def features(obs):
-        return policy_features(config, obs, xp=jnp).astype(dtype)
+    residual = bool(config.base_policy)
+    if residual:
+        from l2run.train import walker
+
+        walker_params = jnp.asarray(load_base_params(config.base_policy), dtype)
+        base_control = jax.vmap(lambda m, o: walker.control(walker_params, m, o, xp=jnp))
+        fresh_memory = walker.initial_memory(jnp).astype(dtype)
+
+    def features(obs, memory):
+        x = policy_features(config, obs, xp=jnp)
+        if residual:
+            x = jnp.concatenate([x, base_inputs(memory, xp=jnp)], axis=-1)
+        return x.astype(dtype)
+
+    def base_action(obs, memory):
+        """(walker memory after this step, base excitations (B, 18)) for the batch."""
+        if not residual:
+            return memory, jnp.full((obs.shape[0], ACT_SIZE), RESTING_EXCITATION, dtype)
+        new_memory, action = base_control(memory, obs)
+        return new_memory.astype(dtype), action.astype(dtype)
 
     @jax.jit
-    def rollout(model, pool, params, stats, env_state, obs, episodes, key):
+    def rollout(model, pool, params, stats, env_state, obs, memory, episodes, key):
         def body(carry, _):
-            s, o, ep, done_sum, k = carry
+            s, o, mem, ep, done_sum, k = carry
             k, k_act, k_reset = jax.random.split(k, 3)
-            x = features(o)
+            x = features(o, mem)
             o_n = normalize(stats, x)
-            mean = action_mean(params, o_n)
+            mem_next, base = base_action(o, mem)
+            mean = action_mean(params, o_n, base)
             noise = jax.random.normal(k_act, mean.shape, dtype)
             action = mean + jnp.exp(params["log_std"]) * noise
             logp = _log_prob(mean, params["log_std"], action)
@@ -384,15 +448,19 @@ def make_functions(config: PPOConfig):
                 first_integrator=first_integrator,
             )
             # Bootstrap through truncation (time limit), not through a fall.
-            next_value = _mlp(params["critic"], normalize(stats, features(r.final_obs)))[:, 0]
+            x_final = features(r.final_obs, mem_next)
+            next_value = _mlp(params["critic"], normalize(stats, x_final))[:, 0]
             reward = training_reward(config, r.reward, r.final_obs, r.terminated, xp=jnp)
             ended = r.terminated | r.truncated
 
             ep, done_sum = track_episodes(
                 ep, done_sum, r.reward, reward, ended, r.final_obs[:, PELVIS_X]
             )
+            if residual:  # a runner that was reset starts with a fresh walker memory
+                mem_next = jnp.where(ended[:, None], fresh_memory, mem_next)
             out = {
                 "obs": x,
+                "base": base,
                 "action": action,
                 "logp": logp,
                 "value": value,
@@ -401,11 +469,11 @@ def make_functions(config: PPOConfig):
                 "ended": ended,
                 "next_value": next_value,
             }
-            return (r.state, r.obs, ep, done_sum, k), out
+            return (r.state, r.obs, mem_next, ep, done_sum, k), out
 
-        carry = (env_state, obs, episodes, no_episodes_finished(), key)
-        (s, o, ep, done_sum, key), traj = jax.lax.scan(body, carry, None, length=n_steps)
-        return _strong(s), _strong(o), _strong(ep), key, traj, done_sum
+        carry = (env_state, obs, memory, episodes, no_episodes_finished(), key)
+        (s, o, mem, ep, done_sum, key), traj = jax.lax.scan(body, carry, None, length=n_steps)
+        return _strong(s), _strong(o), _strong(mem), _strong(ep), key, traj, done_sum
 
     def gae(traj):
         def body(carry, t):
@@ -422,9 +490,9 @@ def make_functions(config: PPOConfig):
         )
         return adv, adv + traj["value"]
 
-    def loss_fn(params, stats, batch):
+    def loss_fn(params, stats, batch, actor_on):
         o_n = normalize(stats, batch["obs"])
-        mean = action_mean(params, o_n)
+        mean = action_mean(params, o_n, batch["base"])
         logp = _log_prob(mean, params["log_std"], batch["action"])
         ratio = jnp.exp(logp - batch["logp"])
         adv = (batch["adv"] - batch["adv"].mean()) / (batch["adv"].std() + 1e-8)
@@ -434,15 +502,17 @@ def make_functions(config: PPOConfig):
         value = _mlp(params["critic"], o_n)[:, 0]
         v_loss = 0.5 * jnp.mean((value - batch["ret"]) ** 2)
         entropy = jnp.sum(params["log_std"] + 0.5 * jnp.log(2 * jnp.pi * jnp.e))
-        total = pg + config.vf_coef * v_loss - config.ent_coef * entropy
+        # actor_on = 0 during the critic warm-up: no gradient reaches the actor or log-std.
+        total = actor_on * (pg - config.ent_coef * entropy) + config.vf_coef * v_loss
         approx_kl = jnp.mean((ratio - 1) - jnp.log(ratio))
         return total, (pg, v_loss, entropy, approx_kl)
 
     @jax.jit
-    def update(params, opt, stats, traj, key, lr):
+    def update(params, opt, stats, traj, key, lr, actor_on):
         adv, ret = gae(traj)
         flat = {
-            "obs": traj["obs"].reshape(-1, OBS_SIZE),
+            "obs": traj["obs"].reshape(-1, n_inputs),
+            "base": traj["base"].reshape(-1, ACT_SIZE),
             "action": traj["action"].reshape(-1, ACT_SIZE),
             "logp": traj["logp"].reshape(-1),
             "adv": adv.reshape(-1),
@@ -458,7 +528,7 @@ def make_functions(config: PPOConfig):
             def minibatch(carry, idx):
                 params, opt = carry
                 batch = jax.tree.map(lambda a: a[idx], flat)
-                grads, aux = jax.grad(loss_fn, has_aux=True)(params, stats, batch)
+                grads, aux = jax.grad(loss_fn, has_aux=True)(params, stats, batch, actor_on)
                 params, opt = _adam_step(params, grads, opt, lr, config.max_grad_norm)
                 return (params, opt), aux
 
@@ -620,6 +690,7 @@ def train(
 
     from l2run.engines.jax.params import load_params
     from l2run.engines.jax.rollout import batch_observe, cast_floats, course_pool, reset_from_pool
+    from l2run.train.walker import WalkerPolicy, initial_memory
 
     t_start = time.time()
     config.validate()
@@ -632,8 +703,11 @@ def train(
     params, stats = _initial_weights(config, k_init)  # before writing: fails on a bad init_from
     params = _strong(params)
 
+    base = load_base_params(config.base_policy) if config.base_policy else None
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=1))
+    if base is not None:  # the run directory alone must rebuild the policy
+        WalkerPolicy(base, {"source": config.base_policy}).save(out / BASE_POLICY_FILE)
     model = cast_floats(load_params(), dtype)
     # Course seeds far from the evaluation seeds (1-10 in the README) so those stay unseen.
     first_seed = 100_000 + config.seed * 10_000
@@ -644,13 +718,23 @@ def train(
     opt = _adam_init(params)
     env_state = _strong(reset_from_pool(model, pool, k_reset, config.num_envs))
     obs = _strong(batch_observe(model, env_state))
+    memory = (
+        jnp.tile(initial_memory(jnp), (config.num_envs, 1))
+        if base is not None
+        else jnp.zeros((config.num_envs, 0))
+    ).astype(dtype)
+    memory = _strong(memory)
     if stats is None:
+        n_in = input_size(config)
         stats = ObsStats(
-            jnp.zeros(OBS_SIZE, jnp.float64),
-            jnp.ones(OBS_SIZE, jnp.float64),
+            jnp.zeros(n_in, jnp.float64),
+            jnp.ones(n_in, jnp.float64),
             jnp.asarray(1e-4, jnp.float64),
         )
-        stats = update_stats(stats, policy_features(config, obs, xp=jnp))
+        first = policy_features(config, obs, xp=jnp)
+        if base is not None:
+            first = jnp.concatenate([first, base_inputs(memory, xp=jnp)], axis=-1)
+        stats = update_stats(stats, first)
     stats = _strong(stats)
     episodes = Episodes(
         jnp.zeros(config.num_envs, dtype),
@@ -677,13 +761,16 @@ def train(
         for it in bar:
             t0 = time.time()
             lr = config.learning_rate * (1.0 - it / iterations if config.anneal_lr else 1.0)
-            env_state, obs, episodes, key, traj, done = rollout(
-                model, pool, params, stats, env_state, obs, episodes, key
+            env_state, obs, memory, episodes, key, traj, done = rollout(
+                model, pool, params, stats, env_state, obs, memory, episodes, key
             )
             jax.block_until_ready(traj["reward"])
             t1 = time.time()
             key, k_up = jax.random.split(key)
-            params, opt, stats, aux = update(params, opt, stats, traj, k_up, np.asarray(lr, dtype))
+            actor_on = np.asarray(0.0 if it < config.critic_warmup else 1.0, dtype)
+            params, opt, stats, aux = update(
+                params, opt, stats, traj, k_up, np.asarray(lr, dtype), actor_on
+            )
             host = jax.device_get({"aux": aux, "done": done})  # one transfer of scalars
             t2 = time.time()
             if it > 0:
@@ -764,24 +851,43 @@ class PPOPolicy:
     """A trained PPO run as an evaluation policy: deterministic mean excitations (numpy).
 
     Applies the run's input transform (`pelvis_relative`) and normalisation, so it acts in
-    either engine on the raw 41-value observation.
+    either engine on the raw 41-value observation. A residual run (`base_policy`) adds its
+    output to the excitations of the walker saved in the run directory, which keeps its own
+    memory between steps (hence `reset` at every episode start).
     """
 
     def __init__(self, run_dir: str | Path):
         self.config, params, stats = load_run(run_dir)
         self.actor = [(layer["w"], layer["b"]) for layer in params["actor"]]
         self.mean, self.var = np.asarray(stats.mean), np.asarray(stats.var)
+        self.base = None
+        if self.config.base_policy:
+            from l2run.train.walker import WalkerPolicy
+
+            base_file = Path(run_dir) / BASE_POLICY_FILE
+            if not base_file.is_file():
+                raise ValueError(f"residual PPO run {run_dir} lacks its {BASE_POLICY_FILE}")
+            self.base = WalkerPolicy.load(base_file)
 
     def wrap(self, env):
         return env
 
     def reset(self) -> None:
-        pass
+        if self.base is not None:
+            self.base.reset()
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        x = policy_features(self.config, np.asarray(obs, dtype=np.float64))
+        obs = np.asarray(obs, dtype=np.float64)
+        if obs.shape != (OBS_SIZE,):
+            raise ValueError(f"observation must have shape ({OBS_SIZE},), got {obs.shape}")
+        x = policy_features(self.config, obs)
+        base: Any = RESTING_EXCITATION
+        if self.base is not None:
+            # The inputs read the walker's memory before its step, as in training.
+            x = np.concatenate([x, base_inputs(self.base.memory)])
+            base = self.base.act(obs)
         x = np.clip((x - self.mean) / np.sqrt(self.var + 1e-8), -10.0, 10.0)
         for w, b in self.actor[:-1]:
             x = np.tanh(x @ w + b)
         w, b = self.actor[-1]
-        return np.clip(0.5 + x @ w + b, 0.0, 1.0)
+        return np.clip(base + x @ w + b, 0.0, 1.0)

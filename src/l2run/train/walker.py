@@ -290,6 +290,11 @@ class WalkerPolicy:
     def reset(self) -> None:
         self._memory = initial_memory()
 
+    @property
+    def memory(self) -> np.ndarray:
+        """A copy of the memory the next `act` starts from (`MEMORY_LAYOUT`)."""
+        return self._memory.copy()
+
     def act(self, obs: np.ndarray) -> np.ndarray:
         obs = np.asarray(obs, dtype=float)
         if obs.shape != (41,):
