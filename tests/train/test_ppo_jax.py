@@ -420,15 +420,15 @@ def residual_run(tmp_path_factory):
     import shutil
 
     out = tmp_path_factory.mktemp("ppo_residual") / "run"
-    first = tmp_path_factory.mktemp("ppo_residual_first")
+    first = tmp_path_factory.mktemp("ppo_residual_first") / "run"
 
     def on_iteration(it, row):
-        if it == 0:
-            shutil.copy(out / PARAMS_FILE, first / PARAMS_FILE)
+        if it == 0:  # the run as it stood after the warm-up iteration
+            shutil.copytree(out, first)
 
     with contextlib.redirect_stdout(io.StringIO()):
         train(PPOConfig(**RESIDUAL), out, progress=False, on_iteration=on_iteration)
-    return {"out": out, "first": first / PARAMS_FILE}
+    return {"out": out, "first": first}
 
 
 def test_residual_run_warms_up_the_critic_alone_then_trains_the_actor(residual_run):
@@ -436,37 +436,26 @@ def test_residual_run_warms_up_the_critic_alone_then_trains_the_actor(residual_r
 
     out = residual_run["out"]
     init = init_params(jax.random.PRNGKey(0), PPOConfig(**RESIDUAL))
-    with np.load(residual_run["first"]) as first, np.load(out / PARAMS_FILE) as last:
+    first_params = residual_run["first"] / PARAMS_FILE
+    with np.load(first_params) as first, np.load(out / PARAMS_FILE) as last:
         assert first["actor_0_w"].shape[0] == 41 + N_BASE_INPUTS
-        # Iteration 0 (warm-up): the actor and log-std are as initialised, the critic moved.
+        # Iteration 0 (warm-up): the actor and log-std are as initialised (a residual actor's
+        # output layer starts at zero), the critic moved.
         np.testing.assert_array_equal(first["log_std"], np.asarray(init["log_std"]))
+        np.testing.assert_array_equal(first["actor_2_w"], 0.0)
+        np.testing.assert_array_equal(first["actor_2_b"], 0.0)
         assert not np.array_equal(first["critic_0_w"], last["critic_0_w"])
-        assert not np.array_equal(first["actor_0_w"], last["actor_0_w"])  # iteration 1 did
+        assert not np.array_equal(first["actor_2_w"], last["actor_2_w"])  # iteration 1 did
     # The run directory carries the walker it added to.
     saved = WalkerPolicy.load(out / BASE_POLICY_FILE)
     np.testing.assert_array_equal(saved.params, load_base_params("pretrained"))
 
 
-def _residual_policy_dir(tmp_path, residual_run, scale: float):
-    """A copy of the residual run whose actor output is scaled by `scale` (0: none)."""
-    import shutil
-
-    d = tmp_path / f"scaled_{scale}"
-    shutil.copytree(residual_run["out"], d)
-    with np.load(d / PARAMS_FILE) as data:
-        arrays = dict(data)
-    last = max(int(k.split("_")[1]) for k in arrays if k.startswith("actor_"))
-    arrays[f"actor_{last}_w"] = arrays[f"actor_{last}_w"] * scale
-    arrays[f"actor_{last}_b"] = arrays[f"actor_{last}_b"] * scale
-    np.savez(d / PARAMS_FILE, **arrays)
-    return d
-
-
-def test_residual_policy_with_no_output_acts_as_its_walker(residual_run, tmp_path):
+def test_residual_policy_starts_as_its_walker(residual_run):
     from l2run.train.walker import WalkerPolicy
 
     rng = np.random.default_rng(8)
-    policy = PPOPolicy(_residual_policy_dir(tmp_path, residual_run, 0.0))
+    policy = PPOPolicy(residual_run["first"])  # after the warm-up: the initial actor
     walker = WalkerPolicy.load(residual_run["out"] / BASE_POLICY_FILE)
     trained = PPOPolicy(residual_run["out"])
     for p in (policy, walker, trained):

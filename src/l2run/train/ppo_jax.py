@@ -51,6 +51,7 @@ BASE_POLICY_FILE = "base_policy.json"  # the walker a residual run adds to, copi
 BASE_MEMORY_INPUTS = slice(0, 3)
 N_BASE_INPUTS = BASE_MEMORY_INPUTS.stop - BASE_MEMORY_INPUTS.start
 RESTING_EXCITATION = 0.5  # without a base policy the actor's output is added to this
+ACTOR_OUTPUT_SCALE = 0.01  # orthogonal init gain of the actor's last layer (CleanRL's)
 FIRST_INTEGRATOR_NONE = "none"  # `first_integrator` value: every step uses `integrator`
 # progress.csv columns about finished episodes: means over the episodes that ended in the latest
 # iteration that had any (empty before the first ends).
@@ -232,9 +233,12 @@ def init_params(key, config: PPOConfig) -> dict:
 
     dtype = jnp.dtype(config.dtype)
     sizes = _layer_sizes(config)
+    # A residual actor starts at exactly zero output, so the run starts as its walker: a small
+    # random output layer (CleanRL's 0.01) already moves a tuned walker's excitations by a few %.
+    last_scale = 0.0 if config.base_policy else ACTOR_OUTPUT_SCALE
     k1, k2 = jax.random.split(key)
     return {
-        "actor": _init_mlp(k1, sizes["actor"], 0.01, dtype),
+        "actor": _init_mlp(k1, sizes["actor"], last_scale, dtype),
         "critic": _init_mlp(k2, sizes["critic"], 1.0, dtype),
         "log_std": jnp.full(ACT_SIZE, config.init_log_std, dtype=dtype),
     }
