@@ -70,6 +70,46 @@ def test_bad_config():
         PPOConfig(dtype="float16").validate()
     with pytest.raises(ValueError, match="checkpoint_every"):
         PPOConfig(checkpoint_every=0).validate()
+    with pytest.raises(ValueError, match="residual_l2"):
+        PPOConfig(residual_l2=-1.0).validate()
+    with pytest.raises(ValueError, match="critic_warmup"):
+        PPOConfig(critic_warmup=-1).validate()
+
+
+@pytest.mark.parametrize("residual_l2", [0.0, 1.0])
+def test_residual_l2_pulls_the_actor_output_towards_the_base(residual_l2):
+    """With no reward at all (zero advantages) only the L2 term moves the actor: its output
+    shrinks when the term is on and stays put when it is off; the warm-up switch stops both."""
+    import jax.numpy as jnp
+
+    from l2run.train.ppo_jax import _adam_init, _mlp, make_functions
+
+    config = PPOConfig(num_envs=4, num_steps=8, num_minibatches=2, residual_l2=residual_l2)
+    _, update = make_functions(config)
+    key = jax.random.PRNGKey(1)
+    params = init_params(key, config)
+    params["actor"][-1]["b"] = jnp.full(18, 0.2)  # a residual far from zero
+    rng = np.random.default_rng(2)
+    obs = jnp.asarray(rng.normal(size=(8, 4, 41)))
+    stats = ObsStats(jnp.zeros(41), jnp.ones(41), jnp.asarray(1.0))
+    mean = 0.5 + _mlp(params["actor"], obs)
+    zeros = jnp.zeros((8, 4))
+    traj = {
+        "obs": obs, "base": jnp.full((8, 4, 18), 0.5), "action": mean,
+        "logp": _log_prob(mean, params["log_std"], mean), "value": zeros, "reward": zeros,
+        "terminated": zeros.astype(bool), "ended": zeros.astype(bool), "next_value": zeros,
+    }  # fmt: skip
+
+    def size(p):
+        return float(jnp.mean(jnp.abs(_mlp(p["actor"], obs))))
+
+    lr = jnp.asarray(1e-2)
+    for actor_on, moves in ((0.0, False), (1.0, residual_l2 > 0)):
+        new, *_ = update(params, _adam_init(params), stats, traj, key, lr, jnp.asarray(actor_on))
+        if moves:
+            assert size(new) < 0.9 * size(params)
+        else:
+            assert size(new) == pytest.approx(size(params), rel=1e-9)
 
 
 def test_integrator_strings_resolve_to_engine_schemes():

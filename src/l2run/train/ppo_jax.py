@@ -105,6 +105,10 @@ class PPOConfig:
     # Iterations at the start during which only the critic learns (the actor and log-std stay
     # as initialised), so the first policy updates follow a value function fitted to the base.
     critic_warmup: int = 0
+    # Weight of the mean squared actor output (per runner, summed over muscles) in the loss: it
+    # holds a residual near its base where the advantages carry no consistent signal (without
+    # it, PPO's fixed-size steps random-walk a tuned walker into falling; README, Training).
+    residual_l2: float = 0.0
     algo: str = "ppo"  # marks the run directory for `l2run test` / `evaluate`
 
     def validate(self) -> None:
@@ -120,6 +124,8 @@ class PPOConfig:
             raise ValueError(f"hidden must be a non-empty list of layer sizes, got {self.hidden}")
         if self.time_budget_s < 0 or self.checkpoint_every < 1:
             raise ValueError("time_budget_s must be >= 0 and checkpoint_every >= 1")
+        if self.residual_l2 < 0:
+            raise ValueError(f"residual_l2 must be >= 0, got {self.residual_l2}")
         if self.critic_warmup < 0:
             raise ValueError(f"critic_warmup must be >= 0, got {self.critic_warmup}")
         if self.learning_rate < 0:
@@ -496,7 +502,8 @@ def make_functions(config: PPOConfig):
 
     def loss_fn(params, stats, batch, actor_on):
         o_n = normalize(stats, batch["obs"])
-        mean = action_mean(params, o_n, batch["base"])
+        output = _mlp(params["actor"], o_n)
+        mean = batch["base"] + output  # = action_mean(params, o_n, base)
         logp = _log_prob(mean, params["log_std"], batch["action"])
         ratio = jnp.exp(logp - batch["logp"])
         adv = (batch["adv"] - batch["adv"].mean()) / (batch["adv"].std() + 1e-8)
@@ -507,7 +514,9 @@ def make_functions(config: PPOConfig):
         v_loss = 0.5 * jnp.mean((value - batch["ret"]) ** 2)
         entropy = jnp.sum(params["log_std"] + 0.5 * jnp.log(2 * jnp.pi * jnp.e))
         # actor_on = 0 during the critic warm-up: no gradient reaches the actor or log-std.
-        total = actor_on * (pg - config.ent_coef * entropy) + config.vf_coef * v_loss
+        l2 = jnp.mean(jnp.sum(output**2, axis=-1))
+        actor_loss = pg - config.ent_coef * entropy + config.residual_l2 * l2
+        total = actor_on * actor_loss + config.vf_coef * v_loss
         approx_kl = jnp.mean((ratio - 1) - jnp.log(ratio))
         return total, (pg, v_loss, entropy, approx_kl)
 
