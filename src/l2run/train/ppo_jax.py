@@ -513,9 +513,9 @@ def make_functions(config: PPOConfig):
         value = _mlp(params["critic"], o_n)[:, 0]
         v_loss = 0.5 * jnp.mean((value - batch["ret"]) ** 2)
         entropy = jnp.sum(params["log_std"] + 0.5 * jnp.log(2 * jnp.pi * jnp.e))
-        # actor_on = 0 during the critic warm-up: no gradient reaches the actor or log-std.
         l2 = jnp.mean(jnp.sum(output**2, axis=-1))
         actor_loss = pg - config.ent_coef * entropy + config.residual_l2 * l2
+        # actor_on = 0 during the critic warm-up: no gradient reaches the actor or log-std.
         total = actor_on * actor_loss + config.vf_coef * v_loss
         approx_kl = jnp.mean((ratio - 1) - jnp.log(ratio))
         return total, (pg, v_loss, entropy, approx_kl)
