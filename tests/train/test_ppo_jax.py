@@ -547,3 +547,10 @@ def test_residual_rollout_runs_the_walker_with_memory_reset_at_autoreset():
             np.testing.assert_allclose(base[t, env], walker.act(x[t, env, :41]), atol=1e-9)
             if ended[t, env]:
                 walker.reset()
+
+
+def test_a_missing_base_policy_fails_before_anything_is_written(tmp_path):
+    config = PPOConfig(**{**RESIDUAL, "base_policy": str(tmp_path / "missing.json")})
+    with pytest.raises(FileNotFoundError, match="missing.json"):
+        train(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
