@@ -95,7 +95,7 @@ def test_residual_l2_pulls_the_actor_output_towards_the_base(residual_l2):
     mean = 0.5 + _mlp(params["actor"], obs)
     zeros = jnp.zeros((8, 4))
     traj = {
-        "obs": obs, "base": jnp.full((8, 4, 18), 0.5), "action": mean,
+        "obs": obs, "action": mean,
         "logp": _log_prob(mean, params["log_std"], mean), "value": zeros, "reward": zeros,
         "terminated": zeros.astype(bool), "ended": zeros.astype(bool), "next_value": zeros,
     }  # fmt: skip

@@ -19,7 +19,14 @@ from l2run.engines.jax import step as env_step
 from l2run.engines.jax.params import load_params
 from l2run.engines.jax.rollout import batch_observe, batch_reset, batch_step, course_arrays
 from l2run.train import walker
-from l2run.train.ppo_jax import BASE_POLICY_FILE, base_inputs, load_run, policy_features
+from l2run.train.ppo_jax import (
+    BASE_POLICY_FILE,
+    ObsStats,
+    action_mean,
+    load_run,
+    normalize,
+    policy_inputs,
+)
 
 jax.config.update("jax_enable_x64", True)
 CHUNK = 100  # control steps per jitted scan
@@ -39,16 +46,13 @@ def batched_policy(run: str):
     """vmapped (memory, obs) -> (memory, excitations) of a residual run, mean actions."""
     config, params, stats = load_run(run)
     base = jnp.asarray(walker.WalkerPolicy.load(os.path.join(run, BASE_POLICY_FILE)).params)
-    actor = [(jnp.asarray(lay["w"]), jnp.asarray(lay["b"])) for lay in params["actor"]]
-    mean, var = jnp.asarray(stats.mean), jnp.asarray(stats.var)
+    params = jax.tree.map(jnp.asarray, params)
+    stats = ObsStats(*(jnp.asarray(a) for a in stats))
 
     def act(memory, obs):
-        x = jnp.concatenate([policy_features(config, obs, xp=jnp), base_inputs(memory, xp=jnp)])
-        x = jnp.clip((x - mean) / jnp.sqrt(var + 1e-8), -10, 10)
-        for w, b in actor[:-1]:
-            x = jnp.tanh(x @ w + b)
+        x = normalize(stats, policy_inputs(config, obs, memory, xp=jnp))
         memory, excitation = walker.control(base, memory, obs, xp=jnp)
-        return memory, jnp.clip(excitation + x @ actor[-1][0] + actor[-1][1], 0, 1)
+        return memory, jnp.clip(action_mean(params, x, excitation), 0, 1)
 
     return jax.vmap(act)
 

@@ -214,6 +214,15 @@ def base_inputs(memory, xp=np):
     return xp.asarray(memory)[..., BASE_MEMORY_INPUTS]
 
 
+def policy_inputs(config: PPOConfig, obs, memory, xp=np):
+    """The policy's whole input before normalisation: `policy_features`, followed in a residual
+    run by the walker's `base_inputs` (`memory` is ignored otherwise and may be None)."""
+    x = policy_features(config, obs, xp=xp)
+    if not config.base_policy:
+        return x
+    return xp.concatenate([x, base_inputs(memory, xp=xp)], axis=-1)
+
+
 def load_base_params(path: str | Path) -> np.ndarray:
     """The walker parameters a residual run adds to ("pretrained" = the shipped runner)."""
     from l2run.train.walker import WalkerPolicy
@@ -423,15 +432,12 @@ def make_functions(config: PPOConfig):
         fresh_memory = walker.initial_memory(jnp).astype(dtype)
 
     def features(obs, memory):
-        x = policy_features(config, obs, xp=jnp)
-        if residual:
-            x = jnp.concatenate([x, base_inputs(memory, xp=jnp)], axis=-1)
-        return x.astype(dtype)
+        return policy_inputs(config, obs, memory, xp=jnp).astype(dtype)
 
     def base_action(obs, memory):
         """(walker memory after this step, base excitations (B, 18)) for the batch."""
         if not residual:
-            return memory, jnp.full((obs.shape[0], ACT_SIZE), RESTING_EXCITATION, dtype)
+            return memory, RESTING_EXCITATION
         new_memory, action = base_control(memory, obs)
         return new_memory.astype(dtype), action.astype(dtype)
 
@@ -466,11 +472,8 @@ def make_functions(config: PPOConfig):
             ep, done_sum = track_episodes(
                 ep, done_sum, r.reward, reward, ended, r.final_obs[:, PELVIS_X]
             )
-            if residual:  # a runner that was reset starts with a fresh walker memory
-                mem_next = jnp.where(ended[:, None], fresh_memory, mem_next)
             out = {
                 "obs": x,
-                "base": base,
                 "action": action,
                 "logp": logp,
                 "value": value,
@@ -479,6 +482,10 @@ def make_functions(config: PPOConfig):
                 "ended": ended,
                 "next_value": next_value,
             }
+            if residual:
+                out["base"] = base  # the loss needs it; a constant 0.5 otherwise
+                # A runner that was reset starts with a fresh walker memory.
+                mem_next = jnp.where(ended[:, None], fresh_memory, mem_next)
             return (r.state, r.obs, mem_next, ep, done_sum, k), out
 
         carry = (env_state, obs, memory, episodes, no_episodes_finished(), key)
@@ -503,7 +510,7 @@ def make_functions(config: PPOConfig):
     def loss_fn(params, stats, batch, actor_on):
         o_n = normalize(stats, batch["obs"])
         output = _mlp(params["actor"], o_n)
-        mean = batch["base"] + output  # = action_mean(params, o_n, base)
+        mean = batch.get("base", RESTING_EXCITATION) + output  # = action_mean(params, o_n, base)
         logp = _log_prob(mean, params["log_std"], batch["action"])
         ratio = jnp.exp(logp - batch["logp"])
         adv = (batch["adv"] - batch["adv"].mean()) / (batch["adv"].std() + 1e-8)
@@ -525,12 +532,13 @@ def make_functions(config: PPOConfig):
         adv, ret = gae(traj)
         flat = {
             "obs": traj["obs"].reshape(-1, n_inputs),
-            "base": traj["base"].reshape(-1, ACT_SIZE),
             "action": traj["action"].reshape(-1, ACT_SIZE),
             "logp": traj["logp"].reshape(-1),
             "adv": adv.reshape(-1),
             "ret": ret.reshape(-1),
         }
+        if residual:
+            flat["base"] = traj["base"].reshape(-1, ACT_SIZE)
         n = n_env * n_steps
         mb = n // config.num_minibatches
 
@@ -744,10 +752,7 @@ def train(
             jnp.ones(n_in, jnp.float64),
             jnp.asarray(1e-4, jnp.float64),
         )
-        first = policy_features(config, obs, xp=jnp)
-        if base is not None:
-            first = jnp.concatenate([first, base_inputs(memory, xp=jnp)], axis=-1)
-        stats = update_stats(stats, first)
+        stats = update_stats(stats, policy_inputs(config, obs, memory, xp=jnp))
     stats = _strong(stats)
     episodes = Episodes(
         jnp.zeros(config.num_envs, dtype),
@@ -893,12 +898,9 @@ class PPOPolicy:
         obs = np.asarray(obs, dtype=np.float64)
         if obs.shape != (OBS_SIZE,):
             raise ValueError(f"observation must have shape ({OBS_SIZE},), got {obs.shape}")
-        x = policy_features(self.config, obs)
-        base: Any = RESTING_EXCITATION
-        if self.base is not None:
-            # The inputs read the walker's memory before its step, as in training.
-            x = np.concatenate([x, base_inputs(self.base.memory)])
-            base = self.base.act(obs)
+        # The inputs read the walker's memory before its step, as in training.
+        x = policy_inputs(self.config, obs, self.base.memory if self.base else None)
+        base = self.base.act(obs) if self.base else RESTING_EXCITATION
         x = np.clip((x - self.mean) / np.sqrt(self.var + 1e-8), -10.0, 10.0)
         for w, b in self.actor[:-1]:
             x = np.tanh(x @ w + b)
