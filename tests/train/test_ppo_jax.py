@@ -554,3 +554,135 @@ def test_a_missing_base_policy_fails_before_anything_is_written(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.json"):
         train(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+# --- modulation: PPO moves a few of the walker's parameters each step -------------------------
+
+MODULATED = {
+    **RESIDUAL,
+    "modulate": ["timing:1", "swing_hip:0"],
+    "modulate_scale": [0.05, 0.1],
+    "pelvis_relative": False,
+    "dtype": "float64",
+}
+
+
+def test_bad_modulation_configs_are_rejected():
+    with pytest.raises(ValueError, match="base_policy"):
+        PPOConfig(modulate=["timing:1"], modulate_scale=[0.02]).validate()
+    with pytest.raises(ValueError, match="one scale per"):
+        PPOConfig(**{**MODULATED, "modulate_scale": [0.02]}).validate()
+    for bad in (["timing:2"], ["timing"], ["gait:0"], ["timing:-1"]):
+        with pytest.raises(ValueError, match="unknown walker parameter"):
+            PPOConfig(**{**MODULATED, "modulate": bad, "modulate_scale": [1.0]}).validate()
+    with pytest.raises(ValueError, match="twice"):
+        PPOConfig(**{**MODULATED, "modulate": ["timing:1"] * 2}).validate()
+
+
+def test_modulation_matrix_moves_the_named_parameters():
+    from l2run.train.ppo_jax import modulation_matrix
+    from l2run.train.walker import PARAM_LAYOUT, unpack
+
+    matrix = modulation_matrix(PPOConfig(**MODULATED))
+    moved = unpack(np.array([1.0, 2.0]) @ matrix)
+    assert moved["timing"][1] == pytest.approx(0.05) and moved["swing_hip"][0] == 0.2
+    others = [moved[g] for g, _ in PARAM_LAYOUT if g not in ("timing", "swing_hip")]
+    assert not np.any(np.concatenate(others))
+    assert moved["timing"][0] == 0 and not np.any(moved["swing_hip"][1:])
+
+
+@pytest.fixture(scope="module")
+def modulated_run(tmp_path_factory):
+    import contextlib
+    import io
+    import shutil
+
+    out = tmp_path_factory.mktemp("ppo_modulated") / "run"
+    first = tmp_path_factory.mktemp("ppo_modulated_first") / "run"
+
+    def on_iteration(it, row):
+        if it == 0:
+            shutil.copytree(out, first)
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        train(PPOConfig(**MODULATED), out, progress=False, on_iteration=on_iteration)
+    return {"out": out, "first": first}
+
+
+def test_modulated_policy_starts_as_its_walker_and_moves_its_parameters(modulated_run):
+    from l2run.train.ppo_jax import modulation_matrix
+    from l2run.train.walker import WalkerPolicy
+
+    with np.load(modulated_run["out"] / PARAMS_FILE) as data:
+        assert data["log_std"].shape == (2,) and data["actor_2_w"].shape[1] == 2
+    first = PPOPolicy(modulated_run["first"])  # after the warm-up: zero output
+    trained = PPOPolicy(modulated_run["out"])
+    walker = WalkerPolicy.load(modulated_run["out"] / BASE_POLICY_FILE)
+    by_hand = WalkerPolicy.load(modulated_run["out"] / BASE_POLICY_FILE)
+    matrix = modulation_matrix(trained.config)
+    for p in (first, trained, walker, by_hand):
+        p.reset()
+    rng = np.random.default_rng(5)
+    obs = np.zeros(41)
+    obs[[1, 2]] = 0.0, 0.94
+    differs = False
+    for _ in range(60):
+        obs = obs + rng.normal(scale=0.02, size=41)
+        plain = walker.act(obs)
+        np.testing.assert_allclose(first.act(obs), plain, atol=1e-12)
+        # The trained actor's output, by hand, moves the walker's parameters for this step.
+        x = np.concatenate([obs, by_hand.memory[:N_BASE_INPUTS]])
+        x = np.clip((x - trained.mean) / np.sqrt(trained.var + 1e-8), -10.0, 10.0)
+        for w, b in trained.actor[:-1]:
+            x = np.tanh(x @ w + b)
+        output = x @ trained.actor[-1][0] + trained.actor[-1][1]
+        expected = by_hand.act(obs, params=by_hand.params + output @ matrix)
+        action = trained.act(obs)
+        np.testing.assert_allclose(action, expected, atol=1e-12)
+        differs |= not np.allclose(action, plain, atol=1e-9)
+    assert differs
+
+
+def test_modulated_rollout_steps_each_walker_with_its_moved_parameters():
+    """The walker memory the policy sees evolves with the sampled modulation (here the step
+    time, so the legs swap at other moments than the plain walker's), restarted at
+    autoreset."""
+    import jax.numpy as jnp
+
+    from l2run.engines.jax.params import load_params
+    from l2run.engines.jax.rollout import batch_observe, cast_floats, course_pool, reset_from_pool
+    from l2run.train.ppo_jax import make_functions, modulation_matrix
+    from l2run.train.walker import WalkerPolicy, initial_memory
+
+    config = PPOConfig(**{**MODULATED, "init_log_std": 0.5, "integrator": "imex_stiff:2"})
+    config.num_steps = 40
+    rollout, _ = make_functions(config)
+    model = cast_floats(load_params(), jnp.float64)
+    pool = course_pool(range(900, 904), 2, 3)
+    key = jax.random.PRNGKey(4)
+    params = init_params(key, config)
+    state = reset_from_pool(model, pool, key, config.num_envs)
+    obs = batch_observe(model, state)
+    memory = jnp.tile(initial_memory(jnp), (config.num_envs, 1))
+    n_in = 41 + N_BASE_INPUTS
+    stats = ObsStats(jnp.zeros(n_in), jnp.ones(n_in), jnp.asarray(1.0))
+    episodes = Episodes(jnp.zeros(4), jnp.zeros(4), jnp.zeros(4, jnp.int32))
+    *_, traj, _ = rollout(model, pool, params, stats, state, obs, memory, episodes, key)
+    x, action, ended = (np.asarray(traj[k]) for k in ("obs", "action", "ended"))
+    assert action.shape == (config.num_steps, config.num_envs, 2) and "base" not in traj
+    matrix = modulation_matrix(config)
+    moved = WalkerPolicy(load_base_params("pretrained"))
+    plain = WalkerPolicy(load_base_params("pretrained"))
+    differs = False
+    for env in range(config.num_envs):
+        moved.reset()
+        plain.reset()
+        for t in range(config.num_steps):
+            np.testing.assert_allclose(x[t, env, 41:], moved.memory[:N_BASE_INPUTS], atol=1e-12)
+            differs |= not np.allclose(plain.memory[:2], moved.memory[:2])
+            moved.act(x[t, env, :41], params=moved.params + action[t, env] @ matrix)
+            plain.act(x[t, env, :41])
+            if ended[t, env]:
+                moved.reset()
+                plain.reset()
+    assert differs  # the modulation reached the walker the rollout ran

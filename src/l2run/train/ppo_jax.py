@@ -109,6 +109,14 @@ class PPOConfig:
     # holds a residual near its base where the advantages carry no consistent signal (without
     # it, PPO's fixed-size steps random-walk a tuned walker into falling; README, Training).
     residual_l2: float = 0.0
+    # Modulation (with `base_policy`): instead of adding to the excitations, the actor's outputs
+    # move these walker parameters, every step, each "group:index" of
+    # `l2run.train.walker.PARAM_LAYOUT` (e.g. "timing:1", the longest step time) by its output
+    # times its `modulate_scale` (the parameter's units per unit of output); the walker's
+    # excitations with the moved parameters are what the runner does. A handful of meaningful
+    # dimensions (step time, foot placement, trunk lean) in place of 18 muscles.
+    modulate: list[str] = field(default_factory=list)
+    modulate_scale: list[float] = field(default_factory=list)
     algo: str = "ppo"  # marks the run directory for `l2run test` / `evaluate`
 
     def validate(self) -> None:
@@ -131,6 +139,15 @@ class PPOConfig:
         if self.learning_rate < 0:
             raise ValueError(f"learning_rate must be >= 0, got {self.learning_rate}")
         resolve_integrators(self)  # raises ValueError on a malformed scheme string
+        if self.modulate or self.modulate_scale:
+            if not self.base_policy:
+                raise ValueError("modulate needs a base_policy (the walker it modulates)")
+            if len(self.modulate_scale) != len(self.modulate):
+                raise ValueError(
+                    f"modulate_scale needs one scale per modulated parameter: "
+                    f"{len(self.modulate)} names, {len(self.modulate_scale)} scales"
+                )
+            modulation_indices(self.modulate)  # raises ValueError on an unknown parameter
 
 
 def resolve_integrators(config: PPOConfig) -> tuple[Any, Any]:
@@ -223,6 +240,49 @@ def policy_inputs(config: PPOConfig, obs, memory, xp=np):
     return xp.concatenate([x, base_inputs(memory, xp=xp)], axis=-1)
 
 
+def modulation_indices(names: list[str]) -> np.ndarray:
+    """Indices into the walker's parameter vector of "group:index" names (`PARAM_LAYOUT`)."""
+    from l2run.train.walker import PARAM_LAYOUT
+
+    starts, start = {}, 0
+    for group, n in PARAM_LAYOUT:
+        starts[group] = (start, n)
+        start += n
+    indices = []
+    for name in names:
+        group, _, index = str(name).partition(":")
+        if group not in starts or not index.isdigit() or int(index) >= starts[group][1]:
+            known = ", ".join(f"{g}:0..{n - 1}" for g, n in PARAM_LAYOUT)
+            raise ValueError(f"unknown walker parameter {name!r} to modulate; known: {known}")
+        indices.append(starts[group][0] + int(index))
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"modulate names a parameter twice: {names}")
+    return np.asarray(indices, dtype=int)
+
+
+def modulation_matrix(config: PPOConfig) -> np.ndarray:
+    """(K, N_PARAMS): actor output k moves walker parameter `modulate[k]` by
+    `modulate_scale[k]` per unit, so the walker's parameters are base + output @ matrix."""
+    from l2run.train.walker import N_PARAMS
+
+    matrix = np.zeros((len(config.modulate), N_PARAMS))
+    matrix[np.arange(len(config.modulate)), modulation_indices(config.modulate)] = np.asarray(
+        config.modulate_scale, dtype=float
+    )
+    return matrix
+
+
+def action_size(config: PPOConfig) -> int:
+    """Length of the actor's output: the modulated walker parameters, else 18 excitations."""
+    return len(config.modulate) if config.modulate else ACT_SIZE
+
+
+def output_base(config: PPOConfig) -> float:
+    """What the actor's output is added to when no per-step base applies: 0.5 excitation
+    without a walker, 0 for a modulation (an offset on the walker's parameters)."""
+    return 0.0 if config.modulate else RESTING_EXCITATION
+
+
 def load_base_params(path: str | Path) -> np.ndarray:
     """The walker parameters a residual run adds to ("pretrained" = the shipped runner)."""
     from l2run.train.walker import WalkerPolicy
@@ -237,7 +297,7 @@ def load_base_params(path: str | Path) -> np.ndarray:
 def _layer_sizes(config: PPOConfig) -> dict[str, list[int]]:
     hidden = [int(h) for h in config.hidden]
     n_in = input_size(config)
-    return {"actor": [n_in, *hidden, ACT_SIZE], "critic": [n_in, *hidden, 1]}
+    return {"actor": [n_in, *hidden, action_size(config)], "critic": [n_in, *hidden, 1]}
 
 
 def init_params(key, config: PPOConfig) -> dict:
@@ -255,7 +315,7 @@ def init_params(key, config: PPOConfig) -> dict:
     return {
         "actor": _init_mlp(k1, sizes["actor"], last_scale, dtype),
         "critic": _init_mlp(k2, sizes["critic"], 1.0, dtype),
-        "log_std": jnp.full(ACT_SIZE, config.init_log_std, dtype=dtype),
+        "log_std": jnp.full(action_size(config), config.init_log_std, dtype=dtype),
     }
 
 
@@ -424,20 +484,32 @@ def make_functions(config: PPOConfig):
     n_inputs = input_size(config)
 
     residual = bool(config.base_policy)
+    modulated = bool(config.modulate)
+    n_act = action_size(config)
     if residual:
         from l2run.train import walker
 
         walker_params = jnp.asarray(load_base_params(config.base_policy), dtype)
         base_control = jax.vmap(lambda m, o: walker.control(walker_params, m, o, xp=jnp))
         fresh_memory = walker.initial_memory(jnp).astype(dtype)
+    if modulated:
+        matrix = jnp.asarray(modulation_matrix(config), dtype)
+        # Each runner's walker with its own parameters this step.
+        own_control = jax.vmap(lambda p, m, o: walker.control(p, m, o, xp=jnp))
+
+    def modulated_control(action, obs, memory):
+        """(walker memory after this step, excitations (B, 18)) with the moved parameters."""
+        new_memory, excitation = own_control(walker_params + action @ matrix, memory, obs)
+        return new_memory.astype(dtype), excitation.astype(dtype)
 
     def features(obs, memory):
         return policy_inputs(config, obs, memory, xp=jnp).astype(dtype)
 
     def base_action(obs, memory):
-        """(walker memory after this step, base excitations (B, 18)) for the batch."""
-        if not residual:
-            return memory, RESTING_EXCITATION
+        """(walker memory after this step, base excitations (B, 18)) for the batch; for a
+        modulation, the memory as it is and 0 (the walker runs once the action is drawn)."""
+        if not residual or modulated:
+            return memory, output_base(config)
         new_memory, action = base_control(memory, obs)
         return new_memory.astype(dtype), action.astype(dtype)
 
@@ -454,11 +526,14 @@ def make_functions(config: PPOConfig):
             action = mean + jnp.exp(params["log_std"]) * noise
             logp = _log_prob(mean, params["log_std"], action)
             value = _mlp(params["critic"], o_n)[:, 0]
+            env_action = action
+            if modulated:
+                mem_next, env_action = modulated_control(action, o, mem)
             restart = reset_from_pool(model, pool, k_reset, n_env)
             r = autoreset_step(
                 model,
                 s,
-                action,
+                env_action,
                 restart,
                 integrator=integrator,
                 first_integrator=first_integrator,
@@ -482,8 +557,9 @@ def make_functions(config: PPOConfig):
                 "ended": ended,
                 "next_value": next_value,
             }
+            if residual and not modulated:
+                out["base"] = base  # the loss needs it; a constant otherwise (`output_base`)
             if residual:
-                out["base"] = base  # the loss needs it; a constant 0.5 otherwise
                 # A runner that was reset starts with a fresh walker memory.
                 mem_next = jnp.where(ended[:, None], fresh_memory, mem_next)
             return (r.state, r.obs, mem_next, ep, done_sum, k), out
@@ -510,7 +586,7 @@ def make_functions(config: PPOConfig):
     def loss_fn(params, stats, batch, actor_on):
         o_n = normalize(stats, batch["obs"])
         output = _mlp(params["actor"], o_n)
-        mean = batch.get("base", RESTING_EXCITATION) + output  # = action_mean(params, o_n, base)
+        mean = batch.get("base", output_base(config)) + output  # = action_mean(params, o_n, base)
         logp = _log_prob(mean, params["log_std"], batch["action"])
         ratio = jnp.exp(logp - batch["logp"])
         adv = (batch["adv"] - batch["adv"].mean()) / (batch["adv"].std() + 1e-8)
@@ -532,12 +608,12 @@ def make_functions(config: PPOConfig):
         adv, ret = gae(traj)
         flat = {
             "obs": traj["obs"].reshape(-1, n_inputs),
-            "action": traj["action"].reshape(-1, ACT_SIZE),
+            "action": traj["action"].reshape(-1, n_act),
             "logp": traj["logp"].reshape(-1),
             "adv": adv.reshape(-1),
             "ret": ret.reshape(-1),
         }
-        if residual:
+        if residual and not modulated:
             flat["base"] = traj["base"].reshape(-1, ACT_SIZE)
         n = n_env * n_steps
         mb = n // config.num_minibatches
@@ -597,7 +673,7 @@ def _compile_key(config: PPOConfig) -> tuple:
 
 @lru_cache(maxsize=4)
 def _cached_functions(key: tuple):
-    return make_functions(PPOConfig(**{k: list(v) if k == "hidden" else v for k, v in key}))
+    return make_functions(PPOConfig(**{k: list(v) if isinstance(v, tuple) else v for k, v in key}))
 
 
 # --- run directories --------------------------------------------------------------------------
@@ -871,7 +947,8 @@ class PPOPolicy:
     Applies the run's input transform (`pelvis_relative`) and normalisation, so it acts in
     either engine on the raw 41-value observation. A residual run (`base_policy`) adds its
     output to the excitations of the walker saved in the run directory, which keeps its own
-    memory between steps (hence `reset` at every episode start).
+    memory between steps (hence `reset` at every episode start); a modulation run moves that
+    walker's parameters by its output instead (`modulate`).
     """
 
     def __init__(self, run_dir: str | Path):
@@ -886,6 +963,7 @@ class PPOPolicy:
             if not base_file.is_file():
                 raise ValueError(f"residual PPO run {run_dir} lacks its {BASE_POLICY_FILE}")
             self.base = WalkerPolicy.load(base_file)
+        self.matrix = modulation_matrix(self.config) if self.config.modulate else None
 
     def wrap(self, env):
         return env
@@ -900,9 +978,12 @@ class PPOPolicy:
             raise ValueError(f"observation must have shape ({OBS_SIZE},), got {obs.shape}")
         # The inputs read the walker's memory before its step, as in training.
         x = policy_inputs(self.config, obs, self.base.memory if self.base else None)
-        base = self.base.act(obs) if self.base else RESTING_EXCITATION
         x = np.clip((x - self.mean) / np.sqrt(self.var + 1e-8), -10.0, 10.0)
         for w, b in self.actor[:-1]:
             x = np.tanh(x @ w + b)
         w, b = self.actor[-1]
-        return np.clip(base + x @ w + b, 0.0, 1.0)
+        output = x @ w + b
+        if self.matrix is not None:
+            return self.base.act(obs, params=self.base.params + output @ self.matrix)
+        base = self.base.act(obs) if self.base else RESTING_EXCITATION
+        return np.clip(base + output, 0.0, 1.0)

@@ -295,11 +295,14 @@ class WalkerPolicy:
         """A copy of the memory the next `act` starts from (`MEMORY_LAYOUT`)."""
         return self._memory.copy()
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
+    def act(self, obs: np.ndarray, params: np.ndarray | None = None) -> np.ndarray:
+        """Excitations (18,) for `obs`; `params`: other parameters for this step only (a
+        modulating policy's), else the walker's own."""
         obs = np.asarray(obs, dtype=float)
         if obs.shape != (41,):
             raise ValueError(f"observation must have shape (41,), got {obs.shape}")
-        self._memory, action = control(self.params, self._memory, obs)
+        params = self.params if params is None else complete_params(params)
+        self._memory, action = control(params, self._memory, obs)
         return action
 
     def save(self, path: str | Path) -> None:
