@@ -577,6 +577,8 @@ def test_bad_modulation_configs_are_rejected():
             PPOConfig(**{**MODULATED, "modulate": bad, "modulate_scale": [1.0]}).validate()
     with pytest.raises(ValueError, match="twice"):
         PPOConfig(**{**MODULATED, "modulate": ["timing:1"] * 2}).validate()
+    with pytest.raises(ValueError, match="modulate_hold needs modulate"):
+        PPOConfig(**{**RESIDUAL, "modulate_hold": True}).validate()
 
 
 def test_modulation_matrix_moves_the_named_parameters():
@@ -643,18 +645,21 @@ def test_modulated_policy_starts_as_its_walker_and_moves_its_parameters(modulate
     assert differs
 
 
-def test_modulated_rollout_steps_each_walker_with_its_moved_parameters():
+@pytest.mark.parametrize("hold", [False, True])
+def test_modulated_rollout_steps_each_walker_with_its_moved_parameters(hold):
     """The walker memory the policy sees evolves with the sampled modulation (here the step
     time, so the legs swap at other moments than the plain walker's), restarted at
-    autoreset."""
+    autoreset; with `modulate_hold` the modulation changes only when a step begins."""
     import jax.numpy as jnp
 
     from l2run.engines.jax.params import load_params
     from l2run.engines.jax.rollout import batch_observe, cast_floats, course_pool, reset_from_pool
-    from l2run.train.ppo_jax import make_functions, modulation_matrix
-    from l2run.train.walker import WalkerPolicy, initial_memory
+    from l2run.train.ppo_jax import make_functions, modulation_matrix, run_memory
+    from l2run.train.walker import WalkerPolicy
 
-    config = PPOConfig(**{**MODULATED, "init_log_std": 0.5, "integrator": "imex_stiff:2"})
+    config = PPOConfig(
+        **{**MODULATED, "init_log_std": 0.5, "integrator": "imex_stiff:2", "modulate_hold": hold}
+    )
     config.num_steps = 40
     rollout, _ = make_functions(config)
     model = cast_floats(load_params(), jnp.float64)
@@ -663,26 +668,74 @@ def test_modulated_rollout_steps_each_walker_with_its_moved_parameters():
     params = init_params(key, config)
     state = reset_from_pool(model, pool, key, config.num_envs)
     obs = batch_observe(model, state)
-    memory = jnp.tile(initial_memory(jnp), (config.num_envs, 1))
-    n_in = 41 + N_BASE_INPUTS
+    memory = jnp.tile(run_memory(config, jnp), (config.num_envs, 1))
+    n_in = 41 + N_BASE_INPUTS + (2 if hold else 0)
     stats = ObsStats(jnp.zeros(n_in), jnp.ones(n_in), jnp.asarray(1.0))
     episodes = Episodes(jnp.zeros(4), jnp.zeros(4), jnp.zeros(4, jnp.int32))
     *_, traj, _ = rollout(model, pool, params, stats, state, obs, memory, episodes, key)
     x, action, ended = (np.asarray(traj[k]) for k in ("obs", "action", "ended"))
     assert action.shape == (config.num_steps, config.num_envs, 2) and "base" not in traj
+    assert ("decide" in traj) == hold
     matrix = modulation_matrix(config)
     moved = WalkerPolicy(load_base_params("pretrained"))
     plain = WalkerPolicy(load_base_params("pretrained"))
-    differs = False
+    differs, changes = False, 0
     for env in range(config.num_envs):
         moved.reset()
         plain.reset()
         for t in range(config.num_steps):
-            np.testing.assert_allclose(x[t, env, 41:], moved.memory[:N_BASE_INPUTS], atol=1e-12)
+            walker_inputs = x[t, env, 41 : 41 + N_BASE_INPUTS]
+            np.testing.assert_allclose(walker_inputs, moved.memory[:N_BASE_INPUTS], atol=1e-12)
             differs |= not np.allclose(plain.memory[:2], moved.memory[:2])
+            if hold:
+                begins = moved.memory[1] == 0.0  # reset or swap: time in stance 0
+                assert bool(traj["decide"][t, env]) == begins
+                if not begins:  # holding: the same modulation as the step before
+                    np.testing.assert_array_equal(action[t, env], action[t - 1, env])
+                    np.testing.assert_array_equal(x[t, env, -2:], action[t - 1, env])
+                changes += begins
             moved.act(x[t, env, :41], params=moved.params + action[t, env] @ matrix)
             plain.act(x[t, env, :41])
             if ended[t, env]:
                 moved.reset()
                 plain.reset()
     assert differs  # the modulation reached the walker the rollout ran
+    if hold:  # each runner decided at reset and at least once more
+        assert changes > config.num_envs
+
+
+def test_holding_policy_decides_only_when_a_step_begins(tmp_path):
+    """A `modulate_hold` run's policy computes a modulation at reset and at each leg swap and
+    keeps it in between (its inputs include what it holds)."""
+    import contextlib
+    import io
+
+    from l2run.train.ppo_jax import modulation_matrix
+    from l2run.train.walker import WalkerPolicy
+
+    config = PPOConfig(**{**MODULATED, "modulate_hold": True, "critic_warmup": 0})
+    with contextlib.redirect_stdout(io.StringIO()):
+        train(config, tmp_path / "run", progress=False)
+    policy = PPOPolicy(tmp_path / "run")
+    by_hand = WalkerPolicy.load(tmp_path / "run" / BASE_POLICY_FILE)
+    matrix = modulation_matrix(policy.config)
+    policy.reset()
+    by_hand.reset()
+    held = np.zeros(2)
+    rng = np.random.default_rng(2)
+    obs = np.zeros(41)
+    obs[[1, 2]] = 0.0, 0.94
+    outputs = []
+    for _ in range(80):
+        obs = obs + rng.normal(scale=0.02, size=41)
+        x = np.concatenate([obs, by_hand.memory[:N_BASE_INPUTS], held])
+        x = np.clip((x - policy.mean) / np.sqrt(policy.var + 1e-8), -10.0, 10.0)
+        for w, b in policy.actor[:-1]:
+            x = np.tanh(x @ w + b)
+        if by_hand.memory[1] == 0.0:
+            held = x @ policy.actor[-1][0] + policy.actor[-1][1]
+        outputs.append(held)
+        expected = by_hand.act(obs, params=by_hand.params + held @ matrix)
+        np.testing.assert_allclose(policy.act(obs), expected, atol=1e-12)
+    distinct = {tuple(o) for o in outputs}
+    assert 2 <= len(distinct) < len(outputs) / 5  # a few decisions, each held for many steps

@@ -1,9 +1,11 @@
 """The figure curve.png: each run's distance of the episodes ending per iteration, smoothed.
 
 python docs/training/residual_ppo/plot_runs.py OUT.png CSV=LABEL [CSV=LABEL ...]
+The environment variable TITLE replaces the figure's title.
 """
 
 import csv
+import os
 import sys
 
 import matplotlib
@@ -26,7 +28,8 @@ def main(out: str, specs: list[str]) -> None:
         ax.plot(steps[w - 1 :], np.convolve(distance, np.ones(w) / w, mode="valid"), label=label)
     ax.set_xlabel("environment steps (millions)")
     ax.set_ylabel("distance of the episodes ending (m)")
-    ax.set_title("Residual PPO on the shipped walker (JAX engine, training courses, stochastic)")
+    title = "Residual PPO on the shipped walker (JAX engine, training courses, stochastic)"
+    ax.set_title(os.environ.get("TITLE", title))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -1,4 +1,5 @@
-"""Deterministic screen of PPO run directories (residual on a walker) in the JAX engine.
+"""Deterministic screen of PPO run directories on a walker (residual or modulation) in the JAX
+engine.
 
 All courses of a run in one batch, `imex_stiff` x10 as in training, float64, mean actions:
     python docs/training/residual_ppo/screen_ppo.py RUN_DIR [RUN_DIR ...]
@@ -24,7 +25,9 @@ from l2run.train.ppo_jax import (
     ObsStats,
     action_mean,
     load_run,
+    modulation_matrix,
     normalize,
+    output_base,
     policy_inputs,
 )
 
@@ -48,9 +51,13 @@ def batched_policy(run: str):
     base = jnp.asarray(walker.WalkerPolicy.load(os.path.join(run, BASE_POLICY_FILE)).params)
     params = jax.tree.map(jnp.asarray, params)
     stats = ObsStats(*(jnp.asarray(a) for a in stats))
+    matrix = jnp.asarray(modulation_matrix(config)) if config.modulate else None
 
     def act(memory, obs):
         x = normalize(stats, policy_inputs(config, obs, memory, xp=jnp))
+        if config.modulate:  # the output moves the walker's parameters
+            moved = base + action_mean(params, x, output_base(config)) @ matrix
+            return walker.control(moved, memory, obs, xp=jnp)
         memory, excitation = walker.control(base, memory, obs, xp=jnp)
         return memory, jnp.clip(action_mean(params, x, excitation), 0, 1)
 

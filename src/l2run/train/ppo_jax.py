@@ -117,6 +117,11 @@ class PPOConfig:
     # dimensions (step time, foot placement, trunk lean) in place of 18 muscles.
     modulate: list[str] = field(default_factory=list)
     modulate_scale: list[float] = field(default_factory=list)
+    # A modulation drawn once per step of the gait: at each leg swap (and at reset) the actor
+    # decides, and the walker keeps that modulation until the next swap. ~35 decisions per
+    # episode instead of 1000, each one a whole step's foot placement and timing; only the
+    # decisions enter the policy loss. The policy also sees the modulation it holds.
+    modulate_hold: bool = False
     algo: str = "ppo"  # marks the run directory for `l2run test` / `evaluate`
 
     def validate(self) -> None:
@@ -148,6 +153,8 @@ class PPOConfig:
                     f"{len(self.modulate)} names, {len(self.modulate_scale)} scales"
                 )
             modulation_indices(self.modulate)  # raises ValueError on an unknown parameter
+        if self.modulate_hold and not self.modulate:
+            raise ValueError("modulate_hold needs modulate (the parameters it holds)")
 
 
 def resolve_integrators(config: PPOConfig) -> tuple[Any, Any]:
@@ -222,8 +229,10 @@ def _mlp(layers, x):
 
 
 def input_size(config: PPOConfig) -> int:
-    """Length of the policy's input: the observation, plus the walker's memory if residual."""
-    return OBS_SIZE + (N_BASE_INPUTS if config.base_policy else 0)
+    """Length of the policy's input: the observation, plus the walker's memory if residual
+    (and the held modulation with `modulate_hold`)."""
+    held = len(config.modulate) if config.modulate_hold else 0
+    return OBS_SIZE + (N_BASE_INPUTS if config.base_policy else 0) + held
 
 
 def base_inputs(memory, xp=np):
@@ -233,11 +242,41 @@ def base_inputs(memory, xp=np):
 
 def policy_inputs(config: PPOConfig, obs, memory, xp=np):
     """The policy's whole input before normalisation: `policy_features`, followed in a residual
-    run by the walker's `base_inputs` (`memory` is ignored otherwise and may be None)."""
+    run by the walker's `base_inputs` and, with `modulate_hold`, the held modulation (`memory`:
+    `run_memory` layout; ignored without a base policy and may then be None)."""
     x = policy_features(config, obs, xp=xp)
     if not config.base_policy:
         return x
-    return xp.concatenate([x, base_inputs(memory, xp=xp)], axis=-1)
+    parts = [x, base_inputs(memory, xp=xp)]
+    if config.modulate_hold:
+        parts.append(held_modulation(memory, xp=xp))
+    return xp.concatenate(parts, axis=-1)
+
+
+def held_modulation(memory, xp=np):
+    """The modulation a `modulate_hold` run holds, from its memory (..., MEMORY_SIZE + K)."""
+    from l2run.train.walker import MEMORY_SIZE
+
+    return xp.asarray(memory)[..., MEMORY_SIZE:]
+
+
+def deciding(memory, xp=np):
+    """Whether a `modulate_hold` runner draws a new modulation this step: its walker's step
+    has just begun (time in stance exactly 0, as a swap and a reset set it)."""
+    from l2run.train.walker import MEMORY_LAYOUT
+
+    return xp.asarray(memory)[..., MEMORY_LAYOUT.index("t_stance")] == 0.0
+
+
+def run_memory(config: PPOConfig, xp=np):
+    """A runner's memory at reset: the walker's, then (with `modulate_hold`) a zero held
+    modulation."""
+    from l2run.train.walker import initial_memory
+
+    memory = initial_memory(xp)
+    if config.modulate_hold:
+        memory = xp.concatenate([memory, xp.zeros(len(config.modulate))])
+    return memory
 
 
 def modulation_indices(names: list[str]) -> np.ndarray:
@@ -491,15 +530,20 @@ def make_functions(config: PPOConfig):
 
         walker_params = jnp.asarray(load_base_params(config.base_policy), dtype)
         base_control = jax.vmap(lambda m, o: walker.control(walker_params, m, o, xp=jnp))
-        fresh_memory = walker.initial_memory(jnp).astype(dtype)
+        fresh_memory = run_memory(config, jnp).astype(dtype)
+        n_walker = walker.MEMORY_SIZE
     if modulated:
         matrix = jnp.asarray(modulation_matrix(config), dtype)
         # Each runner's walker with its own parameters this step.
         own_control = jax.vmap(lambda p, m, o: walker.control(p, m, o, xp=jnp))
 
     def modulated_control(action, obs, memory):
-        """(walker memory after this step, excitations (B, 18)) with the moved parameters."""
-        new_memory, excitation = own_control(walker_params + action @ matrix, memory, obs)
+        """(memory after this step, excitations (B, 18)) with the moved parameters; with
+        `modulate_hold` the memory carries the modulation on."""
+        moved = walker_params + action @ matrix
+        new_memory, excitation = own_control(moved, memory[:, :n_walker], obs)
+        if config.modulate_hold:
+            new_memory = jnp.concatenate([new_memory, action], axis=-1)
         return new_memory.astype(dtype), excitation.astype(dtype)
 
     def features(obs, memory):
@@ -525,6 +569,9 @@ def make_functions(config: PPOConfig):
             noise = jax.random.normal(k_act, mean.shape, dtype)
             action = mean + jnp.exp(params["log_std"]) * noise
             logp = _log_prob(mean, params["log_std"], action)
+            if config.modulate_hold:  # between decisions the runner keeps what it holds
+                decide = deciding(mem, xp=jnp)
+                action = jnp.where(decide[:, None], action, held_modulation(mem, xp=jnp))
             value = _mlp(params["critic"], o_n)[:, 0]
             env_action = action
             if modulated:
@@ -559,6 +606,8 @@ def make_functions(config: PPOConfig):
             }
             if residual and not modulated:
                 out["base"] = base  # the loss needs it; a constant otherwise (`output_base`)
+            if config.modulate_hold:
+                out["decide"] = decide
             if residual:
                 # A runner that was reset starts with a fresh walker memory.
                 mem_next = jnp.where(ended[:, None], fresh_memory, mem_next)
@@ -589,10 +638,17 @@ def make_functions(config: PPOConfig):
         mean = batch.get("base", output_base(config)) + output  # = action_mean(params, o_n, base)
         logp = _log_prob(mean, params["log_std"], batch["action"])
         ratio = jnp.exp(logp - batch["logp"])
-        adv = (batch["adv"] - batch["adv"].mean()) / (batch["adv"].std() + 1e-8)
+        # Only the samples where an action was drawn carry a policy gradient (all of them,
+        # unless a `modulate_hold` runner was holding its modulation).
+        weight = batch.get("decide", jnp.ones_like(ratio)).astype(ratio.dtype)
+        n_w = jnp.maximum(weight.sum(), 1.0)
+        adv_mean = (weight * batch["adv"]).sum() / n_w
+        adv_std = jnp.sqrt((weight * (batch["adv"] - adv_mean) ** 2).sum() / n_w)
+        adv = (batch["adv"] - adv_mean) / (adv_std + 1e-8)
         pg = jnp.maximum(
             -adv * ratio, -adv * jnp.clip(ratio, 1 - config.clip_coef, 1 + config.clip_coef)
-        ).mean()
+        )
+        pg = (weight * pg).sum() / n_w
         value = _mlp(params["critic"], o_n)[:, 0]
         v_loss = 0.5 * jnp.mean((value - batch["ret"]) ** 2)
         entropy = jnp.sum(params["log_std"] + 0.5 * jnp.log(2 * jnp.pi * jnp.e))
@@ -600,7 +656,7 @@ def make_functions(config: PPOConfig):
         actor_loss = pg - config.ent_coef * entropy + config.residual_l2 * l2
         # actor_on = 0 during the critic warm-up: no gradient reaches the actor or log-std.
         total = actor_on * actor_loss + config.vf_coef * v_loss
-        approx_kl = jnp.mean((ratio - 1) - jnp.log(ratio))
+        approx_kl = (weight * ((ratio - 1) - jnp.log(ratio))).sum() / n_w
         return total, (pg, v_loss, entropy, approx_kl)
 
     @jax.jit
@@ -615,6 +671,8 @@ def make_functions(config: PPOConfig):
         }
         if residual and not modulated:
             flat["base"] = traj["base"].reshape(-1, ACT_SIZE)
+        if config.modulate_hold:
+            flat["decide"] = traj["decide"].reshape(-1)
         n = n_env * n_steps
         mb = n // config.num_minibatches
 
@@ -787,7 +845,7 @@ def train(
 
     from l2run.engines.jax.params import load_params
     from l2run.engines.jax.rollout import batch_observe, cast_floats, course_pool, reset_from_pool
-    from l2run.train.walker import WalkerPolicy, initial_memory
+    from l2run.train.walker import WalkerPolicy
 
     t_start = time.time()
     config.validate()
@@ -816,7 +874,7 @@ def train(
     env_state = _strong(reset_from_pool(model, pool, k_reset, config.num_envs))
     obs = _strong(batch_observe(model, env_state))
     memory = (
-        jnp.tile(initial_memory(jnp), (config.num_envs, 1))
+        jnp.tile(run_memory(config, jnp), (config.num_envs, 1))
         if base is not None
         else jnp.zeros((config.num_envs, 0))
     ).astype(dtype)
@@ -964,6 +1022,7 @@ class PPOPolicy:
                 raise ValueError(f"residual PPO run {run_dir} lacks its {BASE_POLICY_FILE}")
             self.base = WalkerPolicy.load(base_file)
         self.matrix = modulation_matrix(self.config) if self.config.modulate else None
+        self.held = np.zeros(len(self.config.modulate))  # `modulate_hold`: what it holds
 
     def wrap(self, env):
         return env
@@ -971,18 +1030,26 @@ class PPOPolicy:
     def reset(self) -> None:
         if self.base is not None:
             self.base.reset()
+        self.held = np.zeros_like(self.held)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         obs = np.asarray(obs, dtype=np.float64)
         if obs.shape != (OBS_SIZE,):
             raise ValueError(f"observation must have shape ({OBS_SIZE},), got {obs.shape}")
         # The inputs read the walker's memory before its step, as in training.
-        x = policy_inputs(self.config, obs, self.base.memory if self.base else None)
+        memory = self.base.memory if self.base else None
+        if self.config.modulate_hold:
+            memory = np.concatenate([memory, self.held])
+        x = policy_inputs(self.config, obs, memory)
         x = np.clip((x - self.mean) / np.sqrt(self.var + 1e-8), -10.0, 10.0)
         for w, b in self.actor[:-1]:
             x = np.tanh(x @ w + b)
         w, b = self.actor[-1]
         output = x @ w + b
+        if self.config.modulate_hold:  # a new modulation only when a step begins
+            if deciding(memory):
+                self.held = output
+            output = self.held
         if self.matrix is not None:
             return self.base.act(obs, params=self.base.params + output @ self.matrix)
         base = self.base.act(obs) if self.base else RESTING_EXCITATION
