@@ -24,11 +24,14 @@ from l2run.train.ppo_jax import (
     BASE_POLICY_FILE,
     ObsStats,
     action_mean,
+    deciding,
+    held_modulation,
     load_run,
     modulation_matrix,
     normalize,
     output_base,
     policy_inputs,
+    run_memory,
 )
 
 jax.config.update("jax_enable_x64", True)
@@ -46,7 +49,8 @@ courses = [generate_course(np.random.RandomState(s), 2, max_obstacles, seed=s) f
 
 
 def batched_policy(run: str):
-    """vmapped (memory, obs) -> (memory, excitations) of a residual run, mean actions."""
+    """(vmapped (memory, obs) -> (memory, excitations) of a run on a walker with mean actions,
+    a runner's initial memory)."""
     config, params, stats = load_run(run)
     base = jnp.asarray(walker.WalkerPolicy.load(os.path.join(run, BASE_POLICY_FILE)).params)
     params = jax.tree.map(jnp.asarray, params)
@@ -56,17 +60,23 @@ def batched_policy(run: str):
     def act(memory, obs):
         x = normalize(stats, policy_inputs(config, obs, memory, xp=jnp))
         if config.modulate:  # the output moves the walker's parameters
-            moved = base + action_mean(params, x, output_base(config)) @ matrix
-            return walker.control(moved, memory, obs, xp=jnp)
+            output = action_mean(params, x, output_base(config))
+            if config.modulate_hold:  # ... drawn when a step begins, then held
+                output = jnp.where(deciding(memory, jnp), output, held_modulation(memory, jnp))
+            moved = base + output @ matrix
+            new, excitation = walker.control(moved, memory[: walker.MEMORY_SIZE], obs, xp=jnp)
+            if config.modulate_hold:
+                new = jnp.concatenate([new, output])
+            return new, excitation
         memory, excitation = walker.control(base, memory, obs, xp=jnp)
         return memory, jnp.clip(action_mean(params, x, excitation), 0, 1)
 
-    return jax.vmap(act)
+    return jax.vmap(act), run_memory(config, jnp)
 
 
 for run in sys.argv[1:]:
     t0 = time.time()
-    policy = batched_policy(run)
+    policy, fresh_memory = batched_policy(run)
 
     @jax.jit
     def run_chunk(state, obs, memory, policy=policy):
@@ -81,7 +91,7 @@ for run in sys.argv[1:]:
     obstacles, psoas = course_arrays(courses)
     state = batch_reset(model, jnp.asarray(obstacles), jnp.asarray(psoas))
     obs = batch_observe(model, state)
-    memory = jnp.tile(walker.initial_memory(jnp), (n, 1))
+    memory = jnp.tile(fresh_memory, (n, 1))
     for _ in range(-(-horizon // CHUNK)):
         state, obs, memory = run_chunk(state, obs, memory)
         if bool(jnp.all(state.done)):
