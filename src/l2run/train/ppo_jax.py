@@ -637,10 +637,12 @@ def make_functions(config: PPOConfig):
         output = _mlp(params["actor"], o_n)
         mean = batch.get("base", output_base(config)) + output  # = action_mean(params, o_n, base)
         logp = _log_prob(mean, params["log_std"], batch["action"])
-        ratio = jnp.exp(logp - batch["logp"])
         # Only the samples where an action was drawn carry a policy gradient (all of them,
-        # unless a `modulate_hold` runner was holding its modulation).
-        weight = batch.get("decide", jnp.ones_like(ratio)).astype(ratio.dtype)
+        # unless a `modulate_hold` runner was holding its modulation). A held sample's stored
+        # log-probability is of a draw it did not use: its ratio is set to 1, since an
+        # overflowing one would turn the zero weight into NaN.
+        weight = batch.get("decide", jnp.ones_like(logp)).astype(logp.dtype)
+        ratio = jnp.exp(jnp.where(weight > 0, logp - batch["logp"], 0.0))
         n_w = jnp.maximum(weight.sum(), 1.0)
         adv_mean = (weight * batch["adv"]).sum() / n_w
         adv_std = jnp.sqrt((weight * (batch["adv"] - adv_mean) ** 2).sum() / n_w)
