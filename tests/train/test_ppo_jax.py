@@ -514,29 +514,38 @@ def test_residual_policy_starts_as_its_walker(residual_run):
         policy.act(np.zeros(40))
 
 
-def test_residual_rollout_runs_the_walker_with_memory_reset_at_autoreset():
-    """In the jitted rollout, each runner's base excitations and memory inputs equal a numpy
-    walker stepped on the same observations, restarted whenever its episode ends."""
+def _one_rollout(config: PPOConfig, seed: int) -> dict:
+    """The trajectory of one jitted rollout of `config` from fresh runners on courses 900-903,
+    float64, with identity input statistics."""
     import jax.numpy as jnp
 
     from l2run.engines.jax.params import load_params
     from l2run.engines.jax.rollout import batch_observe, cast_floats, course_pool, reset_from_pool
-    from l2run.train.ppo_jax import make_functions
-    from l2run.train.walker import WalkerPolicy, initial_memory
+    from l2run.train.ppo_jax import input_size, make_functions, run_memory
 
-    config = PPOConfig(**{**RESIDUAL, "pelvis_relative": False, "dtype": "float64"})
     rollout, _ = make_functions(config)
     model = cast_floats(load_params(), jnp.float64)
     pool = course_pool(range(900, 904), 2, 3)
-    key = jax.random.PRNGKey(3)
+    key = jax.random.PRNGKey(seed)
     params = init_params(key, config)
     state = reset_from_pool(model, pool, key, config.num_envs)
     obs = batch_observe(model, state)
-    memory = jnp.tile(initial_memory(jnp), (config.num_envs, 1))
-    n_in = 41 + N_BASE_INPUTS
+    memory = jnp.tile(run_memory(config, jnp), (config.num_envs, 1))
+    n_in = input_size(config)
     stats = ObsStats(jnp.zeros(n_in), jnp.ones(n_in), jnp.asarray(1.0))
-    episodes = Episodes(jnp.zeros(4), jnp.zeros(4), jnp.zeros(4, jnp.int32))
-    *_, traj, done = rollout(model, pool, params, stats, state, obs, memory, episodes, key)
+    n = config.num_envs
+    episodes = Episodes(jnp.zeros(n), jnp.zeros(n), jnp.zeros(n, jnp.int32))
+    *_, traj, _ = rollout(model, pool, params, stats, state, obs, memory, episodes, key)
+    return traj
+
+
+def test_residual_rollout_runs_the_walker_with_memory_reset_at_autoreset():
+    """In the jitted rollout, each runner's base excitations and memory inputs equal a numpy
+    walker stepped on the same observations, restarted whenever its episode ends."""
+    from l2run.train.walker import WalkerPolicy
+
+    config = PPOConfig(**{**RESIDUAL, "pelvis_relative": False, "dtype": "float64"})
+    traj = _one_rollout(config, seed=3)
     x, base, ended = (np.asarray(traj[k]) for k in ("obs", "base", "ended"))
     assert ended.any()  # euler:1 fails within a few steps: the reset path is exercised
     walker = WalkerPolicy(load_base_params("pretrained"))
@@ -650,29 +659,14 @@ def test_modulated_rollout_steps_each_walker_with_its_moved_parameters(hold):
     """The walker memory the policy sees evolves with the sampled modulation (here the step
     time, so the legs swap at other moments than the plain walker's), restarted at
     autoreset; with `modulate_hold` the modulation changes only when a step begins."""
-    import jax.numpy as jnp
-
-    from l2run.engines.jax.params import load_params
-    from l2run.engines.jax.rollout import batch_observe, cast_floats, course_pool, reset_from_pool
-    from l2run.train.ppo_jax import make_functions, modulation_matrix, run_memory
+    from l2run.train.ppo_jax import modulation_matrix
     from l2run.train.walker import WalkerPolicy
 
     config = PPOConfig(
         **{**MODULATED, "init_log_std": 0.5, "integrator": "imex_stiff:2", "modulate_hold": hold}
     )
     config.num_steps = 40
-    rollout, _ = make_functions(config)
-    model = cast_floats(load_params(), jnp.float64)
-    pool = course_pool(range(900, 904), 2, 3)
-    key = jax.random.PRNGKey(4)
-    params = init_params(key, config)
-    state = reset_from_pool(model, pool, key, config.num_envs)
-    obs = batch_observe(model, state)
-    memory = jnp.tile(run_memory(config, jnp), (config.num_envs, 1))
-    n_in = 41 + N_BASE_INPUTS + (2 if hold else 0)
-    stats = ObsStats(jnp.zeros(n_in), jnp.ones(n_in), jnp.asarray(1.0))
-    episodes = Episodes(jnp.zeros(4), jnp.zeros(4), jnp.zeros(4, jnp.int32))
-    *_, traj, _ = rollout(model, pool, params, stats, state, obs, memory, episodes, key)
+    traj = _one_rollout(config, seed=4)
     x, action, ended = (np.asarray(traj[k]) for k in ("obs", "action", "ended"))
     assert action.shape == (config.num_steps, config.num_envs, 2) and "base" not in traj
     assert ("decide" in traj) == hold
