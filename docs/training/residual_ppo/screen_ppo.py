@@ -24,14 +24,13 @@ from l2run.train.ppo_jax import (
     BASE_POLICY_FILE,
     ObsStats,
     action_mean,
-    deciding,
-    held_modulation,
     load_run,
     modulation_matrix,
     normalize,
     output_base,
     policy_inputs,
     run_memory,
+    steer,
 )
 
 jax.config.update("jax_enable_x64", True)
@@ -61,13 +60,7 @@ def batched_policy(run: str):
         x = normalize(stats, policy_inputs(config, obs, memory, xp=jnp))
         if config.modulate:  # the output moves the walker's parameters
             output = action_mean(params, x, output_base(config))
-            if config.modulate_hold:  # ... drawn when a step begins, then held
-                output = jnp.where(deciding(memory, jnp), output, held_modulation(memory, jnp))
-            moved = base + output @ matrix
-            new, excitation = walker.control(moved, memory[: walker.MEMORY_SIZE], obs, xp=jnp)
-            if config.modulate_hold:
-                new = jnp.concatenate([new, output])
-            return new, excitation
+            return steer(config, base, matrix, memory, obs, output, xp=jnp)[:2]
         memory, excitation = walker.control(base, memory, obs, xp=jnp)
         return memory, jnp.clip(action_mean(params, x, excitation), 0, 1)
 

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-TRAIN_ALGOS = ("ddpg", "td3", "sac", "ppo", "gait", "walker")
-SEARCH_ALGOS = ("gait", "walker")  # hand-designed controllers tuned by CMA-ES
+TRAIN_ALGOS = ("ddpg", "td3", "sac", "ppo", "gait", "walker", "cruiser")
+SEARCH_ALGOS = ("gait", "walker", "cruiser")  # hand-designed controllers tuned by CMA-ES
 
 
 def train(
@@ -18,7 +18,8 @@ def train(
         typer.Option(
             help="ddpg | td3 | sac (stable-baselines3), ppo (JAX vector env), "
             "gait (CMA-ES on the periodic gait controller), walker (CMA-ES on the "
-            "contact-driven balance controller)."
+            "contact-driven balance controller), cruiser (CMA-ES on the walker with a second "
+            "gait once the obstacles are behind it)."
         ),
     ] = "ddpg",
     engine: Annotated[str, typer.Option(help="Physics engine: opensim or jax.")] = "opensim",
@@ -35,12 +36,15 @@ def train(
         Path | None,
         typer.Option(
             help="JSON overrides: {'hyper': {...}, 'wrappers': {...}} (SB3), SearchConfig "
-            "fields (gait, walker) or PPOConfig fields (ppo)."
+            "fields (gait, walker, cruiser) or PPOConfig fields (ppo)."
         ),
     ] = None,
     init: Annotated[
         Path | None,
-        typer.Option(help="gait/walker only: start the search from this .json (e.g. best.json)."),
+        typer.Option(
+            help="gait/walker/cruiser only: start the search from this .json (e.g. best.json; "
+            "a walker file starts a cruiser whose cruise gait is that walker's)."
+        ),
     ] = None,
 ) -> None:
     """Train a controller and save it to OUT (see README, section Training)."""
@@ -69,7 +73,7 @@ def train(
             )
         x0 = None
         if init is not None:
-            x0 = gs.load_controller_policy(init).params
+            x0 = gs.start_params(init, cfg.controller)
         best = gs.search(population, cfg, out, x0=x0)
         typer.echo(f"best parameters written to {out / 'best.json'} ({len(best)} values)")
         return

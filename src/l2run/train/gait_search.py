@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from l2run.engines.base import TIMESTEP_LIMIT
-from l2run.train import gait, walker
+from l2run.train import cruiser, gait, walker
 from l2run.train.controller_params import read_policy_data, read_policy_file
 
 SURVIVAL_BONUS_PER_STEP = 0.002  # m-equivalent per step alive: 2 m for a full 1000-step episode
@@ -35,22 +35,32 @@ PopulationFn = Callable[[np.ndarray, int, int], tuple[np.ndarray, np.ndarray]]
 CONTROLLERS: dict[str, tuple[ModuleType, type]] = {
     gait.KIND: (gait, gait.GaitPolicy),
     walker.KIND: (walker, walker.WalkerPolicy),
+    cruiser.KIND: (cruiser, cruiser.CruiserPolicy),
 }
 """kind -> (module with INITIAL_PARAMS, initial_memory and control; its policy class)."""
 
 
 def controller(kind: str) -> tuple[ModuleType, type]:
-    """The controller module and policy class of a kind ("gait" or "walker")."""
+    """The controller module and policy class of a kind ("gait", "walker" or "cruiser")."""
     if kind not in CONTROLLERS:
         raise ValueError(f"unknown controller {kind!r}: expected one of {sorted(CONTROLLERS)}")
     return CONTROLLERS[kind]
 
 
 def load_controller_policy(path: str | Path) -> Any:
-    """A GaitPolicy or WalkerPolicy from its JSON file, by the file's `kind`."""
+    """A GaitPolicy, WalkerPolicy or CruiserPolicy from its JSON file, by the file's `kind`."""
     data = read_policy_data(path)
     module, policy_cls = controller(data.get("kind"))
     return policy_cls(*read_policy_file(path, module.KIND, data))
+
+
+def start_params(path: str | Path, kind: str) -> np.ndarray:
+    """A search's starting vector for controller `kind` from a policy file: the file's own, or
+    for a cruiser started from a walker file, that walker with cruise values equal to its own."""
+    policy = load_controller_policy(path)
+    if kind == cruiser.KIND and type(policy) is walker.WalkerPolicy:
+        return cruiser.from_walker(policy.params)
+    return policy.params
 
 
 @dataclass

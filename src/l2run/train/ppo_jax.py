@@ -311,6 +311,25 @@ def modulation_matrix(config: PPOConfig) -> np.ndarray:
     return matrix
 
 
+def steer(config: PPOConfig, base_params, matrix, memory, obs, output, xp=np):
+    """One modulated walker step for one runner: (memory after it, excitations (18,), the
+    modulation in force). The walker runs with `base_params + modulation @ matrix`; with
+    `modulate_hold` the modulation is `output` only when a step begins (`deciding`), else
+    the one held in `memory` (`run_memory` layout), and the memory carries it on.
+
+    The one definition of a modulated step: the training rollout (vmapped), `PPOPolicy` and
+    the screening script all call it."""
+    from l2run.train import walker
+
+    if config.modulate_hold:
+        output = xp.where(deciding(memory, xp), output, held_modulation(memory, xp))
+    moved = base_params + output @ matrix
+    new_memory, excitation = walker.control(moved, memory[: walker.MEMORY_SIZE], obs, xp=xp)
+    if config.modulate_hold:
+        new_memory = xp.concatenate([new_memory, output])
+    return new_memory, excitation, output
+
+
 def action_size(config: PPOConfig) -> int:
     """Length of the actor's output: the modulated walker parameters, else 18 excitations."""
     return len(config.modulate) if config.modulate else ACT_SIZE
@@ -531,20 +550,17 @@ def make_functions(config: PPOConfig):
         walker_params = jnp.asarray(load_base_params(config.base_policy), dtype)
         base_control = jax.vmap(lambda m, o: walker.control(walker_params, m, o, xp=jnp))
         fresh_memory = run_memory(config, jnp).astype(dtype)
-        n_walker = walker.MEMORY_SIZE
     if modulated:
         matrix = jnp.asarray(modulation_matrix(config), dtype)
-        # Each runner's walker with its own parameters this step.
-        own_control = jax.vmap(lambda p, m, o: walker.control(p, m, o, xp=jnp))
+        # Each runner's walker with its own (possibly held) modulation this step.
+        steer_batch = jax.vmap(
+            lambda m, o, a: steer(config, walker_params, matrix, m, o, a, xp=jnp)
+        )
 
     def modulated_control(action, obs, memory):
-        """(memory after this step, excitations (B, 18)) with the moved parameters; with
-        `modulate_hold` the memory carries the modulation on."""
-        moved = walker_params + action @ matrix
-        new_memory, excitation = own_control(moved, memory[:, :n_walker], obs)
-        if config.modulate_hold:
-            new_memory = jnp.concatenate([new_memory, action], axis=-1)
-        return new_memory.astype(dtype), excitation.astype(dtype)
+        """(memory after this step, excitations (B, 18), the modulation in force (B, K))."""
+        new_memory, excitation, used = steer_batch(memory, obs, action)
+        return new_memory.astype(dtype), excitation.astype(dtype), used.astype(dtype)
 
     def features(obs, memory):
         return policy_inputs(config, obs, memory, xp=jnp).astype(dtype)
@@ -569,13 +585,10 @@ def make_functions(config: PPOConfig):
             noise = jax.random.normal(k_act, mean.shape, dtype)
             action = mean + jnp.exp(params["log_std"]) * noise
             logp = _log_prob(mean, params["log_std"], action)
-            if config.modulate_hold:  # between decisions the runner keeps what it holds
-                decide = deciding(mem, xp=jnp)
-                action = jnp.where(decide[:, None], action, held_modulation(mem, xp=jnp))
             value = _mlp(params["critic"], o_n)[:, 0]
             env_action = action
-            if modulated:
-                mem_next, env_action = modulated_control(action, o, mem)
+            if modulated:  # with `modulate_hold`, between decisions a runner keeps its hold
+                mem_next, env_action, action = modulated_control(action, o, mem)
             restart = reset_from_pool(model, pool, k_reset, n_env)
             r = autoreset_step(
                 model,
@@ -607,7 +620,7 @@ def make_functions(config: PPOConfig):
             if residual and not modulated:
                 out["base"] = base  # the loss needs it; a constant otherwise (`output_base`)
             if config.modulate_hold:
-                out["decide"] = decide
+                out["decide"] = deciding(mem, xp=jnp)
             if residual:
                 # A runner that was reset starts with a fresh walker memory.
                 mem_next = jnp.where(ended[:, None], fresh_memory, mem_next)
@@ -1048,11 +1061,11 @@ class PPOPolicy:
             x = np.tanh(x @ w + b)
         w, b = self.actor[-1]
         output = x @ w + b
-        if self.config.modulate_hold:  # a new modulation only when a step begins
-            if deciding(memory):
-                self.held = output
-            output = self.held
         if self.matrix is not None:
-            return self.base.act(obs, params=self.base.params + output @ self.matrix)
+            new_memory, excitation, self.held = steer(
+                self.config, self.base.params, self.matrix, memory, obs, output
+            )
+            self.base.memory = new_memory[: len(self.base.memory)]
+            return excitation
         base = self.base.act(obs) if self.base else RESTING_EXCITATION
         return np.clip(base + output, 0.0, 1.0)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -277,38 +277,59 @@ def control(params: Any, memory: Any, obs: Any, xp: Any = np) -> tuple[Any, Any]
 
 @dataclass
 class WalkerPolicy:
-    """Stateful policy: keeps the stance leg and time in stance between steps."""
+    """Stateful policy: keeps the stance leg and time in stance between steps.
+
+    Subclasses for controllers built on the walker (`l2run.train.cruiser`) swap the class-level
+    kind, parameter check, memory and control law."""
 
     params: np.ndarray
     meta: dict = field(default_factory=dict)
-    _memory: np.ndarray = field(default_factory=initial_memory)
+    _memory: np.ndarray = field(init=False)
+
+    kind: ClassVar[str] = KIND
+    _control = staticmethod(control)
+    _initial_memory = staticmethod(initial_memory)
+
+    @staticmethod
+    def _complete(params: np.ndarray) -> np.ndarray:
+        params = complete_params(params)
+        unpack(params)  # a clear error now for a vector of the wrong length
+        return params
 
     def __post_init__(self) -> None:
-        self.params = complete_params(self.params)
-        unpack(self.params)  # a clear error now for a vector of the wrong length
+        self.params = self._complete(self.params)
+        self._memory = self._initial_memory()
 
     def reset(self) -> None:
-        self._memory = initial_memory()
+        self._memory = self._initial_memory()
 
     @property
     def memory(self) -> np.ndarray:
         """A copy of the memory the next `act` starts from (`MEMORY_LAYOUT`)."""
         return self._memory.copy()
 
+    @memory.setter
+    def memory(self, value: np.ndarray) -> None:
+        """Continue from `value` (a policy stepping the controller by its own `control` call)."""
+        value = np.asarray(value, dtype=float)
+        if value.shape != self._memory.shape:
+            raise ValueError(f"memory must have shape {self._memory.shape}, got {value.shape}")
+        self._memory = value.copy()
+
     def act(self, obs: np.ndarray, params: np.ndarray | None = None) -> np.ndarray:
         """Excitations (18,) for `obs`; `params`: other parameters for this step only (a
-        modulating policy's), else the walker's own."""
+        modulating policy's), else the policy's own."""
         obs = np.asarray(obs, dtype=float)
         if obs.shape != (41,):
             raise ValueError(f"observation must have shape (41,), got {obs.shape}")
-        params = self.params if params is None else complete_params(params)
-        self._memory, action = control(params, self._memory, obs)
+        params = self.params if params is None else self._complete(params)
+        self._memory, action = self._control(params, self._memory, obs)
         return action
 
     def save(self, path: str | Path) -> None:
-        """Write the parameters and metadata as JSON (kind "walker")."""
-        write_policy_file(path, KIND, self.params, self.meta)
+        """Write the parameters and metadata as JSON (with the class's kind)."""
+        write_policy_file(path, self.kind, self.params, self.meta)
 
     @classmethod
     def load(cls, path: str | Path) -> WalkerPolicy:
-        return cls(*read_policy_file(path, KIND))
+        return cls(*read_policy_file(path, cls.kind))

@@ -1,0 +1,132 @@
+"""The walker with a second gait for the clear stretch after the last obstacle.
+
+At difficulty 2 every obstacle lies in the first 5 m (`l2run.course`), which the walker
+(`l2run.train.walker`) covers in about 3.5 s; the rest of the 10 s is flat ground. One
+parameter set has to do both, so a search for speed trades it against falls over obstacles
+(README, Training, stage 16). The cruiser keeps the walker's parameters while any obstacle is
+ahead or under a foot, and once the course is clear blends its gait parameters towards a second
+set, the "cruise" values, tuned for speed on flat ground only:
+
+    p = walker + w (cruise - walker),   w = clip((t_clear - delay) / ramp, 0, 1)
+
+where t_clear is how long (s) the course has been clear. With the cruise values equal to the
+walker's, the cruiser is the walker exactly. The course is clear when the observation shows no
+obstacle ahead and both heels are past the last obstacle's far edge by `CLEAR_MARGIN_M`; on a
+course without obstacles it is clear from the start (the delay then holds the walker's start).
+Everything comes from the observation and the walker's memory, so it runs unchanged in the
+OpenSim and JAX engines and is branch-free under `xp=jax.numpy`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from l2run.train import walker
+from l2run.train.controller_params import split_params
+from l2run.train.gait import CONTROL_STEP_S
+
+KIND = "cruiser"
+
+# The walker's gait groups the cruise set replaces. The obstacle, start and trailing-leg groups
+# have nothing to do on clear ground.
+CRUISE_GROUPS = (
+    "swing_hip", "hip_gain", "torso", "swing_knee", "stance_knee", "knee_gain",
+    "ankle", "ankle_gain", "push", "timing", "base",
+)  # fmt: skip
+CRUISE_PREFIX = "cruise_"
+_WALKER_SIZES = dict(walker.PARAM_LAYOUT)
+PARAM_LAYOUT: tuple[tuple[str, int], ...] = (
+    *walker.PARAM_LAYOUT,
+    *((CRUISE_PREFIX + name, _WALKER_SIZES[name]) for name in CRUISE_GROUPS),
+    # Delay after the course becomes clear before the blend starts, and the blend's duration (s).
+    ("cruise_ramp", 2),
+)
+N_PARAMS = sum(n for _, n in PARAM_LAYOUT)
+N_CRUISE = sum(_WALKER_SIZES[name] for name in CRUISE_GROUPS)
+MIN_RAMP_S = 1e-3  # a shorter blend is a switch (keeps the division finite)
+
+
+def _cruise_selector() -> np.ndarray:
+    """(N_CRUISE, walker.N_PARAMS) one-hot: cruise value k replaces this walker parameter."""
+    offsets, i = {}, 0
+    for name, n in walker.PARAM_LAYOUT:
+        offsets[name] = i
+        i += n
+    rows = [offsets[name] + k for name in CRUISE_GROUPS for k in range(_WALKER_SIZES[name])]
+    selector = np.zeros((N_CRUISE, walker.N_PARAMS))
+    selector[np.arange(N_CRUISE), rows] = 1.0
+    return selector
+
+
+CRUISE_SELECTOR = _cruise_selector()
+# Heels this far (m) past the last obstacle's far edge: that obstacle can no longer trip them.
+CLEAR_MARGIN_M = 0.1
+# Memory: the walker's (`walker.MEMORY_LAYOUT`), then the time the course has been clear (s).
+MEMORY_SIZE = walker.MEMORY_SIZE + 1
+T_CLEAR = walker.MEMORY_SIZE
+
+
+def from_walker(walker_params: np.ndarray, delay_s: float = 0.0, ramp_s: float = 1.0) -> np.ndarray:
+    """A cruiser that is exactly `walker_params` (its cruise values are the walker's)."""
+    walker_params = walker.complete_params(walker_params)
+    tail = [delay_s, ramp_s]
+    return np.concatenate([walker_params, CRUISE_SELECTOR @ walker_params, tail])
+
+
+INITIAL_PARAMS = from_walker(walker.INITIAL_PARAMS)
+
+
+def unpack(params: object, xp: object = np) -> dict:
+    """Split a flat parameter vector into its named groups (see `PARAM_LAYOUT`)."""
+    return split_params(params, PARAM_LAYOUT, KIND, xp)
+
+
+def initial_memory(xp: object = np) -> object:
+    """The walker's memory at reset, and a clock (s) of the course being clear at 0."""
+    return xp.concatenate([walker.initial_memory(xp), xp.zeros(1)])
+
+
+def blend(params: object, t_clear: object, xp: object = np) -> object:
+    """The walker parameters (walker.N_PARAMS,) in force after `t_clear` s of clear course."""
+    params = np.asarray(params, dtype=float) if xp is np else params
+    unpack(params, xp)  # a clear error for a wrong length
+    own = params[: walker.N_PARAMS]
+    cruise = params[walker.N_PARAMS : walker.N_PARAMS + N_CRUISE]
+    delay, ramp = params[N_PARAMS - 2], params[N_PARAMS - 1]
+    w = xp.clip((t_clear - delay) / xp.maximum(ramp, MIN_RAMP_S), 0.0, 1.0)
+    selector = xp.asarray(CRUISE_SELECTOR, dtype=own.dtype)
+    return own + w * ((cruise - selector @ own) @ selector)
+
+
+def control(params: object, memory: object, obs: object, xp: object = np) -> tuple[object, object]:
+    """One control step: (new memory (MEMORY_SIZE,), excitations (18,) in [0, 1])."""
+    obs = np.asarray(obs, dtype=float) if xp is np else obs
+    t_clear = memory[T_CLEAR]
+    walker_memory, action = walker.control(
+        blend(params, t_clear, xp), memory[: walker.MEMORY_SIZE], obs, xp
+    )
+    passed = walker_memory[walker.MEMORY_PASSED]  # (x, top, r) of the last obstacle passed
+    heels_x = xp.minimum(obs[walker.OBS_TALUS_X[0]], obs[walker.OBS_TALUS_X[1]])
+    none_ahead = obs[walker.OBS_OBSTACLE_R] <= 0.0
+    clear = none_ahead & (heels_x > passed[0] + passed[2] + CLEAR_MARGIN_M)
+    t_clear = xp.where(clear, t_clear + CONTROL_STEP_S, 0.0)
+    return xp.concatenate([walker_memory, xp.reshape(t_clear, (1,))]), action
+
+
+@dataclass
+class CruiserPolicy(walker.WalkerPolicy):
+    """Stateful policy: the walker's memory plus the clear-course clock."""
+
+    kind: ClassVar[str] = KIND
+
+    @staticmethod
+    def _complete(params: np.ndarray) -> np.ndarray:
+        params = np.asarray(params, dtype=float)
+        unpack(params)  # a clear error now for a vector of the wrong length
+        return params
+
+    _initial_memory = staticmethod(initial_memory)
+    _control = staticmethod(control)
