@@ -9,6 +9,7 @@ from l2run.train import cruiser, walker
 from l2run.train.cruiser import (
     CLEAR_MARGIN_M,
     CRUISE_SELECTOR,
+    LAUNCH_START,
     N_CRUISE,
     T_CLEAR,
     CruiserPolicy,
@@ -82,8 +83,33 @@ def test_blend_holds_the_walker_then_ramps_to_the_cruise_values():
     done = blend(params, 5.0)
     np.testing.assert_allclose(CRUISE_SELECTOR @ done, cruise)
     untouched = CRUISE_SELECTOR.sum(0) == 0  # obstacle, start, trail groups
-    assert untouched.sum() == WALKER - N_CRUISE == 8
+    assert untouched.sum() == WALKER - N_CRUISE == 8  # 3 + 2 + 3
     np.testing.assert_array_equal(done[untouched], own[untouched])
+
+
+def test_launch_values_start_the_run_and_fade_into_the_walker():
+    rng = np.random.default_rng(7)
+    params = _fast(rng)
+    launch = slice(LAUNCH_START, LAUNCH_START + N_CRUISE)
+    params[launch] *= 1.0 + rng.uniform(0.2, 0.5, N_CRUISE)
+    params[-1] = 0.8  # launch time (s)
+    own = params[:WALKER]
+    np.testing.assert_allclose(CRUISE_SELECTOR @ blend(params, 0.0, 0.0), params[launch])
+    quarter = blend(params, 0.0, 0.6)
+    np.testing.assert_allclose(
+        CRUISE_SELECTOR @ quarter, 0.75 * (CRUISE_SELECTOR @ own) + 0.25 * params[launch]
+    )
+    np.testing.assert_array_equal(blend(params, 0.0, 0.8), own)
+    # In the controller the launch follows the walker's clock from reset.
+    obs = _obs(rng)
+    memory = initial_memory()
+    _, a = control(params, memory, obs)
+    _, b = walker.control(blend(params, 0.0, 0.0), walker.initial_memory(), obs)
+    np.testing.assert_array_equal(a, b)
+    memory[walker.MEMORY_LAYOUT.index("t_episode")] = 0.9
+    _, a = control(params, memory, obs)
+    _, b = walker.control(own, memory[:T_CLEAR], obs)
+    np.testing.assert_array_equal(a, b)
 
 
 def test_the_clear_clock_runs_only_with_nothing_ahead_and_both_heels_past():

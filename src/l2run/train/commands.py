@@ -158,7 +158,7 @@ def test(
     model: Annotated[
         str,
         typer.Option(
-            help="A training run directory (l2run train --out), a gait/walker .json, "
+            help="A training run directory (l2run train --out), a gait/walker/cruiser .json, "
             "or 'pretrained'."
         ),
     ],
@@ -196,7 +196,9 @@ def test(
 def evaluate(
     policy: Annotated[
         str,
-        typer.Option(help="'pretrained', 'zero', a gait/walker .json or a training run directory."),
+        typer.Option(
+            help="'pretrained', 'zero', a gait/walker/cruiser .json or a training run directory."
+        ),
     ] = "pretrained",
     engine: Annotated[str, typer.Option(help="Physics engine: opensim or jax.")] = "opensim",
     difficulty: Annotated[int, typer.Option(help="0, 1 or 2.")] = 2,

@@ -13,6 +13,15 @@ where t_clear is how long (s) the course has been clear. With the cruise values 
 walker's, the cruiser is the walker exactly. The course is clear when the observation shows no
 obstacle ahead and both heels are past the last obstacle's far edge by `CLEAR_MARGIN_M`; on a
 course without obstacles it is clear from the start (the delay then holds the walker's start).
+
+The start from standing gets the same treatment: a third set, the "launch" values, is in force
+at reset and fades linearly into the walker's over `launch_time` s,
+
+    p += w_l (launch - walker),   w_l = clip(1 - t / launch_time, 0, 1)
+
+(t: time since reset), so a search can tune how the runner gets going without touching how it
+crosses obstacles.
+
 Everything comes from the observation and the walker's memory, so it runs unchanged in the
 OpenSim and JAX engines and is branch-free under `xp=jax.numpy`.
 """
@@ -37,16 +46,21 @@ CRUISE_GROUPS = (
     "ankle", "ankle_gain", "push", "timing", "base",
 )  # fmt: skip
 CRUISE_PREFIX = "cruise_"
+LAUNCH_PREFIX = "launch_"
 _WALKER_SIZES = dict(walker.PARAM_LAYOUT)
 PARAM_LAYOUT: tuple[tuple[str, int], ...] = (
     *walker.PARAM_LAYOUT,
     *((CRUISE_PREFIX + name, _WALKER_SIZES[name]) for name in CRUISE_GROUPS),
     # Delay after the course becomes clear before the blend starts, and the blend's duration (s).
     ("cruise_ramp", 2),
+    *((LAUNCH_PREFIX + name, _WALKER_SIZES[name]) for name in CRUISE_GROUPS),
+    ("launch_time", 1),  # how long (s) the launch values take to fade into the walker's
 )
 N_PARAMS = sum(n for _, n in PARAM_LAYOUT)
-N_CRUISE = sum(_WALKER_SIZES[name] for name in CRUISE_GROUPS)
+N_CRUISE = sum(_WALKER_SIZES[name] for name in CRUISE_GROUPS)  # values per gait set
+LAUNCH_START = walker.N_PARAMS + N_CRUISE + 2  # index of the first launch value
 MIN_RAMP_S = 1e-3  # a shorter blend is a switch (keeps the division finite)
+NO_LAUNCH_TIME_S = 1.0  # any launch time: `from_walker`'s launch values are the walker's
 
 
 def _cruise_selector() -> np.ndarray:
@@ -67,13 +81,15 @@ CLEAR_MARGIN_M = 0.1
 # Memory: the walker's (`walker.MEMORY_LAYOUT`), then the time the course has been clear (s).
 MEMORY_SIZE = walker.MEMORY_SIZE + 1
 T_CLEAR = walker.MEMORY_SIZE
+T_EPISODE = walker.MEMORY_LAYOUT.index("t_episode")
 
 
 def from_walker(walker_params: np.ndarray, delay_s: float = 0.0, ramp_s: float = 1.0) -> np.ndarray:
-    """A cruiser that is exactly `walker_params` (its cruise values are the walker's)."""
+    """A cruiser that is exactly `walker_params` (its cruise and launch values are the
+    walker's)."""
     walker_params = walker.complete_params(walker_params)
-    tail = [delay_s, ramp_s]
-    return np.concatenate([walker_params, CRUISE_SELECTOR @ walker_params, tail])
+    own = CRUISE_SELECTOR @ walker_params
+    return np.concatenate([walker_params, own, [delay_s, ramp_s], own, [NO_LAUNCH_TIME_S]])
 
 
 INITIAL_PARAMS = from_walker(walker.INITIAL_PARAMS)
@@ -89,24 +105,28 @@ def initial_memory(xp: object = np) -> object:
     return xp.concatenate([walker.initial_memory(xp), xp.zeros(1)])
 
 
-def blend(params: object, t_clear: object, xp: object = np) -> object:
-    """The walker parameters (walker.N_PARAMS,) in force after `t_clear` s of clear course."""
+def blend(params: object, t_clear: object, t_episode: object = 1e9, xp: object = np) -> object:
+    """The walker parameters (walker.N_PARAMS,) in force `t_episode` s after reset with the
+    course clear for `t_clear` s."""
     params = np.asarray(params, dtype=float) if xp is np else params
-    unpack(params, xp)  # a clear error for a wrong length
+    p = unpack(params, xp)  # a clear error for a wrong length
     own = params[: walker.N_PARAMS]
     cruise = params[walker.N_PARAMS : walker.N_PARAMS + N_CRUISE]
-    delay, ramp = params[N_PARAMS - 2], params[N_PARAMS - 1]
-    w = xp.clip((t_clear - delay) / xp.maximum(ramp, MIN_RAMP_S), 0.0, 1.0)
+    launch = params[LAUNCH_START : LAUNCH_START + N_CRUISE]
+    delay, ramp = p["cruise_ramp"][0], p["cruise_ramp"][1]
+    w_cruise = xp.clip((t_clear - delay) / xp.maximum(ramp, MIN_RAMP_S), 0.0, 1.0)
+    w_launch = xp.clip(1.0 - t_episode / xp.maximum(p["launch_time"][0], MIN_RAMP_S), 0.0, 1.0)
     selector = xp.asarray(CRUISE_SELECTOR, dtype=own.dtype)
-    return own + w * ((cruise - selector @ own) @ selector)
+    gait = selector @ own
+    return own + (w_cruise * (cruise - gait) + w_launch * (launch - gait)) @ selector
 
 
 def control(params: object, memory: object, obs: object, xp: object = np) -> tuple[object, object]:
     """One control step: (new memory (MEMORY_SIZE,), excitations (18,) in [0, 1])."""
     obs = np.asarray(obs, dtype=float) if xp is np else obs
-    t_clear = memory[T_CLEAR]
+    t_clear, t_episode = memory[T_CLEAR], memory[T_EPISODE]
     walker_memory, action = walker.control(
-        blend(params, t_clear, xp), memory[: walker.MEMORY_SIZE], obs, xp
+        blend(params, t_clear, t_episode, xp), memory[: walker.MEMORY_SIZE], obs, xp
     )
     passed = walker_memory[walker.MEMORY_PASSED]  # (x, top, r) of the last obstacle passed
     heels_x = xp.minimum(obs[walker.OBS_TALUS_X[0]], obs[walker.OBS_TALUS_X[1]])

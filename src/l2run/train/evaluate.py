@@ -1,10 +1,10 @@
 """Evaluate a policy: one episode per seed, serially, in a process pool, or on a Ray cluster.
 
 A policy is named by a string so that worker processes (and Ray nodes) can load it themselves:
-`pretrained` (the runner shipped in `l2run/train/pretrained/`), a gait- or walker-policy `.json`, a
-stable-baselines3 run directory (`l2run train --out DIR`), or `zero` (all excitations 0,
-a baseline that falls). Rewards and distances are always the environment's own: training-only
-wrappers (reward shaping, mirroring) are never applied here.
+`pretrained` (the runner shipped in `l2run/train/pretrained/`), a gait-, walker- or
+cruiser-policy `.json`, a stable-baselines3 run directory (`l2run train --out DIR`), or `zero`
+(all excitations 0, a baseline that falls). Rewards and distances are always the environment's
+own: training-only wrappers (reward shaping, mirroring) are never applied here.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class _ZeroPolicy:
 
 
 class _ControllerAdapter:
-    """A hand-designed controller's file (kind "gait" or "walker")."""
+    """A hand-designed controller's file (kind "gait", "walker" or "cruiser")."""
 
     def __init__(self, path: Path):
         from l2run.train.gait_search import load_controller_policy
@@ -87,8 +87,8 @@ def load_policy(spec: str):
     if path.is_file() and path.suffix == ".json":
         return _ControllerAdapter(path)
     raise ValueError(
-        f"unknown policy {spec!r}: expected 'pretrained', 'zero', a gait/walker .json file or a "
-        "training run directory (with config.json and model.zip)"
+        f"unknown policy {spec!r}: expected 'pretrained', 'zero', a gait/walker/cruiser .json "
+        "file or a training run directory (with config.json and model.zip)"
     )
 
 
