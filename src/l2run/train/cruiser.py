@@ -29,7 +29,7 @@ OpenSim and JAX engines and is branch-free under `xp=jax.numpy`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -95,17 +95,17 @@ def from_walker(walker_params: np.ndarray, delay_s: float = 0.0, ramp_s: float =
 INITIAL_PARAMS = from_walker(walker.INITIAL_PARAMS)
 
 
-def unpack(params: object, xp: object = np) -> dict:
+def unpack(params: Any, xp: Any = np) -> dict:
     """Split a flat parameter vector into its named groups (see `PARAM_LAYOUT`)."""
     return split_params(params, PARAM_LAYOUT, KIND, xp)
 
 
-def initial_memory(xp: object = np) -> object:
+def initial_memory(xp: Any = np) -> Any:
     """The walker's memory at reset, and a clock (s) of the course being clear at 0."""
     return xp.concatenate([walker.initial_memory(xp), xp.zeros(1)])
 
 
-def blend(params: object, t_clear: object, t_episode: object = 1e9, xp: object = np) -> object:
+def blend(params: Any, t_clear: Any, t_episode: Any = 1e9, xp: Any = np) -> Any:
     """The walker parameters (walker.N_PARAMS,) in force `t_episode` s after reset with the
     course clear for `t_clear` s."""
     params = np.asarray(params, dtype=float) if xp is np else params
@@ -121,7 +121,7 @@ def blend(params: object, t_clear: object, t_episode: object = 1e9, xp: object =
     return own + (w_cruise * (cruise - gait) + w_launch * (launch - gait)) @ selector
 
 
-def control(params: object, memory: object, obs: object, xp: object = np) -> tuple[object, object]:
+def control(params: Any, memory: Any, obs: Any, xp: Any = np) -> tuple[Any, Any]:
     """One control step: (new memory (MEMORY_SIZE,), excitations (18,) in [0, 1])."""
     obs = np.asarray(obs, dtype=float) if xp is np else obs
     t_clear, t_episode = memory[T_CLEAR], memory[T_EPISODE]
