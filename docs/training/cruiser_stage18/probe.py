@@ -15,16 +15,14 @@ import time
 import numpy as np
 
 from l2run.train import cruiser
+from l2run.train.controller_params import group_offsets
 from l2run.train.gait_search import jax_population_fn, start_params
 
 base = start_params(sys.argv[1], cruiser.KIND)
 variants = json.loads(open(sys.argv[2]).read())
 first = int(sys.argv[3]) if len(sys.argv) > 3 else 600001
 n = int(sys.argv[4]) if len(sys.argv) > 4 else 24
-offsets, i = {}, 0
-for name, size in cruiser.PARAM_LAYOUT:
-    offsets[name] = i
-    i += size
+offsets = group_offsets(cruiser.PARAM_LAYOUT)
 
 
 def variant(changes: dict) -> np.ndarray:

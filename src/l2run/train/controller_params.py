@@ -1,5 +1,6 @@
-"""Parameter vectors of the hand-designed controllers (`gait`, `walker`): named groups in a flat
-vector, and the JSON file a tuned vector is shipped in (`{"kind", "params", "meta"}`)."""
+"""Parameter vectors of the hand-designed controllers (`gait`, `walker`, `cruiser`): named
+groups in a flat vector, and the JSON file a tuned vector is shipped in (`{"kind", "params",
+"meta"}`)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,23 @@ import numpy as np
 Layout = tuple[tuple[str, int], ...]  # (group name, length) in vector order
 
 
+def group_offsets(layout: Layout) -> dict[str, int]:
+    """Index of each group's first value in the flat vector."""
+    offsets, i = {}, 0
+    for name, n in layout:
+        offsets[name] = i
+        i += n
+    return offsets
+
+
 def split_params(params: Any, layout: Layout, kind: str, xp: Any = np) -> dict[str, Any]:
     """Split a flat parameter vector into its named groups; a clear error on a wrong length."""
     params = np.asarray(params, dtype=float) if xp is np else params
     size = sum(n for _, n in layout)
     if params.shape != (size,):
         raise ValueError(f"{kind} parameters must have shape ({size},), got {params.shape}")
-    out, i = {}, 0
-    for name, n in layout:
-        out[name] = params[i : i + n]
-        i += n
-    return out
+    offsets = group_offsets(layout)
+    return {name: params[offsets[name] : offsets[name] + n] for name, n in layout}
 
 
 def write_policy_file(path: str | Path, kind: str, params: np.ndarray, meta: dict) -> None:

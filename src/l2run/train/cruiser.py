@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from l2run.train import walker
-from l2run.train.controller_params import split_params
+from l2run.train.controller_params import group_offsets, split_params
 from l2run.train.gait import CONTROL_STEP_S
 
 KIND = "cruiser"
@@ -58,17 +58,16 @@ PARAM_LAYOUT: tuple[tuple[str, int], ...] = (
 )
 N_PARAMS = sum(n for _, n in PARAM_LAYOUT)
 N_CRUISE = sum(_WALKER_SIZES[name] for name in CRUISE_GROUPS)  # values per gait set
-LAUNCH_START = walker.N_PARAMS + N_CRUISE + 2  # index of the first launch value
+_OFFSETS = group_offsets(PARAM_LAYOUT)
+CRUISE_START = _OFFSETS[CRUISE_PREFIX + CRUISE_GROUPS[0]]  # each set's values are contiguous
+LAUNCH_START = _OFFSETS[LAUNCH_PREFIX + CRUISE_GROUPS[0]]
 MIN_RAMP_S = 1e-3  # a shorter blend is a switch (keeps the division finite)
 NO_LAUNCH_TIME_S = 1.0  # any launch time: `from_walker`'s launch values are the walker's
 
 
 def _cruise_selector() -> np.ndarray:
     """(N_CRUISE, walker.N_PARAMS) one-hot: cruise value k replaces this walker parameter."""
-    offsets, i = {}, 0
-    for name, n in walker.PARAM_LAYOUT:
-        offsets[name] = i
-        i += n
+    offsets = group_offsets(walker.PARAM_LAYOUT)
     rows = [offsets[name] + k for name in CRUISE_GROUPS for k in range(_WALKER_SIZES[name])]
     selector = np.zeros((N_CRUISE, walker.N_PARAMS))
     selector[np.arange(N_CRUISE), rows] = 1.0
@@ -111,7 +110,7 @@ def blend(params: Any, t_clear: Any, t_episode: Any = 1e9, xp: Any = np) -> Any:
     params = np.asarray(params, dtype=float) if xp is np else params
     p = unpack(params, xp)  # a clear error for a wrong length
     own = params[: walker.N_PARAMS]
-    cruise = params[walker.N_PARAMS : walker.N_PARAMS + N_CRUISE]
+    cruise = params[CRUISE_START : CRUISE_START + N_CRUISE]
     launch = params[LAUNCH_START : LAUNCH_START + N_CRUISE]
     delay, ramp = p["cruise_ramp"][0], p["cruise_ramp"][1]
     w_cruise = xp.clip((t_clear - delay) / xp.maximum(ramp, MIN_RAMP_S), 0.0, 1.0)

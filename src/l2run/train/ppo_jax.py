@@ -281,19 +281,17 @@ def run_memory(config: PPOConfig, xp=np):
 
 def modulation_indices(names: list[str]) -> np.ndarray:
     """Indices into the walker's parameter vector of "group:index" names (`PARAM_LAYOUT`)."""
+    from l2run.train.controller_params import group_offsets
     from l2run.train.walker import PARAM_LAYOUT
 
-    starts, start = {}, 0
-    for group, n in PARAM_LAYOUT:
-        starts[group] = (start, n)
-        start += n
+    offsets, sizes = group_offsets(PARAM_LAYOUT), dict(PARAM_LAYOUT)
     indices = []
     for name in names:
         group, _, index = str(name).partition(":")
-        if group not in starts or not index.isdigit() or int(index) >= starts[group][1]:
+        if group not in sizes or not index.isdigit() or int(index) >= sizes[group]:
             known = ", ".join(f"{g}:0..{n - 1}" for g, n in PARAM_LAYOUT)
             raise ValueError(f"unknown walker parameter {name!r} to modulate; known: {known}")
-        indices.append(starts[group][0] + int(index))
+        indices.append(offsets[group] + int(index))
     if len(set(indices)) != len(indices):
         raise ValueError(f"modulate names a parameter twice: {names}")
     return np.asarray(indices, dtype=int)
