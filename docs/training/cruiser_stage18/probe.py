@@ -1,7 +1,9 @@
 """Hand probes of the cruiser: variants of a base cruiser file, each on the same courses in one
-batched deterministic JAX rollout (imex_stiff x 10, difficulty 2, 3 obstacles).
+batched deterministic JAX rollout (difficulty 2, 3 obstacles).
 
-    python docs/training/cruiser_stage18/probe.py BASE.json VARIANTS.json [FIRST_SEED] [N]
+    python docs/training/cruiser_stage18/probe.py BASE.json VARIANTS.json [FIRST_SEED] [N] [SCHEME]
+
+SCHEME is the JAX integrator, "imex_stiff:10" (the default) or e.g. "imex_stiff:40".
 
 VARIANTS.json maps a label to {"group:index": "expression in v"}, e.g.
 {"lean-0.02": {"cruise_torso:0": "v-0.02"}} (v: the base value); {} is the base itself.
@@ -22,6 +24,7 @@ base = start_params(sys.argv[1], cruiser.KIND)
 variants = json.loads(open(sys.argv[2]).read())
 first = int(sys.argv[3]) if len(sys.argv) > 3 else 600001
 n = int(sys.argv[4]) if len(sys.argv) > 4 else 24
+scheme = sys.argv[5] if len(sys.argv) > 5 else "imex_stiff:10"
 offsets = group_offsets(cruiser.PARAM_LAYOUT)
 
 
@@ -37,7 +40,7 @@ def variant(changes: dict) -> np.ndarray:
 labels = list(variants)
 xs = np.stack([variant(variants[label]) for label in labels])
 seeds = list(range(first, first + n))
-population = jax_population_fn(2, 3, cruiser.KIND, "imex_stiff:10")
+population = jax_population_fn(2, 3, cruiser.KIND, scheme)
 t0 = time.time()
 d, steps = population.multi(xs, 1000, seeds)
 d, steps = d.reshape(len(xs), -1), steps.reshape(len(xs), -1)

@@ -1,2 +1,3 @@
 """Training: SB3 baselines (DDPG/TD3/SAC), JAX PPO, the winners' wrappers, evaluation, and the
-pretrained runner (a CMA-ES-tuned contact-driven balance controller, `walker.py`)."""
+pretrained runner (CMA-ES-tuned: a contact-driven balance controller, `walker.py`, with a
+second gait once the course is clear, `cruiser.py`)."""

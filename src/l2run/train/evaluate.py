@@ -22,6 +22,9 @@ import numpy as np
 
 ENV_ID = "l2run/Run-v0"
 PRETRAINED_FILE = "runner.json"
+# The walker the runner is built on (its obstacle phase), shipped on its own: the base that
+# residual and modulation PPO runs and walker searches start from.
+PRETRAINED_WALKER_FILE = "walker.json"
 OBS_PELVIS_X = 1
 
 
@@ -40,6 +43,11 @@ class EpisodeResult:
 def pretrained_path() -> Path:
     """The shipped pretrained runner's parameter file."""
     return Path(str(resources.files("l2run.train") / "pretrained" / PRETRAINED_FILE))
+
+
+def pretrained_walker_path() -> Path:
+    """The shipped walker's parameter file (the runner's obstacle phase, kind "walker")."""
+    return Path(str(resources.files("l2run.train") / "pretrained" / PRETRAINED_WALKER_FILE))
 
 
 class _ZeroPolicy:

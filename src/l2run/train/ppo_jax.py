@@ -98,7 +98,7 @@ class PPOConfig:
     checkpoint_every: int = 10  # iterations between atomic `ppo_params.npz` writes
     init_from: str = ""  # a run directory: start from its weights and observation statistics
     # Residual learning: a walker file (`l2run.train.walker`) whose excitations the actor's
-    # output is added to, instead of to 0.5; "pretrained" = the shipped runner. The walker
+    # output is added to, instead of to 0.5; "pretrained" = the shipped walker. The walker
     # keeps its memory per runner inside the rollout, and the policy also sees its stance leg,
     # time in stance and time since reset. Copied into the run directory as base_policy.json.
     base_policy: str = ""
@@ -340,13 +340,14 @@ def output_base(config: PPOConfig) -> float:
 
 
 def load_base_params(path: str | Path) -> np.ndarray:
-    """The walker parameters a residual run adds to ("pretrained" = the shipped runner)."""
+    """The walker parameters a residual run adds to ("pretrained" = the shipped walker, the
+    runner's obstacle phase: `evaluate.pretrained_walker_path`)."""
     from l2run.train.walker import WalkerPolicy
 
     if str(path) == "pretrained":
-        from l2run.train.evaluate import pretrained_path
+        from l2run.train.evaluate import pretrained_walker_path
 
-        path = pretrained_path()
+        path = pretrained_walker_path()
     return WalkerPolicy.load(path).params
 
 
