@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from l2run.train.evaluate import load_policy, pretrained_path
+from l2run.train.evaluate import load_policy, pretrained_path, pretrained_walker_path
 from l2run.train.gait_search import controller, load_controller_policy
 
 
@@ -23,6 +23,18 @@ def test_pretrained_files_are_shipped_with_their_config():
     for key in ("command", "seed", "engine", "difficulty", "max_env_steps"):
         assert key in meta, key
     assert path.stat().st_size < 50_000  # a small weights file
+
+
+def test_shipped_runner_crosses_obstacles_as_the_shipped_walker():
+    """The runner is a cruiser whose walker part (the obstacle phase) is the shipped walker:
+    what the README's walker tables and the residual PPO base ("pretrained") describe."""
+    from l2run.train import cruiser, walker
+
+    runner = load_controller_policy(pretrained_path())
+    shipped_walker = load_controller_policy(pretrained_walker_path())
+    assert json.loads(pretrained_walker_path().read_text())["kind"] == walker.KIND
+    assert json.loads(pretrained_path().read_text())["kind"] == cruiser.KIND
+    np.testing.assert_array_equal(runner.params[: walker.N_PARAMS], shipped_walker.params)
 
 
 def test_pretrained_runner_runs_a_short_episode():

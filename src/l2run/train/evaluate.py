@@ -40,14 +40,18 @@ class EpisodeResult:
     error: str | None = None
 
 
+def _shipped(name: str) -> Path:
+    return Path(str(resources.files("l2run.train") / "pretrained" / name))
+
+
 def pretrained_path() -> Path:
     """The shipped pretrained runner's parameter file."""
-    return Path(str(resources.files("l2run.train") / "pretrained" / PRETRAINED_FILE))
+    return _shipped(PRETRAINED_FILE)
 
 
 def pretrained_walker_path() -> Path:
     """The shipped walker's parameter file (the runner's obstacle phase, kind "walker")."""
-    return Path(str(resources.files("l2run.train") / "pretrained" / PRETRAINED_WALKER_FILE))
+    return _shipped(PRETRAINED_WALKER_FILE)
 
 
 class _ZeroPolicy:
