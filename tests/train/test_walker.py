@@ -97,6 +97,25 @@ def test_legs_swap_when_the_swing_foot_lands_after_the_shortest_step():
     np.testing.assert_allclose(memory[:3], [1.0, 0.0, 3.01])
 
 
+def test_a_high_swing_foot_delays_the_swap_at_the_longest_step_time():
+    """With a hold of 0.1 s above 0.2 m: past the longest step time the legs still swap for a
+    foot below 0.2 m, wait for one above it, and swap anyway 0.1 s later."""
+    params = INITIAL_PARAMS.copy()
+    t_max = unpack(params)["timing"][1]
+    unpack(params)["hold"][:] = (0.1, 0.2)  # a view into `params`
+    obs = _obs(np.random.default_rng(3))
+    low, high = _lift_feet(obs, 0.0, 0.1), _lift_feet(obs, 0.0, 0.3)  # stance right
+    memory, _ = control(params, _memory(0.0, t_max, 3.0), low)
+    np.testing.assert_allclose(memory[:3], [1.0, 0.0, 3.01])
+    memory, _ = control(params, _memory(0.0, t_max, 3.0), high)
+    np.testing.assert_allclose(memory[:3], [0.0, t_max + 0.01, 3.01])
+    memory, _ = control(params, _memory(0.0, t_max + 0.1, 3.0), high)
+    np.testing.assert_allclose(memory[:3], [1.0, 0.0, 3.01])
+    # the neutral hold (no extra time) swaps the high foot at the longest step time
+    memory, _ = control(INITIAL_PARAMS, _memory(0.0, t_max, 3.0), high)
+    assert memory[0] == 1.0
+
+
 def test_weak_psoas_is_excited_harder():
     obs = _lift_feet(np.zeros(41), 0.0, 0.1)
     obs[list(OBS_PSOAS)] = 1.0
@@ -217,14 +236,19 @@ def test_start_phase_leans_the_trunk_target_and_fades_out():
     )
 
 
-@pytest.mark.parametrize("later_groups", [("start", "trail"), ("trail",)])
-def test_files_from_before_later_groups_load_and_walk_as_before(later_groups):
-    """A 28-value file (before the start phase) or a 30-value one (before the trailing-leg
-    lift) gets the neutral values of the groups it lacks appended: same excitations, also
-    with an obstacle passed and the swing heel behind it."""
-    from l2run.train.walker import NO_START, NO_TRAIL
+LATER = ("start", "trail", "hold", "lift_overlap")
 
-    neutral = {"start": NO_START, "trail": NO_TRAIL}
+
+@pytest.mark.parametrize("later_groups", [LATER[k:] for k in range(len(LATER))])
+def test_files_from_before_later_groups_load_and_walk_as_before(later_groups):
+    """A 28-value file (before the start phase), a 30-value one (before the trailing-leg
+    lift), a 33-value one (before the hold) or a 35-value one (before the lift overlap) gets
+    the neutral values of the groups it lacks appended: same excitations and swaps, also with
+    an obstacle passed, the swing heel behind it and the swing foot high at the longest step
+    time."""
+    from l2run.train.walker import LATER_GROUPS
+
+    neutral = dict(zip(LATER, LATER_GROUPS, strict=True))
     n_old = N_PARAMS - sum(neutral[g].size for g in later_groups)
     old = INITIAL_PARAMS[:n_old] + 0.01
     policy = WalkerPolicy(old.copy())
@@ -232,17 +256,20 @@ def test_files_from_before_later_groups_load_and_walk_as_before(later_groups):
     np.testing.assert_array_equal(
         policy.params[n_old:], np.concatenate([neutral[g] for g in later_groups])
     )
-    obs = _lift_feet(_obs(np.random.default_rng(7)), 0.0, 0.05)
-    obs[[OBS_OBSTACLE_DX, OBS_OBSTACLE_Y, OBS_OBSTACLE_R]] = (100.0, 0.0, 0.0)  # none ahead
-    for t_episode in (0.0, 0.5, 5.0):
-        memory = _memory(0.0, 0.1, t_episode)
-        # a 0.2 m high obstacle passed at x = 1 m, the left (swing) heel still behind it
-        memory[MEMORY_SEEN] = memory[MEMORY_PASSED] = (1.0, 0.2, 0.1)
-        obs[OBS_TALUS_X[1]] = 0.9
-        old_memory, old_action = control(old, memory, obs)
-        new_memory, new_action = control(policy.params, memory, obs)
-        np.testing.assert_array_equal(old_action, new_action)
-        np.testing.assert_array_equal(old_memory, new_memory)
+    t_max = unpack(policy.params)["timing"][1]
+    for lift_m, t_stance in ((0.05, 0.1), (0.5, t_max)):  # the second swaps with the foot high
+        obs = _lift_feet(_obs(np.random.default_rng(7)), 0.0, lift_m)
+        obs[[OBS_OBSTACLE_DX, OBS_OBSTACLE_Y, OBS_OBSTACLE_R]] = (100.0, 0.0, 0.0)  # none ahead
+        for t_episode in (0.0, 0.5, 5.0):
+            memory = _memory(0.0, t_stance, t_episode)
+            # a 0.2 m high obstacle passed at x = 1 m, the left (swing) heel still behind it
+            memory[MEMORY_SEEN] = memory[MEMORY_PASSED] = (1.0, 0.2, 0.1)
+            obs[OBS_TALUS_X[1]] = 0.9
+            old_memory, old_action = control(old, memory, obs)
+            new_memory, new_action = control(policy.params, memory, obs)
+            np.testing.assert_array_equal(old_action, new_action)
+            np.testing.assert_array_equal(old_memory, new_memory)
+            assert new_memory[0] == (1.0 if t_stance == t_max else 0.0)
     for bad in (n_old - 1, N_PARAMS + 1):
         with pytest.raises(ValueError, match="shape"):
             WalkerPolicy(np.zeros(bad))
@@ -315,3 +342,36 @@ def test_a_passed_obstacle_lifts_the_swing_leg_until_its_heel_is_past_it():
     np.testing.assert_array_equal(act(no_trail, x), act(no_trail, x + 1.0))
     # the stance (right) heel behind the obstacle is not lifted
     np.testing.assert_array_equal(act(params, 3.0, x), act(no_trail, 3.0, x))
+
+
+def test_lift_overlap_takes_the_smaller_of_two_lifts_off_their_sum():
+    """A tall obstacle just ahead and a passed one behind the swing heel: with overlap 0 both
+    thigh lifts add up, with overlap 1 the swing hip drives exactly as for the larger alone
+    (equal lifts here, late swing, no trailing knee fold); with one lift it changes nothing."""
+    params = INITIAL_PARAMS.copy()
+    s_trail, s_obst = _group_start("trail"), _group_start("obstacle")
+    params[s_trail + 1] = params[s_obst + 1]  # equal thigh gains
+    params[s_trail + 2] = 0.0  # no trailing knee fold: only the thigh targets differ
+    obs = _lift_feet(np.zeros(41), 0.0, 0.1)
+    obs[list(OBS_PSOAS)] = 1.0
+    obs[OBS_COM_X] = 2.0
+    x, top, r = 1.5, 0.1, 0.2
+    # the swing hip a little short of one lift's target: unsaturated with either lift or both
+    obs[9] = unpack(params)["swing_hip"][0] + 0.5 * params[s_obst + 1] * top
+    ahead = _show_obstacle(obs, 2.0, (2.0 + 0.5 * params[s_obst], top - r, r))  # same top
+    memory = _memory(0.0, 0.2, 3.0)  # right stance, late swing
+    memory[MEMORY_SEEN] = (ahead[OBS_PELVIS_X] + ahead[OBS_OBSTACLE_DX], top, r)
+    memory[MEMORY_PASSED] = (x, top, r)
+    trail_margin = params[s_trail]
+
+    def act(overlap: float, left_heel_x: float) -> np.ndarray:
+        p = params.copy()
+        p[_group_start("lift_overlap")] = overlap
+        o = ahead.copy()
+        o[OBS_TALUS_X[1]], o[OBS_TALUS_X[0]] = left_heel_x, 2.0
+        return control(p, memory, o)[1]
+
+    behind, past = x + r + 0.5 * trail_margin, x + r + 2 * trail_margin
+    assert act(0.0, behind)[PSOAS_L] > act(1.0, behind)[PSOAS_L] > 0.0  # the sum lifts more
+    np.testing.assert_allclose(act(1.0, behind), act(0.0, past))  # the larger alone
+    np.testing.assert_array_equal(act(1.0, past), act(0.0, past))  # one lift: no change

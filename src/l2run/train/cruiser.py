@@ -39,8 +39,8 @@ from l2run.train.gait import CONTROL_STEP_S
 
 KIND = "cruiser"
 
-# The walker's gait groups the cruise set replaces. The obstacle, start and trailing-leg groups
-# have nothing to do on clear ground.
+# The walker's gait groups the cruise set replaces. The obstacle, start, trailing-leg and hold
+# groups have nothing to do on clear ground.
 CRUISE_GROUPS = (
     "swing_hip", "hip_gain", "torso", "swing_knee", "stance_knee", "knee_gain",
     "ankle", "ankle_gain", "push", "timing", "base",
@@ -94,6 +94,19 @@ def from_walker(walker_params: np.ndarray, delay_s: float = 0.0, ramp_s: float =
 INITIAL_PARAMS = from_walker(walker.INITIAL_PARAMS)
 
 
+def complete_params(params: np.ndarray) -> np.ndarray:
+    """`params` with the neutral values of walker groups added since (`walker.LATER_GROUPS`)
+    inserted after its walker part, if that part predates them; other lengths as they are."""
+    params = np.asarray(params, dtype=float)
+    n_missing = walker.N_PARAMS - (params.size - (N_PARAMS - walker.N_PARAMS))
+    if 0 < n_missing < walker.N_PARAMS:
+        n_walker = walker.N_PARAMS - n_missing
+        own = walker.complete_params(params[:n_walker])
+        if own.size == walker.N_PARAMS:  # a length some walker file had
+            return np.concatenate([own, params[n_walker:]])
+    return params
+
+
 def unpack(params: Any, xp: Any = np) -> dict:
     """Split a flat parameter vector into its named groups (see `PARAM_LAYOUT`)."""
     return split_params(params, PARAM_LAYOUT, KIND, xp)
@@ -143,7 +156,7 @@ class CruiserPolicy(walker.WalkerPolicy):
 
     @staticmethod
     def _complete(params: np.ndarray) -> np.ndarray:
-        params = np.asarray(params, dtype=float)
+        params = complete_params(params)
         unpack(params)  # a clear error now for a vector of the wrong length
         return params
 
