@@ -82,8 +82,8 @@ def test_blend_holds_the_walker_then_ramps_to_the_cruise_values():
     np.testing.assert_allclose(CRUISE_SELECTOR @ halfway, 0.5 * (CRUISE_SELECTOR @ own + cruise))
     done = blend(params, 5.0)
     np.testing.assert_allclose(CRUISE_SELECTOR @ done, cruise)
-    untouched = CRUISE_SELECTOR.sum(0) == 0  # obstacle, start, trail, hold, overlap groups
-    assert untouched.sum() == WALKER - N_CRUISE == 11  # 3 + 2 + 3 + 2 + 1
+    untouched = CRUISE_SELECTOR.sum(0) == 0  # obstacle, start, trail, hold groups
+    assert untouched.sum() == WALKER - N_CRUISE == 10  # 3 + 2 + 3 + 2
     np.testing.assert_array_equal(done[untouched], own[untouched])
 
 
@@ -180,16 +180,14 @@ def test_policy_files_round_trip_and_load_by_kind(tmp_path):
     np.testing.assert_array_equal(start_params(path, cruiser.KIND), policy.params)
 
 
-def test_a_cruiser_file_from_before_the_hold_groups_loads_and_runs_as_before(tmp_path):
-    """A cruiser written before the walker's "hold" and "lift_overlap" groups (its walker part
-    3 values shorter, as the stage-19 runner) gets their neutral values inserted after its
-    walker part."""
+def test_a_cruiser_file_from_before_the_hold_group_loads_and_runs_as_before(tmp_path):
+    """A cruiser written before the walker's "hold" group (its walker part 2 values shorter,
+    as the stage-19 runner) gets the neutral hold inserted after its walker part."""
     from l2run.train.controller_params import write_policy_file
     from l2run.train.gait_search import load_controller_policy
 
     params = _fast(np.random.default_rng(8))
-    n_new = walker.NO_HOLD.size + walker.NO_LIFT_OVERLAP.size
-    old = np.delete(params, np.arange(WALKER - n_new, WALKER))
+    old = np.delete(params, np.arange(WALKER - walker.NO_HOLD.size, WALKER))
     write_policy_file(tmp_path / "old.json", cruiser.KIND, old, {})
     loaded = load_controller_policy(tmp_path / "old.json")
     assert isinstance(loaded, CruiserPolicy)

@@ -236,16 +236,15 @@ def test_start_phase_leans_the_trunk_target_and_fades_out():
     )
 
 
-LATER = ("start", "trail", "hold", "lift_overlap")
+LATER = ("start", "trail", "hold")
 
 
 @pytest.mark.parametrize("later_groups", [LATER[k:] for k in range(len(LATER))])
 def test_files_from_before_later_groups_load_and_walk_as_before(later_groups):
     """A 28-value file (before the start phase), a 30-value one (before the trailing-leg
-    lift), a 33-value one (before the hold) or a 35-value one (before the lift overlap) gets
-    the neutral values of the groups it lacks appended: same excitations and swaps, also with
-    an obstacle passed, the swing heel behind it and the swing foot high at the longest step
-    time."""
+    lift) or a 33-value one (before the hold) gets the neutral values of the groups it lacks
+    appended: same excitations and swaps, also with an obstacle passed, the swing heel behind
+    it and the swing foot high at the longest step time."""
     from l2run.train.walker import LATER_GROUPS
 
     neutral = dict(zip(LATER, LATER_GROUPS, strict=True))
@@ -342,36 +341,3 @@ def test_a_passed_obstacle_lifts_the_swing_leg_until_its_heel_is_past_it():
     np.testing.assert_array_equal(act(no_trail, x), act(no_trail, x + 1.0))
     # the stance (right) heel behind the obstacle is not lifted
     np.testing.assert_array_equal(act(params, 3.0, x), act(no_trail, 3.0, x))
-
-
-def test_lift_overlap_takes_the_smaller_of_two_lifts_off_their_sum():
-    """A tall obstacle just ahead and a passed one behind the swing heel: with overlap 0 both
-    thigh lifts add up, with overlap 1 the swing hip drives exactly as for the larger alone
-    (equal lifts here, late swing, no trailing knee fold); with one lift it changes nothing."""
-    params = INITIAL_PARAMS.copy()
-    s_trail, s_obst = _group_start("trail"), _group_start("obstacle")
-    params[s_trail + 1] = params[s_obst + 1]  # equal thigh gains
-    params[s_trail + 2] = 0.0  # no trailing knee fold: only the thigh targets differ
-    obs = _lift_feet(np.zeros(41), 0.0, 0.1)
-    obs[list(OBS_PSOAS)] = 1.0
-    obs[OBS_COM_X] = 2.0
-    x, top, r = 1.5, 0.1, 0.2
-    # the swing hip a little short of one lift's target: unsaturated with either lift or both
-    obs[9] = unpack(params)["swing_hip"][0] + 0.5 * params[s_obst + 1] * top
-    ahead = _show_obstacle(obs, 2.0, (2.0 + 0.5 * params[s_obst], top - r, r))  # same top
-    memory = _memory(0.0, 0.2, 3.0)  # right stance, late swing
-    memory[MEMORY_SEEN] = (ahead[OBS_PELVIS_X] + ahead[OBS_OBSTACLE_DX], top, r)
-    memory[MEMORY_PASSED] = (x, top, r)
-    trail_margin = params[s_trail]
-
-    def act(overlap: float, left_heel_x: float) -> np.ndarray:
-        p = params.copy()
-        p[_group_start("lift_overlap")] = overlap
-        o = ahead.copy()
-        o[OBS_TALUS_X[1]], o[OBS_TALUS_X[0]] = left_heel_x, 2.0
-        return control(p, memory, o)[1]
-
-    behind, past = x + r + 0.5 * trail_margin, x + r + 2 * trail_margin
-    assert act(0.0, behind)[PSOAS_L] > act(1.0, behind)[PSOAS_L] > 0.0  # the sum lifts more
-    np.testing.assert_allclose(act(1.0, behind), act(0.0, past))  # the larger alone
-    np.testing.assert_array_equal(act(1.0, past), act(0.0, past))  # one lift: no change

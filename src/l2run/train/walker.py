@@ -95,21 +95,15 @@ PARAM_LAYOUT: tuple[tuple[str, int], ...] = (
     # the ground. While the swing foot's clearance is above this height (m), the longest step
     # time is extended by this much (s).
     ("hold", 2),  # extra time (s), clearance (m)
-    # Where the swing foot has an obstacle close ahead and a passed one behind at once, the two
-    # thigh lifts add up and can throw the foot far higher than either obstacle. This fraction
-    # (0: their sum, 1: the larger alone) of the smaller lift is taken off.
-    ("lift_overlap", 1),
 )
 N_PARAMS = sum(n for _, n in PARAM_LAYOUT)
 # Values of the groups added after files were written, which change nothing: no start lean,
-# no trailing-leg lift, no waiting for a high foot, lifts that add up. A file that predates them
-# (28 values: none; 30: no "trail"; 33: no "hold"; 35: no "lift_overlap") walks exactly as it
-# always did with these appended.
+# no trailing-leg lift, no waiting for a high foot. A file that predates them (28 values: none;
+# 30: no "trail"; 33: no "hold") walks exactly as it always did with these appended.
 NO_START = np.array([0.0, 1.0])
 NO_TRAIL = np.array([0.0, 0.0, 0.0])
 NO_HOLD = np.array([0.0, 1.0])
-NO_LIFT_OVERLAP = np.array([0.0])
-LATER_GROUPS = (NO_START, NO_TRAIL, NO_HOLD, NO_LIFT_OVERLAP)
+LATER_GROUPS = (NO_START, NO_TRAIL, NO_HOLD)
 MIN_START_S = 1e-3  # a shorter start phase is none (keeps the division finite)
 
 # Memory layout, in order: the stance leg (0 right, 1 left), time in stance (s), time
@@ -147,14 +141,13 @@ INITIAL_PARAMS = np.array(
         0.0, 1.0,  # no start lean
         0.1, 1.0, 2.0,  # trailing leg: 10 cm margin, the same lift gains as the leading one
         0.0, 1.0,  # no waiting for a high foot
-        0.0,  # lifts add up
     ]
 )  # fmt: skip
 
 
 def complete_params(params: Any, xp: Any = np) -> Any:
     """`params` with the neutral values of the groups added since (`LATER_GROUPS`) appended,
-    if they predate them (28, 30, 33 or 35 values); other lengths are returned as they are."""
+    if they predate them (28, 30 or 33 values); other lengths are returned as they are."""
     params = np.asarray(params, dtype=float) if xp is np else params
     for k in range(len(LATER_GROUPS), 0, -1):
         missing = LATER_GROUPS[-k:]
@@ -229,15 +222,12 @@ def control(params: Any, memory: Any, obs: Any, xp: Any = np) -> tuple[Any, Any]
     trail_lift = xp.where(behind, xp.maximum(passed[1], 0.0), 0.0)
 
     # Swing hip: place the foot by the balance feedback (ground-frame thigh angle).
-    lead_thigh, trail_thigh = p["obstacle"][1] * lift, p["trail"][1] * trail_lift
-    overlap = p["lift_overlap"][0] * xp.minimum(lead_thigh, trail_thigh)
     thigh_target = (
         p["swing_hip"][0]
         + p["swing_hip"][1] * (obs[OBS_COM_X] - stance_ankle_x)
         + p["swing_hip"][2] * obs[OBS_COM_VX]
-        + lead_thigh
-        + trail_thigh
-        - overlap
+        + p["obstacle"][1] * lift
+        + p["trail"][1] * trail_lift
     )
     kp_hip, kd_hip = p["hip_gain"][0], p["hip_gain"][1]
     tau_hip_sw = kp_hip * (thigh_target - (tilt + hip_sw)) - kd_hip * (tilt_speed + hip_speed_sw)
