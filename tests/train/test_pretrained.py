@@ -26,14 +26,23 @@ def test_pretrained_files_are_shipped_with_their_config():
 
 
 def test_shipped_runner_crosses_obstacles_as_the_shipped_walker():
-    """The runner is a cruiser whose walker part (the obstacle phase) is the shipped walker:
-    what the README's walker tables and the residual PPO base ("pretrained") describe."""
+    """The runner is a cruiser whose walker part (the obstacle phase) is the shipped walker
+    with a hold added (stage 21): what the README's walker tables and the residual PPO base
+    ("pretrained") describe. The shipped walker itself has the neutral hold."""
     from l2run.train import cruiser, walker
 
     runner = load_controller_policy(pretrained_path())
     shipped_walker = load_controller_policy(pretrained_walker_path())
     assert (runner.kind, shipped_walker.kind) == (cruiser.KIND, walker.KIND)  # by each file's kind
-    np.testing.assert_array_equal(runner.params[: walker.N_PARAMS], shipped_walker.params)
+    own, base = (
+        walker.unpack(runner.params[: walker.N_PARAMS]),
+        walker.unpack(shipped_walker.params),
+    )
+    for name, values in own.items():
+        if name != "hold":
+            np.testing.assert_array_equal(values, base[name], err_msg=name)
+    np.testing.assert_array_equal(base["hold"], walker.NO_HOLD)
+    assert own["hold"][0] > 0.0  # the runner waits for a high foot
 
 
 def test_pretrained_runner_runs_a_short_episode():
