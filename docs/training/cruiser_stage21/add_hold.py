@@ -27,8 +27,12 @@ def main(out: str) -> None:
     policy = CruiserPolicy.load(STAGE19)  # its walker part predates "hold": neutral appended
     start = group_offsets(walker.PARAM_LAYOUT)["hold"]
     policy.params[start : start + 2] = (HOLD_S, HOLD_CLEARANCE_M)
+    step = "python docs/training/cruiser_stage21/add_hold.py src/l2run/train/pretrained/runner.json"
     policy.meta = {
         **policy.meta,
+        "commands": [*policy.meta["commands"], step],
+        "command": f"{step}  (stage 21, the last of 'commands', on stage 19's file: "
+        "docs/training/cruiser_stage19/stage19_mean_gen12.json, whose 'command' made it)",
         "stage": 21,
         "hold": f"walker hold set by hand to ({HOLD_S} s, {HOLD_CLEARANCE_M} m) on the stage-19 "
         "runner (docs/training/cruiser_stage21/add_hold.py); every other value is stage 19's",
