@@ -102,7 +102,7 @@ def test_a_high_swing_foot_delays_the_swap_at_the_longest_step_time():
     foot below 0.2 m, wait for one above it, and swap anyway 0.1 s later."""
     params = INITIAL_PARAMS.copy()
     t_max = unpack(params)["timing"][1]
-    unpack(params)["hold"][:] = (0.1, 0.2)  # a view into `params`
+    params[_group_start("hold") : _group_start("hold") + 2] = (0.1, 0.2)
     obs = _obs(np.random.default_rng(3))
     low, high = _lift_feet(obs, 0.0, 0.1), _lift_feet(obs, 0.0, 0.3)  # stance right
     memory, _ = control(params, _memory(0.0, t_max, 3.0), low)

@@ -98,9 +98,8 @@ def complete_params(params: np.ndarray) -> np.ndarray:
     """`params` with the neutral values of walker groups added since (`walker.LATER_GROUPS`)
     inserted after its walker part, if that part predates them; other lengths as they are."""
     params = np.asarray(params, dtype=float)
-    n_missing = walker.N_PARAMS - (params.size - (N_PARAMS - walker.N_PARAMS))
-    if 0 < n_missing < walker.N_PARAMS:
-        n_walker = walker.N_PARAMS - n_missing
+    n_walker = walker.N_PARAMS - (N_PARAMS - params.size)  # the file's walker part
+    if 0 < n_walker < walker.N_PARAMS:
         own = walker.complete_params(params[:n_walker])
         if own.size == walker.N_PARAMS:  # a length some walker file had
             return np.concatenate([own, params[n_walker:]])
