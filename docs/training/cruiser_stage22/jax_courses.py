@@ -1,0 +1,40 @@
+"""Stage 22: a cruiser file on many courses at once in the JAX engine (README, Training,
+"Stage 22").
+
+    python docs/training/cruiser_stage22/jax_courses.py SCHEME:SUBSTEPS FIRST-LAST POLICY.json
+
+runs one 1,000-step episode per course seed in a single batch (the search's own rollout,
+`gait_search.jax_population_fn`) and prints a JSON object shaped like `l2run evaluate --json`'s
+(`episodes`: seed, distance, steps, fell), so the same tools compare it with OpenSim's.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from l2run.train.cruiser import CruiserPolicy
+from l2run.train.gait_search import jax_population_fn
+
+HORIZON = 1000  # control steps: the 10 s episode
+DIFFICULTY = 2
+MAX_OBSTACLES = 3
+
+
+def main(integrator: str, seeds: str, policy_path: str) -> None:
+    first, last = (int(s) for s in seeds.split("-"))
+    courses = list(range(first, last + 1))
+    params = CruiserPolicy.load(policy_path).params
+    population = jax_population_fn(DIFFICULTY, MAX_OBSTACLES, "cruiser", integrator=integrator)
+    distance, steps = population.multi(params[None, :], HORIZON, courses)
+    episodes = [
+        {"seed": s, "distance": float(d), "steps": int(n), "fell": bool(n < HORIZON)}
+        for s, d, n in zip(courses, distance, steps, strict=True)
+    ]
+    print(json.dumps({"policy": policy_path, "integrator": integrator, "episodes": episodes}))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        sys.exit(__doc__)
+    main(*sys.argv[1:])
