@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import sys
 
+from l2run.engines.base import TIMESTEP_LIMIT
 from l2run.train.cruiser import CruiserPolicy
 from l2run.train.gait_search import jax_population_fn
 
-HORIZON = 1000  # control steps: the 10 s episode
 DIFFICULTY = 2
 MAX_OBSTACLES = 3
 
@@ -26,9 +26,9 @@ def main(integrator: str, seeds: str, policy_path: str) -> None:
     courses = list(range(first, last + 1))
     params = CruiserPolicy.load(policy_path).params
     population = jax_population_fn(DIFFICULTY, MAX_OBSTACLES, "cruiser", integrator=integrator)
-    distance, steps = population.multi(params[None, :], HORIZON, courses)
+    distance, steps = population.multi(params[None, :], TIMESTEP_LIMIT, courses)
     episodes = [
-        {"seed": s, "distance": float(d), "steps": int(n), "fell": bool(n < HORIZON)}
+        {"seed": s, "distance": float(d), "steps": int(n), "fell": bool(n < TIMESTEP_LIMIT)}
         for s, d, n in zip(courses, distance, steps, strict=True)
     ]
     print(json.dumps({"policy": policy_path, "integrator": integrator, "episodes": episodes}))

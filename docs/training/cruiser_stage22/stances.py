@@ -16,7 +16,6 @@ import sys
 
 import numpy as np
 
-from l2run.engines.base import FALL_HEIGHT_M
 from l2run.env.runenv import RunEnv
 from l2run.train import walker
 from l2run.train.gait import CONTROL_STEP_S
@@ -53,7 +52,7 @@ def episode_stances(env: RunEnv, policy, seed: int) -> dict:
         for s in stances
     ]
     tops = [[round(x, 3), round(y + r, 3), round(r, 3)] for x, y, r in env.course.obstacles]
-    return {"steps": k, "fell": bool(obs[2] < FALL_HEIGHT_M), "obstacles": tops, "stances": rows}
+    return {"steps": k, "fell": env.is_pelvis_too_low(), "obstacles": tops, "stances": rows}
 
 
 def main(policy_path: str, out: str, *seeds: str) -> None:
