@@ -15,6 +15,7 @@ import sys
 
 from l2run.engines.base import TIMESTEP_LIMIT
 from l2run.train.cruiser import CruiserPolicy
+from l2run.train.evaluate import parse_seeds
 from l2run.train.gait_search import jax_population_fn
 
 DIFFICULTY = 2
@@ -22,8 +23,7 @@ MAX_OBSTACLES = 3
 
 
 def main(integrator: str, seeds: str, policy_path: str) -> None:
-    first, last = (int(s) for s in seeds.split("-"))
-    courses = list(range(first, last + 1))
+    courses = parse_seeds(seeds)
     params = CruiserPolicy.load(policy_path).params
     population = jax_population_fn(DIFFICULTY, MAX_OBSTACLES, "cruiser", integrator=integrator)
     distance, steps = population.multi(params[None, :], TIMESTEP_LIMIT, courses)

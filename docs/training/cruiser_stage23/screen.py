@@ -21,6 +21,7 @@ import numpy as np
 
 from l2run.train.controller_params import group_offsets
 from l2run.train.cruiser import PARAM_LAYOUT, CruiserPolicy
+from l2run.train.evaluate import parse_seeds
 from l2run.train.gait_search import jax_population_fn
 
 DIFFICULTY = 2
@@ -28,8 +29,7 @@ MAX_OBSTACLES = 3
 
 
 def main(integrator: str, seeds: str, horizon: str, base: str, out: str, *settings: str) -> None:
-    first, last = (int(s) for s in seeds.split("-"))
-    courses = list(range(first, last + 1))
+    courses = parse_seeds(seeds)
     n_steps = int(horizon)
     params = CruiserPolicy.load(base).params
     offset = group_offsets(PARAM_LAYOUT)["stride"]
@@ -59,8 +59,14 @@ def main(integrator: str, seeds: str, horizon: str, base: str, out: str, *settin
             }
         )
         print(f"{v}: {d.mean():.2f} m, {fell.sum()}/{len(courses)} falls", flush=True)
-    summary = {"integrator": integrator, "courses": [first, last], "horizon": n_steps}
-    summary.update({"base": base, "wall_s": time.time() - start, "results": results})
+    summary = {
+        "integrator": integrator,
+        "courses": [courses[0], courses[-1]],
+        "horizon": n_steps,
+        "base": base,
+        "wall_s": time.time() - start,
+        "results": results,
+    }
     with open(out, "w") as f:
         json.dump(summary, f)
 
