@@ -16,21 +16,22 @@ import sys
 import numpy as np
 
 from l2run.engines.base import TIMESTEP_LIMIT
-from l2run.train.cruiser import CruiserPolicy
+from l2run.train.controller_params import group_offsets
+from l2run.train.cruiser import PARAM_LAYOUT, CruiserPolicy
 from l2run.train.evaluate import parse_seeds
 from l2run.train.gait_search import jax_population_fn
 
 DIFFICULTY = 2
 MAX_OBSTACLES = 3
-FINISH_VALUES = 3  # the patch's "finish" group, the last three values
 
 
 def main(integrator: str, seeds: str, policy_path: str, out: str, *settings: str) -> None:
     courses = parse_seeds(seeds)
     base = CruiserPolicy.load(policy_path).params
     values = [tuple(float(v) for v in s.split(",")) for s in settings]
+    offset, size = group_offsets(PARAM_LAYOUT)["finish"], dict(PARAM_LAYOUT)["finish"]
     xs = np.repeat(base[None, :], len(values), axis=0)
-    xs[:, -FINISH_VALUES:] = values
+    xs[:, offset : offset + size] = values  # the patch's group
     population = jax_population_fn(DIFFICULTY, MAX_OBSTACLES, "cruiser", integrator=integrator)
     distance, steps = population.multi(xs, TIMESTEP_LIMIT, courses)
     results = []
