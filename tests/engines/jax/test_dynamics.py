@@ -141,3 +141,23 @@ def test_state_derivatives_match_opensim(params):
     assert seen["ground"] >= N_FULL_STATES // 4 and seen["airborne"] >= 10, seen
     assert seen["obstacle"] >= N_FULL_STATES // 4, seen
     assert seen["ligament"] >= N_FULL_STATES // 2, seen
+
+
+def test_many_point_forces_match_virtual_work(params):
+    """Several forces on shared and distinct bodies (reduced per body before the Jacobians are
+    applied) have the summed power of the individual point forces, for any speeds."""
+    rng = np.random.default_rng(3)
+    q = jnp.asarray(params.default.q)
+    body = jnp.array([4, 4, 5, 9, 0, 4])
+    local = jnp.asarray(rng.uniform(-0.1, 0.1, (6, 2)))
+    force = jnp.asarray(rng.uniform(-300.0, 300.0, (6, 2)))
+
+    def points(qq):
+        return kinematics.points_in_ground(kinematics.model_frames(params, qq), body, local)
+
+    for _ in range(5):
+        u = jnp.asarray(rng.uniform(-2.0, 2.0, 9))
+        fj = kinematics.model_frame_jacobians(params, q, u)
+        gen = dynamics.point_force_to_generalized(fj, body, points(q), force)
+        power = jnp.sum(jax.jvp(points, (q,), (u,))[1] * force)
+        np.testing.assert_allclose(gen @ u, power, rtol=1e-12)

@@ -153,6 +153,10 @@ def test_imex_trajectory_within_tolerance_of_opensim(truth, scheme):
 # the same policy falls after ~1 s. The stiff scheme must not be exploitable the same way.
 EXPLOIT_RUN = Path(__file__).parents[3] / "docs" / "training" / "ppo_imex10"
 HORIZON = 200  # steps (2 s)
+# imex × 10 counts as exploited when the policy stays up this many times OpenSim's steps and
+# reaches this many times its pelvis x.
+EXPLOIT_MIN_STEP_RATIO = 1.3
+EXPLOIT_MIN_DISTANCE_RATIO = 2.0
 
 
 def _closed_loop(engine, policy) -> tuple[int, float]:
@@ -177,10 +181,14 @@ def test_policy_exploiting_imex_falls_like_opensim_under_stiff_scheme():
     from l2run.train.ppo_jax import PPOPolicy
 
     policy = PPOPolicy(EXPLOIT_RUN)
-    exploited_steps, exploited_x = _closed_loop(JaxEngine(integrator=("imex", 10)), policy)
-    assert exploited_steps == HORIZON and exploited_x > 2.0  # the exploit is real
     truth_steps, truth_x = _closed_loop(OpenSimEngine(), policy)
     assert truth_steps < HORIZON  # OpenSim: it falls
+    # The exploit is real: imex × 10 keeps the runner up markedly longer and carries it at least
+    # twice as far. How much longer is a chaotic closed loop's outcome that moves with round-off
+    # (all 200 steps before the engine's sums were reordered on 2026-12-02, 148 after; OpenSim 99).
+    exploited_steps, exploited_x = _closed_loop(JaxEngine(integrator=("imex", 10)), policy)
+    assert exploited_steps >= EXPLOIT_MIN_STEP_RATIO * truth_steps, (exploited_steps, truth_steps)
+    assert exploited_x >= EXPLOIT_MIN_DISTANCE_RATIO * truth_x, (exploited_x, truth_x)
     steps, x = _closed_loop(JaxEngine(integrator=("imex_stiff", 10)), policy)
     assert abs(steps - truth_steps) <= 5, (steps, truth_steps)
     assert abs(x - truth_x) <= 0.05, (x, truth_x)

@@ -72,3 +72,30 @@ def test_knee_translation_follows_spline(params):
     rel = kinematics.rotate(-b.angle[1], b.origin[2] - b.origin[1])
     rel0 = kinematics.rotate(-a.angle[1], a.origin[2] - a.origin[1])
     assert not np.allclose(rel, rel0)
+
+
+N_JACOBIAN_STATES = 100
+# Closed form and forward-mode differentiation sum the same terms in another order.
+JACOBIAN_RTOL = 1e-12
+
+
+def test_closed_form_frame_jacobians_equal_forward_mode(params):
+    """`model_frame_jacobians` gives what differentiating `model_frames` gives: poses,
+    Jacobians and J̇·u, across and beyond the joint ranges (the knee splines' ends included)."""
+    closed = jax.jit(lambda q, u: kinematics.model_frame_jacobians(params, q, u))
+    forward = jax.jit(
+        lambda q, u: kinematics.frame_jacobians(
+            lambda qq: kinematics.model_frames(params, qq), q, u
+        )
+    )
+    rng = np.random.default_rng(11)
+    for _ in range(N_JACOBIAN_STATES):
+        q, u = jnp.asarray(random_q(rng)), jnp.asarray(random_u(rng))
+        got, want = closed(q, u), forward(q, u)
+        for name in ("origin_jac", "angle_jac", "origin_bias", "angle_bias"):
+            scale = 1.0 + float(jnp.max(jnp.abs(getattr(want, name))))
+            np.testing.assert_allclose(
+                getattr(got, name), getattr(want, name), rtol=0, atol=JACOBIAN_RTOL * scale
+            )
+        np.testing.assert_allclose(got.frames.origin, want.frames.origin, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(got.frames.angle, want.frames.angle, rtol=0, atol=1e-15)

@@ -163,9 +163,16 @@ def compile_paths(definition) -> PathParams:
 # --- evaluation --------------------------------------------------------------------------------
 
 
-def _rotate(angle: jnp.ndarray, v: jnp.ndarray) -> jnp.ndarray:
-    c, s = jnp.cos(angle), jnp.sin(angle)
-    return jnp.stack([c * v[..., 0] - s * v[..., 1], s * v[..., 0] + c * v[..., 1]], axis=-1)
+def _rotate(cos: jnp.ndarray, sin: jnp.ndarray, v: jnp.ndarray) -> jnp.ndarray:
+    """Rotate 2-D vectors `v` (..., 2) by the angles whose cosines and sines are given (...)."""
+    return jnp.stack([cos * v[..., 0] - sin * v[..., 1], sin * v[..., 0] + cos * v[..., 1]], -1)
+
+
+def _point_rotations(p: PathParams, angle: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """cos and sin (M, P) of each path point's body angle; taken per body and then gathered,
+    so each body's angle passes through cos and sin once, not once per point."""
+    angle_ext = jnp.concatenate([angle, jnp.zeros((1,), angle.dtype)])
+    return jnp.cos(angle_ext)[p.body], jnp.sin(angle_ext)[p.body]
 
 
 def _local_points(p: PathParams, q: jnp.ndarray):
@@ -202,8 +209,7 @@ def path_points(
     `origin` (nb, 2) m and `angle` (nb,) rad are the body poses in ground (BODIES order)."""
     local, _ = _local_points(p, q)
     origin_ext = jnp.concatenate([origin, jnp.zeros((1, 2), origin.dtype)])
-    angle_ext = jnp.concatenate([angle, jnp.zeros((1,), angle.dtype)])
-    xy = origin_ext[p.body] + _rotate(angle_ext[p.body], local[..., :2])
+    xy = origin_ext[p.body] + _rotate(*_point_rotations(p, angle), local[..., :2])
     z = p.body_z[p.body] + local[..., 2]
     return jnp.concatenate([xy, z[..., None]], axis=-1), _active(p, q)
 
@@ -262,11 +268,10 @@ def path_geometry(
     local, slopes = _local_points(p, q)
     n_q = q.shape[0]
     origin_ext = jnp.concatenate([origin, jnp.zeros((1, 2), origin.dtype)])
-    angle_ext = jnp.concatenate([angle, jnp.zeros((1,), angle.dtype)])
     ojac_ext = jnp.concatenate([origin_jac, jnp.zeros((1, 2, n_q), origin_jac.dtype)])
     ajac_ext = jnp.concatenate([angle_jac, jnp.zeros((1, n_q), angle_jac.dtype)])
-    ang = angle_ext[p.body]  # (M, P)
-    arm = _rotate(ang, local[..., :2])  # (M, P, 2) point offset from its body origin, ground
+    point_cos, point_sin = _point_rotations(p, angle)  # (M, P)
+    arm = _rotate(point_cos, point_sin, local[..., :2])  # (M, P, 2) offset from the body origin
     xy = origin_ext[p.body] + arm
     pos = jnp.concatenate([xy, (p.body_z[p.body] + local[..., 2])[..., None]], axis=-1)
     active = _active(p, q)
@@ -283,7 +288,7 @@ def path_geometry(
     has_prev = active & jnp.any(starts, axis=-1)  # k is on the path and a segment ends there
     ojac_p, ajac_p = ojac_ext[p.body], ajac_ext[p.body]  # (M, P, 2, n_q), (M, P, n_q)
     mi, pi, ai = p.moving_target[:, 0], p.moving_target[:, 1], p.moving_target[:, 2]
-    cos, sin = jnp.cos(ang[mi, pi]), jnp.sin(ang[mi, pi])
+    cos, sin = point_cos[mi, pi], point_sin[mi, pi]
     zero, one = jnp.zeros_like(cos), jnp.ones_like(cos)
     axis_dirs = jnp.stack(  # ground direction of each moving function's local axis (S, 3, 3)
         [

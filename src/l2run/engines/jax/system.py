@@ -29,10 +29,6 @@ from l2run.model.names import BODIES, OBS_BODIES
 _OBS_BODY_INDEX = jnp.array([BODIES.index(b) for b in OBS_BODIES])
 
 
-def _frames_fn(params: ModelParams):
-    return lambda q: kinematics.model_frames(params, q)
-
-
 class Evaluation(NamedTuple):
     """Everything one derivative evaluation computes (for reporting and tests)."""
 
@@ -59,7 +55,7 @@ class _Mechanics(NamedTuple):
 
 
 def _mechanics(params: ModelParams, q: jnp.ndarray, u: jnp.ndarray, obstacles) -> _Mechanics:
-    fj = kinematics.frame_jacobians(_frames_fn(params), q, u)
+    fj = kinematics.model_frame_jacobians(params, q, u)
     terms = dynamics.rigid_body_terms(params.tree, fj, u)
     geometry = paths.path_geometry(
         params.paths, fj.frames.origin, fj.frames.angle, fj.origin_jac, fj.angle_jac, q, u
@@ -136,7 +132,8 @@ def nearest_obstacles(
         - params.contact.sphere_radius[None, :]
     )
     gap = jnp.where(obstacles[:, 2] > 0, jnp.min(gap, axis=1), jnp.inf)
-    return obstacles[jnp.argsort(gap)[:n]]
+    # top_k keeps the lower index first among equal gaps, as a stable argsort would
+    return obstacles[jax.lax.top_k(-gap, n)[1]]
 
 
 # Rigid motions of every body at once, as (origin, angle, origin velocity, angular velocity)
