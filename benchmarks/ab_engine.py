@@ -1,0 +1,124 @@
+"""The JAX engine of a git revision against the working tree's, in one process, timed in turns.
+
+    python benchmarks/ab_engine.py --baseline REV [--sizes 64,256] [--rounds 10] [--single]
+
+On a shared machine two runs of one program differ by ±30 %, so comparing two runs says little.
+This loads REV's `l2run` package (extracted with `git archive`, renamed `l2run_baseline`) beside
+the working tree's, compiles one vmapped `imex_stiff` substep with each (float64, params passed
+as arguments, the same N runners on N difficulty-2 courses), checks that both give the same
+numbers, and times them alternately: CPU µs per runner per substep, min and median over the
+rounds. `--single` times one unbatched runner per call instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+BASELINE_PACKAGE = "l2run_baseline"
+CALLS_PER_ROUND = 10
+SUBSTEP_S = 0.001
+
+
+def extract_baseline(rev: str, into: pathlib.Path) -> None:
+    """REV's src/l2run as package `l2run_baseline` under `into` (its imports renamed)."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", rev, "src/l2run"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    package = into / BASELINE_PACKAGE
+    (into / "src" / "l2run").rename(package)
+    for path in package.rglob("*.py"):
+        text = path.read_text()
+        text = re.sub(r"\bl2run\.", f"{BASELINE_PACKAGE}.", text)
+        text = re.sub(r"\bfrom l2run import\b", f"from {BASELINE_PACKAGE} import", text)
+        path.write_text(text)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--baseline", required=True, help="git revision to compare against")
+    ap.add_argument("--sizes", default="64,256", help="batch sizes N, comma-separated")
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--single", action="store_true", help="one unbatched runner per call")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        extract_baseline(args.baseline, pathlib.Path(tmp))
+        sys.path.insert(0, tmp)
+        import importlib
+
+        import jax
+        import jax.numpy as jnp
+
+        jax.config.update("jax_enable_x64", True)
+        from bench_engines import courses, first_state, smooth_excitations
+
+        engines = {}
+        for label, package in (("baseline", BASELINE_PACKAGE), ("working tree", "l2run")):
+            jx = f"{package}.engines.jax"
+            engines[label] = (
+                importlib.import_module(f"{jx}.system"),
+                importlib.import_module(f"{jx}.params").load_params(),
+                importlib.import_module(f"{jx}.integrate").Continuous,
+            )
+        from l2run.engines.jax import rollout as fx
+        from l2run.engines.jax.step import parse_integrator
+
+        _, params, _ = engines["working tree"]
+        state = first_state(params, parse_integrator("imex_stiff:10"))
+        h = jnp.asarray(SUBSTEP_S)
+        sizes = [1] if args.single else [int(s) for s in args.sizes.split(",")]
+        for n in sizes:
+            obstacles, psoas = fx.course_arrays(courses(n))
+            batch = jax.tree.map(lambda a, n=n: jnp.broadcast_to(a, (n, *a.shape)), state)
+            excitation = jnp.asarray(smooth_excitations(1, n)[0])
+            runs, outputs = {}, {}
+            for label, (system, p, continuous) in engines.items():
+                y = continuous(batch.q, batch.u, batch.activation, batch.fiber_length)
+                inputs = (p, y, excitation, jnp.asarray(obstacles), jnp.asarray(psoas))
+
+                def substep(p, y, e, o, ps, system=system):
+                    return system.imex_substep(p, y, e, o, ps, h, stiff=True)
+
+                if args.single:
+                    inputs = (p, *jax.tree.map(lambda a: a[0], inputs[1:]))
+                    fn = jax.jit(substep)
+                else:
+                    fn = jax.jit(jax.vmap(substep, in_axes=(None, 0, 0, 0, 0)))
+                compiled = fn.lower(*inputs).compile()
+                runs[label] = (compiled, inputs)
+                outputs[label] = jax.tree.leaves(compiled(*inputs))
+            diff = max(
+                float(jnp.max(jnp.abs(a - b)))
+                for a, b in zip(outputs["baseline"], outputs["working tree"], strict=True)
+            )
+            times: dict[str, list[float]] = {label: [] for label in runs}
+            for _ in range(args.rounds):
+                for label, (compiled, inputs) in runs.items():
+                    start = time.process_time()
+                    for _ in range(CALLS_PER_ROUND):
+                        out = compiled(*inputs)
+                    jax.block_until_ready(out)
+                    elapsed = time.process_time() - start
+                    times[label].append(elapsed / CALLS_PER_ROUND / n * 1e6)
+            what = f"N = {n}{' (unbatched)' if args.single else ''}"
+            print(f"{what}: largest output difference {diff:.1e}")
+            for label, values in times.items():
+                values.sort()
+                print(
+                    f"  {label:12s} min {values[0]:7.1f}  median {values[len(values) // 2]:7.1f}"
+                    " CPU µs per runner per substep"
+                )
+            ratio = times["baseline"][0] / times["working tree"][0]
+            print(f"  baseline / working tree (min): {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
