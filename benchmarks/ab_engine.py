@@ -58,7 +58,7 @@ def main() -> None:
         import jax.numpy as jnp
 
         jax.config.update("jax_enable_x64", True)
-        from bench_engines import courses, first_state, smooth_excitations
+        from bench_engines import batched_state, first_state, smooth_excitations
 
         engines = {}
         for label, package in (("baseline", BASELINE_PACKAGE), ("working tree", "l2run")):
@@ -68,7 +68,6 @@ def main() -> None:
                 importlib.import_module(f"{jx}.params").load_params(),
                 importlib.import_module(f"{jx}.integrate").Continuous,
             )
-        from l2run.engines.jax import rollout as fx
         from l2run.engines.jax.step import parse_integrator
 
         _, params, _ = engines["working tree"]
@@ -76,13 +75,12 @@ def main() -> None:
         h = jnp.asarray(SUBSTEP_S)
         sizes = [1] if args.single else [int(s) for s in args.sizes.split(",")]
         for n in sizes:
-            obstacles, psoas = fx.course_arrays(courses(n))
-            batch = jax.tree.map(lambda a, n=n: jnp.broadcast_to(a, (n, *a.shape)), state)
+            batch = batched_state(state, n)
             excitation = jnp.asarray(smooth_excitations(1, n)[0])
             runs, outputs = {}, {}
             for label, (system, p, continuous) in engines.items():
                 y = continuous(batch.q, batch.u, batch.activation, batch.fiber_length)
-                inputs = (p, y, excitation, jnp.asarray(obstacles), jnp.asarray(psoas))
+                inputs = (p, y, excitation, batch.obstacles, batch.psoas)
 
                 def substep(p, y, e, o, ps, system=system):
                     return system.imex_substep(p, y, e, o, ps, h, stiff=True)

@@ -96,6 +96,19 @@ def courses(n: int, difficulty: int = 2, max_obstacles: int = 3) -> list:
     ]
 
 
+def batched_state(state1, n: int):
+    """n copies of one runner's `EnvState`, each on its own course (`courses(n)`)."""
+    import jax
+    import jax.numpy as jnp
+
+    from l2run.engines.jax import rollout as fx
+
+    obstacles, psoas = fx.course_arrays(courses(n))
+    dtype = state1.q.dtype
+    state = jax.tree.map(lambda a: jnp.broadcast_to(a, (n, *a.shape)), state1)
+    return state._replace(obstacles=jnp.asarray(obstacles, dtype), psoas=jnp.asarray(psoas, dtype))
+
+
 def bench_opensim(steps: int) -> Row:
     """OpenSim engine steps/s (its default adaptive integrator), resetting after a fall."""
     from l2run.engines.opensim_engine import OpenSimEngine
@@ -247,13 +260,8 @@ def bench_jax_batched(
 
     from l2run.engines.jax import rollout as fx
 
-    obstacles, psoas = fx.course_arrays(courses(n))
-    fdtype = params.default.q.dtype
-    state = jax.tree.map(lambda a: jnp.broadcast_to(a, (n, *a.shape)), state1)
-    state = state._replace(
-        obstacles=jnp.asarray(obstacles, fdtype), psoas=jnp.asarray(psoas, fdtype)
-    )
-    actions = jnp.asarray(smooth_excitations(steps, n), fdtype)
+    state = batched_state(state1, n)
+    actions = jnp.asarray(smooth_excitations(steps, n), state.q.dtype)
     # Ahead-of-time: the same executable gives the timing, the compile time and XLA's memory
     # estimate (`memory_report`) without a second compilation.
     t0 = time.perf_counter()

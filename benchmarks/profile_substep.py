@@ -141,9 +141,8 @@ def main() -> None:
     import jax.numpy as jnp
 
     jax.config.update("jax_enable_x64", True)
-    from bench_engines import courses, first_state, smooth_excitations
+    from bench_engines import batched_state, first_state, smooth_excitations
 
-    from l2run.engines.jax import rollout as fx
     from l2run.engines.jax import system
     from l2run.engines.jax.integrate import Continuous
     from l2run.engines.jax.params import load_params
@@ -151,9 +150,7 @@ def main() -> None:
 
     n, stiff = args.n, args.scheme == "imex_stiff"
     params = load_params()
-    state = first_state(params, parse_integrator(f"{args.scheme}:10"))
-    obstacles, psoas = fx.course_arrays(courses(n))
-    batch = jax.tree.map(lambda a: jnp.broadcast_to(a, (n, *a.shape)), state)
+    batch = batched_state(first_state(params, parse_integrator(f"{args.scheme}:10")), n)
     y = Continuous(batch.q, batch.u, batch.activation, batch.fiber_length)
     excitation = jnp.asarray(smooth_excitations(1, n)[0])
     h = jnp.asarray(0.001)
@@ -161,7 +158,7 @@ def main() -> None:
     def substep(p, y, e, o, ps):
         return system.imex_substep(p, y, e, o, ps, h, stiff=stiff)
 
-    inputs = (params, y, excitation, jnp.asarray(obstacles), jnp.asarray(psoas))
+    inputs = (params, y, excitation, batch.obstacles, batch.psoas)
     compiled = jax.jit(jax.vmap(substep, in_axes=(None, 0, 0, 0, 0))).lower(*inputs).compile()
     for _ in range(3):
         jax.block_until_ready(compiled(*inputs))

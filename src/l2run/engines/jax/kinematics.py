@@ -119,7 +119,8 @@ class FrameJacobians(NamedTuple):
 
 
 def frame_jacobians(frames_fn, q: jnp.ndarray, u: jnp.ndarray) -> FrameJacobians:
-    """Jacobians and J̇·u of `frames_fn(q) -> BodyFrames` by forward-mode differentiation."""
+    """Jacobians and J̇·u of `frames_fn(q) -> BodyFrames` by forward-mode differentiation (any
+    tree; the engine uses the closed form `model_frame_jacobians`, tested equal to this)."""
     jac = jax.jacfwd(frames_fn)(q)
 
     def velocity(qq: jnp.ndarray) -> BodyFrames:
@@ -192,15 +193,9 @@ def model_frame_jacobians(params, q: jnp.ndarray, u: jnp.ndarray) -> FrameJacobi
     parent_omega = _parent_rows(tree, omega)
     parent_bias = _parent_rows(tree, angle_bias)
     frame_angle = j.parent_angle + tree.orient_in_parent  # joint frame F in ground
-    translation_jac = dof_jac[:, DOF_TX : DOF_TY + 1]  # (nb, 2, n_q)
-    c, s = jnp.cos(frame_angle)[:, None], jnp.sin(frame_angle)[:, None]
-    rotated_translation_jac = jnp.stack(
-        [
-            c * translation_jac[:, 0] - s * translation_jac[:, 1],
-            s * translation_jac[:, 0] + c * translation_jac[:, 1],
-        ],
-        axis=1,
-    )
+    # R(θ_p + φ_F) applied to each column of ∂t/∂q (nb, 2, n_q)
+    translation_jac = dof_jac[:, DOF_TX : DOF_TY + 1].swapaxes(1, 2)  # (nb, n_q, 2)
+    rotated_translation_jac = rotate(frame_angle[:, None], translation_jac).swapaxes(1, 2)
     offset_jac = (
         perp(j.a + j.b)[:, :, None] * parent_jac[:, None, :]
         + rotated_translation_jac
