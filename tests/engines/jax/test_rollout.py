@@ -88,6 +88,32 @@ def test_vmapped_step_matches_single_steps(params, batch) -> None:
     assert not np.allclose(obs[0], obs[1])
 
 
+def _first_two(state):
+    """The first two runners: a batch at the chunk size, run as one vmap."""
+    return jax.tree.map(lambda a: a[:2], state)
+
+
+def test_chunked_step_matches_single_steps(params, batch, monkeypatch) -> None:
+    """On CPU large batches run in chunks of runners (`lax.map`); here chunks of 2 for N = 3,
+    so one full chunk and a remainder, against each runner stepped alone."""
+    monkeypatch.setattr(fx, "CPU_RUNNER_CHUNK", 2)
+    assert fx.runner_chunk(N, "cpu") == 2
+    assert fx.runner_chunk(N, "gpu") is None and fx.runner_chunk(2, "cpu") is None
+    state, _, _ = batch
+    actions = _actions(1, N, seed=3)[0]
+    step = jax.jit(fx._single_step(INTEGRATOR))  # a fresh trace that sees the patched chunk
+    loops = step.lower(params, state, actions).as_text().count("stablehlo.while")
+    unchunked = jax.jit(fx._single_step(INTEGRATOR)).lower(params, _first_two(state), actions[:2])
+    assert loops > unchunked.as_text().count("stablehlo.while")  # the chunks are a loop
+    new, obs, reward, done = step(params, state, actions)
+    for i in range(N):
+        s, o, r, d = env_step.step(params, _row(state, i), actions[i], INTEGRATOR, None)
+        _assert_trees_close(_row(new, i), s)
+        np.testing.assert_allclose(obs[i], o, rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(reward[i], r, rtol=RTOL, atol=ATOL)
+        assert bool(done[i]) == bool(d)
+
+
 def test_rollout_matches_python_loop_and_runs_without_jit(params, batch) -> None:
     state, _, _ = batch
     single = _row(state, 0)

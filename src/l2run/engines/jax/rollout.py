@@ -138,11 +138,34 @@ def bucket_sizes(batch: int) -> tuple[int, ...]:
     return tuple(sorted(sizes))
 
 
+# On CPU a step vmapped over thousands of runners streams every intermediate array (hundreds of
+# kB per runner and substep) through main memory; mapped over chunks of this many runners, each
+# chunk's substeps stay in cache, and each chunk's fibre Newton loop stops when its own runners
+# have converged. Measured (benchmarks/RESULTS.md, 2026-12-02, chunks): 1.5x less CPU per
+# runner at N = 1,024-4,096. A GPU wants the whole batch in one program, so it is not chunked.
+CPU_RUNNER_CHUNK = 64
+
+
+def runner_chunk(batch: int, backend: str | None = None) -> int | None:
+    """Runners per chunk for a batch of `batch` on `backend` (default: JAX's), None = one vmap."""
+    backend = jax.default_backend() if backend is None else backend
+    if backend != "cpu" or batch <= CPU_RUNNER_CHUNK:
+        return None
+    return CPU_RUNNER_CHUNK
+
+
 def _single_step(integrator: Integrator) -> Callable[..., Any]:
-    """`step.step` with one scheme for every step (vmapped below)."""
-    return jax.vmap(
-        partial(env_step.step, integrator=integrator, first_integrator=None), in_axes=(None, 0, 0)
-    )
+    """`step.step` with one scheme for every runner of a batch (vmapped, chunked on CPU)."""
+    one = partial(env_step.step, integrator=integrator, first_integrator=None)
+    vmapped = jax.vmap(one, in_axes=(None, 0, 0))
+
+    def run(params: ModelParams, state: EnvState, action: jnp.ndarray) -> Any:
+        chunk = runner_chunk(state.q.shape[0])
+        if chunk is None:
+            return vmapped(params, state, action)
+        return jax.lax.map(lambda sa: one(params, *sa), (state, action), batch_size=chunk)
+
+    return run
 
 
 @partial(jax.jit, static_argnames=("integrator", "first_integrator"))
