@@ -253,11 +253,15 @@ def muscle_state(
     above_min = lce > p.minimum_fiber_length
     sin_phi_raw = p.parallelogram_height / jnp.where(above_min, lce, 1.0)
     asin_ok = above_min & (sin_phi_raw < p.maximum_sin_pennation)
-    phi = jnp.where(
-        asin_ok, jnp.arcsin(jnp.where(asin_ok, sin_phi_raw, 0.0)), p.maximum_pennation_angle
-    )
+    sin_phi = jnp.where(asin_ok, sin_phi_raw, 0.0)
+    phi = jnp.where(asin_ok, jnp.arcsin(sin_phi), p.maximum_pennation_angle)
     phi = jnp.where(pennated, phi, 0.0)
-    cos_phi = jnp.cos(phi)
+    # cos φ = √(1 − sin²φ) on the parallelogram branch: the same number to round-off, and the
+    # fibre Newton loop (which needs cos φ, not φ) then runs no arcsin or cos, its costliest ops.
+    cos_phi = jnp.where(
+        asin_ok, jnp.sqrt(1.0 - sin_phi * sin_phi), jnp.cos(p.maximum_pennation_angle)
+    )
+    cos_phi = jnp.where(pennated, cos_phi, 1.0)
     tendon_length = path_length - lce * cos_phi
     fpe = passive_force_length(p, norm_lce)
     fal = active_force_length(p, norm_lce)
