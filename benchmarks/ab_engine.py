@@ -1,13 +1,15 @@
 """The JAX engine of a git revision against the working tree's, in one process, timed in turns.
 
-    python benchmarks/ab_engine.py --baseline REV [--sizes 64,256] [--rounds 10] [--single]
+    python benchmarks/ab_engine.py --baseline REV [--sizes 64,256] [--rounds 10] [--single|--step]
 
 On a shared machine two runs of one program differ by ±30 %, so comparing two runs says little.
 This loads REV's `l2run` package (extracted with `git archive`, renamed `l2run_baseline`) beside
 the working tree's, compiles one vmapped `imex_stiff` substep with each (float64, params passed
 as arguments, the same N runners on N difficulty-2 courses), checks that both give the same
 numbers, and times them alternately: CPU µs per runner per substep, min and median over the
-rounds. `--single` times one unbatched runner per call instead.
+rounds. `--single` times one unbatched runner per call instead; `--step` times whole control
+steps through each package's own `rollout.batch_step` (its chunking and compile options
+included), CPU µs per runner per step.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="64,256", help="batch sizes N, comma-separated")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--single", action="store_true", help="one unbatched runner per call")
+    ap.add_argument("--step", action="store_true", help="whole steps through batch_step")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,18 +70,27 @@ def main() -> None:
                 importlib.import_module(f"{jx}.system"),
                 importlib.import_module(f"{jx}.params").load_params(),
                 importlib.import_module(f"{jx}.integrate").Continuous,
+                importlib.import_module(f"{jx}.rollout"),
             )
         from l2run.engines.jax.step import parse_integrator
 
-        _, params, _ = engines["working tree"]
-        state = first_state(params, parse_integrator("imex_stiff:10"))
+        _, params, _, _ = engines["working tree"]
+        integrator = parse_integrator("imex_stiff:10")
+        state = first_state(params, integrator)
         h = jnp.asarray(SUBSTEP_S)
         sizes = [1] if args.single else [int(s) for s in args.sizes.split(",")]
         for n in sizes:
             batch = batched_state(state, n)
             excitation = jnp.asarray(smooth_excitations(1, n)[0])
             runs, outputs = {}, {}
-            for label, (system, p, continuous) in engines.items():
+            for label, (system, p, continuous, rollout) in engines.items():
+                if args.step:
+                    env_state = sys.modules[rollout.__name__.replace("rollout", "state")].EnvState
+                    inputs = (p, env_state(*batch), excitation)
+                    lowered = rollout.batch_step.lower(*inputs, integrator, None)
+                    runs[label] = (lowered.compile(), inputs)
+                    outputs[label] = jax.tree.leaves(runs[label][0](*inputs))
+                    continue
                 y = continuous(batch.q, batch.u, batch.activation, batch.fiber_length)
                 inputs = (p, y, excitation, batch.obstacles, batch.psoas)
 
@@ -94,7 +106,7 @@ def main() -> None:
                 runs[label] = (compiled, inputs)
                 outputs[label] = jax.tree.leaves(compiled(*inputs))
             diff = max(
-                float(jnp.max(jnp.abs(a - b)))
+                float(jnp.max(jnp.abs(jnp.asarray(a, float) - jnp.asarray(b, float))))
                 for a, b in zip(outputs["baseline"], outputs["working tree"], strict=True)
             )
             times: dict[str, list[float]] = {label: [] for label in runs}
@@ -112,7 +124,7 @@ def main() -> None:
                 values.sort()
                 print(
                     f"  {label:12s} min {values[0]:7.1f}  median {values[len(values) // 2]:7.1f}"
-                    " CPU µs per runner per substep"
+                    f" CPU µs per runner per {'step' if args.step else 'substep'}"
                 )
             ratio = times["baseline"][0] / times["working tree"][0]
             print(f"  baseline / working tree (min): {ratio:.2f}")

@@ -201,6 +201,7 @@ def jax_population_fn(
     from l2run.engines.jax.params import load_params
     from l2run.engines.jax.rollout import batch_observe, batch_reset, batch_step, course_arrays
     from l2run.engines.jax.step import parse_integrator
+    from l2run.engines.jax.xla_options import engine_jit
     from l2run.model.names import MUSCLES as MUSCLE_NAMES
 
     module = controller(kind)[0]
@@ -215,7 +216,7 @@ def jax_population_fn(
 
         return action_noise * jax.vmap(one)(keys, step)
 
-    @jax.jit
+    @engine_jit
     def run_chunk(model, state, obs, memory, xs, keys):
         def body(carry, _):
             s, o, m = carry

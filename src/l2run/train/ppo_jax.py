@@ -534,6 +534,7 @@ def make_functions(config: PPOConfig):
     import jax.numpy as jnp
 
     from l2run.engines.jax.rollout import autoreset_step, reset_from_pool
+    from l2run.engines.jax.xla_options import engine_jit
 
     n_env, n_steps = config.num_envs, config.num_steps
     dtype = jnp.dtype(config.dtype)
@@ -572,7 +573,7 @@ def make_functions(config: PPOConfig):
         new_memory, action = base_control(memory, obs)
         return new_memory.astype(dtype), action.astype(dtype)
 
-    @jax.jit
+    @engine_jit
     def rollout(model, pool, params, stats, env_state, obs, memory, episodes, key):
         def body(carry, _):
             s, o, mem, ep, done_sum, k = carry
@@ -673,7 +674,7 @@ def make_functions(config: PPOConfig):
         approx_kl = (weight * ((ratio - 1) - jnp.log(ratio))).sum() / n_w
         return total, (pg, v_loss, entropy, approx_kl)
 
-    @jax.jit
+    @engine_jit
     def update(params, opt, stats, traj, key, lr, actor_on):
         adv, ret = gae(traj)
         flat = {

@@ -9,8 +9,6 @@ parameter file.
 
 from __future__ import annotations
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,6 +28,7 @@ from l2run.engines.jax.step import (
     reset,
     step,
 )
+from l2run.engines.jax.xla_options import engine_jit
 from l2run.model.names import BODIES, FOOT_CONTACTS, MUSCLES
 from l2run.observation import pad_obstacles
 
@@ -43,10 +42,10 @@ def cast_params(params: ModelParams, dtype) -> ModelParams:
     )
 
 
-_observe = jax.jit(observe)
+_observe = engine_jit(observe)
 
 
-@partial(jax.jit, static_argnames=("integrator", "first_integrator"))
+@engine_jit(static_argnames=("integrator", "first_integrator"))
 def _step_and_report(params, state, action, integrator, first_integrator):
     """`step`, and the reports of the new state, in one compiled call."""
     new, obs, reward, done = step(params, state, action, integrator, first_integrator)
@@ -56,7 +55,7 @@ def _step_and_report(params, state, action, integrator, first_integrator):
     return new, obs, reward, done, reports
 
 
-@jax.jit
+@engine_jit
 def _reports(params: ModelParams, q, u, activation, fiber_length, obstacles, psoas):
     return system.reports(params, q, u, activation, fiber_length, obstacles, psoas)
 

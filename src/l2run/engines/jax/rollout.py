@@ -33,6 +33,7 @@ from l2run.engines.jax import step as env_step
 from l2run.engines.jax.integrate import Integrator
 from l2run.engines.jax.params import ModelParams
 from l2run.engines.jax.state import EnvState
+from l2run.engines.jax.xla_options import engine_jit
 from l2run.observation import MAX_OBSTACLE_SLOTS, PELVIS_Y, pad_obstacles
 
 # A policy maps (observations (..., 41), PRNG key) to excitations (..., 18).
@@ -111,13 +112,13 @@ def state_nbytes(state: EnvState) -> int:
 # --- batched pure functions ---------------------------------------------------------------
 
 
-@jax.jit
+@engine_jit
 def batch_reset(params: ModelParams, obstacles: jnp.ndarray, psoas: jnp.ndarray) -> EnvState:
     """B runners in the default pose on their courses: obstacles (B, 20, 3), psoas (B, 2)."""
     return jax.vmap(env_step.reset, in_axes=(None, 0, 0))(params, obstacles, psoas)
 
 
-@jax.jit
+@engine_jit
 def batch_observe(params: ModelParams, state: EnvState) -> jnp.ndarray:
     """Observations (B, 41) of a batched state."""
     return jax.vmap(env_step.observe, in_axes=(None, 0))(params, state)
@@ -168,7 +169,7 @@ def _single_step(integrator: Integrator) -> Callable[..., Any]:
     return run
 
 
-@partial(jax.jit, static_argnames=("integrator", "first_integrator"))
+@engine_jit(static_argnames=("integrator", "first_integrator"))
 def batch_step(
     params: ModelParams,
     state: EnvState,
@@ -213,7 +214,7 @@ def batch_step(
     return jax.lax.switch(which, branches, out)
 
 
-@partial(jax.jit, static_argnames=("batch",))
+@engine_jit(static_argnames=("batch",))
 def reset_from_pool(params: ModelParams, pool: CoursePool, key: jax.Array, batch: int) -> EnvState:
     """`batch` runners reset on courses picked uniformly at random from `pool`."""
     index = jax.random.randint(key, (batch,), 0, pool.psoas.shape[0])
@@ -253,7 +254,7 @@ def _observe_any(params: ModelParams, state: EnvState) -> jnp.ndarray:
     return env_step.observe(params, state)
 
 
-@partial(jax.jit, static_argnames=("integrator", "first_integrator"))
+@engine_jit(static_argnames=("integrator", "first_integrator"))
 def autoreset_step(
     params: ModelParams,
     state: EnvState,
@@ -281,7 +282,7 @@ def autoreset_step(
     return AutoresetStep(next_state, next_obs, reward, terminated, truncated, obs)
 
 
-@partial(jax.jit, static_argnames=("policy_fn", "steps", "integrator", "first_integrator"))
+@engine_jit(static_argnames=("policy_fn", "steps", "integrator", "first_integrator"))
 def rollout(
     params: ModelParams,
     state: EnvState,

@@ -26,6 +26,7 @@ from l2run.engines.jax import system
 from l2run.engines.jax.integrate import SCHEMES, Continuous, Integrator, integrate
 from l2run.engines.jax.params import ModelParams
 from l2run.engines.jax.state import EnvState
+from l2run.engines.jax.xla_options import engine_jit
 from l2run.observation import assemble, ligament_penalty
 
 PELVIS_X, PELVIS_Y = 1, 2  # indices in q
@@ -124,7 +125,7 @@ def _all_finite(y: Continuous) -> jnp.ndarray:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(y)]))
 
 
-@partial(jax.jit, static_argnames=("integrator", "first_integrator"))
+@engine_jit(static_argnames=("integrator", "first_integrator"))
 def step(
     params: ModelParams,
     state: EnvState,

@@ -1,0 +1,77 @@
+"""`engine_jit`: `jax.jit` with the XLA compile options the engine's programs run fastest with.
+
+XLA's CPU backend hands groups of small products and elementwise ops to the YNNPACK library
+("ynn fusions"). For this model's arrays (a few to a few hundred numbers per runner) the library
+call costs more than XLA's own loops: with them turned off, one vmapped `imex_stiff` substep
+took 1.17-1.23x less CPU per runner at N = 64 and 256, and 1.05x for one runner (same numbers
+to 3e-14; benchmarks/RESULTS.md, 2026-12-02, "YNN fusions"). The option is CPU-only, so other
+backends compile without it, and an XLA that does not know it (older jaxlib) is left alone.
+Only the outermost jit's options count, so every jitted entry point of the engine (and the
+trainers' programs that call it) uses `engine_jit`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+CPU_COMPILE_OPTIONS: dict[str, Any] = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+@functools.cache
+def _cpu_options_known() -> bool:
+    """Whether this XLA accepts `CPU_COMPILE_OPTIONS` (it rejects unknown option names)."""
+    probe = jax.jit(lambda x: x + 1, compiler_options=CPU_COMPILE_OPTIONS)
+    try:
+        probe.lower(1.0).compile()
+    except Exception:  # noqa: BLE001 - any refusal means "compile without them"
+        return False
+    return True
+
+
+def compile_options(backend: str | None = None) -> dict[str, Any]:
+    """The options for programs compiled for `backend` (default: JAX's default backend)."""
+    backend = jax.default_backend() if backend is None else backend
+    if backend == "cpu" and _cpu_options_known():
+        return dict(CPU_COMPILE_OPTIONS)
+    return {}
+
+
+class _EngineJit:
+    """A jitted function compiled with `compile_options()` of the backend at first use."""
+
+    def __init__(self, fun: Callable[..., Any], jit_kwargs: dict[str, Any]) -> None:
+        self._fun, self._jit_kwargs = fun, jit_kwargs
+        self._jitted: dict[str, Any] = {}
+        functools.update_wrapper(self, fun)
+
+    def _for_backend(self, args: tuple, kwargs: dict[str, Any]) -> Any:
+        # Called inside another program's trace (its arguments are tracers), this is a nested
+        # jit, which takes no options: the outermost program's apply.
+        if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((args, kwargs))):
+            backend = "nested"
+        else:
+            backend = jax.default_backend()
+        jitted = self._jitted.get(backend)
+        if jitted is None:
+            options = {} if backend == "nested" else compile_options(backend)
+            jitted = jax.jit(self._fun, compiler_options=options or None, **self._jit_kwargs)
+            self._jitted[backend] = jitted
+        return jitted
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._for_backend(args, kwargs)(*args, **kwargs)
+
+    def lower(self, *args: Any, **kwargs: Any) -> Any:
+        return self._for_backend(args, kwargs).lower(*args, **kwargs)
+
+
+def engine_jit(fun: Callable[..., Any] | None = None, **jit_kwargs: Any) -> Any:
+    """`jax.jit(fun, **jit_kwargs)` with `compile_options()`; usable as `@engine_jit` or
+    `@engine_jit(static_argnames=...)`."""
+    if fun is None:
+        return functools.partial(engine_jit, **jit_kwargs)
+    return _EngineJit(fun, jit_kwargs)

@@ -1,0 +1,68 @@
+"""`engine_jit`: the engine's programs compile with its CPU options, and compute the same."""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from l2run.engines.jax import xla_options
+from l2run.engines.jax.xla_options import CPU_COMPILE_OPTIONS, compile_options, engine_jit
+
+
+def _small_dynamics(a: jnp.ndarray, b: jnp.ndarray, scale: float = 1.0) -> jnp.ndarray:
+    """A batched product and elementwise ops, the kind XLA hands to YNNPACK by default."""
+    return scale * jnp.tanh(a @ b) + 1.0
+
+
+@pytest.fixture
+def operands() -> tuple[jnp.ndarray, jnp.ndarray]:
+    rng = np.random.default_rng(0)
+    return jnp.asarray(rng.normal(size=(64, 18))), jnp.asarray(rng.normal(size=(18, 9)))
+
+
+def test_options_are_for_cpu_only() -> None:
+    assert compile_options("cpu") == CPU_COMPILE_OPTIONS
+    assert compile_options("gpu") == {} and compile_options("tpu") == {}
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the options are CPU-only")
+def test_engine_programs_compile_without_library_fusions(operands) -> None:
+    def library_fusions(compiled_text: str) -> int:
+        return len(re.findall(r"\bynn_fusion(\.\d+)? = ", compiled_text))
+
+    plain = jax.jit(_small_dynamics).lower(*operands).compile().as_text()
+    engine = engine_jit(_small_dynamics).lower(*operands).compile().as_text()
+    assert library_fusions(plain) > 0  # what XLA does by default, which the option turns off
+    assert library_fusions(engine) == 0
+
+
+def test_same_numbers_and_static_arguments(operands) -> None:
+    jitted = engine_jit(static_argnames=("scale",))(_small_dynamics)
+    expected = _small_dynamics(*operands, scale=2.0)
+    np.testing.assert_allclose(jitted(*operands, scale=2.0), expected, rtol=1e-12)
+    assert jitted.__doc__ == _small_dynamics.__doc__
+    assert partial(engine_jit)(_small_dynamics)(*operands).shape == (64, 9)
+
+
+def test_inside_another_program_it_is_a_plain_nested_jit(operands) -> None:
+    inner = engine_jit(_small_dynamics)
+    outer = engine_jit(lambda a, b: inner(a, b).sum())  # options on the outer program only
+    np.testing.assert_allclose(outer(*operands), _small_dynamics(*operands).sum(), rtol=1e-12)
+
+
+def test_an_xla_that_rejects_the_options_compiles_without_them(operands, monkeypatch) -> None:
+    monkeypatch.setattr(xla_options, "CPU_COMPILE_OPTIONS", {"xla_cpu_no_such_option": ""})
+    xla_options._cpu_options_known.cache_clear()
+    try:
+        assert compile_options("cpu") == {}
+        np.testing.assert_allclose(
+            engine_jit(_small_dynamics)(*operands), _small_dynamics(*operands), rtol=1e-12
+        )
+    finally:
+        monkeypatch.undo()
+        xla_options._cpu_options_known.cache_clear()
