@@ -4,13 +4,12 @@
 
 On a shared machine two runs of one program differ by ±30 %, so comparing two runs says little.
 This loads REV's `l2run` package (extracted with `git archive`, renamed `l2run_baseline`) beside
-the working tree's, compiles one vmapped `imex_stiff` substep with each (float64, params passed
-as arguments, the same N runners on N difficulty-2 courses), checks that both give the same
-numbers, and times them alternately: CPU µs per runner per substep, min and median over the
-rounds. `--single` times one unbatched runner per call instead; `--step` times whole control
-steps through each package's own `rollout.batch_step` (its chunking and compile options
-included), CPU µs per runner per step.
-"""
+the working tree's, compiles one vmapped `imex_stiff` substep with each (float64, params passed as
+arguments, the same N runners on N difficulty-2 courses), checks that both give the same numbers,
+and times them alternately (both compiled with the working tree's `engine_jit` options): CPU µs per
+runner per substep, min and median over the rounds. `--single` times one unbatched runner per call
+instead; `--step` times whole control steps through each package's own `rollout.batch_step` (its
+chunking and compile options included), CPU µs per runner per step."""
 
 from __future__ import annotations
 
@@ -73,6 +72,7 @@ def main() -> None:
                 importlib.import_module(f"{jx}.rollout"),
             )
         from l2run.engines.jax.step import parse_integrator
+        from l2run.engines.jax.xla_options import engine_jit
 
         _, params, _, _ = engines["working tree"]
         integrator = parse_integrator("imex_stiff:10")
@@ -99,9 +99,9 @@ def main() -> None:
 
                 if args.single:
                     inputs = (p, *jax.tree.map(lambda a: a[0], inputs[1:]))
-                    fn = jax.jit(substep)
+                    fn = engine_jit(substep)
                 else:
-                    fn = jax.jit(jax.vmap(substep, in_axes=(None, 0, 0, 0, 0)))
+                    fn = engine_jit(jax.vmap(substep, in_axes=(None, 0, 0, 0, 0)))
                 compiled = fn.lower(*inputs).compile()
                 runs[label] = (compiled, inputs)
                 outputs[label] = jax.tree.leaves(compiled(*inputs))

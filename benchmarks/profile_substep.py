@@ -3,13 +3,13 @@ came from.
 
     python benchmarks/profile_substep.py [--n 256] [--scheme imex_stiff|imex] [--top 30]
 
-Compiles one vmapped substep (float64, params passed as arguments as `rollout.batch_step`
-does) for N runners on N difficulty-2 courses, runs it under `jax.profiler`, reads the kernel
-times from the trace's XSpace file (a small protobuf reader below: the profiler's own viewer is
-not a dependency) and prints the slowest kernels in µs per runner per substep with their shapes
-and the innermost `l2run` source lines of the HLO's stack frames. `benchmarks/RESULTS.md`
-(2026-12-02, later) shows what it found. Times under the profiler are ~10-30 % above untraced.
-"""
+Compiles one vmapped substep (float64, params passed as arguments as `rollout.batch_step` does,
+with the engine's compile options) for N runners on N difficulty-2 courses, runs it under
+`jax.profiler`, reads the kernel times from the trace's XSpace file (a small protobuf reader below:
+the profiler's own viewer is not a dependency) and prints the slowest kernels in µs per runner per
+substep with their shapes and the innermost `l2run` source lines of the HLO's stack frames.
+`benchmarks/RESULTS.md` (2026-12-02, later) shows what it found. Times under the profiler are
+~10-30 % above untraced."""
 
 from __future__ import annotations
 
@@ -147,6 +147,7 @@ def main() -> None:
     from l2run.engines.jax.integrate import Continuous
     from l2run.engines.jax.params import load_params
     from l2run.engines.jax.step import parse_integrator
+    from l2run.engines.jax.xla_options import engine_jit
 
     n, stiff = args.n, args.scheme == "imex_stiff"
     params = load_params()
@@ -159,7 +160,8 @@ def main() -> None:
         return system.imex_substep(p, y, e, o, ps, h, stiff=stiff)
 
     inputs = (params, y, excitation, batch.obstacles, batch.psoas)
-    compiled = jax.jit(jax.vmap(substep, in_axes=(None, 0, 0, 0, 0))).lower(*inputs).compile()
+    # engine_jit: the compile options the engine's own programs get
+    compiled = engine_jit(jax.vmap(substep, in_axes=(None, 0, 0, 0, 0))).lower(*inputs).compile()
     for _ in range(3):
         jax.block_until_ready(compiled(*inputs))
     with tempfile.TemporaryDirectory() as trace_dir:
