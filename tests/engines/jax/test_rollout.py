@@ -99,6 +99,9 @@ def test_chunked_step_matches_single_steps(params, batch, monkeypatch) -> None:
     monkeypatch.setattr(fx, "CPU_RUNNER_CHUNK", 2)
     assert fx.runner_chunk(N, "cpu") == 2
     assert fx.runner_chunk(N, "gpu") is None and fx.runner_chunk(2, "cpu") is None
+    monkeypatch.setattr(fx, "CPU_RUNNER_CHUNK", None)
+    assert fx.runner_chunk(N, "cpu") is None
+    monkeypatch.setattr(fx, "CPU_RUNNER_CHUNK", 2)
     state, _, _ = batch
     actions = _actions(1, N, seed=3)[0]
     step = jax.jit(fx._single_step(INTEGRATOR))  # a fresh trace that sees the patched chunk

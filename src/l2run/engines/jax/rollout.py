@@ -142,15 +142,17 @@ def bucket_sizes(batch: int) -> tuple[int, ...]:
 # On CPU a step vmapped over thousands of runners streams every intermediate array (hundreds of
 # kB per runner and substep) through main memory; mapped over chunks of this many runners, each
 # chunk's substeps stay in cache, and each chunk's fibre Newton loop stops when its own runners
-# have converged. Measured (benchmarks/RESULTS.md, 2026-12-02, chunks): 1.5x less CPU per
-# runner at N = 1,024-4,096. A GPU wants the whole batch in one program, so it is not chunked.
-CPU_RUNNER_CHUNK = 64
+# have converged. Measured (benchmarks/RESULTS.md, 2026-12-02, "chunks"): 1.25-1.45x less CPU
+# per runner at N = 1,024-4,096, and 238 -> 4 MiB of temporaries at N = 4,096. A GPU wants the
+# whole batch in one program, so it is not chunked. None turns chunking off (set it before the
+# first call: compiled programs keep the value they were traced with).
+CPU_RUNNER_CHUNK: int | None = 64
 
 
 def runner_chunk(batch: int, backend: str | None = None) -> int | None:
     """Runners per chunk for a batch of `batch` on `backend` (default: JAX's), None = one vmap."""
     backend = jax.default_backend() if backend is None else backend
-    if backend != "cpu" or batch <= CPU_RUNNER_CHUNK:
+    if backend != "cpu" or CPU_RUNNER_CHUNK is None or batch <= CPU_RUNNER_CHUNK:
         return None
     return CPU_RUNNER_CHUNK
 
