@@ -49,10 +49,16 @@ def test_same_numbers_and_static_arguments(operands) -> None:
     assert partial(engine_jit)(_small_dynamics)(*operands).shape == (64, 9)
 
 
-def test_inside_another_program_it_is_a_plain_nested_jit(operands) -> None:
+@pytest.mark.parametrize("private_api", [True, False])
+def test_inside_another_program_it_is_a_plain_nested_jit(operands, monkeypatch, private_api):
+    if not private_api:  # the fallback: arguments scanned for tracers
+        monkeypatch.setattr(xla_options, "_trace_state_clean", None)
     inner = engine_jit(_small_dynamics)
     outer = engine_jit(lambda a, b: inner(a, b).sum())  # options on the outer program only
     np.testing.assert_allclose(outer(*operands), _small_dynamics(*operands).sum(), rtol=1e-12)
+    grad = jax.grad(lambda a, b: inner(a, b).sum())(*operands)  # traced without a jit around
+    assert grad.shape == operands[0].shape and bool(jnp.all(jnp.isfinite(grad)))
+    assert not xla_options._inside_trace(operands, {})
 
 
 def test_an_xla_that_rejects_the_options_compiles_without_them(operands, monkeypatch) -> None:
