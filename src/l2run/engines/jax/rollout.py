@@ -142,7 +142,7 @@ def bucket_sizes(batch: int) -> tuple[int, ...]:
 # On CPU a step vmapped over thousands of runners streams every intermediate array (hundreds of
 # kB per runner and substep) through main memory; mapped over chunks of this many runners, each
 # chunk's substeps stay in cache, and each chunk's fibre Newton loop stops when its own runners
-# have converged. Measured (benchmarks/RESULTS.md, 2026-12-02, "chunks"): 1.25-1.45x less CPU
+# have converged. Measured (benchmarks/RESULTS.md, 2026-12-02, "Chunks"): 1.25-1.45x less CPU
 # per runner at N = 1,024-4,096, and 238 -> 4 MiB of temporaries at N = 4,096. A GPU wants the
 # whole batch in one program, so it is not chunked. None turns chunking off (set it before the
 # first call: compiled programs keep the value they were traced with).

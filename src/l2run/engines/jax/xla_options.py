@@ -4,8 +4,8 @@ XLA's CPU backend hands groups of small products and elementwise ops to the YNNP
 ("ynn fusions"). For this model's arrays (a few to a few hundred numbers per runner) the library
 call costs more than XLA's own loops: with them turned off, one vmapped `imex_stiff` substep
 took 1.17-1.23x less CPU per runner at N = 64 and 256, and 1.05x for one runner (same numbers
-to 3e-14; benchmarks/RESULTS.md, 2026-12-02, "YNN fusions"). The option is CPU-only, so other
-backends compile without it, and an XLA that does not know it (older jaxlib) is left alone.
+to 3e-14; benchmarks/RESULTS.md, 2026-12-02, "No YNNPACK fusions"). The option is CPU-only, so
+other backends compile without it, and an XLA that does not know it (older jaxlib) is left alone.
 Only the outermost jit's options count, so every jitted entry point of the engine (and the
 trainers' programs that call it) uses `engine_jit`.
 """
