@@ -107,7 +107,8 @@ def test_chunked_step_matches_single_steps(params, batch, monkeypatch) -> None:
     step = jax.jit(fx._single_step(INTEGRATOR))  # a fresh trace that sees the patched chunk
     loops = step.lower(params, state, actions).as_text().count("stablehlo.while")
     unchunked = jax.jit(fx._single_step(INTEGRATOR)).lower(params, _first_two(state), actions[:2])
-    assert loops > unchunked.as_text().count("stablehlo.while")  # the chunks are a loop
+    if jax.default_backend() == "cpu":  # other backends keep one vmap
+        assert loops > unchunked.as_text().count("stablehlo.while")  # the chunks are a loop
     new, obs, reward, done = step(params, state, actions)
     for i in range(N):
         s, o, r, d = env_step.step(params, _row(state, i), actions[i], INTEGRATOR, None)
