@@ -70,11 +70,12 @@ def main() -> None:
                 importlib.import_module(f"{jx}.params").load_params(),
                 importlib.import_module(f"{jx}.integrate").Continuous,
                 importlib.import_module(f"{jx}.rollout"),
+                importlib.import_module(f"{jx}.state").EnvState,
             )
         from l2run.engines.jax.step import parse_integrator
         from l2run.engines.jax.xla_options import engine_jit
 
-        _, params, _, _ = engines["working tree"]
+        _, params, _, _, _ = engines["working tree"]
         integrator = parse_integrator("imex_stiff:10")
         state = first_state(params, integrator)
         h = jnp.asarray(SUBSTEP_S)
@@ -83,9 +84,8 @@ def main() -> None:
             batch = batched_state(state, n)
             excitation = jnp.asarray(smooth_excitations(1, n)[0])
             runs, outputs = {}, {}
-            for label, (system, p, continuous, rollout) in engines.items():
+            for label, (system, p, continuous, rollout, env_state) in engines.items():
                 if args.step:
-                    env_state = sys.modules[rollout.__name__.replace("rollout", "state")].EnvState
                     inputs = (p, env_state(*batch), excitation)
                     lowered = rollout.batch_step.lower(*inputs, integrator, None)
                     runs[label] = (lowered.compile(), inputs)

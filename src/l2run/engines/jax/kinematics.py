@@ -26,8 +26,12 @@ class BodyFrames(NamedTuple):
 
 def rotate(angle: jnp.ndarray, v: jnp.ndarray) -> jnp.ndarray:
     """Rotate 2-D vectors `v` (..., 2) by `angle` (...) about z."""
-    c, s = jnp.cos(angle), jnp.sin(angle)
-    return jnp.stack([c * v[..., 0] - s * v[..., 1], s * v[..., 0] + c * v[..., 1]], axis=-1)
+    return rotate_by(jnp.cos(angle), jnp.sin(angle), v)
+
+
+def rotate_by(cos: jnp.ndarray, sin: jnp.ndarray, v: jnp.ndarray) -> jnp.ndarray:
+    """Rotate 2-D vectors `v` (..., 2) by the angles whose cosines and sines are given (...)."""
+    return jnp.stack([cos * v[..., 0] - sin * v[..., 1], sin * v[..., 0] + cos * v[..., 1]], -1)
 
 
 def cross_z(r: jnp.ndarray, f: jnp.ndarray) -> jnp.ndarray:

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from l2run.engines.jax.kinematics import rotate_by
 from l2run.engines.jax.splines import (
     SplineParams,
     compile_splines,
@@ -163,11 +164,6 @@ def compile_paths(definition) -> PathParams:
 # --- evaluation --------------------------------------------------------------------------------
 
 
-def _rotate(cos: jnp.ndarray, sin: jnp.ndarray, v: jnp.ndarray) -> jnp.ndarray:
-    """Rotate 2-D vectors `v` (..., 2) by the angles whose cosines and sines are given (...)."""
-    return jnp.stack([cos * v[..., 0] - sin * v[..., 1], sin * v[..., 0] + cos * v[..., 1]], -1)
-
-
 def _point_rotations(p: PathParams, angle: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
     """cos and sin (M, P) of each path point's body angle; taken per body and then gathered,
     so each body's angle passes through cos and sin once, not once per point."""
@@ -209,7 +205,7 @@ def path_points(
     `origin` (nb, 2) m and `angle` (nb,) rad are the body poses in ground (BODIES order)."""
     local, _ = _local_points(p, q)
     origin_ext = jnp.concatenate([origin, jnp.zeros((1, 2), origin.dtype)])
-    xy = origin_ext[p.body] + _rotate(*_point_rotations(p, angle), local[..., :2])
+    xy = origin_ext[p.body] + rotate_by(*_point_rotations(p, angle), local[..., :2])
     z = p.body_z[p.body] + local[..., 2]
     return jnp.concatenate([xy, z[..., None]], axis=-1), _active(p, q)
 
@@ -271,7 +267,7 @@ def path_geometry(
     ojac_ext = jnp.concatenate([origin_jac, jnp.zeros((1, 2, n_q), origin_jac.dtype)])
     ajac_ext = jnp.concatenate([angle_jac, jnp.zeros((1, n_q), angle_jac.dtype)])
     point_cos, point_sin = _point_rotations(p, angle)  # (M, P)
-    arm = _rotate(point_cos, point_sin, local[..., :2])  # (M, P, 2) offset from the body origin
+    arm = rotate_by(point_cos, point_sin, local[..., :2])  # (M, P, 2) offset from the body origin
     xy = origin_ext[p.body] + arm
     pos = jnp.concatenate([xy, (p.body_z[p.body] + local[..., 2])[..., None]], axis=-1)
     active = _active(p, q)
