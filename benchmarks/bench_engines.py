@@ -15,7 +15,9 @@ Excitations are smooth (a sinusoid per muscle, 1–3 Hz, fixed seed; the runner 
 falling at once) and identical for every engine. Two clocks: wall time (env-steps/s) and the
 process's CPU time summed over its threads (env-steps per CPU-second). On a CPU backend the
 per-core ratio uses CPU time, so machines shared with other programs (and XLA's own threads)
-do not distort it; on a GPU, wall time is what counts.
+do not distort it; on a GPU, wall time is what counts. The JAX engine runs on one XLA CPU
+thread by default (`--cpu-threads`, as the `l2run` command line; `l2run.engines.cpu_threads`
+says why), so on CPU its per-core figures are one core's, like OpenSim's.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from l2run.engines.cpu_threads import CLI_DEFAULT_THREADS, set_cpu_threads
 
 DEFAULT_SIZES = (64, 256, 1024, 4096)
 MEMORY_N = 4096
@@ -333,6 +337,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--skip-opensim", action="store_true", help="no OpenSim (no ratios)")
     p.add_argument(
+        "--cpu-threads",
+        type=int,
+        default=CLI_DEFAULT_THREADS,
+        help="XLA CPU threads for the JAX engine (0: one per core; default %(default)s, as the "
+        "l2run command line)",
+    )
+    p.add_argument(
         "--quick", action="store_true", help="smoke run: few steps, N=64,256, float64 only"
     )
     args = p.parse_args(argv)
@@ -350,6 +361,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    set_cpu_threads(args.cpu_threads)  # before JAX starts: it sizes its thread pool once
     import jax
     import jax.numpy as jnp
 
@@ -363,6 +375,8 @@ def main(argv: list[str] | None = None) -> None:
     device = jax.devices()[0]
     print(f"machine: {cpu_name()}, {cores} cores usable; {platform.platform()}")
     print(f"JAX {jax.__version__}, backend {jax.default_backend()}, device {device.device_kind}")
+    threads = args.cpu_threads or "one per core"
+    print(f"XLA CPU threads per process: {threads} (--cpu-threads)")
     for integrator in integrators:
         print(
             f"JAX integrator: {integrator.scheme} × {integrator.substeps} substeps = "

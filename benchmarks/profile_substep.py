@@ -1,7 +1,7 @@
 """Per-kernel CPU profile of one batched JAX substep, each kernel named by the source line it
 came from.
 
-    python benchmarks/profile_substep.py [--n 256] [--scheme imex_stiff|imex] [--top 30]
+    python benchmarks/profile_substep.py [--n 256 | --single] [--scheme imex_stiff|imex] [--top 30]
 
 Compiles one vmapped substep (float64, params passed as arguments as `rollout.batch_step` does,
 with the engine's compile options) for N runners on N difficulty-2 courses, runs it under
@@ -135,6 +135,9 @@ def main() -> None:
     ap.add_argument("--scheme", choices=("imex_stiff", "imex"), default="imex_stiff")
     ap.add_argument("--top", type=int, default=30, help="kernels to list")
     ap.add_argument("--calls", type=int, default=10, help="profiled calls")
+    ap.add_argument(
+        "--single", action="store_true", help="one runner, not vmapped (as the single env runs)"
+    )
     args = ap.parse_args()
 
     import jax
@@ -149,7 +152,7 @@ def main() -> None:
     from l2run.engines.jax.step import parse_integrator
     from l2run.engines.jax.xla_options import engine_jit
 
-    n, stiff = args.n, args.scheme == "imex_stiff"
+    n, stiff = (1 if args.single else args.n), args.scheme == "imex_stiff"
     params = load_params()
     batch = batched_state(first_state(params, parse_integrator(f"{args.scheme}:10")), n)
     y = Continuous(batch.q, batch.u, batch.activation, batch.fiber_length)
@@ -160,8 +163,12 @@ def main() -> None:
         return system.imex_substep(p, y, e, o, ps, h, stiff=stiff)
 
     inputs = (params, y, excitation, batch.obstacles, batch.psoas)
+    program = jax.vmap(substep, in_axes=(None, 0, 0, 0, 0))
+    if args.single:
+        inputs = (params, *jax.tree.map(lambda a: a[0], inputs[1:]))
+        program = substep
     # engine_jit: the compile options the engine's own programs get
-    compiled = engine_jit(jax.vmap(substep, in_axes=(None, 0, 0, 0, 0))).lower(*inputs).compile()
+    compiled = engine_jit(program).lower(*inputs).compile()
     for _ in range(3):
         jax.block_until_ready(compiled(*inputs))
     with tempfile.TemporaryDirectory() as trace_dir:
