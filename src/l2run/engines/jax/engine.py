@@ -76,6 +76,8 @@ class JaxEngine:
         self.integrator = parse_integrator(integrator)
         self.dtype = DTYPES[dtype]
         self.params = cast_params(params if params is not None else load_params(), self.dtype)
+        # Made once: an eager `jnp.zeros` per step costs as much as dispatching the step.
+        self._not_done = jnp.zeros((), bool)
         self.course = Course()
         self.state = None
         self.reset(self.course)
@@ -89,9 +91,10 @@ class JaxEngine:
         )
 
     def step(self, excitations: np.ndarray) -> None:
-        action = jnp.asarray(np.clip(np.asarray(excitations, float).reshape(18), 0, 1), self.dtype)
+        # A host array: the jitted call moves it to the device, cheaper than an eager conversion.
+        action = np.clip(np.asarray(excitations, float).reshape(18), 0, 1).astype(self.dtype)
         # A done flag from the pure step (fall / time limit) is RunEnv's business, not ours.
-        state = self.state._replace(done=jnp.zeros((), bool))
+        state = self.state._replace(done=self._not_done)
         new, obs, reward, done, reports = _step_and_report(
             self.params, state, action, self.integrator, first_step_integrator(self.integrator)
         )
