@@ -252,10 +252,35 @@ def test_contact_jacobians_equal_q_differentiated_along_each_jacobian_column(par
         )
     )
     got = system._contact_and_ligament_jacobians(no_ligaments, mech, y.q, y.u, obstacles, None)
-    for g, want in zip(got, (by_q, by_u), strict=True):
+    for g, want in zip((got.stiffness, got.damping), (by_q, by_u), strict=True):
         scale = np.abs(want).max()
         assert scale > 1e3  # contact stiffness and damping are in it
         np.testing.assert_allclose(np.asarray(g), want, rtol=0, atol=1e-12 * scale)
+
+
+def test_platform_forces_from_the_linearisation_complete_the_contact_forces(params):
+    """The stiff substep takes the platform contacts' generalized forces from its contact
+    linearisation and the obstacles' from `_mechanics(platform=False)`: together they are the
+    contact forces `_mechanics` computes in one piece, with the feet on the platform and on
+    obstacles."""
+    from l2run.engines.jax import system
+
+    y = continuous(_default_state(params))
+    q = y.q.at[COORDINATES.index("pelvis_ty")].add(-0.01)  # feet pressed into the platform
+    y = y._replace(q=q, u=jnp.asarray(np.random.default_rng(5).normal(scale=0.05, size=q.shape)))
+    obstacles = _pressed_obstacles(params, y, (1, 2), [])
+    whole = system._mechanics(params, y.q, y.u, obstacles)
+    parts = system._mechanics(params, y.q, y.u, obstacles, platform=False)
+    terms = system._contact_and_ligament_jacobians(params, parts, y.q, y.u, obstacles)
+    scale = float(jnp.abs(terms.platform_forces).max())
+    assert scale > 10.0 and float(jnp.abs(parts.contact_forces).max()) > 10.0  # both act
+    np.testing.assert_allclose(
+        parts.contact_forces + terms.platform_forces,
+        whole.contact_forces,
+        rtol=0,
+        atol=1e-12 * scale,
+    )
+    assert parts.contact.force.shape[0] == whole.contact.force.shape[0] - 4  # obstacles only
 
 
 def test_contact_jacobians_from_nearest_obstacles_equal_all(params):

@@ -49,6 +49,8 @@ from l2run.model.names import BODIES, FOOT_CONTACTS
 OBSTACLE_STIFFNESS_TIMES_RADIUS = 1.0e6  # N/m^2 · m: stiffness = this / r
 OBSTACLE_DISSIPATION = 1.0e-5  # s/m
 HERTZ_FACTOR = 4.0 / 3.0
+# Rows of `contact_forces` before the obstacles': foot_r heel, toe; foot_l heel, toe.
+N_PLATFORM_CONTACTS = 4
 DISSIPATION_FACTOR = 1.5
 
 
@@ -222,17 +224,38 @@ def contact_forces(
     origin_vel: jnp.ndarray,
     omega: jnp.ndarray,
     obstacles: jnp.ndarray,
+    platform: bool = True,
 ) -> ContactForces:
     """All Hunt–Crossley contact forces.
 
     origin (nb, 2) m, angle (nb,) rad: body poses in ground (BODIES order); origin_vel (nb, 2)
     m/s and omega (nb,) rad/s: their velocities; obstacles (K, 3) rows (x, y, r) m.
+    `platform` False leaves out the 4 platform contacts (the rows are then the obstacles' only).
     """
     centers = sphere_centers(p, origin, angle)  # (4, 3)
     body = p.sphere_body
     b_origin, b_vel, b_omega = origin[body], origin_vel[body], omega[body]
+    obstacle_part = _obstacle_contacts(p, centers, b_origin, b_vel, b_omega, obstacles)
+    if not platform:
+        return obstacle_part
+    platform_part = _platform_contacts(p, centers, b_origin, b_vel, b_omega)
+    return ContactForces(
+        *(jnp.concatenate(rows) for rows in zip(platform_part, obstacle_part, strict=True))
+    )
 
-    # --- platform (half-space on ground) vs the two spheres of each foot set ---------------
+
+def _platform_contacts(
+    p: ContactParams,
+    centers: jnp.ndarray,
+    b_origin: jnp.ndarray,
+    b_vel: jnp.ndarray,
+    b_omega: jnp.ndarray,
+) -> ContactForces:
+    """The platform (half-space on ground) against the two spheres of each foot set: 4 rows.
+
+    centers (4, 3) m: the foot spheres' centres; b_origin (4, 2), b_vel (4, 2), b_omega (4,):
+    pose and velocity of each sphere's body."""
+    body = p.sphere_body
     rot, t0 = p.plane_rotation, p.plane_origin
     sph = p.set_spheres  # (2, 2)
     ctr, rad = centers[sph], p.sphere_radius[sph]  # (2, 2, 3), (2, 2)
@@ -274,12 +297,26 @@ def contact_forces(
     # the contact after a pulling one is never reached
     blocked_other = jnp.zeros_like(applied).at[jnp.arange(2), other].set(first_pulls)
     applied = applied & ~blocked_other
-    plat_force = jnp.where(applied[..., None], force, 0.0).reshape(4, 3)
-    plat_point = point.reshape(4, 3)
-    plat_body = body[sph].reshape(4)
-    plat_set = jnp.repeat(jnp.arange(2), 2)
+    return ContactForces(
+        force=jnp.where(applied[..., None], force, 0.0).reshape(N_PLATFORM_CONTACTS, 3),
+        point=point.reshape(N_PLATFORM_CONTACTS, 3),
+        body=body[sph].reshape(N_PLATFORM_CONTACTS),
+        contact_set=jnp.repeat(jnp.arange(2), 2),
+        normal_force=f.reshape(N_PLATFORM_CONTACTS),
+    )
 
-    # --- each obstacle sphere (on ground) vs the four foot spheres ---------------------------
+
+def _obstacle_contacts(
+    p: ContactParams,
+    centers: jnp.ndarray,
+    b_origin: jnp.ndarray,
+    b_vel: jnp.ndarray,
+    b_omega: jnp.ndarray,
+    obstacles: jnp.ndarray,
+) -> ContactForces:
+    """Each obstacle sphere (on ground) against the four foot spheres: 4 rows per obstacle
+    (arguments as `_platform_contacts`; obstacles (K, 3) rows (x, y, r) m)."""
+    body = p.sphere_body
     obstacles = jnp.asarray(obstacles)
     n_obs = obstacles.shape[0]
     present = obstacles[:, 2] > 0
@@ -309,11 +346,11 @@ def contact_forces(
     o_force = jnp.where((touching & (o_f > 0))[..., None], o_force, 0.0)
 
     return ContactForces(
-        force=jnp.concatenate([plat_force, o_force.reshape(-1, 3)]),
-        point=jnp.concatenate([plat_point, o_point.reshape(-1, 3)]),
-        body=jnp.concatenate([plat_body, jnp.tile(body, n_obs)]),
-        contact_set=jnp.concatenate([plat_set, 2 + jnp.repeat(jnp.arange(n_obs), 4)]),
-        normal_force=jnp.concatenate([f.reshape(4), o_f.reshape(-1)]),
+        force=o_force.reshape(-1, 3),
+        point=o_point.reshape(-1, 3),
+        body=jnp.tile(body, n_obs),
+        contact_set=2 + jnp.repeat(jnp.arange(n_obs), 4),
+        normal_force=o_f.reshape(-1),
     )
 
 

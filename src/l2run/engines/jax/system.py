@@ -54,7 +54,11 @@ class _Mechanics(NamedTuple):
     contact_forces: jnp.ndarray  # (n_q,) generalized
 
 
-def _mechanics(params: ModelParams, q: jnp.ndarray, u: jnp.ndarray, obstacles) -> _Mechanics:
+def _mechanics(
+    params: ModelParams, q: jnp.ndarray, u: jnp.ndarray, obstacles, platform: bool = True
+) -> _Mechanics:
+    """`platform` False leaves the platform contacts out of `contact` and `contact_forces`
+    (the stiff substep takes them from its contact linearisation instead)."""
     fj = kinematics.model_frame_jacobians(params, q, u)
     terms = dynamics.rigid_body_terms(params.tree, fj, u)
     geometry = paths.path_geometry(
@@ -68,6 +72,7 @@ def _mechanics(params: ModelParams, q: jnp.ndarray, u: jnp.ndarray, obstacles) -
         fj.origin_jac @ u,
         fj.angle_jac @ u,
         obstacles,
+        platform=platform,
     )
     return _Mechanics(
         fj=fj,
@@ -153,6 +158,14 @@ def _body_tangents(n_bodies: int, dtype) -> tuple[jnp.ndarray, ...]:
     return to, ta, tv, tw
 
 
+class StiffTerms(NamedTuple):
+    """What the stiff substep adds to `_Mechanics`."""
+
+    stiffness: jnp.ndarray  # (n_q, n_q) ∂Q/∂q of contact and ligaments
+    damping: jnp.ndarray  # (n_q, n_q) ∂Q/∂u of contact and ligaments
+    platform_forces: jnp.ndarray  # (n_q,) generalized forces of the 4 platform contacts
+
+
 def _contact_and_ligament_jacobians(
     params: ModelParams,
     mech: _Mechanics,
@@ -160,8 +173,10 @@ def _contact_and_ligament_jacobians(
     u: jnp.ndarray,
     obstacles,
     near_obstacles: int | None = NEAR_OBSTACLES,
-) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """∂Q/∂q and ∂Q/∂u (n_q, n_q) of the contact and ligament generalized forces.
+) -> StiffTerms:
+    """∂Q/∂q and ∂Q/∂u (n_q, n_q) of the contact and ligament generalized forces, and the
+    platform contacts' generalized forces (the linearisation's own values: computing them
+    again in `_mechanics` would double that part of the contact model's kernels).
 
     Contact: Q = Σ_c J_o,cᵀ F_c + J_θ,cᵀ (p_c − o_c) × F_c over the contacts c (force F_c at
     point p_c on body c, whose origin o_c and Jacobians J are held fixed: their own derivative
@@ -223,7 +238,12 @@ def _contact_and_ligament_jacobians(
     ones = jnp.ones_like(q)
     k_lig = jax.jvp(ligament_q, (q,), (ones,))[1]
     d_lig = jax.jvp(ligament_u, (u,), (ones,))[1]
-    return k_contact + jnp.diag(k_lig), d_contact + jnp.diag(d_lig)
+    # the first rows are the platform's (`contact.contact_forces`)
+    n_platform = contact.N_PLATFORM_CONTACTS
+    platform_forces = dynamics.point_force_to_generalized(
+        fj, body[:n_platform], point[:n_platform], force[:n_platform]
+    )
+    return StiffTerms(k_contact + jnp.diag(k_lig), d_contact + jnp.diag(d_lig), platform_forces)
 
 
 def imex_substep(
@@ -249,7 +269,8 @@ def imex_substep(
     hK u term is already in Q through the extrapolated path lengths. This damps the fast
     tendon–foot and ligament modes instead of letting a 1 ms step misintegrate them.
     """
-    mech = _mechanics(params, y.q, y.u, obstacles)
+    # stiff: the platform contacts come with their Jacobians below
+    mech = _mechanics(params, y.q, y.u, obstacles, platform=not stiff)
     path_length = mech.geometry.length + h * mech.geometry.speed
     activation = implicit_muscles.activation_step(params.muscles, y.activation, excitation, h)
     fiber_length = implicit_muscles.fiber_length_step(
@@ -272,11 +293,13 @@ def imex_substep(
         u = y.u + h * dynamics.accelerations(mech.terms, applied)
         return Continuous(q=y.q + h * u, u=u, activation=activation, fiber_length=fiber_length)
 
-    k_other, d_other = _contact_and_ligament_jacobians(params, mech, y.q, y.u, obstacles)
+    k_other, d_other, platform_forces = _contact_and_ligament_jacobians(
+        params, mech, y.q, y.u, obstacles
+    )
     g = mech.geometry
     muscle_stiffness = g.force_jac.T @ (stiffness[:, None] * g.length_jac)  # −K_muscles
     matrix = mech.terms.mass_matrix + h * h * muscle_stiffness - (h * h * k_other + h * d_other)
-    rhs = h * (mech.terms.passive_forces + applied + h * k_other @ y.u)
+    rhs = h * (mech.terms.passive_forces + applied + platform_forces + h * k_other @ y.u)
     u = y.u + jnp.linalg.solve(matrix, rhs)
     return Continuous(q=y.q + h * u, u=u, activation=activation, fiber_length=fiber_length)
 
