@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from l2run.engines.cpu_threads import CLI_DEFAULT_THREADS, set_cpu_threads
+from l2run.engines.cpu_threads import THREADS_ENV, set_cpu_threads, use_default_cpu_threads
 
 DEFAULT_SIZES = (64, 256, 1024, 4096)
 MEMORY_N = 4096
@@ -339,9 +339,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--cpu-threads",
         type=int,
-        default=CLI_DEFAULT_THREADS,
-        help="XLA CPU threads for the JAX engine (0: one per core; default %(default)s, as the "
-        "l2run command line)",
+        default=None,
+        help="XLA CPU threads for the JAX engine (0: one per core; default as the l2run "
+        f"command line: ${THREADS_ENV} if set, else 1)",
     )
     p.add_argument(
         "--quick", action="store_true", help="smoke run: few steps, N=64,256, float64 only"
@@ -361,7 +361,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    set_cpu_threads(args.cpu_threads)  # before JAX starts: it sizes its thread pool once
+    # before JAX starts: it sizes its thread pool once
+    if args.cpu_threads is None:
+        use_default_cpu_threads()
+    else:
+        set_cpu_threads(args.cpu_threads)
     import jax
     import jax.numpy as jnp
 
@@ -375,8 +379,8 @@ def main(argv: list[str] | None = None) -> None:
     device = jax.devices()[0]
     print(f"machine: {cpu_name()}, {cores} cores usable; {platform.platform()}")
     print(f"JAX {jax.__version__}, backend {jax.default_backend()}, device {device.device_kind}")
-    threads = args.cpu_threads or "one per core"
-    print(f"XLA CPU threads per process: {threads} (--cpu-threads)")
+    threads = os.environ.get(THREADS_ENV, "one per core")
+    print(f"XLA CPU threads per process: {threads} (--cpu-threads, ${THREADS_ENV})")
     for integrator in integrators:
         print(
             f"JAX integrator: {integrator.scheme} × {integrator.substeps} substeps = "

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
-from l2run.engines.cpu_threads import CLI_DEFAULT_THREADS, THREADS_ENV
+from l2run.engines.cpu_threads import use_default_cpu_threads
 
 # One XLA CPU thread per test process, as the `l2run` command line runs the JAX engine: the
 # test processes already fill the cores, and this engine's small kernels run fastest on one
 # thread (`l2run.engines.cpu_threads`). Set before any test starts JAX; subprocesses inherit it.
-os.environ.setdefault(THREADS_ENV, str(CLI_DEFAULT_THREADS))
+use_default_cpu_threads()

@@ -7,16 +7,15 @@ commands, so `l2run --help` stays fast); this module only assembles them.
 from __future__ import annotations
 
 import importlib
-import os
 from typing import Annotated
 
 import typer
 
 from l2run.engines.cpu_threads import (
-    CLI_DEFAULT_THREADS,
+    DEFAULT_CPU_THREADS,
     THREADS_ENV,
-    jax_backend_started,
     set_cpu_threads,
+    use_default_cpu_threads,
 )
 
 app = typer.Typer(
@@ -48,18 +47,17 @@ def _process_options(
         typer.Option(
             min=0,
             help=f"CPU threads per process for the JAX engine (0: one per core). Default: "
-            f"${THREADS_ENV} if set, else {CLI_DEFAULT_THREADS}, which runs this engine's small "
+            f"${THREADS_ENV} if set, else {DEFAULT_CPU_THREADS}, which runs this engine's small "
             f"kernels fastest; use --workers to use more cores.",
         ),
     ] = None,
 ) -> None:
-    if cpu_threads is None:
-        # the default applies only where it still can (an in-process caller may have started JAX)
-        if THREADS_ENV in os.environ or jax_backend_started():
-            return
-        cpu_threads = CLI_DEFAULT_THREADS
     try:
-        set_cpu_threads(cpu_threads)
+        if cpu_threads is None:
+            # applies only where it still can (an in-process caller may have started JAX)
+            use_default_cpu_threads()
+        else:
+            set_cpu_threads(cpu_threads)
     except RuntimeError as exc:
         raise typer.BadParameter(str(exc), param_hint="--cpu-threads") from exc
 

@@ -85,14 +85,13 @@ def jax_not_started(monkeypatch: pytest.MonkeyPatch) -> None:
     """The command line's callback as a fresh `l2run` process sees it (this test process may
     have started JAX already); the environment is restored afterwards."""
     monkeypatch.setattr(cpu_threads, "jax_backend_started", lambda: False)
-    monkeypatch.setattr(cli, "jax_backend_started", lambda: False)
     monkeypatch.delenv(cpu_threads.THREADS_ENV, raising=False)
 
 
 @pytest.mark.parametrize(
     ("argv", "preset", "expected"),
     [
-        ([], None, str(cpu_threads.CLI_DEFAULT_THREADS)),
+        ([], None, str(cpu_threads.DEFAULT_CPU_THREADS)),
         ([], "4", "4"),  # the user's environment wins over the default
         (["--cpu-threads", "3"], "4", "3"),  # the option wins over both
         (["--cpu-threads", "0"], "4", None),  # 0: XLA's own default (one per core)
@@ -110,7 +109,6 @@ def test_cli_sets_the_pool_before_any_command(
 
 def test_cli_refuses_an_explicit_count_it_cannot_apply(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cpu_threads, "jax_backend_started", lambda: True)
-    monkeypatch.setattr(cli, "jax_backend_started", lambda: True)
     monkeypatch.delenv(cpu_threads.THREADS_ENV, raising=False)
     result = CliRunner().invoke(cli.app, ["--cpu-threads", "2", "model", "--help"])
     assert result.exit_code != 0

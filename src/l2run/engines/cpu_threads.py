@@ -1,12 +1,12 @@
 """How many CPU threads the JAX engine's programs run on, chosen before JAX starts.
 
 XLA's CPU runtime runs the independent kernels of one program concurrently on a pool with a
-thread per usable core. This engine's kernels are tiny (one runner's substep is ~280 of them,
+thread per usable core. This engine's kernels are tiny (one runner's substep is ~300 of them,
 each a few hundred floating-point operations), so handing them between threads costs more
-than running them side by side saves: on 2 cores, one thread made the single-env `lax.scan`
-rollout 1.4-1.8x faster and the batched step 1.1-1.7x cheaper in CPU time at the same wall
-clock (benchmarks/RESULTS.md, 2026-12-02, fourth session). On CPU, scale with processes (one
-thread each, e.g. `l2run evaluate --workers`), not with threads.
+than running them side by side saves: on 2 idle cores, one thread gave the same or better
+wall clock at 1.4-2.2x less CPU time, and under load the single-env `lax.scan` rollout ran
+1.1-1.9x faster (benchmarks/RESULTS.md, 2026-12-02, fourth session). On CPU, scale with
+processes (one thread each, e.g. `l2run evaluate --workers`), not with threads.
 
 The pool is sized once, when JAX creates its CPU client, from the `PJRT_NPROC` environment
 variable (else the usable cores), so the choice must come before the first JAX computation.
@@ -19,8 +19,8 @@ import sys
 
 # Read by XLA's PJRT CPU client when it is created (xla/pjrt/cpu/cpu_client.cc).
 THREADS_ENV = "PJRT_NPROC"
-# What the `l2run` command line uses unless told otherwise (see the module docstring).
-CLI_DEFAULT_THREADS = 1
+# What the `l2run` command line, the benchmarks and the tests use unless told otherwise.
+DEFAULT_CPU_THREADS = 1
 
 
 def jax_backend_started() -> bool:
@@ -51,4 +51,18 @@ def set_cpu_threads(threads: int) -> None:
         os.environ[THREADS_ENV] = value
 
 
-__all__ = ["CLI_DEFAULT_THREADS", "THREADS_ENV", "jax_backend_started", "set_cpu_threads"]
+def use_default_cpu_threads() -> None:
+    """`DEFAULT_CPU_THREADS`, unless `PJRT_NPROC` is already set (the user's choice stands) or
+    JAX has started (nothing can change any more)."""
+    if THREADS_ENV in os.environ or jax_backend_started():
+        return
+    set_cpu_threads(DEFAULT_CPU_THREADS)
+
+
+__all__ = [
+    "DEFAULT_CPU_THREADS",
+    "THREADS_ENV",
+    "jax_backend_started",
+    "set_cpu_threads",
+    "use_default_cpu_threads",
+]

@@ -49,9 +49,9 @@ from l2run.model.names import BODIES, FOOT_CONTACTS
 OBSTACLE_STIFFNESS_TIMES_RADIUS = 1.0e6  # N/m^2 · m: stiffness = this / r
 OBSTACLE_DISSIPATION = 1.0e-5  # s/m
 HERTZ_FACTOR = 4.0 / 3.0
+DISSIPATION_FACTOR = 1.5
 # Rows of `contact_forces` before the obstacles': foot_r heel, toe; foot_l heel, toe.
 N_PLATFORM_CONTACTS = 4
-DISSIPATION_FACTOR = 1.5
 
 
 class ContactParams(NamedTuple):
@@ -368,7 +368,7 @@ def contact_wrenches(
 
 def foot_ground_reactions(contact: ContactForces) -> jnp.ndarray:
     """Platform reaction force on each foot (2, 3) N (foot_r, foot_l): Σ over its set."""
-    plat = contact.force[:4].reshape(2, 2, 3)
+    plat = contact.force[:N_PLATFORM_CONTACTS].reshape(2, 2, 3)
     return jnp.sum(plat, axis=1)
 
 
