@@ -1,6 +1,7 @@
 """The JAX engine of a git revision against the working tree's, in one process, timed in turns.
 
-    python benchmarks/ab_engine.py --baseline REV [--sizes 64,256] [--rounds 10] [--single|--step]
+    python benchmarks/ab_engine.py --baseline REV [--sizes 64,256] [--rounds 10]
+        [--single|--step|--rollout]
 
 On a shared machine two runs of one program differ by ±30 %, so comparing two runs says little.
 This loads REV's `l2run` package (extracted with `git archive`, renamed `l2run_baseline`) beside
@@ -9,7 +10,9 @@ arguments, the same N runners on N difficulty-2 courses), checks that both give 
 and times them alternately (both compiled with the working tree's `engine_jit` options): CPU µs per
 runner per substep, min and median over the rounds. `--single` times one unbatched runner per call
 instead; `--step` times whole control steps through each package's own `rollout.batch_step` (its
-chunking and compile options included), CPU µs per runner per step."""
+chunking and compile options included), CPU µs per runner per step; `--rollout` times one runner's
+`rollout.rollout` (a `lax.scan` of ROLLOUT_STEPS steps under bench_engines' feedback policy, as its
+single-env row), CPU µs per step."""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 BASELINE_PACKAGE = "l2run_baseline"
 CALLS_PER_ROUND = 10
 SUBSTEP_S = 0.001
+ROLLOUT_STEPS = 100
 
 
 def extract_baseline(rev: str, into: pathlib.Path) -> None:
@@ -49,6 +53,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--single", action="store_true", help="one unbatched runner per call")
     ap.add_argument("--step", action="store_true", help="whole steps through batch_step")
+    ap.add_argument("--rollout", action="store_true", help="one runner's lax.scan rollout")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -60,7 +65,13 @@ def main() -> None:
         import jax.numpy as jnp
 
         jax.config.update("jax_enable_x64", True)
-        from bench_engines import batched_state, first_state, smooth_excitations
+        from bench_engines import (
+            SEED,
+            batched_state,
+            feedback_policy,
+            first_state,
+            smooth_excitations,
+        )
 
         engines = {}
         for label, package in (("baseline", BASELINE_PACKAGE), ("working tree", "l2run")):
@@ -79,12 +90,18 @@ def main() -> None:
         integrator = parse_integrator("imex_stiff:10")
         state = first_state(params, integrator)
         h = jnp.asarray(SUBSTEP_S)
-        sizes = [1] if args.single else [int(s) for s in args.sizes.split(",")]
+        sizes = [1] if args.single or args.rollout else [int(s) for s in args.sizes.split(",")]
+        policy, key = feedback_policy(), jax.random.PRNGKey(SEED)
         for n in sizes:
             batch = batched_state(state, n)
             excitation = jnp.asarray(smooth_excitations(1, n)[0])
             runs, outputs = {}, {}
             for label, (system, p, continuous, rollout, env_state) in engines.items():
+                if args.rollout:
+                    inputs = (p, env_state(*state), policy, key, ROLLOUT_STEPS, integrator)
+                    runs[label] = (lambda *a, rollout=rollout: rollout.rollout(*a), inputs)
+                    outputs[label] = jax.tree.leaves(runs[label][0](*inputs))
+                    continue
                 if args.step:
                     inputs = (p, env_state(*batch), excitation)
                     lowered = rollout.batch_step.lower(*inputs, integrator, None)
@@ -117,14 +134,15 @@ def main() -> None:
                         out = compiled(*inputs)
                     jax.block_until_ready(out)
                     elapsed = time.process_time() - start
-                    times[label].append(elapsed / CALLS_PER_ROUND / n * 1e6)
-            what = f"N = {n}{' (unbatched)' if args.single else ''}"
+                    per_call = ROLLOUT_STEPS if args.rollout else n
+                    times[label].append(elapsed / CALLS_PER_ROUND / per_call * 1e6)
+            what = f"N = {n}{' (unbatched)' if args.single or args.rollout else ''}"
             print(f"{what}: largest output difference {diff:.1e}")
             for label, values in times.items():
                 values.sort()
                 print(
                     f"  {label:12s} min {values[0]:7.1f}  median {values[len(values) // 2]:7.1f}"
-                    f" CPU µs per runner per {'step' if args.step else 'substep'}"
+                    f" CPU µs per runner per {'step' if args.step or args.rollout else 'substep'}"
                 )
             ratio = times["baseline"][0] / times["working tree"][0]
             print(f"  baseline / working tree (min): {ratio:.2f}")

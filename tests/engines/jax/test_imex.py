@@ -52,6 +52,73 @@ def test_fiber_step_solves_backward_euler(params, seed):
     assert np.abs(np.asarray(new - fiber)).max() > 1e-6  # it moved: the check is not vacuous
 
 
+def _settled_fibre_problem(params, seed: int):
+    """A substep's fibre equation one substep after the default state (fibres near equilibrium):
+    (activation′, fibre lengths, excitation, path lengths′)."""
+    rng = np.random.default_rng(seed)
+    y = continuous(_default_state(params))
+    obstacles, psoas = jnp.asarray(pad_obstacles([])), jnp.ones(2)
+    path_length = evaluate(params, y, jnp.zeros(18), obstacles, psoas).path_length
+    p = params.muscles
+    excitation = jnp.asarray(rng.uniform(0.2, 0.8, 18))
+    a = implicit_muscles.activation_step(p, y.activation, excitation, H)
+    fiber = implicit_muscles.fiber_length_step(
+        p, a, y.fiber_length, excitation, path_length, psoas, H
+    )
+    moved_length = path_length + 1e-4 * jnp.asarray(rng.normal(size=18))  # the next substep's
+    return a, fiber, excitation, moved_length
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_fiber_step_stops_within_its_tolerance(params, seed, monkeypatch):
+    """The early stop (estimated error below the tolerance) lands within the tolerance of the
+    solution Newton reaches when it runs all its iterations, from the plain start and from a
+    guess; and a guess changes where Newton starts, not the answer."""
+    p, psoas = params.muscles, jnp.ones(2)
+    a, fiber, excitation, length = _settled_fibre_problem(params, seed)
+
+    def solve(guess=None):
+        return np.asarray(
+            implicit_muscles.fiber_length_step(p, a, fiber, excitation, length, psoas, H, guess)
+        )
+
+    plain = solve()
+    rng = np.random.default_rng(seed)
+    guessed = solve(fiber + 1e-5 * jnp.asarray(rng.normal(size=18)))
+    with monkeypatch.context() as m:
+        m.setattr(implicit_muscles, "FIBER_NEWTON_TOLERANCE", 0.0)  # run to the iteration cap
+        exact = solve()
+    scale = np.asarray(p.optimal_fiber_length)
+    tolerance = implicit_muscles.FIBER_NEWTON_TOLERANCE
+    assert np.abs(exact - np.asarray(fiber)).max() > 1e3 * tolerance * scale.max()  # it moved
+    assert np.all(np.abs(plain - exact) / scale <= tolerance), np.abs(plain - exact) / scale
+    assert np.all(np.abs(guessed - exact) / scale <= tolerance), np.abs(guessed - exact) / scale
+
+
+def test_integrate_starts_each_fibre_solve_from_the_extrapolated_lengths():
+    """`integrate` hands the model substep the fibre lengths extrapolated over the substep from
+    the last change (the start's own lengths at the first substep), graded substeps included."""
+    from l2run.engines.jax.integrate import Continuous, integrate
+
+    grading, substeps = 1.5, 4
+    seen = []
+
+    def advance(y, h, fiber_guess):
+        seen.append((np.asarray(y.fiber_length), float(h), np.asarray(fiber_guess)))
+        return y._replace(fiber_length=y.fiber_length + h * (1.0 + y.fiber_length))
+
+    zeros = jnp.zeros(2)
+    y0 = Continuous(zeros, zeros, zeros, jnp.array([0.1, 0.2]))
+    with jax.disable_jit():
+        integrate(None, y0, 0.01, Integrator("imex", substeps, grading), advance=advance)
+    assert len(seen) == substeps
+    np.testing.assert_array_equal(seen[0][2], seen[0][0])
+    for (before, h_before, _), (now, h_now, guess) in zip(seen, seen[1:], strict=False):
+        assert h_now == pytest.approx(grading * h_before)
+        np.testing.assert_allclose(guess, now + grading * (now - before), rtol=1e-12)
+        assert not np.allclose(guess, now)  # a real extrapolation, not the lengths themselves
+
+
 def test_fiber_step_is_differentiable_in_reverse_mode(params):
     """`jax.grad` through the Newton solve (implicit function theorem, `lax.custom_root`)
     equals central finite differences, for the path lengths and the activations."""
@@ -281,6 +348,23 @@ def test_platform_forces_from_the_linearisation_complete_the_contact_forces(para
         atol=1e-12 * scale,
     )
     assert parts.contact.force.shape[0] == whole.contact.force.shape[0] - 4  # obstacles only
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_smallest_indices_match_a_stable_sort(n):
+    """The nearest-obstacle pick equals a stable argsort's first n, with ties, infinite gaps
+    (padding) and fewer finite values than n, and never repeats an index."""
+    from l2run.engines.jax.system import smallest_indices
+
+    rng = np.random.default_rng(n)
+    for _ in range(200):
+        values = rng.choice([0.1, 0.2, 0.3, np.inf], size=20) * rng.choice([1.0, -1.0], size=20)
+        values[rng.random(20) < 0.6] = np.inf
+        picked = np.asarray(smallest_indices(jnp.asarray(values), n))
+        np.testing.assert_array_equal(picked, np.argsort(values, kind="stable")[:n])
+        assert len(set(picked.tolist())) == n
+    nan_first = jnp.asarray([np.nan, 1.0, np.inf, np.nan])
+    assert sorted(np.asarray(smallest_indices(nan_first, 3)).tolist()) == [0, 1, 2]
 
 
 def test_contact_jacobians_from_nearest_obstacles_equal_all(params):

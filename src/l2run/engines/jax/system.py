@@ -137,8 +137,27 @@ def nearest_obstacles(
         - params.contact.sphere_radius[None, :]
     )
     gap = jnp.where(obstacles[:, 2] > 0, jnp.min(gap, axis=1), jnp.inf)
-    # top_k keeps the lower index first among equal gaps, as a stable argsort would
-    return obstacles[jax.lax.top_k(-gap, n)[1]]
+    return obstacles[smallest_indices(gap, n)]
+
+
+def smallest_indices(values: jnp.ndarray, n: int) -> jnp.ndarray:
+    """Indices (n,) of the n smallest of `values` (K,), smallest first, the lower index first
+    among equal values (as a stable argsort, or `lax.top_k` of −values, gives them).
+
+    One minimum per index instead of a sort: the substep asks for the 2 nearest of 20 obstacle
+    slots, for which XLA's CPU sort costs more than the whole obstacle contact model.
+    """
+    values = jnp.where(jnp.isnan(values), jnp.inf, values)  # never picks the same index twice
+    index = jnp.arange(values.shape[0])
+    taken = jnp.zeros(values.shape, bool)
+    picks = []
+    for _ in range(n):
+        remaining = jnp.where(taken, jnp.inf, values)
+        # the first untaken index holding the smallest remaining value (inf ties included)
+        pick = jnp.argmax(~taken & (remaining == jnp.min(remaining)))
+        picks.append(pick)
+        taken = taken | (index == pick)
+    return jnp.stack(picks)
 
 
 # Rigid motions of every body at once, as (origin, angle, origin velocity, angular velocity)
@@ -254,6 +273,7 @@ def imex_substep(
     psoas: jnp.ndarray,
     h: jnp.ndarray,
     stiff: bool = False,
+    fiber_guess: jnp.ndarray | None = None,
 ) -> Continuous:
     """One IMEX substep of h seconds (one evaluation of the kinematics and path geometry).
 
@@ -268,13 +288,15 @@ def imex_substep(
     dF/dL′ the tendon force's sensitivity over the substep (`tendon_force_and_stiffness`); its
     hK u term is already in Q through the extrapolated path lengths. This damps the fast
     tendon–foot and ligament modes instead of letting a 1 ms step misintegrate them.
+
+    `fiber_guess` (M,) m: where the fibre-length Newton solve starts (None: y's own lengths).
     """
     # stiff: the platform contacts come with their Jacobians below
     mech = _mechanics(params, y.q, y.u, obstacles, platform=not stiff)
     path_length = mech.geometry.length + h * mech.geometry.speed
     activation = implicit_muscles.activation_step(params.muscles, y.activation, excitation, h)
     fiber_length = implicit_muscles.fiber_length_step(
-        params.muscles, activation, y.fiber_length, excitation, path_length, psoas, h
+        params.muscles, activation, y.fiber_length, excitation, path_length, psoas, h, fiber_guess
     )
     if stiff:
         tendon_force, stiffness = implicit_muscles.tendon_force_and_stiffness(
