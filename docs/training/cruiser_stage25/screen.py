@@ -1,6 +1,7 @@
 """Stage 25: several cruiser files on the same courses in ONE batch in the JAX engine.
 
-    python stage25/screen.py SCHEME:SUBSTEPS FIRST-LAST HORIZON OUT.json POLICY.json [...]
+    python docs/training/cruiser_stage25/screen.py SCHEME:SUBSTEPS FIRST-LAST HORIZON OUT.json \
+        POLICY.json [...]
 
 Needs `walker.py` with docs/training/cruiser_stage23/stride.patch applied. OUT gets, per policy,
 the mean distance, the falls, the survivors' mean, the fallen seeds and each course's distance
