@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 
+from l2run.engines.cpu_threads import THREADS_ENV
+
 SCAN_STEPS = 100
 
 
@@ -71,9 +73,9 @@ def child(sizes: list[int], seconds: float) -> dict[str, list[float]]:
 
 def run_setting(processes: int, threads: int, args: argparse.Namespace) -> dict[str, list[float]]:
     """Start `processes` children on `threads` threads each, start them together, sum them."""
-    env = {k: v for k, v in os.environ.items() if k not in ("NPROC", "PJRT_NPROC")}
+    env = {k: v for k, v in os.environ.items() if k not in ("NPROC", THREADS_ENV)}
     if threads:
-        env["PJRT_NPROC"] = str(threads)
+        env[THREADS_ENV] = str(threads)
     cmd = [sys.executable, os.path.abspath(__file__), "--child", "--sizes", args.sizes]
     cmd += ["--seconds", str(args.seconds)]
     children = [

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from l2run.engines.cpu_threads import THREADS_ENV, set_cpu_threads, use_default_cpu_threads
+from l2run.engines.cpu_threads import THREADS_ENV, choose_cpu_threads
 
 DEFAULT_SIZES = (64, 256, 1024, 4096)
 MEMORY_N = 4096
@@ -361,11 +361,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    # before JAX starts: it sizes its thread pool once
-    if args.cpu_threads is None:
-        use_default_cpu_threads()
-    else:
-        set_cpu_threads(args.cpu_threads)
+    choose_cpu_threads(args.cpu_threads)  # before JAX starts: it sizes its thread pool once
     import jax
     import jax.numpy as jnp
 

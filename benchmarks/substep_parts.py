@@ -36,8 +36,9 @@ def parts(dtype: str) -> tuple[dict, jnp.ndarray]:
     from l2run.engines.jax.params import load_params
     from l2run.engines.jax.step import parse_integrator
 
-    params = fx.cast_floats(load_params(), dtype)
-    state = fx.cast_floats(first_state(load_params(), parse_integrator("imex_stiff:10")), dtype)
+    params64 = load_params()
+    params = fx.cast_floats(params64, dtype)
+    state = fx.cast_floats(first_state(params64, parse_integrator("imex_stiff:10")), dtype)
     obstacle_rows, psoas_rows = fx.course_arrays(courses(1))
     obstacles = jnp.asarray(obstacle_rows[0], dtype)
     psoas = jnp.asarray(psoas_rows[0], dtype)

@@ -33,14 +33,10 @@ from l2run.train.evaluate import pretrained_path
 
 config_path, seed, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 options = json.load(open(config_path))
-cfg = gs.SearchConfig(
-    max_env_steps=10**12, seed=seed, difficulty=2, engine="jax", **options
-)
-population = gs.jax_population_fn(
-    cfg.difficulty, cfg.max_obstacles, cfg.controller, cfg.integrator, cfg.action_noise
-)
+cfg = gs.SearchConfig(max_env_steps=10**12, seed=seed, difficulty=2, engine="jax", **options)
+x0 = gs.start_params(pretrained_path(), cfg.controller)
 try:
-    gs.search(population, cfg, out, x0=gs.start_params(pretrained_path(), cfg.controller))
+    gs.search(gs.population_fn(cfg), cfg, out, x0=x0)
 except KeyboardInterrupt:
     print("stopped at the time limit; the files of the last finished generation are kept")
 PY

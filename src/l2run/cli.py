@@ -11,12 +11,7 @@ from typing import Annotated
 
 import typer
 
-from l2run.engines.cpu_threads import (
-    DEFAULT_CPU_THREADS,
-    THREADS_ENV,
-    set_cpu_threads,
-    use_default_cpu_threads,
-)
+from l2run.engines.cpu_threads import DEFAULT_CPU_THREADS, THREADS_ENV, choose_cpu_threads
 
 app = typer.Typer(
     help="Learning to Run: simulate, grade, render and train the 2017 NIPS runner.",
@@ -53,11 +48,8 @@ def _process_options(
     ] = None,
 ) -> None:
     try:
-        if cpu_threads is None:
-            # applies only where it still can (an in-process caller may have started JAX)
-            use_default_cpu_threads()
-        else:
-            set_cpu_threads(cpu_threads)
+        # the default applies only where it still can (an in-process caller may have started JAX)
+        choose_cpu_threads(cpu_threads)
     except RuntimeError as exc:
         raise typer.BadParameter(str(exc), param_hint="--cpu-threads") from exc
 

@@ -59,9 +59,19 @@ def use_default_cpu_threads() -> None:
     set_cpu_threads(DEFAULT_CPU_THREADS)
 
 
+def choose_cpu_threads(threads: int | None) -> None:
+    """A `--cpu-threads` option's choice: `set_cpu_threads(threads)`, or with None the default
+    (`use_default_cpu_threads`)."""
+    if threads is None:
+        use_default_cpu_threads()
+    else:
+        set_cpu_threads(threads)
+
+
 __all__ = [
     "DEFAULT_CPU_THREADS",
     "THREADS_ENV",
+    "choose_cpu_threads",
     "jax_backend_started",
     "set_cpu_threads",
     "use_default_cpu_threads",

@@ -63,14 +63,7 @@ def train(
         cfg = gs.SearchConfig(
             max_env_steps=steps, seed=seed, difficulty=difficulty, engine=engine, **options
         )
-        if engine == "jax":  # the whole population in one batched rollout
-            population = gs.jax_population_fn(
-                cfg.difficulty, cfg.max_obstacles, cfg.controller, cfg.integrator, cfg.action_noise
-            )
-        else:
-            population = gs.per_episode(
-                gs.runenv_episode_fn(engine, cfg.difficulty, cfg.max_obstacles, cfg.controller)
-            )
+        population = gs.population_fn(cfg)
         x0 = None
         if init is not None:
             x0 = gs.start_params(init, cfg.controller)

@@ -257,6 +257,23 @@ def jax_population_fn(
     return population
 
 
+def population_fn(config: SearchConfig) -> PopulationFn:
+    """The population evaluator a config asks for: the whole population in one batched rollout
+    on the JAX engine, one episode after another on OpenSim."""
+    if config.engine == "jax":
+        return jax_population_fn(
+            config.difficulty,
+            config.max_obstacles,
+            config.controller,
+            config.integrator,
+            config.action_noise,
+        )
+    episode = runenv_episode_fn(
+        config.engine, config.difficulty, config.max_obstacles, config.controller
+    )
+    return per_episode(episode)
+
+
 def search(
     population: PopulationFn,
     config: SearchConfig,

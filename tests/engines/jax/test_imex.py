@@ -52,10 +52,9 @@ def test_fiber_step_solves_backward_euler(params, seed):
     assert np.abs(np.asarray(new - fiber)).max() > 1e-6  # it moved: the check is not vacuous
 
 
-def _settled_fibre_problem(params, seed: int):
-    """A substep's fibre equation one substep after the default state (fibres near equilibrium):
-    (activation′, fibre lengths, excitation, path lengths′)."""
-    rng = np.random.default_rng(seed)
+def _settled_fibre_problem(params, rng: np.random.Generator):
+    """One substep from the default state at random excitations (drawn from `rng`), where
+    Newton converges fully: (activation′, fibre lengths′, excitation, path lengths)."""
     y = continuous(_default_state(params))
     obstacles, psoas = jnp.asarray(pad_obstacles([])), jnp.ones(2)
     path_length = evaluate(params, y, jnp.zeros(18), obstacles, psoas).path_length
@@ -65,8 +64,7 @@ def _settled_fibre_problem(params, seed: int):
     fiber = implicit_muscles.fiber_length_step(
         p, a, y.fiber_length, excitation, path_length, psoas, H
     )
-    moved_length = path_length + 1e-4 * jnp.asarray(rng.normal(size=18))  # the next substep's
-    return a, fiber, excitation, moved_length
+    return a, fiber, excitation, path_length
 
 
 @pytest.mark.parametrize("seed", [4, 5])
@@ -75,7 +73,9 @@ def test_fiber_step_stops_within_its_tolerance(params, seed, monkeypatch):
     solution Newton reaches when it runs all its iterations, from the plain start and from a
     guess; and a guess changes where Newton starts, not the answer."""
     p, psoas = params.muscles, jnp.ones(2)
-    a, fiber, excitation, length = _settled_fibre_problem(params, seed)
+    rng = np.random.default_rng(seed)
+    a, fiber, excitation, path_length = _settled_fibre_problem(params, rng)
+    length = path_length + 1e-4 * jnp.asarray(rng.normal(size=18))  # the next substep's
 
     def solve(guess=None):
         return np.asarray(
@@ -83,7 +83,6 @@ def test_fiber_step_stops_within_its_tolerance(params, seed, monkeypatch):
         )
 
     plain = solve()
-    rng = np.random.default_rng(seed)
     guessed = solve(fiber + 1e-5 * jnp.asarray(rng.normal(size=18)))
     with monkeypatch.context() as m:
         m.setattr(implicit_muscles, "FIBER_NEWTON_TOLERANCE", 0.0)  # run to the iteration cap
@@ -122,17 +121,10 @@ def test_integrate_starts_each_fibre_solve_from_the_extrapolated_lengths():
 def test_fiber_step_is_differentiable_in_reverse_mode(params):
     """`jax.grad` through the Newton solve (implicit function theorem, `lax.custom_root`)
     equals central finite differences, for the path lengths and the activations."""
-    y = continuous(_default_state(params))
-    obstacles, psoas = jnp.asarray(pad_obstacles([])), jnp.ones(2)
-    path_length = evaluate(params, y, jnp.zeros(18), obstacles, psoas).path_length
-    p = params.muscles
+    psoas, p = jnp.ones(2), params.muscles
     rng = np.random.default_rng(3)
     # From a settled state (one substep from the default one), where Newton converges fully.
-    excitation = jnp.asarray(rng.uniform(0.2, 0.8, 18))
-    a = implicit_muscles.activation_step(p, y.activation, excitation, H)
-    fiber = implicit_muscles.fiber_length_step(
-        p, a, y.fiber_length, excitation, path_length, psoas, H
-    )
+    a, fiber, excitation, path_length = _settled_fibre_problem(params, rng)
     weights = jnp.asarray(rng.normal(size=18))
 
     def objective(length, activation):
