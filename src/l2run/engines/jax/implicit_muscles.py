@@ -25,9 +25,10 @@ from l2run.engines.jax.muscles import MuscleParams
 # iteration cannot settle closer) ...
 FIBER_NEWTON_TOLERANCE = 1e-10
 FIBER_NEWTON_ROUNDOFF_UNITS = 16.0
-# ... or this many iterations. A control step's substeps, started from the lengths extrapolated
-# from the substep before, take two to four (3.4 on average along the pretrained runner's gait,
-# against 5.5 from the unextrapolated lengths with the plain stop); the default state's fibres
+# ... or this many iterations. A control step's substeps take a few (5.5 on average along the
+# pretrained runner's gait with the plain stop; the contraction estimate below saves the last,
+# confirming one); a fibre below its minimum length, where the backward-Euler residual jumps
+# over zero and has no root, oscillates until this cap; the default state's fibres
 # (0.1 m, up to twice their optimal length) sit on the passive curve's exponential, where
 # Newton gains about one e-fold per iteration: ~14 with a 1 ms substep (the graded first step
 # needs fewer).
@@ -60,16 +61,15 @@ def fiber_length_step(
     path_length: jnp.ndarray,
     psoas: jnp.ndarray,
     h: jnp.ndarray,
-    guess: jnp.ndarray | None = None,
 ) -> jnp.ndarray:
     """Fibre lengths (M,) m after h: backward Euler at the end-of-step activation and path
     length (`activation`, `path_length` are the values at t + h).
 
-    Newton starts from `guess` (M,) m (None: `fiber_length`); the closer it is, the fewer
-    iterations, to the same solution within the tolerance. It stops once the updates'
-    contraction says what is left is below the tolerance (Hairer & Wanner's estimate for
-    Newton in implicit integrators: with θ = this update / the previous one, θ/(1 − θ) × this
-    update; quadratic convergence makes θ small, so this saves the last, confirming iteration).
+    Newton starts from `fiber_length` (see `integrate.Advance` for why not from an
+    extrapolation). It stops once the updates' contraction says what is left is below the
+    tolerance (Hairer & Wanner's estimate for Newton in implicit integrators: with θ = this
+    update / the previous one, θ/(1 − θ) × this update; quadratic convergence makes θ small,
+    so this saves the last, confirming iteration).
     The Newton loop runs a data-dependent number of iterations, which reverse mode cannot
     differentiate; `lax.custom_root` differentiates the solution by the implicit function
     theorem instead (dl′ = −(∂r/∂l′)⁻¹ ∂r/∂θ, a division per muscle), so `jax.grad` works
@@ -116,8 +116,7 @@ def fiber_length_step(
         # Each residual depends on its own fibre only: the Jacobian is diagonal.
         return rhs / jnp.maximum(linear(jnp.ones_like(rhs)), 1.0)
 
-    start = fiber_length if guess is None else guess
-    return jax.lax.custom_root(residual, start, solve, tangent_solve)
+    return jax.lax.custom_root(residual, fiber_length, solve, tangent_solve)
 
 
 def tendon_force_and_stiffness(

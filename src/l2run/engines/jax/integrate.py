@@ -133,13 +133,15 @@ def linearly_implicit_euler_step(
     )
 
 
-# A model-specific substep ``advance(y, h, fiber_guess) -> y′`` (the IMEX scheme,
-# `system.imex_substep`): it needs the model's structure (which states are stiff and local), not
-# just ẏ. `fiber_guess` (M,) m starts its implicit fibre-length solve: `integrate` passes the
-# fibre lengths extrapolated linearly over the substep from the previous one (at the first
-# substep, the start state's own), which saves Newton iterations and changes no result beyond
-# the solve's tolerance.
-Advance = Callable[[Continuous, jnp.ndarray, jnp.ndarray], Continuous]
+# A model-specific substep ``advance(y, h) -> y′`` (the IMEX scheme, `system.imex_substep`): it
+# needs the model's structure (which states are stiff and local), not just ẏ. Its fibre-length
+# solve starts from y's own lengths. (Starting it from lengths extrapolated from the previous
+# substep saved Newton iterations but not time, 1.01-1.05x, and changed the gait: a fibre below
+# its minimum length has no backward-Euler root, Newton oscillates there and the start decides
+# what comes out; the extrapolated start drifted such fibres further down, and the pretrained
+# runner fell on 65 of 120 validation courses under `imex_stiff` x10 instead of 37.
+# benchmarks/RESULTS.md, 2026-12-02, "A regression found and undone".)
+Advance = Callable[[Continuous, jnp.ndarray], Continuous]
 
 EXPLICIT, STIFF, MODEL = "explicit", "stiff", "model"
 # name -> (step function, evaluations per substep, what it needs: EXPLICIT f only, STIFF f and
@@ -204,17 +206,9 @@ def integrate(
     def h_at(k) -> jnp.ndarray:
         return jnp.asarray(first, dtype) * jnp.asarray(r, dtype) ** k
 
-    if needs != MODEL:
+    def body(k, yy):
+        if needs == MODEL:
+            return advance(yy, h_at(k))
+        return step(f, yy, h_at(k), f_jac) if needs == STIFF else step(f, yy, h_at(k))
 
-        def body(k, yy):
-            return step(f, yy, h_at(k), f_jac) if needs == STIFF else step(f, yy, h_at(k))
-
-        return jax.lax.fori_loop(0, n, body, y)
-
-    def model_body(k, carry):
-        yy, previous_fiber = carry
-        # substep k is r times substep k − 1: the fibres' last change, scaled, predicts theirs
-        guess = yy.fiber_length + jnp.asarray(r, dtype) * (yy.fiber_length - previous_fiber)
-        return advance(yy, h_at(k), guess), yy.fiber_length
-
-    return jax.lax.fori_loop(0, n, model_body, (y, y.fiber_length))[0]
+    return jax.lax.fori_loop(0, n, body, y)

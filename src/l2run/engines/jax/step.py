@@ -152,10 +152,10 @@ def step(
     def run(integ: Integrator, y: Continuous) -> Continuous:
         """One control step from y with scheme `integ`."""
 
-        def advance(yy: Continuous, h: jnp.ndarray, fiber_guess: jnp.ndarray) -> Continuous:
+        def advance(yy: Continuous, h: jnp.ndarray) -> Continuous:
             stiff = integ.scheme == "imex_stiff"
             return system.imex_substep(
-                params, yy, excitation, state.obstacles, state.psoas, h, stiff, fiber_guess
+                params, yy, excitation, state.obstacles, state.psoas, h, stiff=stiff
             )
 
         return integrate(f, y, STEP_SIZE_S, integ, f_jac, advance)

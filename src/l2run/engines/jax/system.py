@@ -273,7 +273,6 @@ def imex_substep(
     psoas: jnp.ndarray,
     h: jnp.ndarray,
     stiff: bool = False,
-    fiber_guess: jnp.ndarray | None = None,
 ) -> Continuous:
     """One IMEX substep of h seconds (one evaluation of the kinematics and path geometry).
 
@@ -288,15 +287,13 @@ def imex_substep(
     dF/dL′ the tendon force's sensitivity over the substep (`tendon_force_and_stiffness`); its
     hK u term is already in Q through the extrapolated path lengths. This damps the fast
     tendon–foot and ligament modes instead of letting a 1 ms step misintegrate them.
-
-    `fiber_guess` (M,) m: where the fibre-length Newton solve starts (None: y's own lengths).
     """
     # stiff: the platform contacts come with their Jacobians below
     mech = _mechanics(params, y.q, y.u, obstacles, platform=not stiff)
     path_length = mech.geometry.length + h * mech.geometry.speed
     activation = implicit_muscles.activation_step(params.muscles, y.activation, excitation, h)
     fiber_length = implicit_muscles.fiber_length_step(
-        params.muscles, activation, y.fiber_length, excitation, path_length, psoas, h, fiber_guess
+        params.muscles, activation, y.fiber_length, excitation, path_length, psoas, h
     )
     if stiff:
         tendon_force, stiffness = implicit_muscles.tendon_force_and_stiffness(
