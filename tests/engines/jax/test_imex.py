@@ -15,7 +15,7 @@ from l2run.engines.jax.integrate import Integrator
 from l2run.engines.jax.params import load_params
 from l2run.engines.jax.step import continuous, reset
 from l2run.engines.jax.system import evaluate
-from l2run.model.names import COORDINATES
+from l2run.model.names import COORDINATES, MUSCLES
 from l2run.observation import pad_obstacles
 
 from .open_loop import ANGLES, PELVIS_XY, run_open_loop, truth_engine
@@ -50,6 +50,31 @@ def test_fiber_step_solves_backward_euler(params, seed):
     assert np.all(np.isfinite(residual))
     assert np.abs(residual).max() < 1e-9, np.abs(residual).max()
     assert np.abs(np.asarray(new - fiber)).max() > 1e-6  # it moved: the check is not vacuous
+
+
+def test_fiber_step_solves_across_a_steep_stretch(params, monkeypatch):
+    """A hamstring below its minimum length with its tendon near slack (as the pretrained
+    runner's gait visits): its velocity falls from +16 to -0.3 m/s between its minimum length
+    and 4 % above it, flat on both sides, so plain Newton jumps across and back to its cap. The
+    safeguarded solve (bisection inside the bracket once Newton stalls) satisfies backward Euler
+    there too; with the safeguard off it does not (the check can fail)."""
+    p, psoas = params.muscles, jnp.ones(2)
+    index = MUSCLES.index("hamstrings_l")
+    low = jnp.full(18, 0.05)  # activation and excitation
+    fiber = params.default.fiber_length.at[index].set(0.9 * p.minimum_fiber_length[index])
+    tendon_taut_path = p.tendon_slack_length[index] + 0.005  # m
+    path_length = jnp.ones(18).at[index].set(tendon_taut_path)
+    a = implicit_muscles.activation_step(p, low, low, H)
+
+    def residual() -> float:
+        new = implicit_muscles.fiber_length_step(p, a, fiber, low, path_length, psoas, H)
+        v = muscles.muscle_state(p, a, new, low, path_length, psoas).fiber_velocity
+        return float(np.abs(np.asarray(new - fiber - H * v))[index])
+
+    assert residual() < 1e-9
+    with monkeypatch.context() as m:
+        m.setattr(implicit_muscles, "STALLED_CONTRACTION", np.inf)  # never bisect
+        assert residual() > 1e-4
 
 
 def _settled_fibre_problem(params, rng: np.random.Generator):

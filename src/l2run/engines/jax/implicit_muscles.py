@@ -27,8 +27,7 @@ FIBER_NEWTON_TOLERANCE = 1e-10
 FIBER_NEWTON_ROUNDOFF_UNITS = 16.0
 # ... or this many iterations. A control step's substeps take a few (5.5 on average along the
 # pretrained runner's gait with the plain stop; the contraction estimate below saves the last,
-# confirming one); a fibre below its minimum length, where the backward-Euler residual jumps
-# over zero and has no root, oscillates until this cap; the default state's fibres
+# confirming one); the default state's fibres
 # (0.1 m, up to twice their optimal length) sit on the passive curve's exponential, where
 # Newton gains about one e-fold per iteration: ~14 with a 1 ms substep (the graded first step
 # needs fewer).
@@ -36,6 +35,9 @@ FIBER_NEWTON_MAX_ITERATIONS = 20
 # A Newton update moves a fibre by at most this many optimal fibre lengths (guards the first
 # iterations against the tendon curve's exponential toe).
 MAX_NEWTON_STEP_OPTIMAL_LENGTHS = 0.25
+# An update more than this fraction of the one before means Newton is not converging there
+# (it contracts quadratically near a root); bisection then takes over inside the bracket.
+STALLED_CONTRACTION = 0.5
 
 
 def activation_step(
@@ -89,12 +91,27 @@ def fiber_length_step(
 
     def solve(r, x0: jnp.ndarray) -> jnp.ndarray:
         def newton(carry: tuple) -> tuple:
-            k, x, previous, _ = carry
+            k, x, previous, _, below, above, stalled = carry
             value, slope = jax.jvp(r, (x,), (jnp.ones_like(x),))  # ∂r/∂l′ per muscle
+            # Each evaluation narrows the bracket [below, above] around the root (r < 0 below
+            # it, > 0 above it: r rises with the fibre length).
+            below = jnp.where(value < 0.0, x, below)
+            above = jnp.where(value > 0.0, x, above)
             # ∂v/∂l ≤ 0 almost everywhere (a longer fibre means a shorter, less loaded
             # tendon), so the slope 1 − h ∂v/∂l is ≥ 1; where it is not, a unit slope keeps
             # the iteration a damped fixed point.
-            update = jnp.clip(value / jnp.maximum(slope, 1.0), -max_step, max_step)
+            newton_x = x - jnp.clip(value / jnp.maximum(slope, 1.0), -max_step, max_step)
+            # Where the velocity is flat on both sides of a steep stretch (a slack tendon on
+            # one side, a fibre held at its minimum length on the other: a drop of ~16 m/s
+            # within 4 % of the length), Newton's slope-1 steps jump across the stretch and
+            # back forever. So a muscle whose last update did not at least halve the one
+            # before, with its root bracketed, bisects the bracket when Newton would leave it
+            # (safeguarded Newton); where Newton contracts, nothing changes.
+            bracketed = jnp.isfinite(below) & jnp.isfinite(above)
+            outside = (newton_x <= below) | (newton_x >= above)
+            bisect = stalled & bracketed & outside
+            new_x = jnp.where(bisect, 0.5 * (below + above), newton_x)
+            update = x - new_x
             moved = jnp.abs(update) / p.optimal_fiber_length
             # What is left after this update: θ/(1 − θ)·moved = moved²/(previous − moved)
             # while the updates shrink (θ < 1); otherwise (and before a second update, when
@@ -102,14 +119,17 @@ def fiber_length_step(
             contracting = moved < previous
             gap = jnp.where(contracting, previous - moved, 1.0)
             left = jnp.where(contracting, moved * moved / gap, moved)
-            return k + 1, x - update, moved, jnp.max(left)
+            stalled = (previous > 0.0) & (moved > STALLED_CONTRACTION * previous)
+            return k + 1, new_x, moved, jnp.max(left), below, above, stalled
 
         def unconverged(carry: tuple) -> jnp.ndarray:
-            k, _, _, left = carry
+            k, _, _, left, _, _, _ = carry
             return (k < FIBER_NEWTON_MAX_ITERATIONS) & (left > tolerance)
 
         # A while loop: under `vmap` it runs until every runner has converged.
-        start = (0, x0, jnp.zeros_like(x0), jnp.asarray(jnp.inf, x0.dtype))
+        inf = jnp.full_like(x0, jnp.inf)
+        no = jnp.zeros(x0.shape, bool)
+        start = (0, x0, jnp.zeros_like(x0), jnp.asarray(jnp.inf, x0.dtype), -inf, inf, no)
         return jax.lax.while_loop(unconverged, newton, start)[1]
 
     def tangent_solve(linear, rhs: jnp.ndarray) -> jnp.ndarray:

@@ -136,11 +136,12 @@ def linearly_implicit_euler_step(
 # A model-specific substep ``advance(y, h) -> y′`` (the IMEX scheme, `system.imex_substep`): it
 # needs the model's structure (which states are stiff and local), not just ẏ. Its fibre-length
 # solve starts from y's own lengths. (Starting it from lengths extrapolated from the previous
-# substep saved Newton iterations but not time, 1.01-1.05x, and changed the gait: a fibre below
-# its minimum length has no backward-Euler root, Newton oscillates there and the start decides
-# what comes out; the extrapolated start drifted such fibres further down, and the pretrained
-# runner fell on 65 of 120 validation courses under `imex_stiff` x10 instead of 37.
-# benchmarks/RESULTS.md, 2026-12-02, "A regression found and undone".)
+# substep saved Newton iterations but not time, 1.01-1.05x, and changed the gait: where a fibre
+# below its minimum length has a slack tendon, its velocity falls steeply, plain Newton oscillated
+# there and the start decided what came out; the extrapolated start drifted such fibres further
+# down, and the pretrained runner fell on 65 of 120 validation courses under `imex_stiff` x10
+# instead of 37: benchmarks/RESULTS.md, 2026-12-02, "A regression found and undone". The solve
+# is now safeguarded there: `implicit_muscles.fiber_length_step`.)
 Advance = Callable[[Continuous, jnp.ndarray], Continuous]
 
 EXPLICIT, STIFF, MODEL = "explicit", "stiff", "model"
