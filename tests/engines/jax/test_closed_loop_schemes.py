@@ -6,8 +6,8 @@ from the previous substep: every open-loop test passed, yet under `imex_stiff` x
 fell on 19 of these 40 courses in 10 s instead of 12 (x40: 12; OpenSim: 9), because where a
 fibre below its minimum length has a slack tendon its velocity falls steeply, plain Newton
 oscillated there and the start decided where the fibre went (benchmarks/RESULTS.md, "A
-regression found and undone"). This checks the fall counts of the
-two schemes on the same courses, so that such a change shows up.
+regression found and undone"). This checks the fall counts of the two schemes on the same
+courses, so that such a change shows up.
 """
 
 from __future__ import annotations

@@ -60,10 +60,10 @@ def test_fiber_step_solves_across_a_steep_stretch(params, monkeypatch):
     there too; with the safeguard off it does not (the check can fail)."""
     p, psoas = params.muscles, jnp.ones(2)
     index = MUSCLES.index("hamstrings_l")
-    low = jnp.full(18, 0.05)  # activation and excitation
+    low = jnp.full(len(MUSCLES), 0.05)  # activation and excitation
     fiber = params.default.fiber_length.at[index].set(0.9 * p.minimum_fiber_length[index])
-    tendon_taut_path = p.tendon_slack_length[index] + 0.005  # m
-    path_length = jnp.ones(18).at[index].set(tendon_taut_path)
+    near_slack_path = p.tendon_slack_length[index] + 0.005  # m: the tendon 5 mm past slack
+    path_length = jnp.ones(len(MUSCLES)).at[index].set(near_slack_path)
     a = implicit_muscles.activation_step(p, low, low, H)
 
     def residual() -> float:

@@ -127,9 +127,12 @@ def fiber_length_step(
             return (k < FIBER_NEWTON_MAX_ITERATIONS) & (left > tolerance)
 
         # A while loop: under `vmap` it runs until every runner has converged.
-        inf = jnp.full_like(x0, jnp.inf)
-        no = jnp.zeros(x0.shape, bool)
-        start = (0, x0, jnp.zeros_like(x0), jnp.asarray(jnp.inf, x0.dtype), -inf, inf, no)
+        unbounded = jnp.full_like(x0, jnp.inf)
+        not_stalled = jnp.zeros(x0.shape, bool)
+        start = (
+            0, x0, jnp.zeros_like(x0), jnp.asarray(jnp.inf, x0.dtype),
+            -unbounded, unbounded, not_stalled,
+        )  # fmt: skip
         return jax.lax.while_loop(unconverged, newton, start)[1]
 
     def tangent_solve(linear, rhs: jnp.ndarray) -> jnp.ndarray:
