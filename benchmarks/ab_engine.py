@@ -1,7 +1,7 @@
 """The JAX engine of a git revision against the working tree's, in one process, timed in turns.
 
     python benchmarks/ab_engine.py --baseline REV [--sizes 64,256] [--rounds 10]
-        [--single|--step|--rollout]
+        [--single|--step|--rollout|--env]
 
 On a shared machine two runs of one program differ by ±30 %, so comparing two runs says little.
 This loads REV's `l2run` package (extracted with `git archive`, renamed `l2run_baseline`) beside
@@ -12,7 +12,9 @@ runner per substep, min and median over the rounds. `--single` times one unbatch
 instead; `--step` times whole control steps through each package's own `rollout.batch_step` (its
 chunking and compile options included), CPU µs per runner per step; `--rollout` times one runner's
 `rollout.rollout` (a `lax.scan` of ROLLOUT_STEPS steps under bench_engines' feedback policy, as its
-single-env row), CPU µs per step."""
+single-env row), CPU µs per step; `--env` times each package's `RunEnv(engine="jax").step` (the
+seed's API: the engine's step, the observation, the ligament penalty and the info dict), CPU µs
+per step."""
 
 from __future__ import annotations
 
@@ -23,12 +25,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
+
+import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BASELINE_PACKAGE = "l2run_baseline"
 CALLS_PER_ROUND = 10
 SUBSTEP_S = 0.001
 ROLLOUT_STEPS = 100
+ENV_STEPS = 50  # RunEnv steps per timed call (an episode is reset when it ends)
 
 
 def extract_baseline(rev: str, into: pathlib.Path) -> None:
@@ -46,6 +52,15 @@ def extract_baseline(rev: str, into: pathlib.Path) -> None:
         path.write_text(text)
 
 
+def env_steps(env, actions: np.ndarray) -> list[float]:
+    """`len(actions)` steps of a RunEnv (reset at an episode's end); the last observation."""
+    for action in actions:
+        obs, _reward, done, _info = env.step(action)
+        if done:
+            obs = env.reset(difficulty=2, seed=0)
+    return obs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--baseline", required=True, help="git revision to compare against")
@@ -54,6 +69,7 @@ def main() -> None:
     ap.add_argument("--single", action="store_true", help="one unbatched runner per call")
     ap.add_argument("--step", action="store_true", help="whole steps through batch_step")
     ap.add_argument("--rollout", action="store_true", help="one runner's lax.scan rollout")
+    ap.add_argument("--env", action="store_true", help="RunEnv(engine='jax').step, one runner")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,13 +106,23 @@ def main() -> None:
         integrator = parse_integrator("imex_stiff:10")
         state = first_state(params, integrator)
         h = jnp.asarray(SUBSTEP_S)
-        sizes = [1] if args.single or args.rollout else [int(s) for s in args.sizes.split(",")]
+        one_runner = args.single or args.rollout or args.env
+        unit = "step" if args.step or args.rollout or args.env else "substep"
+        sizes = [1] if one_runner else [int(s) for s in args.sizes.split(",")]
         policy, key = feedback_policy(), jax.random.PRNGKey(SEED)
         for n in sizes:
             batch = batched_state(state, n)
             excitation = jnp.asarray(smooth_excitations(1, n)[0])
             runs, outputs = {}, {}
             for label, (system, p, continuous, rollout, env_state) in engines.items():
+                if args.env:
+                    package = BASELINE_PACKAGE if label == "baseline" else "l2run"
+                    env = importlib.import_module(f"{package}.env.runenv").RunEnv(engine="jax")
+                    env.reset(difficulty=2, seed=SEED)
+                    actions = np.asarray(smooth_excitations(ENV_STEPS, 1))[:, 0]
+                    runs[label] = (partial(env_steps, env, actions), ())
+                    outputs[label] = [jnp.asarray(runs[label][0]())]
+                    continue
                 if args.rollout:
                     inputs = (p, env_state(*state), policy, key, ROLLOUT_STEPS, integrator)
                     runs[label] = (lambda *a, rollout=rollout: rollout.rollout(*a), inputs)
@@ -134,15 +160,15 @@ def main() -> None:
                         out = compiled(*inputs)
                     jax.block_until_ready(out)
                     elapsed = time.process_time() - start
-                    per_call = ROLLOUT_STEPS if args.rollout else n
+                    per_call = ROLLOUT_STEPS if args.rollout else ENV_STEPS if args.env else n
                     times[label].append(elapsed / CALLS_PER_ROUND / per_call * 1e6)
-            what = f"N = {n}{' (unbatched)' if args.single or args.rollout else ''}"
+            what = f"N = {n}{' (unbatched)' if one_runner else ''}"
             print(f"{what}: largest output difference {diff:.1e}")
             for label, values in times.items():
                 values.sort()
                 print(
                     f"  {label:12s} min {values[0]:7.1f}  median {values[len(values) // 2]:7.1f}"
-                    f" CPU µs per runner per {'step' if args.step or args.rollout else 'substep'}"
+                    f" CPU µs per runner per {unit}"
                 )
             ratio = times["baseline"][0] / times["working tree"][0]
             print(f"  baseline / working tree (min): {ratio:.2f}")

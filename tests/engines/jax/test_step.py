@@ -132,6 +132,37 @@ def test_jax_engine_reports_failures_and_bad_options():
     assert len(engine.muscle_paths()) == 18 and engine.ligament_forces().shape == (6,)
 
 
+def test_jax_engine_reports_equal_a_full_evaluation(params):
+    """The engine's lean per-step reports (no muscle or path work) and its lazily drawn muscle
+    paths are the quantities the full evaluation (parity-tested against OpenSim) computes."""
+    from l2run.engines.jax import paths, system
+    from l2run.engines.jax.engine import JaxEngine
+    from l2run.engines.jax.integrate import Continuous
+    from l2run.model.names import BODIES, FOOT_CONTACTS
+
+    engine = JaxEngine(integrator=Integrator("imex_stiff", 2))  # stable over 20 steps
+    engine.reset(generate_course(np.random.RandomState(4), 2, 3, seed=4))
+    for k in range(20):
+        engine.step(np.full(18, 0.05 + 0.02 * (k % 5)))
+    s = engine.state
+    y = Continuous(s.q, s.u, s.activation, s.fiber_length)
+    ev = system.evaluate(params, y, jnp.zeros(18), s.obstacles, s.psoas)
+    poses = engine.body_poses()
+    for i, name in enumerate(BODIES):
+        expected = [*np.asarray(ev.frames.origin[i]), float(ev.frames.angle[i])]
+        np.testing.assert_allclose(poses[name], expected, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(engine.ligament_forces(), ev.ligament_torques, rtol=1e-12)
+    forces = engine.contact_forces()
+    assert np.any(np.abs(np.asarray(ev.foot_forces)) > 1.0), "the feet should be on the ground"
+    for i, name in enumerate(FOOT_CONTACTS):
+        np.testing.assert_allclose(forces[name], ev.foot_forces[i], rtol=1e-12, atol=1e-9)
+    points, mask = paths.path_points(params.paths, ev.frames.origin, ev.frames.angle, s.q)
+    drawn = engine.muscle_paths()
+    for m in range(len(drawn)):
+        expected = np.asarray(points[m][np.asarray(mask[m])])[:, :2]
+        np.testing.assert_allclose(drawn[m], expected, rtol=1e-12, atol=1e-14)
+
+
 # Zero excitations leave every muscle at minimum activation, the stiffest fibre dynamics: RK4 x 20
 # diverges near t = 1.05 s there (the first-step scheme then redoes those steps); the default
 # `imex_stiff` treats the fibres implicitly and must stay finite and on OpenSim's path.

@@ -49,15 +49,11 @@ _observe = engine_jit(observe)
 def _step_and_report(params, state, action, integrator, first_integrator):
     """`step`, and the reports of the new state, in one compiled call."""
     new, obs, reward, done = step(params, state, action, integrator, first_integrator)
-    reports = system.reports(
-        params, new.q, new.u, new.activation, new.fiber_length, new.obstacles, new.psoas
-    )
-    return new, obs, reward, done, reports
+    return new, obs, reward, done, system.reports(params, new.q, new.u, new.obstacles)
 
 
-@engine_jit
-def _reports(params: ModelParams, q, u, activation, fiber_length, obstacles, psoas):
-    return system.reports(params, q, u, activation, fiber_length, obstacles, psoas)
+_reports = engine_jit(system.reports)
+_muscle_paths = engine_jit(system.muscle_path_points)
 
 
 class JaxEngine:
@@ -130,9 +126,7 @@ class JaxEngine:
         if self._report_cache is None:
             if self._device_reports is None:
                 s = self.state
-                self._device_reports = _reports(
-                    self.params, s.q, s.u, s.activation, s.fiber_length, s.obstacles, s.psoas
-                )
+                self._device_reports = _reports(self.params, s.q, s.u, s.obstacles)
             self._report_cache = jax.tree.map(np.asarray, self._device_reports)
         return self._report_cache
 
@@ -147,11 +141,8 @@ class JaxEngine:
         }
 
     def muscle_paths(self) -> list[np.ndarray]:
-        r = self._reports()
-        return [
-            np.asarray(r.path_points[i][r.path_mask[i]], dtype=np.float64)
-            for i in range(len(MUSCLES))
-        ]
+        points, mask = (np.asarray(a) for a in _muscle_paths(self.params, self.state.q))
+        return [np.asarray(points[i][mask[i]], dtype=np.float64) for i in range(len(MUSCLES))]
 
     def activations(self) -> np.ndarray:
         return np.asarray(self.state.activation, dtype=np.float64)

@@ -359,28 +359,38 @@ def kinematic_outputs(params: ModelParams, q: jnp.ndarray, u: jnp.ndarray) -> Ki
 
 
 class Reports(NamedTuple):
-    """Per-state quantities the Engine protocol reports."""
+    """Per-state quantities the Engine protocol reports every step (ground frame)."""
 
     body_origin: jnp.ndarray  # (13, 2) m
     body_angle: jnp.ndarray  # (13,) rad
     ligament_torques: jnp.ndarray  # (6,) N·m
-    path_points: jnp.ndarray  # (18, P, 2) m
-    path_mask: jnp.ndarray  # (18, P) bool: point is on the path
     foot_forces: jnp.ndarray  # (2, 2) N
 
 
-def reports(params, q, u, activation, fiber_length, obstacles, psoas) -> Reports:
-    y = Continuous(q, u, activation, fiber_length)
-    ev = evaluate(params, y, jnp.zeros_like(activation), obstacles, psoas)
-    points, mask = paths.path_points(params.paths, ev.frames.origin, ev.frames.angle, q)
-    return Reports(
-        body_origin=ev.frames.origin,
-        body_angle=ev.frames.angle,
-        ligament_torques=ev.ligament_torques,
-        path_points=points[..., :2],
-        path_mask=mask,
-        foot_forces=ev.foot_forces,
+def reports(params: ModelParams, q: jnp.ndarray, u: jnp.ndarray, obstacles) -> Reports:
+    """Body poses, ligament torques and the platform's reaction on each foot at (q, u).
+
+    Only the parts of an evaluation these need (frames with their velocities, ligaments,
+    contact): no muscle or path geometry, which cost as much again per step and which only
+    a drawing asks for (`muscle_path_points`)."""
+    fj = kinematics.model_frame_jacobians(params, q, u)
+    origin, angle = fj.frames.origin, fj.frames.angle
+    cf = contact.contact_forces(
+        params.contact, origin, angle, fj.origin_jac @ u, fj.angle_jac @ u, obstacles
     )
+    return Reports(
+        body_origin=origin,
+        body_angle=angle,
+        ligament_torques=ligaments.limit_forces(params.ligaments, q, u),
+        foot_forces=contact.foot_ground_reactions(cf)[:, :2],
+    )
+
+
+def muscle_path_points(params: ModelParams, q: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Every muscle's path points (18, P, 2) m in ground and which are on the path (18, P)."""
+    frames = kinematics.model_frames(params, q)
+    points, mask = paths.path_points(params.paths, frames.origin, frames.angle, q)
+    return points[..., :2], mask
 
 
 def evaluate_with_jacobian(
