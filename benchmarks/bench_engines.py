@@ -5,11 +5,13 @@
     JAX_PLATFORMS=cuda python benchmarks/bench_engines.py --max-n 65536 --batch-steps 20
 
 Prints, for float64 and float32: OpenSim engine steps/s; JAX single env (jitted, after compile)
-steps/s from a Python loop and from a `lax.scan` rollout, with the ratio to OpenSim; JAX batched
-env-steps/s for N = 64 … 4096 (… `--max-n`) with the per-core ratio to OpenSim (env-steps per
-CPU-second ÷ OpenSim steps per CPU-second; OpenSim runs on one core); compile times; the
-integrator's force (derivative) evaluations per 0.01 s control step next to every figure; bytes
-per environment and XLA's memory estimate at N = 4096. Timings are measured, never asserted.
+steps/s from a Python loop and from a `lax.scan` rollout, with the ratio to OpenSim; both engines
+behind `RunEnv.step`, the seed's API (observation list, ligament penalty, info dict per step);
+JAX batched env-steps/s for N = 64 … 4096 (… `--max-n`) with the per-core ratio to OpenSim
+(env-steps per CPU-second ÷ OpenSim steps per CPU-second; OpenSim runs on one core); compile
+times; the integrator's force (derivative) evaluations per 0.01 s control step next to every
+figure; bytes per environment and XLA's memory estimate at N = 4096. Timings are measured,
+never asserted.
 
 Excitations are smooth (a sinusoid per muscle, 1–3 Hz, fixed seed; the runner moves without
 falling at once) and identical for every engine. Two clocks: wall time (env-steps/s) and the
@@ -131,6 +133,33 @@ def bench_opensim(steps: int) -> Row:
         if engine.observation()[PELVIS_Y] < 0.65:
             engine.reset(course)
     return Row("OpenSim engine", "float64", 1, steps, wall, cpu, None, 0)
+
+
+def bench_runenv(engine: str, steps: int, integrator=None, dtype: str = "float64") -> Row:
+    """`RunEnv.step` steps/s, the seed's API: the engine's step plus the observation list, the
+    ligament penalty and the info dict (body poses, contact forces, ...) on the host. Episodes
+    restart after a fall; resets are not timed. The JAX engine's compile is timed apart."""
+    from l2run.env.runenv import RunEnv
+
+    options = {} if engine == "opensim" else {"integrator": integrator, "dtype": dtype}
+    env = RunEnv(engine=engine, **options)
+    env.reset(difficulty=2, seed=SEED)
+    actions = smooth_excitations(steps + 2)[:, 0]
+    compile_s = None
+    if engine == "jax":  # the first step's scheme, then the regular one
+        compile_s, _ = timed(lambda: [env.step(a) for a in actions[:2]])
+    wall = cpu = 0.0
+    for action in actions[2:]:
+        w0, c0 = time.perf_counter(), time.process_time()
+        _obs, _reward, done, _info = env.step(action)
+        wall += time.perf_counter() - w0
+        cpu += time.process_time() - c0
+        if done:
+            env.reset(difficulty=2, seed=SEED)
+    if engine == "opensim":
+        return Row("OpenSim RunEnv.step (the seed's API)", "float64", 1, steps, wall, cpu, None, 0)
+    what = f"JAX RunEnv.step (the seed's API, {integrator_label(integrator)})"
+    return Row(what, dtype, 1, steps, wall, cpu, compile_s, integrator.evaluations)
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, float]:
@@ -389,6 +418,9 @@ def main(argv: list[str] | None = None) -> None:
         opensim = bench_opensim(args.opensim_steps)
         rows.append(opensim)
         print(f"OpenSim: {opensim.steps_per_s:,.1f} steps/s", flush=True)
+        opensim_env = bench_runenv("opensim", args.opensim_steps)
+        rows.append(opensim_env)
+        print(f"{opensim_env.what}: {opensim_env.steps_per_s:,.1f} steps/s", flush=True)
 
     memory_lines: list[str] = []
     for dtype in args.dtypes:
@@ -401,6 +433,7 @@ def main(argv: list[str] | None = None) -> None:
                     state1 = first_state(params, integrator)
             else:
                 single_rows, state1 = bench_jax_single(params, integrator, args.single_steps, dtype)
+                single_rows.append(bench_runenv("jax", args.single_steps, integrator, dtype))
                 for row in single_rows:
                     rows.append(row)
                     print(f"{row.what} [{dtype}]: {row.steps_per_s:,.1f} steps/s", flush=True)
@@ -423,7 +456,8 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(render_table(rows, opensim, cpu_backend))
     batched = [r for r in rows if r.n > 1]
-    singles = [r for r in rows if r.n == 1 and r is not opensim and "first step" not in r.what]
+    singles = [r for r in rows if r.n == 1 and r.what.startswith("JAX single env")]
+    singles = [r for r in singles if "first step" not in r.what]
     if opensim and batched:
         top = max(batched, key=lambda r: r.steps_per_s)
         print(
@@ -442,6 +476,15 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"single env: {top.what} [{top.dtype}] {top.steps_per_s:,.0f} steps/s = "
             f"{top.steps_per_s / opensim.steps_per_s:,.1f}× OpenSim"
+        )
+    env_rows = {
+        r.what.split()[0]: r for r in rows if "RunEnv.step" in r.what and r.dtype == "float64"
+    }
+    if {"OpenSim", "JAX"} <= set(env_rows):
+        jax_env, os_env = env_rows["JAX"], env_rows["OpenSim"]
+        print(
+            f"RunEnv.step (the seed's API): JAX {jax_env.steps_per_s:,.0f} steps/s = "
+            f"{jax_env.steps_per_s / os_env.steps_per_s:,.1f}× OpenSim's RunEnv.step"
         )
     for line in memory_lines:
         print(line)
