@@ -54,6 +54,20 @@ class _Mechanics(NamedTuple):
     contact_forces: jnp.ndarray  # (n_q,) generalized
 
 
+def _contacts(
+    params: ModelParams,
+    fj: kinematics.FrameJacobians,
+    u: jnp.ndarray,
+    obstacles,
+    platform: bool = True,
+) -> contact.ContactForces:
+    """The contact forces at the bodies' poses and velocities (`contact.contact_forces`)."""
+    origin, angle = fj.frames.origin, fj.frames.angle
+    return contact.contact_forces(
+        params.contact, origin, angle, fj.origin_jac @ u, fj.angle_jac @ u, obstacles, platform
+    )
+
+
 def _mechanics(
     params: ModelParams, q: jnp.ndarray, u: jnp.ndarray, obstacles, platform: bool = True
 ) -> _Mechanics:
@@ -65,15 +79,7 @@ def _mechanics(
         params.paths, fj.frames.origin, fj.frames.angle, fj.origin_jac, fj.angle_jac, q, u
     )
     lig = ligaments.limit_forces(params.ligaments, q, u)
-    cf = contact.contact_forces(
-        params.contact,
-        fj.frames.origin,
-        fj.frames.angle,
-        fj.origin_jac @ u,
-        fj.angle_jac @ u,
-        obstacles,
-        platform=platform,
-    )
+    cf = _contacts(params, fj, u, obstacles, platform=platform)
     return _Mechanics(
         fj=fj,
         terms=terms,
@@ -374,15 +380,11 @@ def reports(params: ModelParams, q: jnp.ndarray, u: jnp.ndarray, obstacles) -> R
     contact): no muscle or path geometry, which cost as much again per step and which only
     a drawing asks for (`muscle_path_points`)."""
     fj = kinematics.model_frame_jacobians(params, q, u)
-    origin, angle = fj.frames.origin, fj.frames.angle
-    cf = contact.contact_forces(
-        params.contact, origin, angle, fj.origin_jac @ u, fj.angle_jac @ u, obstacles
-    )
     return Reports(
-        body_origin=origin,
-        body_angle=angle,
+        body_origin=fj.frames.origin,
+        body_angle=fj.frames.angle,
         ligament_torques=ligaments.limit_forces(params.ligaments, q, u),
-        foot_forces=contact.foot_ground_reactions(cf)[:, :2],
+        foot_forces=contact.foot_ground_reactions(_contacts(params, fj, u, obstacles))[:, :2],
     )
 
 
