@@ -112,3 +112,35 @@ def test_train_command_rejects_a_config_whose_obstacle_count_disagrees(tmp_path)
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "run")])
     assert result.exit_code != 0 and "max_obstacles" in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_fall_penalty_ranks_a_fall_below_any_speed_gain(tmp_path):
+    """Candidates run further the larger their first parameter but fall (one step short of the
+    horizon) past x0's value: by distance alone the search's best falls; with a fall penalty
+    its best is one that survived, and curve.csv counts the generation-best's falls."""
+    pytest.importorskip("cma")
+    import csv
+
+    from l2run.train.gait_search import SearchConfig, search
+
+    x0 = walker.INITIAL_PARAMS.copy()
+
+    def population(xs, horizon, seed):
+        fell = xs[:, 0] > x0[0]
+        return xs[:, 0] - x0[0], np.where(fell, horizon - 1, horizon)
+
+    best = {}
+    for penalty in (0.0, 100.0):
+        out = tmp_path / f"penalty{penalty:g}"
+        cfg = SearchConfig(
+            generations=4, popsize=8, controller=walker.KIND, horizon_step=0, fall_penalty=penalty
+        )
+        best[penalty] = search(population, cfg, out, x0=x0, log=lambda _: None)
+        rows = list(csv.DictReader((out / "curve.csv").open()))
+        falls = [int(r["gen_best_falls"]) for r in rows]
+        assert len(falls) == 4 and set(falls) <= {0, 1}
+        if penalty:
+            assert falls == [0, 0, 0, 0]
+        else:
+            assert max(falls) == 1
+    assert best[0.0][0] > x0[0] >= best[100.0][0]
