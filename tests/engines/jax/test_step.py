@@ -161,6 +161,27 @@ def test_jax_engine_reports_equal_a_full_evaluation(params):
     for m in range(len(drawn)):
         expected = np.asarray(points[m][np.asarray(mask[m])])[:, :2]
         np.testing.assert_allclose(drawn[m], expected, rtol=1e-12, atol=1e-14)
+    # The paths are cached per state: a caller's edits do not reach the next caller, and the
+    # next step draws the new pose.
+    drawn[0][:] = np.nan
+    np.testing.assert_array_equal(engine.muscle_paths()[1], drawn[1])
+    before = engine.muscle_paths()
+    assert np.all(np.isfinite(before[0]))
+    engine.step(np.full(18, 0.05))
+    moved = engine.muscle_paths()
+    s = engine.state
+    frames = system.evaluate(
+        params,
+        Continuous(s.q, s.u, s.activation, s.fiber_length),
+        jnp.zeros(18),
+        s.obstacles,
+        s.psoas,
+    ).frames
+    points, mask = paths.path_points(params.paths, frames.origin, frames.angle, s.q)
+    for m in range(len(moved)):
+        expected = np.asarray(points[m][np.asarray(mask[m])])[:, :2]
+        np.testing.assert_allclose(moved[m], expected, rtol=1e-12, atol=1e-14)
+    assert not np.allclose(moved[0], before[0], rtol=0, atol=1e-6)  # the body moved
 
 
 # Zero excitations leave every muscle at minimum activation, the stiffest fibre dynamics: RK4 x 20

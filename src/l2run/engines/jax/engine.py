@@ -116,6 +116,7 @@ class JaxEngine:
     def state(self, value: EnvState | None) -> None:
         self._state = value
         self._obs_cache = self._device_reports = self._report_cache = None
+        self._paths_cache: list[np.ndarray] | None = None
 
     def observation(self) -> np.ndarray:
         if self._obs_cache is None:
@@ -141,8 +142,13 @@ class JaxEngine:
         }
 
     def muscle_paths(self) -> list[np.ndarray]:
-        points, mask = (np.asarray(a) for a in _muscle_paths(self.params, self.state.q))
-        return [np.asarray(points[i][mask[i]], dtype=np.float64) for i in range(len(MUSCLES))]
+        # Cached per state: a recording and a live viewer both draw every step.
+        if self._paths_cache is None:
+            points, mask = (np.asarray(a) for a in _muscle_paths(self.params, self.state.q))
+            self._paths_cache = [
+                np.asarray(points[i][mask[i]], dtype=np.float64) for i in range(len(MUSCLES))
+            ]
+        return [p.copy() for p in self._paths_cache]
 
     def activations(self) -> np.ndarray:
         return np.asarray(self.state.activation, dtype=np.float64)
