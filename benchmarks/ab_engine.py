@@ -111,8 +111,9 @@ def main() -> None:
         sizes = [1] if one_runner else [int(s) for s in args.sizes.split(",")]
         policy, key = feedback_policy(), jax.random.PRNGKey(SEED)
         for n in sizes:
-            batch = batched_state(state, n)
-            excitation = jnp.asarray(smooth_excitations(1, n)[0])
+            if not (args.env or args.rollout):  # those two start from `state` themselves
+                batch = batched_state(state, n)
+                excitation = jnp.asarray(smooth_excitations(1, n)[0])
             runs, outputs = {}, {}
             for label, (system, p, continuous, rollout, env_state) in engines.items():
                 if args.env:
