@@ -9,9 +9,10 @@
 #
 # It searches from the shipped runner with docs/training/gpu_search.json (16 candidates × 96
 # courses × 600 steps per generation, 24 of them with a tall obstacle; swing_hip, timing,
-# obstacle, trail and hold free; 30 m off the fitness per fall, stage 28) for SECONDS (default 420) of wall clock, then stops; the
-# search writes mean.json, best.json and curve.csv under $OUT/search after every generation,
-# so what the last finished generation left comes back. Validate the mean here on 120 fresh
+# obstacle, trail and hold free; 30 m off the fitness per fall, stage 28) for SECONDS
+# (default 420) of wall clock, then stops; the search writes mean.json, best.json and
+# curve.csv under $OUT/search after every generation, so what the last finished generation
+# left comes back. Validate the mean here on 120 fresh
 # courses (docs/training/cruiser_stage22/jax_courses.py) and in OpenSim before shipping it.
 # GPU_SEARCH_CONFIG / GPU_SEARCH_SEED: another config file or course seed (a CPU smoke test
 # uses a 2 × 2 config).

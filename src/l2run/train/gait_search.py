@@ -344,6 +344,7 @@ def search(
         survived = list(full)
         es.tell(zs, [-f for f in fits])
         i = int(np.argmax(fits))
+        best_falls = int(np.sum(fell[i]))
         if fits[i] > best_fit or gen == 0:
             best_fit, best_x = fits[i], point(zs[i])
             meta = {"fitness": best_fit, "horizon": horizon, "generation": gen, **asdict(config)}
@@ -354,11 +355,11 @@ def search(
         with curve.open("a") as fh:
             fh.write(
                 f"{gen},{horizon},{evals},{env_steps},{time.time() - t0:.1f},{best_fit:.4f},"
-                f"{dists[i]:.4f},{np.mean(fits):.4f},{int(np.sum(fell[i]))}\n"
+                f"{dists[i]:.4f},{np.mean(fits):.4f},{best_falls}\n"
             )
         log(
             f"gen {gen:3d} steps {env_steps} horizon {horizon} best {best_fit:.3f} "
-            f"gen-best dist {dists[i]:.3f} falls {int(np.sum(fell[i]))}/{k_eps} "
+            f"gen-best dist {dists[i]:.3f} falls {best_falls}/{k_eps} "
             f"mean {np.mean(fits):.3f} ({time.time() - t0:.0f} s)"
         )
         longer = min(MAX_EPISODE_STEPS, horizon + config.horizon_step)

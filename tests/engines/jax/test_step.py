@@ -156,11 +156,15 @@ def test_jax_engine_reports_equal_a_full_evaluation(params):
     assert np.any(np.abs(np.asarray(ev.foot_forces)) > 1.0), "the feet should be on the ground"
     for i, name in enumerate(FOOT_CONTACTS):
         np.testing.assert_allclose(forces[name], ev.foot_forces[i], rtol=1e-12, atol=1e-9)
-    points, mask = paths.path_points(params.paths, ev.frames.origin, ev.frames.angle, s.q)
+
+    def assert_paths_of(drawn, frames, q):
+        points, mask = paths.path_points(params.paths, frames.origin, frames.angle, q)
+        for m in range(len(drawn)):
+            expected = np.asarray(points[m][np.asarray(mask[m])])[:, :2]
+            np.testing.assert_allclose(drawn[m], expected, rtol=1e-12, atol=1e-14)
+
     drawn = engine.muscle_paths()
-    for m in range(len(drawn)):
-        expected = np.asarray(points[m][np.asarray(mask[m])])[:, :2]
-        np.testing.assert_allclose(drawn[m], expected, rtol=1e-12, atol=1e-14)
+    assert_paths_of(drawn, ev.frames, s.q)
     # The paths are cached per state: a caller's edits do not reach the next caller, and the
     # next step draws the new pose.
     drawn[0][:] = np.nan
@@ -177,10 +181,7 @@ def test_jax_engine_reports_equal_a_full_evaluation(params):
         s.obstacles,
         s.psoas,
     ).frames
-    points, mask = paths.path_points(params.paths, frames.origin, frames.angle, s.q)
-    for m in range(len(moved)):
-        expected = np.asarray(points[m][np.asarray(mask[m])])[:, :2]
-        np.testing.assert_allclose(moved[m], expected, rtol=1e-12, atol=1e-14)
+    assert_paths_of(moved, frames, s.q)
     assert not np.allclose(moved[0], before[0], rtol=0, atol=1e-6)  # the body moved
 
 
