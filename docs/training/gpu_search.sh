@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A ×40 CMA-ES search of the runner's obstacle-phase groups, ranked on 96 courses per candidate,
-# in one call on a lent GPU machine (device tool). Stage 25 (README, Training) found that the
+# in one call on a lent GPU machine (device tool). Stage 25 (docs/training/STAGES.md) found that the
 # 12 courses a CPU search here affords rank candidates mostly by the luck of the courses; a
 # GPU runs 8× more per generation in about the time.
 #

@@ -1,4 +1,5 @@
-"""Stage 21: the stage-19 runner with the walker's hold set by hand (README, Training, "Stage 21").
+"""Stage 21: the stage-19 runner with the walker's hold set by hand
+(docs/training/STAGES.md, "Stage 21").
 
     python docs/training/cruiser_stage21/add_hold.py OUT.json
 

@@ -1,5 +1,5 @@
-"""Stage 22: a cruiser file on many courses at once in the JAX engine (README, Training,
-"Stage 22").
+"""Stage 22: a cruiser file on many courses at once in the JAX engine
+(docs/training/STAGES.md, "Stage 22").
 
     python docs/training/cruiser_stage22/jax_courses.py SCHEME:SUBSTEPS FIRST-LAST POLICY.json
 

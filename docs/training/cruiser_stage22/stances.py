@@ -1,5 +1,5 @@
 """Stage 22: every stance of a policy's OpenSim episodes, and whether its foot rested on an
-obstacle (README, Training, "Stage 22").
+obstacle (docs/training/STAGES.md, "Stage 22").
 
     python docs/training/cruiser_stage22/stances.py POLICY.json OUT.json SEED...
 

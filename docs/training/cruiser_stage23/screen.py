@@ -1,5 +1,6 @@
-"""Stage 23: stride-adjustment settings on many courses at once in the JAX engine (README,
-Training, "Stage 23"). Needs `walker.py` with `stride.patch` applied (the "stride" group).
+"""Stage 23: stride-adjustment settings on many courses at once in the JAX engine
+(docs/training/STAGES.md, "Stage 23"). Needs `walker.py` with `stride.patch` applied (the
+"stride" group).
 
     python docs/training/cruiser_stage23/screen.py SCHEME:SUBSTEPS FIRST-LAST HORIZON \
         BASE.json OUT.json SETTING [SETTING ...]

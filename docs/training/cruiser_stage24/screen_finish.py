@@ -1,5 +1,5 @@
 """Stage 24: the runner with a faster cruise gait in the episode's last second(s), screened in
-the JAX engine (README, Training, "Stage 24"). Needs finish.patch applied (a scratch copy).
+the JAX engine (docs/training/STAGES.md, "Stage 24"). Needs finish.patch applied (a scratch copy).
 
     python docs/training/cruiser_stage24/screen_finish.py SCHEME:SUBSTEPS FIRST-LAST POLICY.json \
         OUT.json START,RAMP,DTHIGH ...

@@ -3,9 +3,9 @@
 At difficulty 2 every obstacle lies in the first 5 m (`l2run.course`), which the walker
 (`l2run.train.walker`) covers in about 3.5 s; the rest of the 10 s is flat ground. One
 parameter set has to do both, so a search for speed trades it against falls over obstacles
-(README, Training, stage 16). The cruiser keeps the walker's parameters while any obstacle is
-ahead or under a foot, and once the course is clear blends its gait parameters towards a second
-set, the "cruise" values, tuned for speed on flat ground only:
+(docs/training/STAGES.md, stage 16). The cruiser keeps the walker's parameters while any
+obstacle is ahead or under a foot, and once the course is clear blends its gait parameters
+towards a second set, the "cruise" values, tuned for speed on flat ground only:
 
     p = walker + w (cruise - walker),   w = clip((t_clear - delay) / ramp, 0, 1)
 
