@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A ×40 CMA-ES search of the runner's obstacle-phase groups, ranked on 96 courses per candidate,
-# in one call on a lent GPU machine (device tool). Stage 25 (docs/training/STAGES.md) found that the
-# 12 courses a CPU search here affords rank candidates mostly by the luck of the courses; a
-# GPU runs 8× more per generation in about the time.
+# in one call on a lent GPU machine (device tool). Stage 25 (docs/training/STAGES.md) found
+# that the 12 courses a CPU search here affords rank candidates mostly by the luck of the
+# courses; a GPU runs 8× more per generation in about the time.
 #
 #   bash benchmarks/gpu_bench.sh --fetch-wheels     # here, once per checkout: wheels into .whl/
 #   bash docs/training/gpu_search.sh [SECONDS]      # there: run(command=..., carry=[".whl"])
@@ -12,8 +12,9 @@
 # obstacle, trail and hold free; 30 m off the fitness per fall, stage 28) for SECONDS
 # (default 420) of wall clock, then stops; the search writes mean.json, best.json and
 # curve.csv under $OUT/search after every generation, so what the last finished generation
-# left comes back. Validate the mean here on 120 fresh
-# courses (docs/training/cruiser_stage22/jax_courses.py) and in OpenSim before shipping it.
+# left comes back. Validate the mean here on 120 fresh courses
+# (docs/training/cruiser_stage22/jax_courses.py) and then in OpenSim on validation courses
+# before shipping it: stages 28-29 halved the falls in such screens and not in OpenSim.
 # GPU_SEARCH_CONFIG / GPU_SEARCH_SEED: another config file or course seed (a CPU smoke test
 # uses a 2 × 2 config).
 set -euo pipefail
