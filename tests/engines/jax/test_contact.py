@@ -177,3 +177,88 @@ def test_padding_rows_are_inert_and_gradients_finite():
     assert np.all(np.asarray(force[4:8]) == 0)  # the padding row's four contacts
     for g in grads:
         assert np.all(np.isfinite(np.asarray(g)))
+
+
+def _pressed_feet(params, rng: np.random.Generator):
+    """Random foot-body poses and speeds with each foot's lowest sphere 0–30 mm into the
+    platform and obstacles pressed into two spheres: (origin, angle, vel, omega, obstacles)."""
+    nb = len(BODIES)
+    angle = rng.uniform(-0.4, 0.4, nb)
+    origin = np.stack([rng.uniform(0.0, 2.0, nb), np.full(nb, 0.3)], -1)
+    local = np.asarray(params.sphere_local)
+    radius = np.asarray(params.sphere_radius)
+    for k in np.unique(np.asarray(params.sphere_body)):
+        mine = np.flatnonzero(np.asarray(params.sphere_body) == k)
+        c, s = np.cos(angle[k]), np.sin(angle[k])
+        low = min(s * local[j, 0] + c * local[j, 1] - radius[j] for j in mine)
+        origin[k, 1] = -low - rng.uniform(0.0, 0.03)
+    centers = np.asarray(contact.sphere_centers(params, jnp.asarray(origin), jnp.asarray(angle)))
+    obstacles = []
+    for j in rng.choice(4, 2, replace=False):
+        r = rng.uniform(0.05, 0.3)
+        reach = r + radius[j] - rng.uniform(0.001, 0.01)
+        dxy = np.sqrt(reach**2 - centers[j, 2] ** 2)
+        theta = rng.uniform(0.2, np.pi - 0.2)  # from below-ish the sphere, any side
+        x, y = centers[j, 0] - dxy * np.cos(theta), centers[j, 1] - dxy * np.sin(theta)
+        obstacles.append([x, y, r])
+    obstacles.append([50.0, 0.0, 0.2])  # far away
+    obstacles.append([0.0, 0.0, 0.0])  # padding
+    vel = rng.uniform(-2.0, 2.0, (nb, 2))
+    omega = rng.uniform(-3.0, 3.0, nb)
+    return (
+        jnp.asarray(origin),
+        jnp.asarray(angle),
+        jnp.asarray(vel),
+        jnp.asarray(omega),
+        jnp.asarray(np.array(obstacles)),
+    )
+
+
+def test_contact_tangents_equal_forward_mode_derivatives():
+    """The analytic contact derivatives equal forward-mode differentiation of `contact_forces`
+    along each rigid motion of every body (a contact depends on its own body only), with the
+    feet pressed into the platform and obstacles while moving: slipping below and above the
+    transition speed, pulling pairs, far and padding obstacle rows."""
+    jax.config.update("jax_enable_x64", True)
+    params = contact.compile_contact(load_definition())
+    tangents = jax.jit(contact.contact_tangents)
+    forces = jax.jit(contact.contact_forces)
+    rng = np.random.default_rng(11)
+    eye = np.eye(contact.N_BODY_TANGENTS)
+    slow_slips = fast_slips = pulled = 0
+    for _ in range(30):
+        origin, angle, vel, omega, obstacles = _pressed_feet(params, rng)
+        got = tangents(params, origin, angle, vel, omega, obstacles)
+        want = forces(params, origin, angle, vel, omega, obstacles)
+        np.testing.assert_array_equal(got.force, want.force[:, :2])
+        np.testing.assert_array_equal(got.point, want.point[:, :2])
+        np.testing.assert_array_equal(got.body, want.body)
+        touching = np.asarray(want.normal_force) != 0
+        assert touching[:4].sum() >= 2 and touching[4:].sum() >= 2  # platform and obstacles
+
+        def fp(o, a, v, w, obstacles=obstacles):
+            cf = contact.contact_forces(params, o, a, v, w, obstacles)
+            return cf.force[:, :2], cf.point[:, :2]
+
+        for k in range(contact.N_BODY_TANGENTS):
+            t = eye[k]
+            to = jnp.broadcast_to(jnp.asarray(t[0:2]), origin.shape)
+            tv = jnp.broadcast_to(jnp.asarray(t[3:5]), origin.shape)
+            ta, tw = jnp.full(angle.shape, t[2]), jnp.full(angle.shape, t[5])
+            _, (d_force, d_point) = jax.jvp(fp, (origin, angle, vel, omega), (to, ta, tv, tw))
+            scale = max(float(jnp.abs(d_force).max()), 1.0)
+            np.testing.assert_allclose(got.d_force[k], d_force, rtol=0, atol=1e-10 * scale)
+            np.testing.assert_allclose(
+                np.asarray(got.d_point[k])[touching], np.asarray(d_point)[touching], atol=1e-12
+            )
+        # what the states covered: platform slip speeds either side of the transition speed
+        body = params.sphere_body
+        centers = contact.sphere_centers(params, origin, angle)
+        pairs = contact._platform_pairs(params, centers, origin[body], vel[body], omega[body])
+        slip = np.asarray(contact._pair_force(pairs).v_slip)[np.asarray(pairs.touching)]
+        transition = float(params.transition_velocity[0])
+        slow_slips += int(np.sum(slip < transition))
+        fast_slips += int(np.sum(slip > transition))
+        pulled += int(np.sum(np.asarray(want.normal_force) < 0))
+    print("slips below/above the transition speed, pulling:", slow_slips, fast_slips, pulled)
+    assert slow_slips > 0 and fast_slips > 0 and pulled > 0

@@ -166,23 +166,6 @@ def smallest_indices(values: jnp.ndarray, n: int) -> jnp.ndarray:
     return jnp.stack(picks)
 
 
-# Rigid motions of every body at once, as (origin, angle, origin velocity, angular velocity)
-# tangents: translations along x and y, a rotation about the origin, then the same three as
-# velocities. Each contact's force depends on its own body's pose and velocity only.
-_N_BODY_TANGENTS = 6
-
-
-def _body_tangents(n_bodies: int, dtype) -> tuple[jnp.ndarray, ...]:
-    """The six rigid-body tangents (6, nb, 2), (6, nb), (6, nb, 2), (6, nb) for all bodies."""
-    eye = jnp.eye(_N_BODY_TANGENTS, dtype=dtype)
-    ones = jnp.ones((n_bodies,), dtype)
-    to = eye[:, None, 0:2] * ones[None, :, None]
-    ta = eye[:, None, 2] * ones[None, :]
-    tv = eye[:, None, 3:5] * ones[None, :, None]
-    tw = eye[:, None, 5] * ones[None, :]
-    return to, ta, tv, tw
-
-
 class StiffTerms(NamedTuple):
     """What the stiff substep adds to `_Mechanics`."""
 
@@ -207,10 +190,10 @@ def _contact_and_ligament_jacobians(
     point p_c on body c, whose origin o_c and Jacobians J are held fixed: their own derivative
     is a geometric term of order force × lever, small next to the contact stiffness), over
     the `near_obstacles` obstacles nearest the feet (None: all of them). A contact's force and
-    point depend only on its own body's pose and velocity, so six tangents (the rigid motions
-    of every body at once) give every contact's derivatives, which the body Jacobians carry to
-    the coordinates: the same matrices as differentiating Q along each of the n_q Jacobian
-    columns, for 6 tangents instead of 2·n_q.
+    point depend only on its own body's pose and velocity, so their derivatives by the six
+    rigid motions of that body (`contact.contact_tangents`, analytic) give every contact's,
+    which the body Jacobians carry to the coordinates: the same matrices as differentiating Q
+    along each of the n_q Jacobian columns, for 6 tangents instead of 2·n_q.
     Ligaments: each acts on its own coordinate, so one all-ones tangent gives the exact
     diagonals.
     """
@@ -220,37 +203,32 @@ def _contact_and_ligament_jacobians(
     if near_obstacles is not None and obstacles.shape[0] > near_obstacles:
         obstacles = nearest_obstacles(params, origin, angle, obstacles, near_obstacles)
 
-    def force_and_point(o, a, ov, w):
-        cf = contact.contact_forces(params.contact, o, a, ov, w, obstacles)
-        return (cf.force[:, :2], cf.point[:, :2]), cf.body
-
-    (force, point), along, body = jax.linearize(
-        force_and_point, origin, angle, origin_vel, omega, has_aux=True
-    )
-    d_force, d_point = jax.vmap(along)(*_body_tangents(origin.shape[0], origin.dtype))
-    # Each contact's body Jacobian rows (C, 3, n_q): origin x, origin y, angle.
-    body_jac = jnp.concatenate([fj.origin_jac, fj.angle_jac[:, None, :]], axis=1)[body]
-    # Contact force and point derivatives (C, 2, n_q) by the coordinates and by the speeds.
-    force_q = jnp.einsum("kcx,ckj->cxj", d_force[:3], body_jac)
-    point_q = jnp.einsum("kcx,ckj->cxj", d_point[:3], body_jac)
-    force_u = jnp.einsum("kcx,ckj->cxj", d_force[3:], body_jac)
-    lever = point - origin[body]  # (C, 2)
-
-    def generalized(d_f: jnp.ndarray, d_p: jnp.ndarray) -> jnp.ndarray:
-        # ∂/∂(·) of J_oᵀ F + J_θᵀ (lever × F) with the Jacobians and origins fixed
-        torque = (
-            d_p[:, 0] * force[:, 1, None]
-            - d_p[:, 1] * force[:, 0, None]
-            + lever[:, 0, None] * d_f[:, 1]
-            - lever[:, 1, None] * d_f[:, 0]
-        )  # (C, n_q)
-        return jnp.einsum("cxi,cxj->ij", body_jac[:, :2], d_f) + jnp.einsum(
-            "ci,cj->ij", body_jac[:, 2], torque
-        )
-
-    k_contact = generalized(force_q, point_q)
-    d_contact = generalized(force_u, jnp.zeros_like(force_u))
+    ct = contact.contact_tangents(params.contact, origin, angle, origin_vel, omega, obstacles)
     n_q = q.shape[0]
+    # Each contact's body Jacobian rows (C, 3, n_q): origin x, origin y, angle.
+    body_jac = jnp.concatenate([fj.origin_jac, fj.angle_jac[:, None, :]], axis=1)[ct.body]
+    # Each contact's wrench on its body w = (F_x, F_y, (p − o) × F) about the body origin,
+    # and its derivatives (C, 3, 6) by the body's six rigid motions (origin held fixed).
+    lever = ct.point - origin[ct.body]  # (C, 2)
+    wrench = jnp.concatenate([ct.force, kinematics.cross_z(lever, ct.force)[:, None]], -1)
+    d_torque = kinematics.cross_z(ct.d_point, ct.force) + kinematics.cross_z(lever, ct.d_force)
+    d_wrench = jnp.concatenate([ct.d_force, d_torque[..., None]], -1).transpose(1, 2, 0)
+    # Q = Σ_c B_cᵀ w_c with B_c the body Jacobian rows, so ∂Q/∂q = Σ_c B_cᵀ (∂w_c/∂pose) B_c
+    # and ∂Q/∂u = Σ_c B_cᵀ (∂w_c/∂velocity) B_c. The platform's Q itself (first rows, the
+    # obstacles' come from `_mechanics`) rides along as one more column of the same product:
+    # two small matrix products in all, which on one CPU runner cost far less than one each.
+    pose_and_velocity = jnp.einsum("camk,ckj->camj", d_wrench.reshape(-1, 3, 2, 3), body_jac)
+    is_platform = jnp.arange(wrench.shape[0]) < contact.N_PLATFORM_CONTACTS
+    columns = jnp.concatenate(
+        [
+            pose_and_velocity.reshape(-1, 3, 2 * n_q),
+            jnp.where(is_platform[:, None], wrench, 0.0)[..., None],
+        ],
+        axis=-1,
+    )
+    products = jnp.einsum("cai,cax->ix", body_jac, columns)  # (n_q, 2 n_q + 1)
+    k_contact, d_contact = products[:, :n_q], products[:, n_q : 2 * n_q]
+    platform_forces = products[:, -1]
 
     def ligament_q(qq: jnp.ndarray) -> jnp.ndarray:
         lig = ligaments.limit_forces(params.ligaments, qq, u)
@@ -263,11 +241,6 @@ def _contact_and_ligament_jacobians(
     ones = jnp.ones_like(q)
     k_lig = jax.jvp(ligament_q, (q,), (ones,))[1]
     d_lig = jax.jvp(ligament_u, (u,), (ones,))[1]
-    # the first rows are the platform's (`contact.contact_forces`)
-    n_platform = contact.N_PLATFORM_CONTACTS
-    platform_forces = dynamics.point_force_to_generalized(
-        fj, body[:n_platform], point[:n_platform], force[:n_platform]
-    )
     return StiffTerms(k_contact + jnp.diag(k_lig), d_contact + jnp.diag(d_lig), platform_forces)
 
 
