@@ -377,3 +377,32 @@ def test_contact_jacobians_from_nearest_obstacles_equal_all(params):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9)
     # the pressed obstacles matter (stiffness; obstacles have no dissipation or friction)
     assert float(jnp.abs(full[0] - without[0]).max()) > 1e4
+
+
+def test_stiff_substep_keeps_float32(params):
+    """A float32 model steps in float32 (no constant promotes the state to float64, which a
+    `fori_loop` over substeps refuses), within float32 round-off of the float64 substep, with
+    the feet pressed into the platform and obstacles (the contact linearisation in play)."""
+    from l2run.engines.jax import system
+    from l2run.engines.jax.rollout import cast_floats
+
+    y = continuous(_default_state(params))
+    q = y.q.at[COORDINATES.index("pelvis_ty")].add(-0.01)  # feet pressed into the platform
+    y = y._replace(q=q, u=jnp.asarray(np.random.default_rng(6).normal(scale=0.05, size=q.shape)))
+    obstacles = _pressed_obstacles(params, y, (1, 2), [])
+    excitation, psoas = jnp.full(18, 0.2), jnp.ones(2)
+    substep = jax.jit(system.imex_substep, static_argnames="stiff")
+    y64 = substep(params, y, excitation, obstacles, psoas, H, stiff=True)
+    p32 = cast_floats(params, jnp.float32)
+    y32 = substep(
+        p32,
+        jax.tree.map(lambda a: a.astype(jnp.float32), y),
+        excitation.astype(jnp.float32),
+        obstacles.astype(jnp.float32),
+        psoas.astype(jnp.float32),
+        jnp.float32(H),
+        stiff=True,
+    )
+    for a32, a64 in zip(y32, y64, strict=True):
+        assert a32.dtype == jnp.float32
+        np.testing.assert_allclose(a32, a64, rtol=1e-3, atol=1e-4 * float(jnp.abs(a64).max()))

@@ -470,10 +470,11 @@ class ContactTangents(NamedTuple):
     d_point: jnp.ndarray  # (6, C, 2) m per unit tangent; 0 where the pair does not touch
 
 
-def _per_tangent(basis: np.ndarray, n_pair_dims: int) -> np.ndarray:
-    """A (6, k) or (6,) tangent basis shaped to broadcast against (6, *pairs, k) arrays."""
+def _per_tangent(basis: np.ndarray, n_pair_dims: int, dtype) -> jnp.ndarray:
+    """A (6, k) or (6,) tangent basis shaped to broadcast against (6, *pairs, k) arrays of
+    `dtype` (a float64 numpy constant would promote a float32 model's arrays)."""
     extra = basis.shape[1:]
-    return basis.reshape((N_BODY_TANGENTS,) + (1,) * n_pair_dims + extra)
+    return jnp.asarray(basis.reshape((N_BODY_TANGENTS,) + (1,) * n_pair_dims + extra), dtype)
 
 
 def _in_space(v: jnp.ndarray) -> jnp.ndarray:
@@ -503,10 +504,10 @@ def _pair_force_tangents(
     touching = pairs.touching
     normal, v, v_t = pairs.normal, pf.v, pf.v_t
     lever = pairs.point[..., :2] - pairs.body_origin
-    d_lever = d_point[..., :2] - _per_tangent(_T_ORIGIN, nd)
+    d_lever = d_point[..., :2] - _per_tangent(_T_ORIGIN, nd, lever.dtype)
     d_v = -_in_space(
-        _per_tangent(_T_VEL, nd)
-        + _per_tangent(_T_OMEGA, nd)[..., None] * perp(lever)
+        _per_tangent(_T_VEL, nd, lever.dtype)
+        + _per_tangent(_T_OMEGA, nd, lever.dtype)[..., None] * perp(lever)
         + pairs.body_omega[..., None] * perp(d_lever)
     )
     d_safe = jnp.where(touching, pairs.depth, 1.0)
@@ -554,8 +555,8 @@ def contact_tangents(
     b_origin, b_vel, b_omega = origin[body], origin_vel[body], omega[body]
     # each sphere centre's tangent (6, 4, 3): δo + δθ ẑ×(c − o)
     d_center = _in_space(
-        _per_tangent(_T_ORIGIN, 1)
-        + _per_tangent(_T_ANGLE, 1)[..., None] * perp(centers[:, :2] - b_origin)
+        _per_tangent(_T_ORIGIN, 1, centers.dtype)
+        + _per_tangent(_T_ANGLE, 1, centers.dtype)[..., None] * perp(centers[:, :2] - b_origin)
     )
 
     # platform: a fixed normal; depth = r − n·(c − t0); point = c − r n + (1 − s1) d n
