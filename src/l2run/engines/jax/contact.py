@@ -29,10 +29,12 @@ each body there. Two Simbody details matter for exactness:
   rotation, so its normal keeps the same ~3e-15 tilt.
 
 The output is the force on each foot-sphere body at its contact point (ground frame); the ground
-receives the opposite. `contact_wrenches` sums them per body (force, torque about the origin) and
-the dynamics map point forces to generalized forces with the point Jacobians (planar model: only
-x, y of force and point matter there; z enters depths and normals, since the feet sit at
-z ≈ ±0.09 m while obstacles are centred on z = 0).
+receives the opposite. `contact_tangents` adds the forces' and points' analytic derivatives by
+each contact's body motion, which the stiff substep's contact linearisation needs.
+`contact_wrenches` sums the forces per body (force, torque about the origin) and the dynamics
+map point forces to generalized forces with the point Jacobians (planar model: only x, y of
+force and point matter there; z enters depths and normals, since the feet sit at z ≈ ±0.09 m
+while obstacles are centred on z = 0).
 """
 
 from __future__ import annotations
@@ -522,6 +524,7 @@ def _pair_force_tangents(
     v_tr = pairs.transition_velocity
     v_r = pf.v_slip / v_tr
     scale = jnp.maximum(pf.v_slip, v_tr)
+    # d/dv_s of 2(μs − μd)/(1 + v_r²) = −2(μs − μd) · 2 v_r/(1 + v_r²)² / v_tr
     d_numerator = -4 * (us - ud) * v_r / (1 + v_r * v_r) ** 2 * d_slip / v_tr
     d_scale = jnp.where(pf.v_slip > v_tr, d_slip, 0.0)
     d_per_speed = (d_numerator - pf.per_speed * d_scale) / scale
