@@ -225,6 +225,23 @@ def test_contact_tangents_equal_forward_mode_derivatives():
     forces = jax.jit(contact.contact_forces)
     rng = np.random.default_rng(11)
     eye = np.eye(contact.N_BODY_TANGENTS)
+
+    @jax.jit
+    def forward_mode(origin, angle, vel, omega, obstacles, t):
+        """d(force, point)[:, :2] along rigid motion t (6,) of every body at once."""
+
+        def fp(o, a, v, w):
+            cf = contact.contact_forces(params, o, a, v, w, obstacles)
+            return cf.force[:, :2], cf.point[:, :2]
+
+        tangent = (
+            jnp.broadcast_to(t[0:2], origin.shape),
+            jnp.full(angle.shape, t[2]),
+            jnp.broadcast_to(t[3:5], origin.shape),
+            jnp.full(angle.shape, t[5]),
+        )
+        return jax.jvp(fp, (origin, angle, vel, omega), tangent)[1]
+
     slow_slips = fast_slips = pulled = 0
     for _ in range(30):
         origin, angle, vel, omega, obstacles = _pressed_feet(params, rng)
@@ -236,16 +253,8 @@ def test_contact_tangents_equal_forward_mode_derivatives():
         touching = np.asarray(want.normal_force) != 0
         assert touching[:4].sum() >= 2 and touching[4:].sum() >= 2  # platform and obstacles
 
-        def fp(o, a, v, w, obstacles=obstacles):
-            cf = contact.contact_forces(params, o, a, v, w, obstacles)
-            return cf.force[:, :2], cf.point[:, :2]
-
         for k in range(contact.N_BODY_TANGENTS):
-            t = eye[k]
-            to = jnp.broadcast_to(jnp.asarray(t[0:2]), origin.shape)
-            tv = jnp.broadcast_to(jnp.asarray(t[3:5]), origin.shape)
-            ta, tw = jnp.full(angle.shape, t[2]), jnp.full(angle.shape, t[5])
-            _, (d_force, d_point) = jax.jvp(fp, (origin, angle, vel, omega), (to, ta, tv, tw))
+            d_force, d_point = forward_mode(origin, angle, vel, omega, obstacles, eye[k])
             scale = max(float(jnp.abs(d_force).max()), 1.0)
             np.testing.assert_allclose(got.d_force[k], d_force, rtol=0, atol=1e-10 * scale)
             np.testing.assert_allclose(
