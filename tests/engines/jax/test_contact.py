@@ -219,7 +219,6 @@ def test_contact_tangents_equal_forward_mode_derivatives():
     along each rigid motion of every body (a contact depends on its own body only), with the
     feet pressed into the platform and obstacles while moving: slipping below and above the
     transition speed, pulling pairs, far and padding obstacle rows."""
-    jax.config.update("jax_enable_x64", True)
     params = contact.compile_contact(load_definition())
     tangents = jax.jit(contact.contact_tangents)
     forces = jax.jit(contact.contact_forces)

@@ -172,7 +172,7 @@ class _Pairs(NamedTuple):
     body_origin: jnp.ndarray  # (..., 2) m: origin of the sphere's body
     body_vel: jnp.ndarray  # (..., 2) m/s
     body_omega: jnp.ndarray  # (...) rad/s
-    material: tuple  # `_combined`'s (s1, k, c, μs, μd, μv), each (...)
+    material: tuple  # `_combined`'s (k, c, μs, μd, μv) after s1, each (...)
     transition_velocity: jnp.ndarray  # (...) m/s
 
 
@@ -181,8 +181,7 @@ def _pairs(
 ) -> _Pairs:
     """Pairs from Simbody's contact geometry: `location` is the midpoint of the overlap; the
     force acts at the point moved by d(1/2 − s1) along the normal."""
-    material = _combined(m1, m2)
-    s1 = material[0]
+    s1, *material = _combined(m1, m2)
     return _Pairs(
         touching=touching,
         depth=depth,
@@ -193,7 +192,7 @@ def _pairs(
         body_origin=b_origin,
         body_vel=b_vel,
         body_omega=b_omega,
-        material=material,
+        material=tuple(material),
         transition_velocity=transition_velocity,
     )
 
@@ -213,7 +212,7 @@ class _PairForce(NamedTuple):
 
 def _pair_force(pairs: _Pairs) -> _PairForce:
     """Force of each pair (`_Pairs`); meaningful where touching (elsewhere force and f are 0)."""
-    _, k, c, us, ud, uv = pairs.material
+    k, c, us, ud, uv = pairs.material
     d = jnp.where(pairs.touching, pairs.depth, 1.0)  # keeps sqrt's gradient finite off contact
     f_h = jnp.where(pairs.touching, HERTZ_FACTOR * k * d * jnp.sqrt(pairs.radius * k * d), 0.0)
     normal = pairs.normal
@@ -423,6 +422,12 @@ def _obstacle_pairs(
     )
 
 
+def _obstacle_applied(pairs: _Pairs, f: jnp.ndarray) -> jnp.ndarray:
+    """Which obstacle pairs (K, 4) apply their force: touching and not pulling (no order
+    matters there: the module docstring)."""
+    return pairs.touching & (f > 0)
+
+
 def _obstacle_contacts(
     p: ContactParams,
     centers: jnp.ndarray,
@@ -435,7 +440,7 @@ def _obstacle_contacts(
     pairs = _obstacle_pairs(p, centers, b_origin, b_vel, b_omega, obstacles)
     pf = _pair_force(pairs)
     n_obs = pairs.touching.shape[0]
-    o_force = jnp.where((pairs.touching & (pf.f > 0))[..., None], pf.force, 0.0)
+    o_force = jnp.where(_obstacle_applied(pairs, pf.f)[..., None], pf.force, 0.0)
     return ContactForces(
         force=o_force.reshape(-1, 3),
         point=pairs.point.reshape(-1, 3),
@@ -501,7 +506,7 @@ def _pair_force_tangents(
     Differentiates, with f_H' = 3/2 f_H/d (f_H ∝ d^(3/2)): f = f_H (1 + 3/2 c v_n),
     F = f n + f (φ(v_s) + μv) v_t, φ(v_s) = (μd + 2(μs − μd)/(1 + (v_s/v_tr)²)) / max(v_s, v_tr),
     where v = −(v_o + ω ẑ×(p − o)) is the point's velocity relative to the fixed surface."""
-    _, _, c, us, ud, uv = pairs.material
+    _, c, us, ud, uv = pairs.material
     nd = pairs.touching.ndim
     touching = pairs.touching
     normal, v, v_t = pairs.normal, pf.v, pf.v_t
@@ -592,7 +597,7 @@ def contact_tangents(
         ..., None
     ] * d_normal
     d_obs = _pair_force_tangents(obs, obs_force, d_depth, d_normal, d_point)
-    acts = touching & (obs_force.f > 0)
+    acts = _obstacle_applied(obs, obs_force.f)
     obs_rows = (
         jnp.where(acts[..., None], obs_force.force, 0.0),
         obs.point,
