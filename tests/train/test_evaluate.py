@@ -81,7 +81,7 @@ def test_bad_input_is_a_clear_error(args, message):
 def test_jax_integrator_option_runs_that_scheme_and_is_refused_for_opensim():
     pytest.importorskip("jax")
     from l2run.env.runenv import RunEnv
-    from l2run.train.evaluate import evaluate, load_policy, run_episode
+    from l2run.train.evaluate import evaluate, load_policy, pretrained_cruiser_path, run_episode
 
     with pytest.raises(ValueError, match="only be chosen for the jax engine"):
         evaluate("zero", "opensim", 2, [1], integrator="imex_stiff:10")
@@ -89,8 +89,9 @@ def test_jax_integrator_option_runs_that_scheme_and_is_refused_for_opensim():
         evaluate("zero", "jax", 2, [1], integrator="no_such_scheme:3")
     steps = 40
     # Not the default (imex_stiff x 10): an option that were ignored would give other numbers.
-    got = run_episode("pretrained", "jax", 2, 1, max_steps=steps, integrator="imex_stiff:20")
-    policy = load_policy("pretrained").policy
+    runner = str(pretrained_cruiser_path())
+    got = run_episode(runner, "jax", 2, 1, max_steps=steps, integrator="imex_stiff:20")
+    policy = load_policy(runner).policy
     env = RunEnv(visualize=False, engine="jax", integrator=("imex_stiff", 20))
     obs = env.reset(difficulty=2, seed=1)
     policy.reset()

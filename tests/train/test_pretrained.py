@@ -1,4 +1,5 @@
-"""The shipped pretrained runner loads, and runs a short episode in the OpenSim engine."""
+"""The shipped pretrained runner (a planner around the shipped cruiser) loads, and runs a short
+episode in the OpenSim engine."""
 
 from __future__ import annotations
 
@@ -6,12 +7,35 @@ import json
 
 import numpy as np
 
-from l2run.train.evaluate import load_policy, pretrained_path, pretrained_walker_path
+from l2run.train.evaluate import (
+    load_policy,
+    pretrained_cruiser_path,
+    pretrained_path,
+    pretrained_walker_path,
+)
 from l2run.train.gait_search import controller, load_controller_policy
 
 
-def test_pretrained_files_are_shipped_with_their_config():
+def test_pretrained_runner_is_the_planner_around_the_shipped_cruiser():
+    from l2run.train.planner import PlannerPolicy, PlannerSettings
+
     path = pretrained_path()
+    data = json.loads(path.read_text())
+    assert data["kind"] == "planner" and path.parent / data["base"] == pretrained_cruiser_path()
+    runner = load_controller_policy(path)
+    assert isinstance(runner, PlannerPolicy)
+    np.testing.assert_array_equal(
+        runner.params, load_controller_policy(pretrained_cruiser_path()).params
+    )
+    # the file spells out every setting, so a changed default cannot change the runner
+    assert set(data["settings"]) == set(PlannerSettings.__dataclass_fields__)
+    assert runner.settings == PlannerSettings.from_dict(data["settings"])
+    for key in ("description", "evaluated"):
+        assert key in data["meta"], key
+
+
+def test_pretrained_cruiser_is_shipped_with_its_config():
+    path = pretrained_cruiser_path()
     assert path.is_file(), f"missing {path}"
     data = json.loads(path.read_text())
     module, _policy_cls = controller(data["kind"])  # a hand-designed controller's file
@@ -31,7 +55,7 @@ def test_shipped_runner_crosses_obstacles_as_the_shipped_walker():
     ("pretrained") describe. The shipped walker itself has the neutral hold."""
     from l2run.train import cruiser, walker
 
-    runner = load_controller_policy(pretrained_path())
+    runner = load_controller_policy(pretrained_cruiser_path())
     shipped_walker = load_controller_policy(pretrained_walker_path())
     assert (runner.kind, shipped_walker.kind) == (cruiser.KIND, walker.KIND)  # by each file's kind
     own, base = (
@@ -67,18 +91,19 @@ def test_pretrained_runner_runs_a_short_episode():
     assert len(xs) > 10
 
 
-def test_pretrained_runner_runs_alike_in_opensim_and_the_jax_engine():
-    """Closed loop for 3 s (seed 1, difficulty 2), through `run_episode` as `l2run evaluate`
-    runs it: the JAX engine's default scheme (`imex_stiff` x 10, which the walker was tuned on)
-    and OpenSim keep the runner up and agree on the distance covered to 0.3 m (the gait's
-    phase drifts between engines, the running does not)."""
+def test_pretrained_cruiser_runs_alike_in_opensim_and_the_jax_engine():
+    """The planner's cruiser closed loop for 3 s (seed 1, difficulty 2), through `run_episode`
+    as `l2run evaluate` runs it: the JAX engine's default scheme (`imex_stiff` x 10, which the
+    walker was tuned on) and OpenSim keep the runner up and agree on the distance covered to
+    0.3 m (the gait's phase drifts between engines, the running does not)."""
     import pytest
 
     pytest.importorskip("jax")
     from l2run.train.evaluate import run_episode
 
     steps = 300
-    runs = {e: run_episode("pretrained", e, 2, 1, max_steps=steps) for e in ("opensim", "jax")}
+    runner = str(pretrained_cruiser_path())
+    runs = {e: run_episode(runner, e, 2, 1, max_steps=steps) for e in ("opensim", "jax")}
     for engine, run in runs.items():
         assert run.error is None, f"{engine}: {run.error}"
         assert not run.fell and run.steps == steps, f"{engine}: the runner fell"

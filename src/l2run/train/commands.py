@@ -151,8 +151,8 @@ def test(
     model: Annotated[
         str,
         typer.Option(
-            help="A training run directory (l2run train --out), a gait/walker/cruiser .json, "
-            "or 'pretrained'."
+            help="A training run directory (l2run train --out), a gait/walker/cruiser/planner "
+            ".json, or 'pretrained'."
         ),
     ],
     visualize: Annotated[bool, typer.Option(help="Show the live viewer.")] = False,
@@ -190,7 +190,8 @@ def evaluate(
     policy: Annotated[
         str,
         typer.Option(
-            help="'pretrained', 'zero', a gait/walker/cruiser .json or a training run directory."
+            help="'pretrained', 'zero', a gait/walker/cruiser/planner .json or a training run "
+            "directory."
         ),
     ] = "pretrained",
     engine: Annotated[str, typer.Option(help="Physics engine: opensim or jax.")] = "opensim",

@@ -132,13 +132,19 @@ def blend(params: Any, t_clear: Any, t_episode: Any = 1e9, xp: Any = np) -> Any:
     return own + (w_cruise * (cruise - gait) + w_launch * (launch - gait)) @ selector
 
 
-def control(params: Any, memory: Any, obs: Any, xp: Any = np) -> tuple[Any, Any]:
-    """One control step: (new memory (MEMORY_SIZE,), excitations (18,) in [0, 1])."""
+def control(
+    params: Any, memory: Any, obs: Any, xp: Any = np, offset: Any = None
+) -> tuple[Any, Any]:
+    """One control step: (new memory (MEMORY_SIZE,), excitations (18,) in [0, 1]).
+
+    `offset` (walker.N_PARAMS,), if given, is added to the blended walker parameters for this
+    step (a planner's change of plan, `l2run.train.planner`)."""
     obs = np.asarray(obs, dtype=float) if xp is np else obs
     t_clear, t_episode = memory[T_CLEAR], memory[T_EPISODE]
-    walker_memory, action = walker.control(
-        blend(params, t_clear, t_episode, xp), memory[: walker.MEMORY_SIZE], obs, xp
-    )
+    gait = blend(params, t_clear, t_episode, xp)
+    if offset is not None:
+        gait = gait + offset
+    walker_memory, action = walker.control(gait, memory[: walker.MEMORY_SIZE], obs, xp)
     passed = walker_memory[walker.MEMORY_PASSED]  # (x, top, r) of the last obstacle passed
     heels_x = xp.minimum(obs[walker.OBS_TALUS_X[0]], obs[walker.OBS_TALUS_X[1]])
     none_ahead = obs[walker.OBS_OBSTACLE_R] <= 0.0

@@ -1,8 +1,9 @@
 """Evaluate a policy: one episode per seed, serially, in a process pool, or on a Ray cluster.
 
 A policy is named by a string so that worker processes (and Ray nodes) can load it themselves:
-`pretrained` (the runner shipped in `l2run/train/pretrained/`), a gait-, walker- or
-cruiser-policy `.json`, a stable-baselines3 run directory (`l2run train --out DIR`), or `zero`
+`pretrained` (the runner shipped in `l2run/train/pretrained/`: the planner of
+`l2run.train.planner` around the shipped cruiser), a gait-, walker-, cruiser- or planner-policy
+`.json`, a stable-baselines3 run directory (`l2run train --out DIR`), or `zero`
 (all excitations 0, a baseline that falls). Rewards and distances are always the environment's
 own: training-only wrappers (reward shaping, mirroring) are never applied here.
 """
@@ -21,7 +22,9 @@ import gymnasium as gym
 import numpy as np
 
 ENV_ID = "l2run/Run-v0"
-PRETRAINED_FILE = "runner.json"
+PRETRAINED_FILE = "planner.json"
+# The cruiser the shipped planner guards (its "base"): the runner's reflexes on their own.
+PRETRAINED_CRUISER_FILE = "runner.json"
 # The walker the runner is built on (its obstacle phase), shipped on its own: the base that
 # residual and modulation PPO runs and walker searches start from.
 PRETRAINED_WALKER_FILE = "walker.json"
@@ -49,6 +52,11 @@ def pretrained_path() -> Path:
     return _shipped(PRETRAINED_FILE)
 
 
+def pretrained_cruiser_path() -> Path:
+    """The shipped cruiser's parameter file: the pretrained runner without its planner."""
+    return _shipped(PRETRAINED_CRUISER_FILE)
+
+
 def pretrained_walker_path() -> Path:
     """The shipped walker's parameter file (the runner's obstacle phase, kind "walker")."""
     return _shipped(PRETRAINED_WALKER_FILE)
@@ -66,7 +74,7 @@ class _ZeroPolicy:
 
 
 class _ControllerAdapter:
-    """A hand-designed controller's file (kind "gait", "walker" or "cruiser")."""
+    """A hand-designed controller's file (kind "gait", "walker", "cruiser" or "planner")."""
 
     def __init__(self, path: Path):
         from l2run.train.gait_search import load_controller_policy
@@ -99,8 +107,8 @@ def load_policy(spec: str):
     if path.is_file() and path.suffix == ".json":
         return _ControllerAdapter(path)
     raise ValueError(
-        f"unknown policy {spec!r}: expected 'pretrained', 'zero', a gait/walker/cruiser .json "
-        "file or a training run directory (with config.json and model.zip)"
+        f"unknown policy {spec!r}: expected 'pretrained', 'zero', a gait/walker/cruiser/planner "
+        ".json file or a training run directory (with config.json and model.zip)"
     )
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from l2run.engines.base import TIMESTEP_LIMIT
-from l2run.train import cruiser, gait, walker
+from l2run.train import cruiser, gait, planner, walker
 from l2run.train.controller_params import read_policy_data, read_policy_file
 
 SURVIVAL_BONUS_PER_STEP = 0.002  # m-equivalent per step alive: 2 m for a full 1000-step episode
@@ -48,8 +48,11 @@ def controller(kind: str) -> tuple[ModuleType, type]:
 
 
 def load_controller_policy(path: str | Path) -> Any:
-    """A GaitPolicy, WalkerPolicy or CruiserPolicy from its JSON file, by the file's `kind`."""
+    """A GaitPolicy, WalkerPolicy, CruiserPolicy or PlannerPolicy (a cruiser guarded by the
+    JAX engine's predictions) from its JSON file, by the file's `kind`."""
     data = read_policy_data(path)
+    if data.get("kind") == planner.KIND:
+        return planner.PlannerPolicy.load(path, data)
     module, policy_cls = controller(data.get("kind"))
     return policy_cls(*read_policy_file(path, module.KIND, data))
 

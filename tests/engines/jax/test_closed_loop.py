@@ -1,4 +1,4 @@
-"""The JAX engine along a real gait: the pretrained runner walking in OpenSim, live.
+"""The JAX engine along a real gait: the pretrained runner's cruiser walking in OpenSim, live.
 
 Open-loop parity (test_trajectory.py) holds the model still-ish under fixed excitations. A
 walking controller visits other states: heel strikes, push-off, the swing foot skimming the
@@ -23,7 +23,7 @@ from l2run.engines.jax import system  # noqa: E402
 from l2run.engines.jax.integrate import Continuous  # noqa: E402
 from l2run.engines.jax.params import load_params  # noqa: E402
 from l2run.observation import pad_obstacles  # noqa: E402
-from l2run.train.evaluate import load_policy  # noqa: E402
+from l2run.train.evaluate import load_policy, pretrained_cruiser_path  # noqa: E402
 
 from .reference import EngineReference  # noqa: E402
 
@@ -42,7 +42,7 @@ def gait():
     reference = EngineReference()
     reference.set_course(COURSE)
     engine = reference.engine
-    policy = load_policy("pretrained").policy
+    policy = load_policy(str(pretrained_cruiser_path())).policy
     policy.reset()
     visited = []
     for _ in range(STEPS):

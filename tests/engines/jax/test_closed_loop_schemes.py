@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from l2run.train.cruiser import CruiserPolicy
-from l2run.train.evaluate import pretrained_path
+from l2run.train.evaluate import pretrained_cruiser_path
 from l2run.train.gait_search import jax_population_fn
 
 COURSES = list(range(500001, 500041))  # validation courses (never searched on)
@@ -31,7 +31,7 @@ MIN_FALLS = 5  # the courses must test the gait at all
 
 @pytest.mark.slow
 def test_default_scheme_falls_as_often_as_a_finer_one():
-    params = CruiserPolicy.load(pretrained_path()).params[None, :]
+    params = CruiserPolicy.load(pretrained_cruiser_path()).params[None, :]
     falls = {}
     for integrator in ("imex_stiff:10", "imex_stiff:40"):
         population = jax_population_fn(DIFFICULTY, MAX_OBSTACLES, "cruiser", integrator=integrator)

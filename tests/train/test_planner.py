@@ -1,0 +1,185 @@
+"""The planner: candidate plans, settings checks, its state estimate, its predictions, and that
+it is the cruiser wherever it predicts no fall."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from l2run.train import cruiser, walker
+from l2run.train.controller_params import group_offsets
+from l2run.train.evaluate import pretrained_cruiser_path
+from l2run.train.gait_search import load_controller_policy
+from l2run.train.planner import (
+    KIND,
+    PlannerPolicy,
+    PlannerSettings,
+    candidate_plans,
+    plan_predictor,
+)
+
+
+def test_candidate_plans_try_each_change_with_both_signs_and_every_hold():
+    settings = PlannerSettings(changes=(("swing_hip", 0, 0.1), ("timing", 1, 0.05)), holds=(5, 9))
+    offsets, holds = candidate_plans(settings)
+    assert offsets.shape == (8, walker.N_PARAMS) and holds.tolist() == [5, 9] * 4
+    at = group_offsets(walker.PARAM_LAYOUT)
+    thigh, longest = at["swing_hip"], at["timing"] + 1
+    np.testing.assert_array_equal(offsets[:4, thigh], [0.1, 0.1, -0.1, -0.1])
+    np.testing.assert_array_equal(offsets[4:, longest], [0.05, 0.05, -0.05, -0.05])
+    assert np.count_nonzero(offsets) == 8  # one parameter per plan
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"horizon": 0},
+        {"check_every": 0},
+        {"changes": (("no_such_group", 0, 0.1),)},
+        {"changes": (("timing", 2, 0.1),)},  # "timing" has two values
+        {"changes": (("torso", 0, 0.0),)},
+        {"changes": (("torso", 0, float("nan")),)},
+        {"holds": (0,)},
+        {"changes": ()},
+        {"speed_margin": -0.1},
+        {"speed_every": 0},
+    ],
+)
+def test_settings_refuse_what_cannot_plan(bad):
+    with pytest.raises(ValueError):
+        PlannerSettings(**bad)
+
+
+def test_planner_file_loads_its_base_and_refuses_bad_files(tmp_path):
+    good = tmp_path / "planner.json"
+    base = str(pretrained_cruiser_path())
+    good.write_text(json.dumps({"kind": KIND, "base": base, "settings": {"horizon": 20}}))
+    policy = load_controller_policy(good)
+    assert isinstance(policy, PlannerPolicy) and policy.settings.horizon == 20
+    np.testing.assert_array_equal(policy.params, cruiser.CruiserPolicy.load(base).params)
+    for data in (
+        {"kind": KIND, "settings": {}},  # no base
+        {"kind": KIND, "base": base, "settings": {"horizont": 20}},  # a typo
+        {"kind": "cruiser", "base": base},
+    ):
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps(data))
+        with pytest.raises(ValueError):
+            PlannerPolicy.load(bad)
+    with pytest.raises(ValueError, match="shape"):
+        policy.act(np.zeros(40))
+    with pytest.raises(ValueError, match="non-finite"):
+        policy.act(np.full(41, np.nan))
+
+
+def test_planner_estimates_predicts_and_otherwise_is_the_cruiser():
+    """In the JAX engine (seed 1, difficulty 2, where the runner does not fall early): the
+    planner's actions are the cruiser's step for step; its estimate of the state (observed
+    coordinates, shadow muscle states) is the engine's own; and its prediction of the plan in
+    force ends where the engine, stepped on with the cruiser, ends. The engine is stepped by
+    the same compiled step as the shadow (RunEnv's adds reports to it), to compile once."""
+    from l2run.env.runenv import RunEnv
+    from l2run.train.planner import _shadow_step
+
+    settings = PlannerSettings(horizon=25, check_every=10)
+    planner = PlannerPolicy(cruiser.CruiserPolicy.load(pretrained_cruiser_path()), settings)
+    plain = cruiser.CruiserPolicy.load(pretrained_cruiser_path())
+    env = RunEnv(engine="jax")
+    obs = np.array(env.reset(difficulty=2, seed=1))
+    truth = env.engine.state
+    step = _shadow_step(settings.integrator)
+
+    def advance(state, action):
+        new, new_obs, _, _ = step(state, action)
+        return new, np.asarray(new_obs)
+
+    for _ in range(40):
+        action = planner.act(obs)
+        np.testing.assert_allclose(action, plain.act(obs), rtol=0, atol=1e-12)
+        truth, obs = advance(truth, action)
+    assert planner.decisions == []  # nothing predicted to fall, so nothing changed
+
+    estimate = planner.estimate(obs)
+    for name in ("q", "u", "activation", "fiber_length"):
+        np.testing.assert_allclose(
+            np.asarray(getattr(estimate, name)), np.asarray(getattr(truth, name)), atol=1e-9
+        )
+    predict = plan_predictor(settings.horizon, settings.integrator)
+    no_change = (np.zeros((1, walker.N_PARAMS)), np.zeros(1, np.int32))
+    survived, end_x = predict(plain.params, estimate, plain.memory, *no_change)
+    for _ in range(settings.horizon):
+        truth, obs = advance(truth, plain.act(obs))
+    assert int(survived[0]) == settings.horizon
+    assert float(end_x[0]) == pytest.approx(obs[walker.OBS_PELVIS_X], abs=1e-9)
+
+
+def test_shadow_muscle_states_follow_opensim():
+    """In OpenSim the planner sees only the observation; its shadow's activations (which
+    depend on the excitations alone) and fibre lengths track OpenSim's own."""
+    from l2run.env.runenv import RunEnv
+
+    planner = PlannerPolicy(
+        cruiser.CruiserPolicy.load(pretrained_cruiser_path()), PlannerSettings(check_every=1000)
+    )
+    env = RunEnv(engine="opensim")
+    obs = env.reset(difficulty=2, seed=3)
+    start = planner.estimate(obs)
+    for _ in range(30):
+        obs = env.step(planner.act(obs))[0]
+    estimate = planner.estimate(obs)
+    real_a, real_l = env.engine.activations(), env.engine.fiber_lengths()
+    # They moved (a shadow that stood still would fail), and the estimate moved with them.
+    assert np.max(np.abs(real_a - np.asarray(start.activation))) > 0.1
+    # To OpenSim's integration error and its reporting of activations clamped at 0.01.
+    np.testing.assert_allclose(np.asarray(estimate.activation), real_a, atol=0.02)
+    np.testing.assert_allclose(np.asarray(estimate.fiber_length), real_l, rtol=0.02)
+
+
+def _jax_episode(planner: PlannerPolicy, seed: int, difficulty: int, steps: int):
+    """The planner on a JAX-engine course for up to `steps` steps; (steps taken, fell)."""
+    from l2run.env.runenv import RunEnv
+    from l2run.train.planner import _shadow_step
+
+    env = RunEnv(engine="jax")
+    obs = np.array(env.reset(difficulty=difficulty, seed=seed))
+    state, step = env.engine.state, _shadow_step(planner.settings.integrator)
+    for k in range(steps):
+        state, obs, _, done = step(state, planner.act(obs))
+        obs = np.asarray(obs)
+        if bool(done):
+            return k + 1, True
+    return steps, False
+
+
+def test_planner_saves_a_course_the_cruiser_falls_on():
+    """Course 500008 in the JAX engine: the cruiser alone falls at step 273 (recorded in
+    docs/training/analytic_contact/); the shipped settings predict it, change plan, and are
+    still up at step 330."""
+    base = cruiser.CruiserPolicy.load(pretrained_cruiser_path())
+    alone_steps, alone_fell = _jax_episode(
+        PlannerPolicy(base, PlannerSettings(check_every=10_000)), 500008, 2, 330
+    )
+    assert alone_fell and alone_steps < 290  # the course still trips the cruiser
+    planner = PlannerPolicy(base, PlannerSettings())
+    steps, fell = _jax_episode(planner, 500008, 2, 330)
+    alarms = [d for d in planner.decisions if d.reason == "fall"]
+    assert alarms and alarms[0].survives < planner.settings.horizon
+    assert any(d.taken for d in alarms)
+    assert not fell and steps == 330
+
+
+def test_speed_option_switches_only_to_plans_predicted_safe_and_further():
+    """On flat ground the course is clear from the start, so the speed option looks at the
+    candidates every `speed_every` steps and takes one only when it is predicted to survive
+    the horizon and end more than `speed_margin` further ahead."""
+    settings = PlannerSettings(horizon=25, check_every=10, speed_margin=0.005, speed_every=10)
+    planner = PlannerPolicy(cruiser.CruiserPolicy.load(pretrained_cruiser_path()), settings)
+    _, fell = _jax_episode(planner, 1, 0, 60)
+    looks = [d for d in planner.decisions if d.reason == "speed"]
+    assert not fell and len(looks) >= 4
+    for d in looks:
+        assert d.survives == settings.horizon  # no alarm: the plan in force was safe
+        assert d.taken == (d.best_survives >= settings.horizon and d.gain > settings.speed_margin)
+    assert any(d.taken for d in looks)
