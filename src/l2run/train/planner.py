@@ -5,8 +5,8 @@ The cruiser (`l2run.train.cruiser`) is a reflex controller: it cannot tell that 
 taking will put a foot on an obstacle and the body on the ground a second later, and rules that
 change every approach to an obstacle trip as many courses as they save (docs/training/STAGES.md,
 stages 21–23). The JAX engine can tell: started from OpenSim's state, it predicts the runner's
-falls in OpenSim 0.8–1.5 s ahead, to the step (stage 30). So the planner keeps the cruiser and
-changes it only where a fall is predicted. Every `check_every` control steps it
+falls in OpenSim 0.85–1.5 s ahead, to within 20 steps (stage 30). So the planner keeps the
+cruiser and changes it only where a fall is predicted. Every `check_every` control steps it
 
 1. estimates the full state: coordinates and speeds from the observation (it holds all nine of
    each), muscle activations and fibre lengths by integrating its own excitations in the JAX
