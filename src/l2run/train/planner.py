@@ -34,8 +34,7 @@ cruiser's time.
 from __future__ import annotations
 
 import functools
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -220,7 +219,8 @@ class PlannerPolicy:
 
     @property
     def decisions(self) -> list[Decision]:
-        """This episode's alarms, in order."""
+        """This episode's looks at the candidates (alarms and, with the speed option, looks
+        for speed), in order."""
         return list(self._decisions)
 
     def reset(self) -> None:
@@ -332,12 +332,6 @@ class PlannerPolicy:
         self._shadow = shadow_step(state, jnp.asarray(action))[0]
         self._steps += 1
         return action
-
-    def save(self, path: str | Path, base: str) -> None:
-        """Write the planner file: `base` (the cruiser file, relative to this one's folder),
-        the settings and the metadata."""
-        data = {"kind": KIND, "base": base, "settings": asdict(self.settings), "meta": self.meta}
-        Path(path).write_text(json.dumps(data, indent=1))
 
     @classmethod
     def load(cls, path: str | Path, data: dict | None = None) -> PlannerPolicy:
