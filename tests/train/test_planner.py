@@ -45,6 +45,7 @@ def test_candidate_plans_try_each_change_with_both_signs_and_every_hold():
         {"changes": ()},
         {"speed_margin": -0.1},
         {"speed_every": 0},
+        {"horizon": 150, "look_horizon": 100},  # a look predicts at least the horizon
     ],
 )
 def test_settings_refuse_what_cannot_plan(bad):
@@ -170,16 +171,27 @@ def test_planner_saves_a_course_the_cruiser_falls_on():
     assert not fell and steps == 330
 
 
+def test_look_horizon_defaults_to_the_horizon():
+    assert PlannerSettings(horizon=40).looks_for == 40
+    assert PlannerSettings(horizon=40, look_horizon=90).looks_for == 90
+
+
 def test_speed_option_switches_only_to_plans_predicted_safe_and_further():
     """On flat ground the course is clear from the start, so the speed option looks at the
     candidates every `speed_every` steps and takes one only when it is predicted to survive
-    the horizon and end more than `speed_margin` further ahead."""
-    settings = PlannerSettings(horizon=25, check_every=10, speed_margin=0.005, speed_every=10)
+    the look horizon and either end more than `speed_margin` further ahead than the plan in
+    force or the plan in force falls within the look horizon."""
+    settings = PlannerSettings(
+        horizon=25, check_every=10, speed_margin=0.005, speed_every=10, look_horizon=40
+    )
     planner = PlannerPolicy(cruiser.CruiserPolicy.load(pretrained_cruiser_path()), settings)
     _, fell = _jax_episode(planner, 1, 0, 60)
     looks = [d for d in planner.decisions if d.reason == "speed"]
     assert not fell and len(looks) >= 4
+    look = settings.looks_for
     for d in looks:
         assert d.survives == settings.horizon  # no alarm: the plan in force was safe
-        assert d.taken == (d.best_survives >= settings.horizon and d.gain > settings.speed_margin)
+        behind = d.gain > settings.speed_margin or d.survives_look < look
+        assert d.taken == (d.best_survives >= look and behind)
+        assert 0 <= d.safe <= len(planner._offsets)
     assert any(d.taken for d in looks)

@@ -15,13 +15,19 @@ cruiser and changes it only where a fall is predicted. Every `check_every` contr
    (the observation shows the next one only);
 2. predicts the plan in force for `horizon` steps;
 3. if that plan falls within the horizon, predicts every candidate plan, an offset to one of the
-   walker's parameters held for a number of steps (`PlannerSettings.changes`, `.holds`), and
-   switches to the one that survives longest (then ends furthest ahead), if it survives longer.
+   walker's parameters held for a number of steps (`PlannerSettings.changes`, `.holds`), for
+   `look_horizon` steps, and switches to the one that survives longest (then ends furthest
+   ahead), if it survives longer.
 
 With `speed_margin` > 0 it also looks for speed: once the course is clear (the cruise phase),
-every `speed_every` steps it predicts the candidates even without an alarm and switches to the
-one ending furthest ahead among those that survive the horizon, if that is more than
-`speed_margin` ahead of the plan in force.
+every `speed_every` steps it predicts the candidates and the plan in force for `look_horizon`
+steps even without an alarm, and switches to the one ending furthest ahead among the
+candidates that survive all of them, if that is more than `speed_margin` ahead of the plan in
+force or the plan in force falls within them.
+
+Why a longer look: the plan ending furthest ahead after `horizon` steps is often one that dives,
+falling soon after the horizon; on the validation courses where the speed option fell (stage
+31), most of the plans it took were predicted to fall 3–30 steps past a 150-step horizon.
 
 Between checks, and whenever no fall is predicted (and no faster plan found), it acts exactly as
 the cruiser. It reads the observation and its own excitations only, as any policy does; the JAX
@@ -87,12 +93,19 @@ class PlannerSettings:
     # `speed_margin` (m) ahead of the plan in force.
     speed_margin: float = 0.0
     speed_every: int = 30
+    # Control steps the candidates are predicted for (0: `horizon`); a plan taken for speed
+    # must survive all of them.
+    look_horizon: int = 0
 
     def __post_init__(self) -> None:
         if min(int(self.horizon), int(self.check_every), int(self.speed_every)) < 1:
             raise ValueError(
                 "horizon, check_every and speed_every must be >= 1, got "
                 f"{self.horizon}, {self.check_every}, {self.speed_every}"
+            )
+        if int(self.look_horizon) != 0 and int(self.look_horizon) < int(self.horizon):
+            raise ValueError(
+                f"look_horizon must be 0 or >= horizon ({self.horizon}), got {self.look_horizon}"
             )
         if not np.isfinite(self.speed_margin) or self.speed_margin < 0:
             raise ValueError(f"speed_margin must be finite and >= 0, got {self.speed_margin}")
@@ -118,6 +131,11 @@ class PlannerSettings:
         if "holds" in data:
             data["holds"] = tuple(int(h) for h in data["holds"])
         return cls(**data)
+
+    @property
+    def looks_for(self) -> int:
+        """Control steps a look at the candidates predicts."""
+        return int(self.look_horizon) or int(self.horizon)
 
 
 def candidate_plans(settings: PlannerSettings) -> tuple[np.ndarray, np.ndarray]:
@@ -184,10 +202,11 @@ def _shadow_step(integrator: str):
 @dataclass(frozen=True)
 class Decision:
     """One look at the candidates: at `step` the plan in force was predicted to survive
-    `survives` more steps (the horizon: no fall); the best candidate `candidate` (index into
-    `candidate_plans`) `best_survives`; `safe`: how many candidates survived the whole horizon;
-    `gain`: how much further (m) the best ended than the plan in force; `reason`: "fall" (an
-    alarm) or "speed"; `taken`: whether the planner switched to it."""
+    `survives` more steps (the horizon: no fall) and `survives_look` over the look horizon;
+    the best candidate `candidate` (index into `candidate_plans`) `best_survives` (look
+    horizon); `safe`: how many candidates survived the whole look horizon; `gain`: how much
+    further (m) the best ended than the plan in force, both after the look horizon; `reason`:
+    "fall" (an alarm) or "speed"; `taken`: whether the planner switched to it."""
 
     step: int
     survives: int
@@ -197,6 +216,7 @@ class Decision:
     gain: float = 0.0
     reason: str = "fall"
     taken: bool = False
+    survives_look: int = 0
 
 
 @dataclass
@@ -274,24 +294,31 @@ class PlannerPolicy:
         horizon = int(self.settings.horizon)
         predict = plan_predictor(horizon, self.settings.integrator)
         params, memory = jnp.asarray(self.base.params), jnp.asarray(self._memory)
-        survives, ends = predict(
+        survives, _ = predict(
             params, state, memory, jnp.asarray(self._offset[None]), jnp.asarray([self._hold])
         )
-        survives, end = int(survives[0]), float(ends[0])
+        survives = int(survives[0])
         alarm = survives < horizon
         if not (alarm or speed):
             return
-        survived, end_x = predict(
-            params, state, memory, jnp.asarray(self._offsets), jnp.asarray(self._holds)
+        look = self.settings.looks_for
+        # The plan in force is predicted with the candidates (the last row) to compare them
+        # over the same look horizon.
+        offsets = np.concatenate([self._offsets, self._offset[None]])
+        holds = np.append(self._holds, self._hold)
+        survived, end_x = plan_predictor(look, self.settings.integrator)(
+            params, state, memory, jnp.asarray(offsets), jnp.asarray(holds)
         )
-        survived, end_x = np.asarray(survived), np.asarray(end_x)
-        safe = survived >= horizon
+        survives_look, end = int(survived[-1]), float(end_x[-1])
+        survived, end_x = np.asarray(survived[:-1]), np.asarray(end_x[:-1])
+        safe = survived >= look
         if alarm:
             best = int(np.lexsort((-end_x, -survived))[0])  # longest survival, then furthest
             taken = bool(survived[best] > survives)
         else:
             best = int(np.argmax(np.where(safe, end_x, -np.inf)))
-            taken = bool(safe[best] and end_x[best] > end + self.settings.speed_margin)
+            ahead = end_x[best] > end + self.settings.speed_margin
+            taken = bool(safe[best] and (ahead or survives_look < look))
         self._decisions.append(
             Decision(
                 step=self._steps,
@@ -302,6 +329,7 @@ class PlannerPolicy:
                 gain=float(end_x[best] - end),
                 reason="fall" if alarm else "speed",
                 taken=taken,
+                survives_look=survives_look,
             )
         )
         if taken:
