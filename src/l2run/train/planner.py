@@ -15,19 +15,16 @@ cruiser and changes it only where a fall is predicted. Every `check_every` contr
    (the observation shows the next one only);
 2. predicts the plan in force for `horizon` steps;
 3. if that plan falls within the horizon, predicts every candidate plan, an offset to one of the
-   walker's parameters held for a number of steps (`PlannerSettings.changes`, `.holds`), for
-   `look_horizon` steps, and switches to the one that survives longest (then ends furthest
-   ahead), if it survives longer.
+   walker's parameters held for a number of steps (`PlannerSettings.changes`, `.holds`), and
+   switches to the one that survives longest (then ends furthest ahead), if it survives longer.
 
 With `speed_margin` > 0 it also looks for speed: once the course is clear (the cruise phase),
-every `speed_every` steps it predicts the candidates and the plan in force for `look_horizon`
-steps even without an alarm, and switches to the one ending furthest ahead among the
-candidates that survive all of them, if that is more than `speed_margin` ahead of the plan in
-force or the plan in force falls within them.
-
-Why a longer look: the plan ending furthest ahead after `horizon` steps is often one that dives,
-falling soon after the horizon; on the validation courses where the speed option fell (stage
-31), most of the plans it took were predicted to fall 3–30 steps past a 150-step horizon.
+every `speed_every` steps it predicts the candidates even without an alarm, for `look_horizon`
+steps, and switches to the one ending furthest ahead after `horizon` steps among those that
+survive all `look_horizon`, if that is more than `speed_margin` ahead of the plan in force.
+Why look further for speed: the plan furthest ahead after `horizon` steps is often one that
+dives, falling soon after the horizon; on validation courses the stage-30 planner fell on, most
+plans it took for speed were predicted to fall 3–32 steps past its 150-step horizon (stage 31).
 
 Between checks, and whenever no fall is predicted (and no faster plan found), it acts exactly as
 the cruiser. It reads the observation and its own excitations only, as any policy does; the JAX
@@ -93,8 +90,8 @@ class PlannerSettings:
     # `speed_margin` (m) ahead of the plan in force.
     speed_margin: float = 0.0
     speed_every: int = 30
-    # Control steps the candidates are predicted for (0: `horizon`); a plan taken for speed
-    # must survive all of them.
+    # Control steps a look for speed predicts the candidates for (0: `horizon`); a plan taken
+    # for speed must survive all of them.
     look_horizon: int = 0
 
     def __post_init__(self) -> None:
@@ -134,7 +131,7 @@ class PlannerSettings:
 
     @property
     def looks_for(self) -> int:
-        """Control steps a look at the candidates predicts."""
+        """Control steps a look for speed predicts."""
         return int(self.look_horizon) or int(self.horizon)
 
 
@@ -154,12 +151,13 @@ def candidate_plans(settings: PlannerSettings) -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=4)
-def plan_predictor(horizon: int, integrator: str):
+def plan_predictor(horizon: int, integrator: str, mark: int | None = None):
     """The jitted prediction of K plans from one state:
     ``(cruiser params, EnvState, cruiser memory, offsets (K, n), holds (K,)) ->
-    (steps survived (K,), pelvis x at the end (K,) m)``. A plan adds its offset to the
-    cruiser's walker parameters for its first `hold` steps; "survived" is `horizon` when the
-    episode neither falls nor fails within the horizon (reaching the step limit is no fall)."""
+    (steps survived (K,), pelvis x after `mark` steps (K,) m)`` (`mark`: default and at most
+    `horizon`). A plan adds its offset to the cruiser's walker parameters for its first `hold`
+    steps; "survived" is `horizon` when the episode neither falls nor fails within the horizon
+    (reaching the step limit is no fall)."""
     import jax
     import jax.numpy as jnp
 
@@ -169,6 +167,7 @@ def plan_predictor(horizon: int, integrator: str):
 
     model = load_params()
     scheme = parse_integrator(integrator)
+    mark = horizon if mark is None else min(int(mark), horizon)
 
     def one(params, state, memory, offset, hold):
         def body(carry, k):
@@ -178,11 +177,11 @@ def plan_predictor(horizon: int, integrator: str):
                 params, m, obs, xp=jnp, offset=jnp.where(k < hold, offset, 0.0)
             )
             s, _, _, _ = step(model, s, action, scheme, None)
-            return (s, m), s.done & (s.step_count < TIMESTEP_LIMIT)
+            return (s, m), (s.done & (s.step_count < TIMESTEP_LIMIT), s.q[walker.OBS_PELVIS_X])
 
-        (end, _), ended = jax.lax.scan(body, (state, memory), jnp.arange(horizon))
+        _, (ended, pelvis_x) = jax.lax.scan(body, (state, memory), jnp.arange(horizon))
         survived = jnp.where(jnp.any(ended), jnp.argmax(ended), horizon)
-        return survived, end.q[walker.OBS_PELVIS_X]
+        return survived, pelvis_x[mark - 1]
 
     return engine_jit(jax.vmap(one, in_axes=(None, None, None, 0, 0)))
 
@@ -202,10 +201,10 @@ def _shadow_step(integrator: str):
 @dataclass(frozen=True)
 class Decision:
     """One look at the candidates: at `step` the plan in force was predicted to survive
-    `survives` more steps (the horizon: no fall) and `survives_look` over the look horizon;
-    the best candidate `candidate` (index into `candidate_plans`) `best_survives` (look
-    horizon); `safe`: how many candidates survived the whole look horizon; `gain`: how much
-    further (m) the best ended than the plan in force, both after the look horizon; `reason`:
+    `survives` more steps (the horizon: no fall); the best candidate `candidate` (index into
+    `candidate_plans`) `best_survives`; `safe`: how many candidates survived the whole horizon
+    (for a look for speed, the whole look horizon, which `best_survives` counts too); `gain`:
+    how much further (m) the best was than the plan in force after the horizon; `reason`:
     "fall" (an alarm) or "speed"; `taken`: whether the planner switched to it."""
 
     step: int
@@ -216,7 +215,6 @@ class Decision:
     gain: float = 0.0
     reason: str = "fall"
     taken: bool = False
-    survives_look: int = 0
 
 
 @dataclass
@@ -294,31 +292,28 @@ class PlannerPolicy:
         horizon = int(self.settings.horizon)
         predict = plan_predictor(horizon, self.settings.integrator)
         params, memory = jnp.asarray(self.base.params), jnp.asarray(self._memory)
-        survives, _ = predict(
+        survives, ends = predict(
             params, state, memory, jnp.asarray(self._offset[None]), jnp.asarray([self._hold])
         )
-        survives = int(survives[0])
+        survives, end = int(survives[0]), float(ends[0])
         alarm = survives < horizon
         if not (alarm or speed):
             return
-        look = self.settings.looks_for
-        # The plan in force is predicted with the candidates (the last row) to compare them
-        # over the same look horizon.
-        offsets = np.concatenate([self._offsets, self._offset[None]])
-        holds = np.append(self._holds, self._hold)
-        survived, end_x = plan_predictor(look, self.settings.integrator)(
-            params, state, memory, jnp.asarray(offsets), jnp.asarray(holds)
+        if not alarm and self.settings.looks_for > horizon:
+            # a look for speed: survival over the look horizon, x after the horizon
+            predict = plan_predictor(self.settings.looks_for, self.settings.integrator, horizon)
+        survived, end_x = predict(
+            params, state, memory, jnp.asarray(self._offsets), jnp.asarray(self._holds)
         )
-        survives_look, end = int(survived[-1]), float(end_x[-1])
-        survived, end_x = np.asarray(survived[:-1]), np.asarray(end_x[:-1])
-        safe = survived >= look
+        survived, end_x = np.asarray(survived), np.asarray(end_x)
         if alarm:
+            safe = survived >= horizon
             best = int(np.lexsort((-end_x, -survived))[0])  # longest survival, then furthest
             taken = bool(survived[best] > survives)
         else:
+            safe = survived >= self.settings.looks_for
             best = int(np.argmax(np.where(safe, end_x, -np.inf)))
-            ahead = end_x[best] > end + self.settings.speed_margin
-            taken = bool(safe[best] and (ahead or survives_look < look))
+            taken = bool(safe[best] and end_x[best] > end + self.settings.speed_margin)
         self._decisions.append(
             Decision(
                 step=self._steps,
@@ -329,7 +324,6 @@ class PlannerPolicy:
                 gain=float(end_x[best] - end),
                 reason="fall" if alarm else "speed",
                 taken=taken,
-                survives_look=survives_look,
             )
         )
         if taken:
