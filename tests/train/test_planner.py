@@ -32,6 +32,10 @@ def test_candidate_plans_try_each_change_with_both_signs_and_every_hold():
     np.testing.assert_array_equal(offsets[:4, thigh], [0.1, 0.1, -0.1, -0.1])
     np.testing.assert_array_equal(offsets[4:, longest], [0.05, 0.05, -0.05, -0.05])
     assert np.count_nonzero(offsets) == 8  # one parameter per plan
+    scaled, scaled_holds = candidate_plans(settings, (1.0, 2.5))
+    np.testing.assert_array_equal(scaled[:8], offsets)  # the amounts as given come first
+    np.testing.assert_allclose(scaled[8:], 2.5 * offsets)
+    assert scaled_holds.tolist() == holds.tolist() * 2
 
 
 @pytest.mark.parametrize(
@@ -48,6 +52,9 @@ def test_candidate_plans_try_each_change_with_both_signs_and_every_hold():
         {"speed_margin": -0.1},
         {"speed_every": 0},
         {"horizon": 150, "look_horizon": 100},  # a look predicts at least the horizon
+        {"alarm_scales": ()},
+        {"alarm_scales": (1.0, 0.0)},
+        {"alarm_scales": (float("inf"),)},
     ],
 )
 def test_settings_refuse_what_cannot_plan(bad):
@@ -58,9 +65,11 @@ def test_settings_refuse_what_cannot_plan(bad):
 def test_planner_file_loads_its_base_and_refuses_bad_files(tmp_path):
     good = tmp_path / "planner.json"
     base = str(pretrained_cruiser_path())
-    good.write_text(json.dumps({"kind": KIND, "base": base, "settings": {"horizon": 20}}))
+    settings = {"horizon": 20, "alarm_scales": [1, 2.5]}
+    good.write_text(json.dumps({"kind": KIND, "base": base, "settings": settings}))
     policy = load_controller_policy(good)
     assert isinstance(policy, PlannerPolicy) and policy.settings.horizon == 20
+    assert policy.settings.alarm_scales == (1.0, 2.5)
     np.testing.assert_array_equal(policy.params, cruiser.CruiserPolicy.load(base).params)
     for data in (
         {"kind": KIND, "settings": {}},  # no base
@@ -176,6 +185,19 @@ def test_planner_saves_a_course_the_cruiser_falls_on():
     assert alarms and alarms[0].survives < planner.settings.horizon
     assert any(d.taken for d in alarms)
     assert not fell and steps == 330
+
+    # With larger changes too, the planner is the same up to its first alarm, where it tries
+    # the same candidates and more: its best survives at least as long.
+    wider = PlannerPolicy(base, PlannerSettings(alarm_scales=(1.0, 2.5)))
+    _jax_episode(wider, 500008, 2, alarms[0].step + 1)
+    first = wider.decisions[0]
+    assert (first.step, first.reason, first.survives) == (
+        alarms[0].step,
+        "fall",
+        alarms[0].survives,
+    )
+    assert len(wider._alarm_offsets) == 2 * len(planner._alarm_offsets)
+    assert first.best_survives >= alarms[0].best_survives
 
 
 def test_look_horizon_defaults_to_the_horizon():

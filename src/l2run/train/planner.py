@@ -15,8 +15,9 @@ cruiser and changes it only where a fall is predicted. Every `check_every` contr
    (the observation shows the next one only);
 2. predicts the plan in force for `horizon` steps;
 3. if that plan falls within the horizon, predicts every candidate plan, an offset to one of the
-   walker's parameters held for a number of steps (`PlannerSettings.changes`, `.holds`), and
-   switches to the one that survives longest (then ends furthest ahead), if it survives longer.
+   walker's parameters held for a number of steps (`PlannerSettings.changes`, `.holds`; each
+   change also at the multiples `.alarm_scales` of its amount), and switches to the one that
+   survives longest (then ends furthest ahead), if it survives longer.
 
 With `speed_margin` > 0 it also looks for speed: once the course is clear (the cruise phase),
 every `speed_every` steps it predicts the candidates even without an alarm, for `look_horizon`
@@ -93,6 +94,9 @@ class PlannerSettings:
     # Control steps a look for speed predicts the candidates for (0: `horizon`); a plan taken
     # for speed must survive all of them.
     look_horizon: int = 0
+    # An alarm tries every change at each of these multiples of its amount (looks for speed
+    # use the amounts as given): larger changes can save a stumble the small ones cannot.
+    alarm_scales: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
         if min(int(self.horizon), int(self.check_every), int(self.speed_every)) < 1:
@@ -115,6 +119,9 @@ class PlannerSettings:
                 raise ValueError(f"a change's amount must be finite and non-zero: {change!r}")
         if not self.changes or not self.holds or min(int(h) for h in self.holds) < 1:
             raise ValueError("a planner needs at least one change and holds >= 1 step")
+        scales = np.asarray(self.alarm_scales, dtype=float)
+        if scales.size == 0 or not np.all(np.isfinite(scales)) or np.any(scales <= 0):
+            raise ValueError(f"alarm_scales must be finite and > 0, got {self.alarm_scales}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PlannerSettings:
@@ -127,6 +134,8 @@ class PlannerSettings:
             data["changes"] = tuple((str(n), int(i), float(a)) for n, i, a in data["changes"])
         if "holds" in data:
             data["holds"] = tuple(int(h) for h in data["holds"])
+        if "alarm_scales" in data:
+            data["alarm_scales"] = tuple(float(x) for x in data["alarm_scales"])
         return cls(**data)
 
     @property
@@ -135,18 +144,21 @@ class PlannerSettings:
         return int(self.look_horizon) or int(self.horizon)
 
 
-def candidate_plans(settings: PlannerSettings) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets (K, walker.N_PARAMS), holds (K,) steps): every change with both signs and
-    every hold, in that order."""
+def candidate_plans(
+    settings: PlannerSettings, scales: tuple[float, ...] = (1.0,)
+) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets (K, walker.N_PARAMS), holds (K,) steps): every scale of every change with
+    both signs and every hold, in that order."""
     offsets_of = group_offsets(walker.PARAM_LAYOUT)
     rows, holds = [], []
-    for name, index, amount in settings.changes:
-        for sign in (1.0, -1.0):
-            for hold in settings.holds:
-                row = np.zeros(walker.N_PARAMS)
-                row[offsets_of[name] + index] = sign * amount
-                rows.append(row)
-                holds.append(hold)
+    for scale in scales:
+        for name, index, amount in settings.changes:
+            for sign in (1.0, -1.0):
+                for hold in settings.holds:
+                    row = np.zeros(walker.N_PARAMS)
+                    row[offsets_of[name] + index] = sign * scale * amount
+                    rows.append(row)
+                    holds.append(hold)
     return np.array(rows), np.array(holds, dtype=np.int32)
 
 
@@ -202,10 +214,11 @@ def _shadow_step(integrator: str):
 class Decision:
     """One look at the candidates: at `step` the plan in force was predicted to survive
     `survives` more steps (the horizon: no fall); the best candidate `candidate` (index into
-    `candidate_plans`) `best_survives`; `safe`: how many candidates survived the whole horizon
-    (for a look for speed, the whole look horizon, which `best_survives` counts too); `gain`:
-    how much further (m) the best was than the plan in force after the horizon; `reason`:
-    "fall" (an alarm) or "speed"; `taken`: whether the planner switched to it."""
+    `candidate_plans`, with `alarm_scales` for an alarm) `best_survives`; `safe`: how many
+    candidates survived the whole horizon (for a look for speed, the whole look horizon,
+    which `best_survives` counts too); `gain`: how much further (m) the best was than the
+    plan in force after the horizon; `reason`: "fall" (an alarm) or "speed"; `taken`: whether
+    the planner switched to it."""
 
     step: int
     survives: int
@@ -228,6 +241,9 @@ class PlannerPolicy:
 
     def __post_init__(self) -> None:
         self._offsets, self._holds = candidate_plans(self.settings)
+        self._alarm_offsets, self._alarm_holds = candidate_plans(
+            self.settings, self.settings.alarm_scales
+        )
         self.reset()
 
     @property
@@ -302,9 +318,10 @@ class PlannerPolicy:
         if not alarm and self.settings.looks_for > horizon:
             # a look for speed: survival over the look horizon, x after the horizon
             predict = plan_predictor(self.settings.looks_for, self.settings.integrator, horizon)
-        survived, end_x = predict(
-            params, state, memory, jnp.asarray(self._offsets), jnp.asarray(self._holds)
+        offsets, holds = (
+            (self._alarm_offsets, self._alarm_holds) if alarm else (self._offsets, self._holds)
         )
+        survived, end_x = predict(params, state, memory, jnp.asarray(offsets), jnp.asarray(holds))
         survived, end_x = np.asarray(survived), np.asarray(end_x)
         if alarm:
             safe = survived >= horizon
@@ -327,7 +344,7 @@ class PlannerPolicy:
             )
         )
         if taken:
-            self._offset, self._hold = self._offsets[best].copy(), int(self._holds[best])
+            self._offset, self._hold = offsets[best].copy(), int(holds[best])
 
     def act(self, obs: Any) -> np.ndarray:
         """Excitations (18,) for observation (41,)."""
