@@ -315,20 +315,19 @@ class PlannerPolicy:
         alarm = survives < horizon
         if not (alarm or speed):
             return
-        if not alarm and self.settings.looks_for > horizon:
-            # a look for speed: survival over the look horizon, x after the horizon
-            predict = plan_predictor(self.settings.looks_for, self.settings.integrator, horizon)
-        offsets, holds = (
-            (self._alarm_offsets, self._alarm_holds) if alarm else (self._offsets, self._holds)
-        )
+        if alarm:
+            look, offsets, holds = horizon, self._alarm_offsets, self._alarm_holds
+        else:
+            look, offsets, holds = self.settings.looks_for, self._offsets, self._holds
+        if look > horizon:  # survival over the look horizon, x after the horizon
+            predict = plan_predictor(look, self.settings.integrator, horizon)
         survived, end_x = predict(params, state, memory, jnp.asarray(offsets), jnp.asarray(holds))
         survived, end_x = np.asarray(survived), np.asarray(end_x)
+        safe = survived >= look
         if alarm:
-            safe = survived >= horizon
             best = int(np.lexsort((-end_x, -survived))[0])  # longest survival, then furthest
             taken = bool(survived[best] > survives)
         else:
-            safe = survived >= self.settings.looks_for
             best = int(np.argmax(np.where(safe, end_x, -np.inf)))
             taken = bool(safe[best] and end_x[best] > end + self.settings.speed_margin)
         self._decisions.append(
