@@ -74,6 +74,7 @@ def test_planner_file_loads_its_base_and_refuses_bad_files(tmp_path):
     for data in (
         {"kind": KIND, "settings": {}},  # no base
         {"kind": KIND, "base": base, "settings": {"horizont": 20}},  # a typo
+        {"kind": KIND, "base": base, "settings": {"check_on_sighting": "no"}},  # truthy
         {"kind": "cruiser", "base": base},
     ):
         bad = tmp_path / "bad.json"
@@ -223,3 +224,48 @@ def test_speed_option_switches_only_to_plans_predicted_safe_and_further():
         assert d.taken == (d.best_survives >= look and d.gain > settings.speed_margin)
         assert 0 <= d.safe <= len(planner._offsets)
     assert any(d.taken for d in looks)
+
+
+def test_check_on_sighting_predicts_when_a_new_obstacle_comes_into_view(monkeypatch):
+    """With `check_on_sighting` the planner also predicts on each step whose observation shows
+    an obstacle it has not seen (the steps the pelvis passes an obstacle's far edge, so the
+    observation moves on to the next one, from the course's own obstacle rows), besides every
+    `check_every` steps; without it, only every `check_every` steps."""
+    from l2run.env.runenv import RunEnv
+    from l2run.train.planner import _shadow_step
+
+    every, steps = 100, 400
+    course = RunEnv(engine="jax")
+    course.reset(difficulty=2, seed=1)
+    rows = np.asarray(course.engine.state.obstacles)
+    rows = rows[rows[:, 2] > 0.0]  # the course's obstacles (x, y, r), padding dropped
+    assert len(rows) >= 2
+
+    def shown(pelvis_x: float) -> int:
+        """Index of the obstacle the observation shows (-1: none ahead)."""
+        ahead = rows[:, 0] + rows[:, 2] >= pelvis_x
+        return int(np.argmin(np.where(ahead, rows[:, 0], np.inf))) if ahead.any() else -1
+
+    def checks(on_sighting: bool) -> tuple[list[int], list[int]]:
+        settings = PlannerSettings(check_every=every, check_on_sighting=on_sighting)
+        planner = PlannerPolicy(cruiser.CruiserPolicy.load(pretrained_cruiser_path()), settings)
+        called: list[int] = []
+        monkeypatch.setattr(planner, "_check", lambda state, speed: called.append(planner._steps))
+        env = RunEnv(engine="jax")
+        obs = np.array(env.reset(difficulty=2, seed=1))
+        state, step = env.engine.state, _shadow_step(settings.integrator)
+        indices = []
+        for _ in range(steps):
+            indices.append(shown(obs[walker.OBS_PELVIS_X]))
+            state, obs, _, done = step(state, planner.act(obs))
+            obs = np.asarray(obs)
+            assert not bool(done)
+        sightings = [k for k in range(1, steps) if indices[k] != indices[k - 1] and indices[k] >= 0]
+        return called, sightings
+
+    regular = list(range(every, steps, every))
+    called, sightings = checks(on_sighting=False)
+    assert called == regular
+    assert sightings  # the runner passed an obstacle within these steps
+    called, sightings = checks(on_sighting=True)
+    assert called == sorted(set(regular) | set(sightings))

@@ -97,6 +97,9 @@ class PlannerSettings:
     # An alarm tries every change at each of these multiples of its amount (looks for speed
     # use the amounts as given): larger changes can save a stumble the small ones cannot.
     alarm_scales: tuple[float, ...] = (1.0,)
+    # Also predict on the step a new obstacle comes into view, not only every `check_every`:
+    # one hidden behind the one in view appears only ~25 steps before a foot meets it.
+    check_on_sighting: bool = False
 
     def __post_init__(self) -> None:
         if min(int(self.horizon), int(self.check_every), int(self.speed_every)) < 1:
@@ -136,6 +139,10 @@ class PlannerSettings:
             data["holds"] = tuple(int(h) for h in data["holds"])
         if "alarm_scales" in data:
             data["alarm_scales"] = tuple(float(x) for x in data["alarm_scales"])
+        if "check_on_sighting" in data and not isinstance(data["check_on_sighting"], bool):
+            raise ValueError(
+                f"check_on_sighting must be true or false, got {data['check_on_sighting']!r}"
+            )
         return cls(**data)
 
     @property
@@ -261,6 +268,7 @@ class PlannerPolicy:
         self._memory = cruiser.initial_memory()
         self._shadow = None  # the JAX engine's EnvState of the estimate
         self._seen: list[tuple[float, float, float]] = []
+        self._sighted = False  # an obstacle not seen before came into view since the last act
         self._offset = np.zeros(walker.N_PARAMS)
         self._hold = 0
         self._steps = 0
@@ -278,9 +286,12 @@ class PlannerPolicy:
         from l2run.engines.jax.step import reset
 
         x = obs[walker.OBS_PELVIS_X] + obs[walker.OBS_OBSTACLE_DX]
-        if obs[walker.OBS_OBSTACLE_R] > 0.0 and all(
-            abs(x - seen[0]) > SAME_OBSTACLE_TOL_M for seen in self._seen
-        ):
+        new = bool(
+            obs[walker.OBS_OBSTACLE_R] > 0.0
+            and all(abs(x - seen[0]) > SAME_OBSTACLE_TOL_M for seen in self._seen)
+        )
+        if new:
+            self._sighted = True  # until `act` has looked
             row = (float(x), float(obs[walker.OBS_OBSTACLE_Y]), float(obs[walker.OBS_OBSTACLE_R]))
             self._seen = [*self._seen, row][-MAX_OBSTACLE_SLOTS:]
         obstacles = jnp.asarray(pad_obstacles(np.array(self._seen).reshape(-1, 3)))
@@ -361,7 +372,11 @@ class PlannerPolicy:
             and cruising
             and self._steps % self.settings.speed_every == 0
         )
-        if self._steps > 0 and (speed or self._steps % self.settings.check_every == 0):
+        due = self._steps % self.settings.check_every == 0 or (
+            self.settings.check_on_sighting and self._sighted
+        )
+        self._sighted = False
+        if self._steps > 0 and (speed or due):
             self._check(state, speed)
         offset = self._offset if self._hold > 0 else None
         self._hold = max(self._hold - 1, 0)
