@@ -195,7 +195,7 @@ def plan_predictor(horizon: int, integrator: str, mark: int | None = None):
             m, action = cruiser.control(
                 params, m, obs, xp=jnp, offset=jnp.where(k < hold, offset, 0.0)
             )
-            s, _, _, _ = step(model, s, action, scheme, None)
+            s, _, _, _ = step(model, s, action, scheme, None, single_kernel_loops=False)
             return (s, m), (s.done & (s.step_count < TIMESTEP_LIMIT), s.q[walker.OBS_PELVIS_X])
 
         _, (ended, pelvis_x) = jax.lax.scan(body, (state, memory), jnp.arange(horizon))
@@ -212,8 +212,14 @@ def _shadow_step(integrator: str):
     from l2run.engines.jax.step import first_step_integrator, parse_integrator, step
 
     model, scheme = load_params(), parse_integrator(integrator)
+    # Spelled as the vmapped predictions are (scatters, LAPACK), so the shadow state is the one
+    # the planner's figures were measured with, to the last digit.
     return functools.partial(
-        step, model, integrator=scheme, first_integrator=first_step_integrator(scheme)
+        step,
+        model,
+        integrator=scheme,
+        first_integrator=first_step_integrator(scheme),
+        single_kernel_loops=False,
     )
 
 

@@ -44,6 +44,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
+from l2run.engines.jax.indexed_writes import add_at
 from l2run.engines.jax.kinematics import perp
 from l2run.engines.jax.paths import _body_z
 from l2run.model.names import BODIES, FOOT_CONTACTS
@@ -353,7 +354,7 @@ def _platform_applied(
     first_pulls = jnp.take_along_axis(pulls, first[:, None], 1)[:, 0]
     applied = pairs.touching & ~pulls
     # the contact after a pulling one is never reached
-    blocked_other = jnp.zeros_like(applied).at[jnp.arange(2), other].set(first_pulls)
+    blocked_other = (jnp.arange(2)[None, :] == other[:, None]) & first_pulls[:, None]
     return applied & ~blocked_other
 
 
@@ -629,8 +630,7 @@ def contact_wrenches(
     n_bodies = origin.shape[0]
     body_origin = jnp.concatenate([origin, p.body_z[:, None]], axis=-1)[contact.body]
     torque = jnp.cross(contact.point - body_origin, contact.force)
-    force = jnp.zeros((n_bodies, 3), contact.force.dtype).at[contact.body].add(contact.force)
-    return force, jnp.zeros((n_bodies, 3), torque.dtype).at[contact.body].add(torque)
+    return add_at(contact.body, contact.force, n_bodies), add_at(contact.body, torque, n_bodies)
 
 
 def foot_ground_reactions(contact: ContactForces) -> jnp.ndarray:

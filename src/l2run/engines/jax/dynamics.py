@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
+from l2run.engines.jax import linear_solve
 from l2run.engines.jax.bodies import BodyTreeParams
 from l2run.engines.jax.kinematics import FrameJacobians, cross_z, perp, rotate
 
@@ -81,4 +82,4 @@ def point_force_to_generalized(
 
 def accelerations(terms: RigidBodyTerms, applied: jnp.ndarray) -> jnp.ndarray:
     """u̇ (n_q,) from the rigid-body terms and applied generalized forces (n_q,)."""
-    return jnp.linalg.solve(terms.mass_matrix, terms.passive_forces + applied)
+    return linear_solve.solve(terms.mass_matrix, terms.passive_forces + applied)

@@ -19,6 +19,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
+from l2run.engines.jax.indexed_writes import add_at
 from l2run.model.names import COORDINATES, LIGAMENTS
 
 DEGREE_TO_RADIAN = math.pi / 180.0  # SimTK_DEGREE_TO_RADIAN
@@ -96,4 +97,4 @@ def limit_forces(p: LigamentParams, q: jnp.ndarray, u: jnp.ndarray) -> jnp.ndarr
 
 def ligament_generalized_forces(p: LigamentParams, forces: jnp.ndarray, n_q: int) -> jnp.ndarray:
     """Generalized forces (n_q,): each ligament torque on its own coordinate."""
-    return jnp.zeros((n_q,), forces.dtype).at[p.coord].add(forces)
+    return add_at(p.coord, forces, n_q)

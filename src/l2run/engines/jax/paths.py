@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from l2run.engines.jax.indexed_writes import add_at_2d, set_at
 from l2run.engines.jax.kinematics import rotate_by
 from l2run.engines.jax.splines import (
     SplineParams,
@@ -184,7 +185,9 @@ def _local_points(p: PathParams, q: jnp.ndarray):
     mi, pi, ai = p.moving_target[:, 0], p.moving_target[:, 1], p.moving_target[:, 2]
     is_moving = p.kind[mi, pi] == MOVING  # False only for the placeholder of a model without any
     location = jnp.asarray(p.location, values.dtype)
-    local = location.at[mi, pi, ai].set(jnp.where(is_moving, values, location[mi, pi, ai]))
+    n_points = location.shape[1]
+    target = (mi * n_points + pi) * location.shape[2] + ai
+    local = set_at(location, target, jnp.where(is_moving, values, location[mi, pi, ai]))
     return local, jnp.where(is_moving & (p.moving_coord < n_q), slopes, 0.0)
 
 
@@ -306,7 +309,7 @@ def path_geometry(
             "mp,mpq->mq", torque, ajac_p
         )
         moving = slopes * jnp.sum(w[mi, pi] * axis_dir, axis=-1)
-        return jac.at[mi, coord].add(moving)
+        return jac + add_at_2d(mi, coord, moving, jac.shape)
 
     w_all = jnp.where(seg, 1.0, 0.0)
     w_force = jnp.where(seg & (_take(p.body, nxt) != p.body), 1.0, 0.0)

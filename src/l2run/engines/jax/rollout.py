@@ -159,7 +159,9 @@ def runner_chunk(batch: int, backend: str | None = None) -> int | None:
 
 def _single_step(integrator: Integrator) -> Callable[..., Any]:
     """`step.step` with one scheme for every runner of a batch (vmapped, chunked on CPU)."""
-    one = partial(env_step.step, integrator=integrator, first_integrator=None)
+    one = partial(
+        env_step.step, integrator=integrator, first_integrator=None, single_kernel_loops=False
+    )
     vmapped = jax.vmap(one, in_axes=(None, 0, 0))
 
     def run(params: ModelParams, state: EnvState, action: jnp.ndarray) -> Any:

@@ -22,7 +22,7 @@ from l2run.engines.base import (
     STEP_SIZE_S,
     TIMESTEP_LIMIT,
 )
-from l2run.engines.jax import system
+from l2run.engines.jax import loop_kernels, system
 from l2run.engines.jax.integrate import SCHEMES, Continuous, Integrator, integrate
 from l2run.engines.jax.params import ModelParams
 from l2run.engines.jax.state import EnvState
@@ -125,13 +125,14 @@ def _all_finite(y: Continuous) -> jnp.ndarray:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(y)]))
 
 
-@engine_jit(static_argnames=("integrator", "first_integrator"))
+@engine_jit(static_argnames=("integrator", "first_integrator", "single_kernel_loops"))
 def step(
     params: ModelParams,
     state: EnvState,
     action: jnp.ndarray,
     integrator: Integrator = DEFAULT_INTEGRATOR,
     first_integrator: Integrator | None = FIRST_STEP_INTEGRATOR,
+    single_kernel_loops: bool = True,
 ) -> tuple[EnvState, jnp.ndarray, jnp.ndarray, jnp.ndarray]:
     """One 0.01 s control step: (new state, observation (41,), reward, done).
 
@@ -140,7 +141,24 @@ def step(
     `lax.cond` on the step count: a real branch for one environment, but under `vmap` both
     branches run for every environment, so batched code that cares about speed should pass
     `first_integrator=None` or step freshly reset environments separately.
+
+    `single_kernel_loops` spells the indexed writes and solves so that XLA's CPU backend
+    compiles each substep loop into one kernel (`loop_kernels`): the fast choice for one
+    runner; under `vmap` pass False (batched scatters and solves are cheaper). Same numbers
+    either way, to round-off.
     """
+    with loop_kernels.single_kernel_loops(single_kernel_loops):
+        return _step(params, state, action, integrator, first_integrator)
+
+
+def _step(
+    params: ModelParams,
+    state: EnvState,
+    action: jnp.ndarray,
+    integrator: Integrator,
+    first_integrator: Integrator | None,
+) -> tuple[EnvState, jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+    """`step`'s computation, traced under the caller's `loop_kernels` choice."""
     excitation = jnp.clip(jnp.asarray(action, state.q.dtype), 0.0, 1.0)
 
     def f(y: Continuous) -> Continuous:

@@ -19,6 +19,7 @@ from l2run.engines.jax import (
     implicit_muscles,
     kinematics,
     ligaments,
+    linear_solve,
     muscles,
     paths,
 )
@@ -298,7 +299,7 @@ def imex_substep(
     muscle_stiffness = g.force_jac.T @ (stiffness[:, None] * g.length_jac)  # −K_muscles
     matrix = mech.terms.mass_matrix + h * h * muscle_stiffness - (h * h * k_other + h * d_other)
     rhs = h * (mech.terms.passive_forces + applied + platform_forces + h * k_other @ y.u)
-    u = y.u + jnp.linalg.solve(matrix, rhs)
+    u = y.u + linear_solve.solve(matrix, rhs)
     return Continuous(q=y.q + h * u, u=u, activation=activation, fiber_length=fiber_length)
 
 

@@ -35,9 +35,10 @@ def _inside_trace(args: tuple, kwargs: dict[str, Any]) -> bool:
 
 @functools.cache
 def _cpu_options_known() -> bool:
-    """Whether this XLA accepts `CPU_COMPILE_OPTIONS` (it rejects unknown option names)."""
-    probe = jax.jit(lambda x: x + 1, compiler_options=CPU_COMPILE_OPTIONS)
+    """Whether this XLA accepts `CPU_COMPILE_OPTIONS` (it rejects unknown option names; a JAX
+    before 0.4.36 has no `compiler_options` argument to `jax.jit` at all)."""
     try:
+        probe = jax.jit(lambda x: x + 1, compiler_options=CPU_COMPILE_OPTIONS)
         probe.lower(1.0).compile()
     except Exception:  # noqa: BLE001 - any refusal means "compile without them"
         return False
@@ -70,7 +71,9 @@ class _EngineJit:
         jitted = self._jitted.get(backend)
         if jitted is None:
             options = {} if backend == "nested" else compile_options(backend)
-            jitted = jax.jit(self._fun, compiler_options=options or None, **self._jit_kwargs)
+            # Without options the plain call, which every JAX the package allows accepts.
+            extra = {"compiler_options": options} if options else {}
+            jitted = jax.jit(self._fun, **extra, **self._jit_kwargs)
             self._jitted[backend] = jitted
         return jitted
 

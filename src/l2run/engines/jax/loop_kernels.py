@@ -1,0 +1,76 @@
+"""Whether the programs being traced write their loops for one-kernel compilation on CPU.
+
+XLA's CPU runtime runs a program operation by operation ("thunks"), each a separate small
+kernel launch of ~0.5 µs; one runner's `imex_stiff` substep is ~300 of them, so a single
+runner is bound by launches, not arithmetic. XLA compiles a while loop into one kernel instead
+when its body holds no scatter and no library call (LAPACK) and the loop accesses fewer bytes
+than a threshold (`SMALL_LOOP_BYTES`, which importing `l2run.engines.jax` sets): then one
+runner's step ran 1.7x faster (benchmarks/RESULTS.md, 2026-12-04).
+
+So the engine has two spellings of its indexed writes (`indexed_writes`) and of its 9×9 solves
+(`linear_solve`): scatters and LAPACK, which are cheapest when many runners are batched (one
+scatter or one batched solve for all of them), and masks, gathers and an unrolled elimination,
+which let one runner's loops become single kernels. Both give the same numbers to round-off.
+The choice is made while tracing: `step.step(..., single_kernel_loops=...)` sets it for the
+program it traces (its jit cache key includes it), batched entry points pass False.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+from collections.abc import Iterator
+
+from l2run.engines.cpu_threads import jax_backend_started
+
+# Bytes a while loop of one runner's step accesses are ~0.2-0.6 MB (a substep's loop); the
+# threshold takes those and leaves out the outer `lax.scan` of a rollout (its compile time
+# grows ~3x when it becomes one kernel, for a few % more speed) and batched loops, which hold
+# scatters anyway. XLA's default is 1 kB.
+SMALL_LOOP_BYTES = 1_000_000
+SMALL_LOOP_OPTION = "xla_cpu_small_while_loop_byte_threshold"
+# Read once, when JAX creates its CPU client; no per-program compile option reaches this map.
+XLA_FLAGS_ENV = "XLA_FLAGS"
+EXTRA_OPTIONS_FLAG = "--xla_backend_extra_options"
+
+_ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "single_kernel_loops", default=False
+)
+
+
+def enabled() -> bool:
+    """Whether the code traced now should avoid scatters and library calls."""
+    return _ENABLED.get()
+
+
+@contextlib.contextmanager
+def single_kernel_loops(on: bool = True) -> Iterator[None]:
+    """Trace the code inside with (or without) one-kernel-friendly spellings."""
+    token = _ENABLED.set(bool(on))
+    try:
+        yield
+    finally:
+        _ENABLED.reset(token)
+
+
+def request_small_loop_threshold() -> bool:
+    """Put `SMALL_LOOP_BYTES` into `XLA_FLAGS` for the CPU client JAX has yet to create.
+
+    Leaves a threshold the user set alone, merges with other backend extra options, and
+    changes nothing once JAX has started (the client reads the flags only then). Returns
+    whether a threshold (ours or the user's) is in the flags JAX will use."""
+    tokens = os.environ.get(XLA_FLAGS_ENV, "").split()
+    if any(SMALL_LOOP_OPTION in token for token in tokens):
+        return True
+    if jax_backend_started():
+        return False
+    ours = f"{SMALL_LOOP_OPTION}={SMALL_LOOP_BYTES}"
+    for i, token in enumerate(tokens):
+        if token.startswith(EXTRA_OPTIONS_FLAG + "="):
+            tokens[i] = f"{token},{ours}"
+            break
+    else:
+        tokens.append(f"{EXTRA_OPTIONS_FLAG}={ours}")
+    os.environ[XLA_FLAGS_ENV] = " ".join(tokens)
+    return True

@@ -1,0 +1,125 @@
+"""One runner's step compiles its substep loops into single CPU kernels, with the same numbers;
+`XLA_FLAGS` gets the loop-size threshold without overriding the user's flags."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from l2run.course import generate_course
+from l2run.engines.jax import loop_kernels
+from l2run.engines.jax.loop_kernels import (
+    SMALL_LOOP_BYTES,
+    SMALL_LOOP_OPTION,
+    request_small_loop_threshold,
+)
+from l2run.engines.jax.params import load_params
+from l2run.engines.jax.step import reset, step
+from l2run.observation import pad_obstacles
+
+STEPS = 30
+# Round-off between scatters and masks, LAPACK and the unrolled elimination, grown over STEPS.
+SAME_NUMBERS = 1e-9
+
+# Compiles `step` both ways in a fresh process (the flags are read when JAX starts) and counts
+# the while loops and the loops compiled as one kernel (XLA tags them as small calls).
+_COUNT_LOOP_KERNELS = textwrap.dedent(
+    """
+    import jax.numpy as jnp
+    from l2run.engines.jax.params import load_params
+    from l2run.engines.jax.step import DEFAULT_INTEGRATOR, reset, step
+    params = load_params()
+    state = reset(params, jnp.zeros((10, 3)), jnp.ones(2))
+    action = jnp.full(18, 0.1)
+    for single in (True, False):
+        text = step.lower(
+            params, state, action, DEFAULT_INTEGRATOR, None, single_kernel_loops=single
+        ).compile().as_text()
+        print(text.count(" while("), text.count('xla_cpu_small_call="true"'))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def params():
+    return load_params()
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="a CPU backend compilation choice")
+def test_single_runner_loops_become_single_kernels() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    out = subprocess.run(
+        [sys.executable, "-c", _COUNT_LOOP_KERNELS], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    (loops, kernels), (loops_b, kernels_b) = (
+        tuple(int(v) for v in line.split()) for line in out.stdout.strip().splitlines()[-2:]
+    )
+    assert loops > 0 and kernels == loops  # every loop of one runner's step: one kernel
+    assert kernels_b < loops_b  # scatters and LAPACK keep the substep loops apart
+
+
+def test_both_spellings_give_the_same_steps(params) -> None:
+    course = generate_course(np.random.RandomState(7), 2, 3, seed=7)
+    state0 = reset(params, jnp.asarray(pad_obstacles(course.obstacles)), jnp.asarray(course.psoas))
+    actions = np.random.default_rng(1).uniform(0.0, 0.6, (STEPS, 18))
+    states = {}
+    for single in (True, False):
+        s = state0
+        for a in actions:
+            s = step(params, s, jnp.asarray(a), single_kernel_loops=single)[0]
+        states[single] = s
+    assert float(states[True].q[1]) != float(state0.q[1])  # the runner moved
+    for name in ("q", "u", "activation", "fiber_length"):
+        a, b = np.asarray(getattr(states[True], name)), np.asarray(getattr(states[False], name))
+        np.testing.assert_allclose(a, b, rtol=0, atol=SAME_NUMBERS * (1 + np.max(np.abs(b))))
+
+
+def test_spelling_is_chosen_while_tracing() -> None:
+    assert not loop_kernels.enabled()
+    with loop_kernels.single_kernel_loops():
+        assert loop_kernels.enabled()
+        with loop_kernels.single_kernel_loops(False):
+            assert not loop_kernels.enabled()
+        assert loop_kernels.enabled()
+    assert not loop_kernels.enabled()
+
+
+@pytest.mark.parametrize(
+    "before, after",
+    [
+        ("", f"--xla_backend_extra_options={SMALL_LOOP_OPTION}={SMALL_LOOP_BYTES}"),
+        (
+            "--xla_cpu_enable_fast_math=false",
+            f"--xla_cpu_enable_fast_math=false "
+            f"--xla_backend_extra_options={SMALL_LOOP_OPTION}={SMALL_LOOP_BYTES}",
+        ),
+        (  # other extra options are kept, ours joins them
+            "--xla_backend_extra_options=xla_cpu_other=1",
+            f"--xla_backend_extra_options=xla_cpu_other=1,{SMALL_LOOP_OPTION}={SMALL_LOOP_BYTES}",
+        ),
+        (  # the user's own threshold stands
+            f"--xla_backend_extra_options={SMALL_LOOP_OPTION}=0",
+            f"--xla_backend_extra_options={SMALL_LOOP_OPTION}=0",
+        ),
+    ],
+)
+def test_threshold_joins_the_user_flags(monkeypatch, before: str, after: str) -> None:
+    monkeypatch.setattr(loop_kernels, "jax_backend_started", lambda: False)
+    monkeypatch.setenv("XLA_FLAGS", before)
+    assert request_small_loop_threshold()
+    assert os.environ["XLA_FLAGS"] == after
+
+
+def test_nothing_changes_once_jax_has_started(monkeypatch) -> None:
+    monkeypatch.setattr(loop_kernels, "jax_backend_started", lambda: True)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+    assert not request_small_loop_threshold()
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_enable_fast_math=false"
