@@ -406,6 +406,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"JAX {jax.__version__}, backend {jax.default_backend()}, device {device.device_kind}")
     threads = os.environ.get(THREADS_ENV, "one per core")
     print(f"XLA CPU threads per process: {threads} (--cpu-threads, ${THREADS_ENV})")
+    print(f"XLA_FLAGS (one runner's loops as single kernels): {os.environ.get('XLA_FLAGS', '')!r}")
     for integrator in integrators:
         print(
             f"JAX integrator: {integrator.scheme} × {integrator.substeps} substeps = "

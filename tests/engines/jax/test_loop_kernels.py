@@ -35,6 +35,8 @@ _COUNT_LOOP_KERNELS = textwrap.dedent(
     import jax.numpy as jnp
     from l2run.engines.jax.params import load_params
     from l2run.engines.jax.step import DEFAULT_INTEGRATOR, reset, step
+    from l2run.engines.jax import loop_kernels
+    assert loop_kernels.single_kernel_loops_pay()  # the default for one runner
     params = load_params()
     state = reset(params, jnp.zeros((10, 3)), jnp.ones(2))
     action = jnp.full(18, 0.1)
@@ -112,6 +114,7 @@ def test_spelling_is_chosen_while_tracing() -> None:
     ],
 )
 def test_threshold_joins_the_user_flags(monkeypatch, before: str, after: str) -> None:
+    monkeypatch.setattr(loop_kernels, "_in_force", loop_kernels._in_force)  # restored after
     monkeypatch.setattr(loop_kernels, "jax_backend_started", lambda: False)
     monkeypatch.setenv("XLA_FLAGS", before)
     assert request_small_loop_threshold()
@@ -119,7 +122,10 @@ def test_threshold_joins_the_user_flags(monkeypatch, before: str, after: str) ->
 
 
 def test_nothing_changes_once_jax_has_started(monkeypatch) -> None:
+    monkeypatch.setattr(loop_kernels, "_in_force", loop_kernels._in_force)  # restored after
     monkeypatch.setattr(loop_kernels, "jax_backend_started", lambda: True)
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
     assert not request_small_loop_threshold()
     assert os.environ["XLA_FLAGS"] == "--xla_cpu_enable_fast_math=false"
+    # without the threshold, one runner's step keeps scatters and LAPACK by default
+    assert not loop_kernels.single_kernel_loops_pay()

@@ -22,6 +22,8 @@ import contextvars
 import os
 from collections.abc import Iterator
 
+import jax  # importing JAX does not start it: the flags are read when its CPU client starts
+
 from l2run.engines.cpu_threads import jax_backend_started
 
 # Bytes a while loop of one runner's step accesses are ~0.2-0.6 MB (a substep's loop); the
@@ -33,6 +35,10 @@ SMALL_LOOP_OPTION = "xla_cpu_small_while_loop_byte_threshold"
 # Read once, when JAX creates its CPU client; no per-program compile option reaches this map.
 XLA_FLAGS_ENV = "XLA_FLAGS"
 EXTRA_OPTIONS_FLAG = "--xla_backend_extra_options"
+
+# Whether the threshold is in the flags JAX's CPU client was (or will be) created with, as
+# `request_small_loop_threshold` found it when the engine was imported.
+_in_force = False
 
 _ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "single_kernel_loops", default=False
@@ -60,11 +66,11 @@ def request_small_loop_threshold() -> bool:
     Leaves a threshold the user set alone, merges with other backend extra options, and
     changes nothing once JAX has started (the client reads the flags only then). Returns
     whether a threshold (ours or the user's) is in the flags JAX will use."""
+    global _in_force
     tokens = os.environ.get(XLA_FLAGS_ENV, "").split()
-    if any(SMALL_LOOP_OPTION in token for token in tokens):
-        return True
-    if jax_backend_started():
-        return False
+    _in_force = any(SMALL_LOOP_OPTION in token for token in tokens)
+    if _in_force or jax_backend_started():
+        return _in_force
     ours = f"{SMALL_LOOP_OPTION}={SMALL_LOOP_BYTES}"
     for i, token in enumerate(tokens):
         if token.startswith(EXTRA_OPTIONS_FLAG + "="):
@@ -73,4 +79,11 @@ def request_small_loop_threshold() -> bool:
     else:
         tokens.append(f"{EXTRA_OPTIONS_FLAG}={ours}")
     os.environ[XLA_FLAGS_ENV] = " ".join(tokens)
+    _in_force = True
     return True
+
+
+def single_kernel_loops_pay() -> bool:
+    """The default spelling of one runner's step: single-kernel loops on a CPU backend whose
+    client has the threshold (without it, the masks and the unrolled solve only cost more)."""
+    return _in_force and jax.default_backend() == "cpu"

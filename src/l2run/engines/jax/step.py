@@ -132,7 +132,7 @@ def step(
     action: jnp.ndarray,
     integrator: Integrator = DEFAULT_INTEGRATOR,
     first_integrator: Integrator | None = FIRST_STEP_INTEGRATOR,
-    single_kernel_loops: bool = True,
+    single_kernel_loops: bool | None = None,
 ) -> tuple[EnvState, jnp.ndarray, jnp.ndarray, jnp.ndarray]:
     """One 0.01 s control step: (new state, observation (41,), reward, done).
 
@@ -144,9 +144,11 @@ def step(
 
     `single_kernel_loops` spells the indexed writes and solves so that XLA's CPU backend
     compiles each substep loop into one kernel (`loop_kernels`): the fast choice for one
-    runner; under `vmap` pass False (batched scatters and solves are cheaper). Same numbers
-    either way, to round-off.
+    runner; under `vmap` pass False (batched scatters and solves are cheaper). None: True on
+    a CPU backend with the loop-size threshold in force. Same numbers either way, to round-off.
     """
+    if single_kernel_loops is None:
+        single_kernel_loops = loop_kernels.single_kernel_loops_pay()
     with loop_kernels.single_kernel_loops(single_kernel_loops):
         return _step(params, state, action, integrator, first_integrator)
 
