@@ -5,7 +5,7 @@ kernel launch of ~0.5 µs; one runner's `imex_stiff` substep is ~300 of them, so
 runner is bound by launches, not arithmetic. XLA compiles a while loop into one kernel instead
 when its body holds no scatter and no library call (LAPACK) and the loop accesses fewer bytes
 than a threshold (`SMALL_LOOP_BYTES`, which importing `l2run.engines.jax` sets): then one
-runner's step ran 1.7x faster (benchmarks/RESULTS.md, 2026-12-04).
+runner's steps took 1.3-1.6x less time (benchmarks/RESULTS.md, 2026-12-04).
 
 So the engine has two spellings of its indexed writes (`indexed_writes`) and of its 9×9 solves
 (`linear_solve`): scatters and LAPACK, which are cheapest when many runners are batched (one
@@ -26,10 +26,10 @@ import jax  # importing JAX does not start it: the flags are read when its CPU c
 
 from l2run.engines.cpu_threads import jax_backend_started
 
-# Bytes a while loop of one runner's step accesses are ~0.2-0.6 MB (a substep's loop); the
-# threshold takes those and leaves out the outer `lax.scan` of a rollout (its compile time
-# grows ~3x when it becomes one kernel, for a few % more speed) and batched loops, which hold
-# scatters anyway. XLA's default is 1 kB.
+# Measured by the loops each threshold takes: one runner's substep loops access 0.1-1 MB (at
+# 0.1 MB half of them became kernels, at 1 MB all), a rollout's outer `lax.scan` 1-10 MB; it
+# stays out (as one kernel it compiled ~3x longer for a few % more speed). Batched loops hold
+# scatters. XLA's default is 1 kB.
 SMALL_LOOP_BYTES = 1_000_000
 SMALL_LOOP_OPTION = "xla_cpu_small_while_loop_byte_threshold"
 # Read once, when JAX creates its CPU client; no per-program compile option reaches this map.
