@@ -1,11 +1,20 @@
-"""The scatter-free indexed writes equal JAX's `.at[]` scatters (repeated indices included)."""
+"""Both spellings of the indexed writes (masks while `loop_kernels` is enabled, scatters
+otherwise) equal JAX's `.at[]` scatters, repeated indices included."""
 
 from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
+from l2run.engines.jax import loop_kernels
 from l2run.engines.jax.indexed_writes import add_at, add_at_2d, set_at
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["masks", "scatters"])
+def spelling(request):
+    with loop_kernels.single_kernel_loops(request.param):
+        yield request.param
 
 
 def test_add_at_sums_rows_into_their_slots() -> None:

@@ -40,7 +40,6 @@ def set_at(array: jnp.ndarray, flat_index: jnp.ndarray, values: jnp.ndarray) -> 
     """`array` with `array.flat[flat_index[i]] = values[i]` (indices distinct)."""
     if not loop_kernels.enabled():
         return array.reshape(-1).at[flat_index].set(values).reshape(array.shape)
-    mask = one_hot_mask(flat_index, array.size)
-    hit = jnp.any(mask, axis=0)
-    written = jnp.sum(jnp.where(mask, values[:, None], 0.0), axis=0)
+    hit = jnp.any(one_hot_mask(flat_index, array.size), axis=0)
+    written = add_at(flat_index, values, array.size)
     return jnp.where(hit, written, array.reshape(-1)).reshape(array.shape)
