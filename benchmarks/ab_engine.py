@@ -1,7 +1,7 @@
 """The JAX engine of a git revision against the working tree's, in one process, timed in turns.
 
     python benchmarks/ab_engine.py --baseline REV [--sizes 64,256] [--rounds 10]
-        [--single|--step|--rollout|--env]
+        [--single|--step|--rollout|--loop|--env]
 
 On a shared machine two runs of one program differ by ±30 %, so comparing two runs says little.
 This loads REV's `l2run` package (extracted with `git archive`, renamed `l2run_baseline`) beside
@@ -12,7 +12,9 @@ runner per substep, min and median over the rounds. `--single` times one unbatch
 instead; `--step` times whole control steps through each package's own `rollout.batch_step` (its
 chunking and compile options included), CPU µs per runner per step; `--rollout` times one runner's
 `rollout.rollout` (a `lax.scan` of ROLLOUT_STEPS steps under bench_engines' feedback policy, as its
-single-env row), CPU µs per step; `--env` times each package's `RunEnv(engine="jax").step` (the
+single-env row), CPU µs per step; `--loop` times one runner's jitted `step` called from Python
+step by step (bench_engines' "jitted step loop" row: each call a program execution), CPU µs per
+step; `--env` times each package's `RunEnv(engine="jax").step` (the
 seed's API: the engine's step, the observation, the ligament penalty and the info dict), CPU µs
 per step."""
 
@@ -35,6 +37,7 @@ CALLS_PER_ROUND = 10
 SUBSTEP_S = 0.001
 ROLLOUT_STEPS = 100
 ENV_STEPS = 50  # RunEnv steps per timed call (an episode is reset when it ends)
+LOOP_STEPS = 50  # jitted step calls per timed call of `--loop` (from the same state each time)
 
 
 def extract_baseline(rev: str, into: pathlib.Path) -> None:
@@ -61,6 +64,15 @@ def env_steps(env, actions: np.ndarray) -> list[float]:
     return obs
 
 
+def step_loop(step_module, params, state, actions: list, integrator) -> object:
+    """`len(actions)` calls of a package's jitted `step` (its first-step scheme as the
+    default), host action rows as a gymnasium env passes them; the last observation."""
+    first = step_module.first_step_integrator(integrator)
+    for action in actions:
+        state, obs, _reward, _done = step_module.step(params, state, action, integrator, first)
+    return obs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--baseline", required=True, help="git revision to compare against")
@@ -69,6 +81,7 @@ def main() -> None:
     ap.add_argument("--single", action="store_true", help="one unbatched runner per call")
     ap.add_argument("--step", action="store_true", help="whole steps through batch_step")
     ap.add_argument("--rollout", action="store_true", help="one runner's lax.scan rollout")
+    ap.add_argument("--loop", action="store_true", help="one runner's jitted step per call")
     ap.add_argument("--env", action="store_true", help="RunEnv(engine='jax').step, one runner")
     args = ap.parse_args()
 
@@ -106,12 +119,12 @@ def main() -> None:
         integrator = parse_integrator("imex_stiff:10")
         state = first_state(params, integrator)
         h = jnp.asarray(SUBSTEP_S)
-        one_runner = args.single or args.rollout or args.env
-        unit = "step" if args.step or args.rollout or args.env else "substep"
+        one_runner = args.single or args.rollout or args.env or args.loop
+        unit = "step" if args.step or args.rollout or args.env or args.loop else "substep"
         sizes = [1] if one_runner else [int(s) for s in args.sizes.split(",")]
         policy, key = feedback_policy(), jax.random.PRNGKey(SEED)
         for n in sizes:
-            if not (args.env or args.rollout):  # those two start from `state` themselves
+            if not (args.env or args.rollout or args.loop):  # those start from `state` themselves
                 batch = batched_state(state, n)
                 excitation = jnp.asarray(smooth_excitations(1, n)[0])
             runs, outputs = {}, {}
@@ -123,6 +136,14 @@ def main() -> None:
                     actions = np.asarray(smooth_excitations(ENV_STEPS, 1))[:, 0]
                     runs[label] = (partial(env_steps, env, actions), ())
                     outputs[label] = [jnp.asarray(runs[label][0]())]
+                    continue
+                if args.loop:
+                    package = BASELINE_PACKAGE if label == "baseline" else "l2run"
+                    step_module = importlib.import_module(f"{package}.engines.jax.step")
+                    actions = list(np.asarray(smooth_excitations(LOOP_STEPS, 1))[:, 0])
+                    inputs = (step_module, p, env_state(*state), actions, integrator)
+                    runs[label] = (step_loop, inputs)
+                    outputs[label] = [jnp.asarray(step_loop(*inputs))]
                     continue
                 if args.rollout:
                     inputs = (p, env_state(*state), policy, key, ROLLOUT_STEPS, integrator)
@@ -161,7 +182,15 @@ def main() -> None:
                         out = compiled(*inputs)
                     jax.block_until_ready(out)
                     elapsed = time.process_time() - start
-                    per_call = ROLLOUT_STEPS if args.rollout else ENV_STEPS if args.env else n
+                    per_call = (
+                        ROLLOUT_STEPS
+                        if args.rollout
+                        else ENV_STEPS
+                        if args.env
+                        else LOOP_STEPS
+                        if args.loop
+                        else n
+                    )
                     times[label].append(elapsed / CALLS_PER_ROUND / per_call * 1e6)
             what = f"N = {n}{' (unbatched)' if one_runner else ''}"
             print(f"{what}: largest output difference {diff:.1e}")

@@ -185,6 +185,36 @@ def test_jax_engine_reports_equal_a_full_evaluation(params):
     assert not np.allclose(moved[0], before[0], rtol=0, atol=1e-6)  # the body moved
 
 
+def test_jax_engine_readouts_are_its_state():
+    """Observation, time, activations and fibre lengths (one packed transfer per step) are the
+    state's own values, after a step and after a state set from outside (computed then)."""
+    from l2run.engines.jax.engine import JaxEngine
+
+    engine = JaxEngine(integrator=Integrator("imex_stiff", 2))
+    engine.reset(generate_course(np.random.RandomState(5), 2, 3, seed=5))
+    for k in range(5):
+        engine.step(np.full(18, 0.1 + 0.05 * k))
+
+    def assert_readouts_of(s):
+        np.testing.assert_array_equal(engine.activations(), np.asarray(s.activation))
+        np.testing.assert_array_equal(engine.fiber_lengths(), np.asarray(s.fiber_length))
+        assert engine.time == float(s.time)
+        observation = np.asarray(S.observe(engine.params, s))
+        np.testing.assert_allclose(engine.observation(), observation, rtol=1e-12, atol=1e-14)
+
+    assert_readouts_of(engine.state)
+    assert engine.time == pytest.approx(0.05)
+    stepped = engine.state
+    engine.step(np.full(18, 0.9))
+    assert engine.time == pytest.approx(0.06)
+    engine.state = stepped  # restored from outside: the readouts follow it
+    assert_readouts_of(stepped)
+    assert engine.time == pytest.approx(0.05)
+    # copies: a caller's edits do not reach the next caller
+    engine.activations()[:] = np.nan
+    assert np.all(np.isfinite(engine.activations()))
+
+
 # Zero excitations leave every muscle at minimum activation, the stiffest fibre dynamics: RK4 x 20
 # diverges near t = 1.05 s there (the first-step scheme then redoes those steps); the default
 # `imex_stiff` treats the fibres implicitly and must stay finite and on OpenSim's path.

@@ -2,7 +2,8 @@
 
 Holds one `EnvState` and calls the jitted pure `step`, fused with the observation and the
 reports (body poses, contact and ligament forces) of the new state, so one `RunEnv.step` is one
-dispatch of compiled code; the results stay on the device until a reporting method asks.
+dispatch of compiled code and one transfer to the host: everything the reporting methods give
+comes back packed in one vector (`SNAPSHOT_FIELDS`).
 Needs neither OpenSim nor the JSON model definition: the model comes from the packaged
 parameter file.
 """
@@ -29,8 +30,8 @@ from l2run.engines.jax.step import (
     step,
 )
 from l2run.engines.jax.xla_options import engine_jit
-from l2run.model.names import BODIES, FOOT_CONTACTS, MUSCLES
-from l2run.observation import pad_obstacles
+from l2run.model.names import BODIES, FOOT_CONTACTS, LIGAMENTS, MUSCLES
+from l2run.observation import OBSERVATION_SIZE, pad_obstacles
 
 DTYPES = {"float64": jnp.float64, "float32": jnp.float32}
 
@@ -42,17 +43,64 @@ def cast_params(params: ModelParams, dtype) -> ModelParams:
     )
 
 
-_observe = engine_jit(observe)
+# What one step hands to the host, packed into one vector (name, shape): a transfer per
+# array costs ~10-25 µs on CPU, and a RunEnv step reads all of these.
+SNAPSHOT_FIELDS: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("failed", ()),  # 1.0 when the step's result was non-finite (the state was kept)
+    ("time", ()),  # s
+    ("observation", (OBSERVATION_SIZE,)),
+    ("body_origin", (len(BODIES), 2)),  # m, ground frame
+    ("body_angle", (len(BODIES),)),  # rad
+    ("ligament_torques", (len(LIGAMENTS),)),  # N·m
+    ("foot_forces", (len(FOOT_CONTACTS), 2)),  # N, ground frame
+    ("activation", (len(MUSCLES),)),
+    ("fiber_length", (len(MUSCLES),)),  # m
+)
+_SIZES = [int(np.prod(shape)) for _, shape in SNAPSHOT_FIELDS]
+_OFFSETS = np.cumsum([0, *_SIZES])
+
+
+def _pack(params: ModelParams, state: EnvState, obs: jnp.ndarray, failed: jnp.ndarray):
+    """`SNAPSHOT_FIELDS` of a state as one vector of the state's float dtype."""
+    r = system.reports(params, state.q, state.u, state.obstacles)
+    dtype = state.q.dtype
+    parts = (
+        failed,
+        state.time,
+        obs,
+        r.body_origin,
+        r.body_angle,
+        r.ligament_torques,
+        r.foot_forces,
+        state.activation,
+        state.fiber_length,
+    )
+    return jnp.concatenate([jnp.ravel(jnp.asarray(x, dtype)) for x in parts])
+
+
+def unpack(packed: np.ndarray) -> dict[str, np.ndarray]:
+    """The host's view of a packed snapshot: name -> float64 array (SNAPSHOT_FIELDS shapes)."""
+    flat = np.asarray(packed, dtype=np.float64)
+    return {
+        name: flat[_OFFSETS[i] : _OFFSETS[i + 1]].reshape(shape)
+        for i, (name, shape) in enumerate(SNAPSHOT_FIELDS)
+    }
 
 
 @engine_jit(static_argnames=("integrator", "first_integrator"))
-def _step_and_report(params, state, action, integrator, first_integrator):
-    """`step`, and the reports of the new state, in one compiled call."""
+def _step_and_snapshot(params, state, action, integrator, first_integrator):
+    """`step`, and the packed snapshot of the new state, in one compiled call."""
     new, obs, reward, done = step(params, state, action, integrator, first_integrator)
-    return new, obs, reward, done, system.reports(params, new.q, new.u, new.obstacles)
+    failed = done & (reward == INTEGRATOR_FAILURE_REWARD)
+    return new, _pack(params, new, obs, failed)
 
 
-_reports = engine_jit(system.reports)
+@engine_jit
+def _snapshot(params, state):
+    """The packed snapshot of a state set from outside (failed = 0)."""
+    return _pack(params, state, observe(params, state), jnp.zeros((), bool))
+
+
 _muscle_paths = engine_jit(system.muscle_path_points)
 
 
@@ -91,20 +139,26 @@ class JaxEngine:
         action = np.clip(np.asarray(excitations, float).reshape(18), 0, 1).astype(self.dtype)
         # A done flag from the pure step (fall / time limit) is RunEnv's business, not ours.
         state = self.state._replace(done=self._not_done)
-        new, obs, reward, done, reports = _step_and_report(
+        new, packed = _step_and_snapshot(
             self.params, state, action, self.integrator, first_step_integrator(self.integrator)
         )
-        # The pure step keeps the last finite state and flags the failure with RunEnv's reward.
-        if bool(done) and float(reward) == INTEGRATOR_FAILURE_REWARD:
+        host = unpack(packed)  # the one transfer of this step
+        # The pure step keeps the last finite state and flags the failure.
+        if host["failed"]:
             raise IntegratorError(
-                f"the state became non-finite integrating to t={float(state.time) + 0.01:.2f} s"
+                f"the state became non-finite integrating to t={float(host['time']):.2f} s"
             )
-        self.state = new  # clears the caches (the setter below); these are the new state's
-        self._obs_cache, self._device_reports = obs, reports
+        self.state = new  # clears the caches (the setter below); this is the new state's
+        self._host = host
+
+    def _snapshot(self) -> dict[str, np.ndarray]:
+        if self._host is None:
+            self._host = unpack(_snapshot(self.params, self.state))
+        return self._host
 
     @property
     def time(self) -> float:
-        return float(self.state.time)
+        return float(self._snapshot()["time"])
 
     @property
     def state(self) -> EnvState | None:
@@ -115,31 +169,19 @@ class JaxEngine:
     @state.setter
     def state(self, value: EnvState | None) -> None:
         self._state = value
-        self._obs_cache = self._device_reports = self._report_cache = None
+        self._host: dict[str, np.ndarray] | None = None
         self._paths_cache: list[np.ndarray] | None = None
 
     def observation(self) -> np.ndarray:
-        if self._obs_cache is None:
-            self._obs_cache = _observe(self.params, self.state)
-        return np.asarray(self._obs_cache, dtype=np.float64)
-
-    def _reports(self) -> system.Reports:
-        if self._report_cache is None:
-            if self._device_reports is None:
-                s = self.state
-                self._device_reports = _reports(self.params, s.q, s.u, s.obstacles)
-            self._report_cache = jax.tree.map(np.asarray, self._device_reports)
-        return self._report_cache
+        return self._snapshot()["observation"].copy()
 
     def ligament_forces(self) -> np.ndarray:
-        return np.asarray(self._reports().ligament_torques, dtype=np.float64)
+        return self._snapshot()["ligament_torques"].copy()
 
     def body_poses(self) -> dict[str, tuple[float, float, float]]:
-        r = self._reports()
-        return {
-            name: (float(r.body_origin[i, 0]), float(r.body_origin[i, 1]), float(r.body_angle[i]))
-            for i, name in enumerate(BODIES)
-        }
+        s = self._snapshot()
+        origin, angle = s["body_origin"].tolist(), s["body_angle"].tolist()
+        return {name: (*origin[i], angle[i]) for i, name in enumerate(BODIES)}
 
     def muscle_paths(self) -> list[np.ndarray]:
         # Cached per state: a recording and a live viewer both draw every step.
@@ -151,14 +193,11 @@ class JaxEngine:
         return [p.copy() for p in self._paths_cache]
 
     def activations(self) -> np.ndarray:
-        return np.asarray(self.state.activation, dtype=np.float64)
+        return self._snapshot()["activation"].copy()
 
     def fiber_lengths(self) -> np.ndarray:
-        return np.asarray(self.state.fiber_length, dtype=np.float64)
+        return self._snapshot()["fiber_length"].copy()
 
     def contact_forces(self) -> dict[str, np.ndarray]:
-        r = self._reports()
-        return {
-            name: np.asarray(r.foot_forces[i], dtype=np.float64)
-            for i, name in enumerate(FOOT_CONTACTS)
-        }
+        forces = self._snapshot()["foot_forces"]
+        return {name: forces[i].copy() for i, name in enumerate(FOOT_CONTACTS)}

@@ -11,8 +11,6 @@ can run in lockstep until every environment is done. No Python control flow on v
 
 from __future__ import annotations
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 
@@ -136,16 +134,18 @@ def step(
 ) -> tuple[EnvState, jnp.ndarray, jnp.ndarray, jnp.ndarray]:
     """One 0.01 s control step: (new state, observation (41,), reward, done).
 
-    The step from t = 0 uses `first_integrator` (None: `integrator` too), and so does any step
-    whose `integrator` result is non-finite (a stiff stretch). The choice is a
-    `lax.cond` on the step count: a real branch for one environment, but under `vmap` both
-    branches run for every environment, so batched code that cares about speed should pass
-    `first_integrator=None` or step freshly reset environments separately.
+    Every step runs `integrator`; the step from t = 0, and any step whose `integrator` result
+    is non-finite (a stiff stretch), is then run again from the same start with
+    `first_integrator` (None: no such redo). That is one `lax.cond`: a real branch for one
+    environment, but under `vmap` both branches run for every environment, so batched code
+    that cares about speed should pass `first_integrator=None` or step freshly reset
+    environments separately.
 
     `single_kernel_loops` spells the indexed writes and solves so that XLA's CPU backend
     compiles each substep loop into one kernel (`loop_kernels`): the fast choice for one
     runner; under `vmap` pass False (batched scatters and solves are cheaper). None: True on
     a CPU backend with the loop-size threshold in force. Same numbers either way, to round-off.
+    The first-step scheme is always traced with scatters (it runs once an episode).
     """
     if single_kernel_loops is None:
         single_kernel_loops = loop_kernels.single_kernel_loops_pay()
@@ -181,21 +181,23 @@ def _step(
         return integrate(f, y, STEP_SIZE_S, integ, f_jac, advance)
 
     y0 = continuous(state)
-    if first_integrator is None or first_integrator == integrator:
-        y = run(integrator, y0)
-    else:
-        y = jax.lax.cond(
-            state.step_count == 0,
-            partial(run, first_integrator),
-            partial(run, integrator),
-            y0,
-        )
+    y = run(integrator, y0)
     finite = _all_finite(y)
     if first_integrator is not None and first_integrator != integrator:
-        # All muscles at minimum activation make the fibre ODEs stiffer than RK4's stability
-        # limit (zero excitations diverge near t = 1.05 s); the stiff first-step scheme then
-        # redoes this step. A real branch for one environment, both branches under `vmap`.
-        y = jax.lax.cond(finite, lambda yy: yy, lambda yy: run(first_integrator, y0), y)
+        # An episode's first step starts far from fibre equilibrium, and all muscles at
+        # minimum activation make the fibre ODEs stiffer than RK4's stability limit (zero
+        # excitations diverge near t = 1.05 s): such steps run (again) under the first-step
+        # scheme. One branch serves both, so the program holds one copy of that scheme's
+        # loops, traced with scatters: run once an episode, they gain nothing from becoming
+        # single kernels, and a single kernel's buffers each cost the CPU runtime a
+        # bookkeeping allocation on every call of the program, taken or not (~0.1 µs each,
+        # hundreds per loop), where other loops' buffers share the one temporary allocation.
+        # A real branch for one environment; under `vmap` both branches run for every one.
+        def redo(_: Continuous) -> Continuous:
+            with loop_kernels.single_kernel_loops(False):
+                return run(first_integrator, y0)
+
+        y = jax.lax.cond((state.step_count == 0) | ~finite, redo, lambda yy: yy, y)
         finite = _all_finite(y)
     y = jax.tree.map(lambda new, old: jnp.where(finite, new, old), y, continuous(state))
     count = state.step_count + 1
