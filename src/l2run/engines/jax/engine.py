@@ -135,8 +135,9 @@ class JaxEngine:
         )
 
     def step(self, excitations: np.ndarray) -> None:
-        # A host array: the jitted call moves it to the device, cheaper than an eager conversion.
-        action = np.clip(np.asarray(excitations, float).reshape(18), 0, 1).astype(self.dtype)
+        # A host array: the jitted call moves it to the device, cheaper than an eager conversion
+        # (the step clips it to [0, 1]).
+        action = np.asarray(excitations, dtype=self.dtype).reshape(len(MUSCLES))
         # A done flag from the pure step (fall / time limit) is RunEnv's business, not ours.
         state = self.state._replace(done=self._not_done)
         new, packed = _step_and_snapshot(
