@@ -145,7 +145,6 @@ def step(
     compiles each substep loop into one kernel (`loop_kernels`): the fast choice for one
     runner; under `vmap` pass False (batched scatters and solves are cheaper). None: True on
     a CPU backend with the loop-size threshold in force. Same numbers either way, to round-off.
-    The first-step scheme is always traced with scatters (it runs once an episode).
     """
     if single_kernel_loops is None:
         single_kernel_loops = loop_kernels.single_kernel_loops_pay()
@@ -187,15 +186,12 @@ def _step(
         # An episode's first step starts far from fibre equilibrium, and all muscles at
         # minimum activation make the fibre ODEs stiffer than RK4's stability limit (zero
         # excitations diverge near t = 1.05 s): such steps run (again) under the first-step
-        # scheme. One branch serves both, so the program holds one copy of that scheme's
-        # loops, traced with scatters: run once an episode, they gain nothing from becoming
-        # single kernels, and a single kernel's buffers each cost the CPU runtime a
-        # bookkeeping allocation on every call of the program, taken or not (~0.1 µs each,
-        # hundreds per loop), where other loops' buffers share the one temporary allocation.
+        # scheme. One branch serves both, so the program holds one copy of that scheme, not
+        # two: a copy adds hundreds of buffer allocations (its reductions' and single-kernel
+        # loops' values), and XLA's CPU runtime books every allocation on every call.
         # A real branch for one environment; under `vmap` both branches run for every one.
         def redo(_: Continuous) -> Continuous:
-            with loop_kernels.single_kernel_loops(False):
-                return run(first_integrator, y0)
+            return run(first_integrator, y0)
 
         y = jax.lax.cond((state.step_count == 0) | ~finite, redo, lambda yy: yy, y)
         finite = _all_finite(y)
