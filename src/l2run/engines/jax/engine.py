@@ -96,7 +96,7 @@ def _step_and_snapshot(params, state, action, integrator, first_integrator):
 
 
 @engine_jit
-def _snapshot(params, state):
+def _state_snapshot(params, state):
     """The packed snapshot of a state set from outside (failed = 0)."""
     return _pack(params, state, observe(params, state), jnp.zeros((), bool))
 
@@ -154,7 +154,7 @@ class JaxEngine:
 
     def _snapshot(self) -> dict[str, np.ndarray]:
         if self._host is None:
-            self._host = unpack(_snapshot(self.params, self.state))
+            self._host = unpack(_state_snapshot(self.params, self.state))
         return self._host
 
     @property
