@@ -33,6 +33,7 @@ import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BASELINE_PACKAGE = "l2run_baseline"
+PACKAGES = {"baseline": BASELINE_PACKAGE, "working tree": "l2run"}  # label -> package
 CALLS_PER_ROUND = 10
 SUBSTEP_S = 0.001
 ROLLOUT_STEPS = 100
@@ -103,7 +104,7 @@ def main() -> None:
         )
 
         engines = {}
-        for label, package in (("baseline", BASELINE_PACKAGE), ("working tree", "l2run")):
+        for label, package in PACKAGES.items():
             jx = f"{package}.engines.jax"
             engines[label] = (
                 importlib.import_module(f"{jx}.system"),
@@ -130,16 +131,16 @@ def main() -> None:
             runs, outputs = {}, {}
             for label, (system, p, continuous, rollout, env_state) in engines.items():
                 if args.env:
-                    package = BASELINE_PACKAGE if label == "baseline" else "l2run"
-                    env = importlib.import_module(f"{package}.env.runenv").RunEnv(engine="jax")
+                    env = importlib.import_module(f"{PACKAGES[label]}.env.runenv").RunEnv(
+                        engine="jax"
+                    )
                     env.reset(difficulty=2, seed=SEED)
                     actions = np.asarray(smooth_excitations(ENV_STEPS, 1))[:, 0]
                     runs[label] = (partial(env_steps, env, actions), ())
                     outputs[label] = [jnp.asarray(runs[label][0]())]
                     continue
                 if args.loop:
-                    package = BASELINE_PACKAGE if label == "baseline" else "l2run"
-                    step_module = importlib.import_module(f"{package}.engines.jax.step")
+                    step_module = importlib.import_module(f"{PACKAGES[label]}.engines.jax.step")
                     actions = list(np.asarray(smooth_excitations(LOOP_STEPS, 1))[:, 0])
                     inputs = (step_module, p, env_state(*state), actions, integrator)
                     runs[label] = (step_loop, inputs)
@@ -174,6 +175,13 @@ def main() -> None:
                 float(jnp.max(jnp.abs(jnp.asarray(a, float) - jnp.asarray(b, float))))
                 for a, b in zip(outputs["baseline"], outputs["working tree"], strict=True)
             )
+            per_call = n  # runners (or, one runner, steps) that one timed call covers
+            if args.rollout:
+                per_call = ROLLOUT_STEPS
+            elif args.env:
+                per_call = ENV_STEPS
+            elif args.loop:
+                per_call = LOOP_STEPS
             times: dict[str, list[float]] = {label: [] for label in runs}
             for _ in range(args.rounds):
                 for label, (compiled, inputs) in runs.items():
@@ -182,15 +190,6 @@ def main() -> None:
                         out = compiled(*inputs)
                     jax.block_until_ready(out)
                     elapsed = time.process_time() - start
-                    per_call = (
-                        ROLLOUT_STEPS
-                        if args.rollout
-                        else ENV_STEPS
-                        if args.env
-                        else LOOP_STEPS
-                        if args.loop
-                        else n
-                    )
                     times[label].append(elapsed / CALLS_PER_ROUND / per_call * 1e6)
             what = f"N = {n}{' (unbatched)' if one_runner else ''}"
             print(f"{what}: largest output difference {diff:.1e}")

@@ -44,7 +44,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from l2run.engines.jax.indexed_writes import add_at
+from l2run.engines.jax.indexed_writes import add_at, one_hot_mask
 from l2run.engines.jax.kinematics import perp
 from l2run.engines.jax.paths import _body_z
 from l2run.model.names import BODIES, FOOT_CONTACTS
@@ -354,7 +354,7 @@ def _platform_applied(
     first_pulls = jnp.take_along_axis(pulls, first[:, None], 1)[:, 0]
     applied = pairs.touching & ~pulls
     # the contact after a pulling one is never reached
-    blocked_other = (jnp.arange(2)[None, :] == other[:, None]) & first_pulls[:, None]
+    blocked_other = one_hot_mask(other, 2) & first_pulls[:, None]
     return applied & ~blocked_other
 
 
