@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from l2run.engines.jax.indexed_writes import add_at, one_hot_mask
-from l2run.engines.jax.kinematics import perp
+from l2run.engines.jax.kinematics import cos_sin, perp
 from l2run.engines.jax.paths import _body_z
 from l2run.model.names import BODIES, FOOT_CONTACTS
 
@@ -264,7 +264,7 @@ class ContactForces(NamedTuple):
 def sphere_centers(p: ContactParams, origin: jnp.ndarray, angle: jnp.ndarray) -> jnp.ndarray:
     """Foot sphere centres (4, 3) m in ground from body poses (nb, 2), (nb,)."""
     o, a = origin[p.sphere_body], angle[p.sphere_body]
-    c, s = jnp.cos(a), jnp.sin(a)
+    c, s = cos_sin(a)
     lx, ly = p.sphere_local[:, 0], p.sphere_local[:, 1]
     xy = o + jnp.stack([c * lx - s * ly, s * lx + c * ly], axis=-1)
     return jnp.concatenate([xy, p.sphere_z[:, None]], axis=-1)

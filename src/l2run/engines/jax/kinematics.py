@@ -24,9 +24,23 @@ class BodyFrames(NamedTuple):
     angle: jnp.ndarray
 
 
+def cos_sin(angle: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """cos and sin of `angle` (rad), each computed once per element and stored.
+
+    XLA's CPU fusion counts sine and cosine as cheap, so it recomputes them inside every
+    consumer, once per element the consumer reads them for: a body's cosine once per column of
+    its Jacobian, a path point's body cosine once per point. In the frame Jacobians that was
+    most of their time. A division counts as expensive (XLA then computes it once and keeps
+    the result), so both are divided by an exact 1 that XLA cannot fold (1 + 0·angle: it keeps
+    0·x for floats, which is NaN at x = ±inf). The values are jnp.cos's and jnp.sin's bits.
+    """
+    one = 1.0 + 0.0 * angle
+    return jnp.cos(angle) / one, jnp.sin(angle) / one
+
+
 def rotate(angle: jnp.ndarray, v: jnp.ndarray) -> jnp.ndarray:
     """Rotate 2-D vectors `v` (..., 2) by `angle` (...) about z."""
-    return rotate_by(jnp.cos(angle), jnp.sin(angle), v)
+    return rotate_by(*cos_sin(angle), v)
 
 
 def rotate_by(cos: jnp.ndarray, sin: jnp.ndarray, v: jnp.ndarray) -> jnp.ndarray:

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from l2run.engines.jax.indexed_writes import add_at_2d, set_at
-from l2run.engines.jax.kinematics import rotate_by
+from l2run.engines.jax.kinematics import cos_sin, rotate_by
 from l2run.engines.jax.splines import (
     SplineParams,
     compile_splines,
@@ -168,8 +168,8 @@ def compile_paths(definition) -> PathParams:
 def _point_rotations(p: PathParams, angle: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
     """cos and sin (M, P) of each path point's body angle; taken per body and then gathered,
     so each body's angle passes through cos and sin once, not once per point."""
-    angle_ext = jnp.concatenate([angle, jnp.zeros((1,), angle.dtype)])
-    return jnp.cos(angle_ext)[p.body], jnp.sin(angle_ext)[p.body]
+    cos, sin = cos_sin(jnp.concatenate([angle, jnp.zeros((1,), angle.dtype)]))
+    return cos[p.body], sin[p.body]
 
 
 def _local_points(p: PathParams, q: jnp.ndarray):
