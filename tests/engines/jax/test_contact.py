@@ -260,7 +260,7 @@ def test_contact_tangents_equal_forward_mode_derivatives():
                 np.asarray(got.d_point[k])[touching], np.asarray(d_point)[touching], atol=1e-12
             )
         # what the states covered: platform slip speeds either side of the transition speed
-        body = params.sphere_body
+        body = np.asarray(params.sphere_body)
         centers = contact.sphere_centers(params, origin, angle)
         pairs = contact._platform_pairs(params, centers, origin[body], vel[body], omega[body])
         slip = np.asarray(contact._pair_force(pairs).v_slip)[np.asarray(pairs.touching)]

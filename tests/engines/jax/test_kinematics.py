@@ -108,3 +108,12 @@ def test_closed_form_frame_jacobians_equal_forward_mode(params):
         np.testing.assert_allclose(
             got.frames.angle, want.frames.angle, rtol=pose_rtol, atol=POSE_ROUNDOFF
         )
+
+
+def test_tree_sum_is_the_sum_over_each_bodys_joints_from_ground(params):
+    """`tree_sum` (parents' sums plus the own row) equals the ancestor matrix product."""
+    ancestors = np.asarray(params.tree.ancestors)
+    assert ancestors.sum() > ancestors.shape[0]  # a tree deeper than one level
+    x = np.random.default_rng(5).normal(size=(ancestors.shape[0], 4))
+    got = kinematics.tree_sum(params.tree, jnp.asarray(x))
+    np.testing.assert_allclose(got, ancestors @ x, rtol=1e-14, atol=1e-14)

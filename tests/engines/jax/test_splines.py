@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from l2run.engines.jax import splines
+from l2run.engines.jax.static import Static
 from l2run.model.definition import (
     Constant,
     LinearFunction,
@@ -83,7 +84,9 @@ def test_values_and_derivatives_match_opensim():
         ref_v.append([ref_fn.calcValue(osim.Vector(1, float(x))) for x in t])
         ref_d.append([ref_fn.calcDerivative(deriv, osim.Vector(1, float(x))) for x in t])
     # One batched call: row k of `rows` is the function sample k belongs to.
-    rows = jax.tree_util.tree_map(lambda a: a[np.concatenate(index)], params)
+    sample_rows = np.concatenate(index)
+    rows = jax.tree_util.tree_map(lambda a: a[sample_rows], params)
+    rows = rows._replace(n=Static(params.n.array[sample_rows]))  # structure: not a leaf
     t_all = jnp.asarray(np.concatenate(ts))
     got_v = np.split(
         np.asarray(splines.spline_values(rows, t_all)), np.cumsum([len(t) for t in ts])

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from l2run.engines.jax.bodies import DOF_ROT, DOF_TX, DOF_TY, N_DOFS, BodyTreeParams
+from l2run.engines.jax.static import Static
 from l2run.model.names import COORDINATES
 
 if TYPE_CHECKING:
@@ -83,16 +84,16 @@ def compile_body_tree(
                 spline_coord[s] = dof_coord[i, k]
                 s += 1
     tree = BodyTreeParams(
-        parent=parent,
-        ancestors=ancestors,
+        parent=Static(parent),
+        ancestors=Static(ancestors),
         loc_in_parent=np.array([b.loc_in_parent for b in bodies], dtype=float),
         orient_in_parent=np.array([b.orient_in_parent for b in bodies], dtype=float),
         loc_in_child=np.array([b.loc_in_child for b in bodies], dtype=float),
         orient_in_child=np.array([b.orient_in_child for b in bodies], dtype=float),
-        dof_coord=dof_coord,
+        dof_coord=Static(dof_coord),
         dof_linear=dof_linear,
-        dof_spline=dof_spline,
-        spline_coord=spline_coord,
+        dof_spline=Static(dof_spline),
+        spline_coord=Static(spline_coord),
         mass=np.array([b.mass for b in bodies], dtype=float),
         com=np.array([b.com for b in bodies], dtype=float),
         izz=np.array([b.izz for b in bodies], dtype=float),

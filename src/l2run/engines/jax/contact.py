@@ -47,6 +47,7 @@ import numpy as np
 from l2run.engines.jax.indexed_writes import add_at, one_hot_mask
 from l2run.engines.jax.kinematics import cos_sin, perp
 from l2run.engines.jax.paths import _body_z
+from l2run.engines.jax.static import Static, concrete
 from l2run.model.names import BODIES, FOOT_CONTACTS
 
 # Obstacle contact (osim-rl 1.5, as `l2run.engines.opensim_engine` builds it).
@@ -62,13 +63,13 @@ N_PLATFORM_CONTACTS = 4
 class ContactParams(NamedTuple):
     """Foot spheres, the platform half-space, the foot contact sets and their materials."""
 
-    sphere_body: jnp.ndarray  # (4,) int BODIES index of each foot sphere's body
+    sphere_body: Static  # (4,) int BODIES index of each foot sphere's body
     sphere_local: jnp.ndarray  # (4, 3) m centre in the body frame
     sphere_z: jnp.ndarray  # (4,) m ground z of the centre (constant, planar model)
     sphere_radius: jnp.ndarray  # (4,) m
     plane_rotation: jnp.ndarray  # (3, 3) half-space frame in ground (its -x is the normal)
     plane_origin: jnp.ndarray  # (3,) m
-    set_spheres: jnp.ndarray  # (2, 2) int: foot sphere indices of foot_r, foot_l (set order)
+    set_spheres: Static  # (2, 2) int: foot sphere indices of foot_r, foot_l (set order)
     plane_material: jnp.ndarray  # (2, 5): k^(2/3), c, μs, μd, μv of the half-space per foot set
     sphere_material: jnp.ndarray  # (2, 2, 5): same for each sphere of each foot set
     transition_velocity: jnp.ndarray  # (2,) m/s per foot set
@@ -118,13 +119,13 @@ def compile_contact(definition) -> ContactParams:
         raise ValueError("both foot sets must use the same half-space")
     plane = planes[0]
     return ContactParams(
-        sphere_body=np.array([BODIES.index(s.body) for s in spheres], dtype=np.int32),
+        sphere_body=Static(np.array([BODIES.index(s.body) for s in spheres], dtype=np.int32)),
         sphere_local=np.array([s.location for s in spheres], dtype=float),
         sphere_z=np.array([body_z[s.body] + s.location[2] for s in spheres]),
         sphere_radius=np.array([s.radius for s in spheres], dtype=float),
         plane_rotation=_rotation_xyz(np.array(plane.orientation, dtype=float)),
         plane_origin=np.array(plane.location, dtype=float),
-        set_spheres=np.array(set_spheres, dtype=np.int32),
+        set_spheres=Static(np.array(set_spheres, dtype=np.int32)),
         plane_material=np.array(plane_mat, dtype=float),
         sphere_material=np.array(sphere_mat, dtype=float),
         transition_velocity=np.array(transition, dtype=float),
@@ -263,7 +264,8 @@ class ContactForces(NamedTuple):
 
 def sphere_centers(p: ContactParams, origin: jnp.ndarray, angle: jnp.ndarray) -> jnp.ndarray:
     """Foot sphere centres (4, 3) m in ground from body poses (nb, 2), (nb,)."""
-    o, a = origin[p.sphere_body], angle[p.sphere_body]
+    body = concrete(p.sphere_body)
+    o, a = origin[body], angle[body]
     c, s = cos_sin(a)
     lx, ly = p.sphere_local[:, 0], p.sphere_local[:, 1]
     xy = o + jnp.stack([c * lx - s * ly, s * lx + c * ly], axis=-1)
@@ -286,14 +288,18 @@ def contact_forces(
     `platform` False leaves out the 4 platform contacts (the rows are then the obstacles' only).
     """
     centers = sphere_centers(p, origin, angle)  # (4, 3)
-    body = p.sphere_body
+    body = concrete(p.sphere_body)
     b_origin, b_vel, b_omega = origin[body], origin_vel[body], omega[body]
     obstacle_part = _obstacle_contacts(p, centers, b_origin, b_vel, b_omega, obstacles)
     if not platform:
         return obstacle_part
     platform_part = _platform_contacts(p, centers, b_origin, b_vel, b_omega)
+    # the body and set indices stay numpy (structure known while tracing)
     return ContactForces(
-        *(jnp.concatenate(rows) for rows in zip(platform_part, obstacle_part, strict=True))
+        *(
+            np.concatenate(rows) if isinstance(rows[0], np.ndarray) else jnp.concatenate(rows)
+            for rows in zip(platform_part, obstacle_part, strict=True)
+        )
     )
 
 
@@ -310,7 +316,7 @@ def _platform_pairs(
     centers (4, 3) m: the foot spheres' centres; b_origin (4, 2), b_vel (4, 2), b_omega (4,):
     pose and velocity of each sphere's body."""
     rot, t0 = p.plane_rotation, p.plane_origin
-    sph = p.set_spheres  # (2, 2)
+    sph = concrete(p.set_spheres)  # (2, 2)
     ctr, rad = centers[sph], p.sphere_radius[sph]  # (2, 2, 3), (2, 2)
     local = (ctr - t0) @ rot  # R^T (p − t): sphere centre in the half-space frame
     depth = rad + local[..., 0]
@@ -338,7 +344,7 @@ def _platform_applied(
     """Which platform pairs (2, 2) apply their force: touching, not pulling, and not after a
     pulling pair in Simbody's sweep order within the set (the module docstring)."""
     t0 = p.plane_origin
-    sph = p.set_spheres
+    sph = concrete(p.set_spheres)
     ctr, rad = centers[sph], p.sphere_radius[sph]
     # sweep axis: largest spread of the bounding-sphere centres (the platform's is its
     # origin), then spheres by centre − radius along it
@@ -372,8 +378,8 @@ def _platform_contacts(
     return ContactForces(
         force=jnp.where(applied[..., None], pf.force, 0.0).reshape(N_PLATFORM_CONTACTS, 3),
         point=pairs.point.reshape(N_PLATFORM_CONTACTS, 3),
-        body=p.sphere_body[p.set_spheres].reshape(N_PLATFORM_CONTACTS),
-        contact_set=jnp.repeat(jnp.arange(2), 2),
+        body=concrete(p.sphere_body)[concrete(p.set_spheres)].reshape(N_PLATFORM_CONTACTS),
+        contact_set=np.repeat(np.arange(2), 2),
         normal_force=pf.f.reshape(N_PLATFORM_CONTACTS),
     )
 
@@ -445,8 +451,8 @@ def _obstacle_contacts(
     return ContactForces(
         force=o_force.reshape(-1, 3),
         point=pairs.point.reshape(-1, 3),
-        body=jnp.tile(p.sphere_body, n_obs),
-        contact_set=2 + jnp.repeat(jnp.arange(n_obs), 4),
+        body=np.tile(concrete(p.sphere_body), n_obs),
+        contact_set=2 + np.repeat(np.arange(n_obs), 4),
         normal_force=pf.f.reshape(-1),
     )
 
@@ -560,7 +566,8 @@ def contact_tangents(
     body frames, this ~6 µs (2026-12-03, session 26). Where a pair does not touch, its
     derivatives are 0."""
     centers = sphere_centers(p, origin, angle)  # (4, 3)
-    body = p.sphere_body
+    body = concrete(p.sphere_body)
+    sets = concrete(p.set_spheres)
     b_origin, b_vel, b_omega = origin[body], origin_vel[body], omega[body]
     # each sphere centre's tangent (6, 4, 3): δo + δθ ẑ×(c − o)
     d_center = _in_space(
@@ -572,7 +579,7 @@ def contact_tangents(
     plat = _platform_pairs(p, centers, b_origin, b_vel, b_omega)
     plat_force = _pair_force(plat)
     applied = _platform_applied(p, centers, plat, plat_force.f)
-    d_c = d_center[:, p.set_spheres]  # (6, 2, 2, 3)
+    d_c = d_center[:, sets]  # (6, 2, 2, 3)
     d_depth = -_dot(plat.normal, d_c)
     d_point = d_c + ((1 - plat.s1) * d_depth)[..., None] * plat.normal
     d_plat = _pair_force_tangents(plat, plat_force, d_depth, jnp.zeros_like(d_c), d_point)
@@ -616,7 +623,7 @@ def contact_tangents(
     return ContactTangents(
         force=rows(plat_rows[0], obs_rows[0], False),
         point=rows(plat_rows[1], obs_rows[1], False),
-        body=jnp.concatenate([body[p.set_spheres].reshape(-1), jnp.tile(body, n_obs)]),
+        body=np.concatenate([body[sets].reshape(-1), np.tile(body, n_obs)]),
         d_force=rows(plat_rows[2], obs_rows[2], True),
         d_point=rows(plat_rows[3], obs_rows[3], True),
     )

@@ -1,24 +1,56 @@
-"""The engine's indexed writes, `zeros(n).at[index].add(values)` and `.at[index].set(values)`:
-as JAX's scatters, or (while `loop_kernels.enabled()`) as one-hot masks and sums, which XLA's
-CPU backend can compile into a single loop kernel (see `loop_kernels`). The writes are a few
-dozen entries into arrays of at most a few hundred, so for one runner the masks cost less
-than the kernel launches they save; batched, one scatter for all runners is cheaper.
+"""The engine's indexed writes and fixed sums: `zeros(n).at[index].add(values)`,
+`.at[index].set(values)`, and sums of values over fixed sets of rows.
+
+With the indices known while tracing (numpy, as the model's structure is: `static.Static`),
+every write is a gather at constant positions (and, where several rows meet in one slot, a sum
+over a fixed small set): elementwise work that XLA fuses with its neighbours, costs the same
+batched or not, and lets one runner's loops compile into single kernels (`loop_kernels`).
+With traced indices the writes are JAX's scatters, or (while `loop_kernels.enabled()`) one-hot
+masks and sums, whose work grows with the product of the sizes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax.numpy as jnp
+import numpy as np
 
 from l2run.engines.jax import loop_kernels
 
 
+def _is_static(index: object) -> bool:
+    return isinstance(index, np.ndarray)
+
+
 def one_hot_mask(index: jnp.ndarray, size: int) -> jnp.ndarray:
     """Boolean (len(index), size): row i is true at column index[i] (nowhere if out of range)."""
+    if _is_static(index):
+        return index[:, None] == np.arange(size, dtype=index.dtype)[None, :]
     return index[:, None] == jnp.arange(size, dtype=index.dtype)[None, :]
 
 
+def sum_rows(groups: Sequence[np.ndarray], values: jnp.ndarray) -> jnp.ndarray:
+    """(len(groups), ...): for each fixed set of row indices, the sum of those rows of `values`
+    (k, ...); an empty set sums to zeros. One gather at constant positions and one small sum."""
+    n_rows = values.shape[0]
+    width = max((len(g) for g in groups), default=0)
+    if width == 0:
+        return jnp.zeros((len(groups),) + values.shape[1:], values.dtype)
+    # Each set padded with the index of an appended zero row.
+    table = np.full((len(groups), width), n_rows, dtype=np.int32)
+    for i, g in enumerate(groups):
+        table[i, : len(g)] = g
+    padded = jnp.concatenate([values, jnp.zeros((1,) + values.shape[1:], values.dtype)])
+    gathered = padded[table]
+    return gathered[:, 0] if width == 1 else jnp.sum(gathered, axis=1)
+
+
 def add_at(index: jnp.ndarray, values: jnp.ndarray, size: int) -> jnp.ndarray:
-    """`zeros((size,) + values.shape[1:]).at[index].add(values)`: rows summed into their slots."""
+    """`zeros((size,) + values.shape[1:]).at[index].add(values)`: rows summed into their slots
+    (indices outside [0, size) are dropped)."""
+    if _is_static(index):
+        return sum_rows([np.flatnonzero(index == s) for s in range(size)], values)
     if not loop_kernels.enabled():
         return jnp.zeros((size,) + values.shape[1:], values.dtype).at[index].add(values)
     mask = one_hot_mask(index, size).reshape((index.shape[0], size) + (1,) * (values.ndim - 1))
@@ -30,6 +62,8 @@ def add_at_2d(
     rows: jnp.ndarray, cols: jnp.ndarray, values: jnp.ndarray, shape: tuple[int, int]
 ) -> jnp.ndarray:
     """`zeros(shape).at[rows, cols].add(values)` for 1-D values."""
+    if _is_static(rows) and _is_static(cols):
+        return add_at(rows * shape[1] + cols, values, shape[0] * shape[1]).reshape(shape)
     if not loop_kernels.enabled():
         return jnp.zeros(shape, values.dtype).at[rows, cols].add(values)
     flat = add_at(rows * shape[1] + cols, values, shape[0] * shape[1])
@@ -38,6 +72,11 @@ def add_at_2d(
 
 def set_at(array: jnp.ndarray, flat_index: jnp.ndarray, values: jnp.ndarray) -> jnp.ndarray:
     """`array` with `array.flat[flat_index[i]] = values[i]` (indices distinct)."""
+    if _is_static(flat_index):
+        # every entry read from `array` or, where written, from `values` appended after it
+        source = np.arange(array.size)
+        source[flat_index] = array.size + np.arange(flat_index.shape[0])
+        return jnp.concatenate([array.reshape(-1), values])[source].reshape(array.shape)
     if not loop_kernels.enabled():
         return array.reshape(-1).at[flat_index].set(values).reshape(array.shape)
     hit = jnp.any(one_hot_mask(flat_index, array.size), axis=0)

@@ -2,9 +2,10 @@
 
 A body's ground frame composes, along its path from ground, the joint frames:
 ``X_GB = X_GP · X_PF · X_FM(q) · X_MB``. In the plane every rotation is about z, so the body
-angle is a sum of joint angles (``ancestors @ alpha``) and the body origin a sum of per-joint
-offsets expressed in ground (``ancestors @ d``): two small matrix products, no Python loop over
-the tree, so the same code runs under jit/vmap/grad for any tree compiled into the params.
+angle is a sum of joint angles and the body origin a sum of per-joint offsets expressed in
+ground, each summed over the joints on the body's path from ground (`tree_sum`: the tree's
+structure is `Static`, so these are sums over fixed sets of rows), for any tree compiled into
+the params and under jit/vmap/grad.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from l2run.engines.jax.bodies import DOF_ROT, DOF_TX, DOF_TY, BodyTreeParams
+from l2run.engines.jax.indexed_writes import add_at
+from l2run.engines.jax.static import concrete
 
 
 class BodyFrames(NamedTuple):
@@ -58,6 +62,35 @@ def perp(v: jnp.ndarray) -> jnp.ndarray:
     return jnp.stack([-v[..., 1], v[..., 0]], axis=-1)
 
 
+def tree_sum(tree: BodyTreeParams, x: jnp.ndarray) -> jnp.ndarray:
+    """Per body (nb, ...), the sum of the rows of `x` (nb, ...) of the joints on its path from
+    ground (its own included): the parent's sum plus its own row, from ground outwards, so
+    every row is read once (a gather of all ancestors per body made XLA recompute each row's
+    producers once per descendant)."""
+    parent = concrete(tree.parent)
+    n_b = parent.shape[0]
+    sums: dict[int, jnp.ndarray] = {}
+
+    def total(b: int) -> jnp.ndarray:
+        if b not in sums:
+            sums[b] = x[b] if parent[b] == n_b else total(int(parent[b])) + x[b]
+        return sums[b]
+
+    return jnp.stack([total(b) for b in range(n_b)])
+
+
+def _spline_dofs(tree: BodyTreeParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(body, dof slot, spline) of every spline term of the joints' dofs."""
+    return np.nonzero(concrete(tree.dof_spline))
+
+
+def _spline_terms(tree: BodyTreeParams, per_spline: jnp.ndarray) -> jnp.ndarray:
+    """(nb, 3): each dof's sum of `per_spline` (n_splines,) over the splines it adds."""
+    body, slot, spline = _spline_dofs(tree)
+    n_b = concrete(tree.parent).shape[0]
+    return add_at(body * 3 + slot, per_spline[spline], 3 * n_b).reshape(n_b, 3)
+
+
 def joint_dofs(tree: BodyTreeParams, q: jnp.ndarray, spline_values: jnp.ndarray) -> jnp.ndarray:
     """Joint (rotation rad, tx m, ty m) per body (nb, 3) from coordinates q (n_q,).
 
@@ -65,9 +98,9 @@ def joint_dofs(tree: BodyTreeParams, q: jnp.ndarray, spline_values: jnp.ndarray)
     `q[tree.spline_coord]` (see `splines.py`); a dof with no coordinate sees q = 0.
     """
     q_ext = jnp.concatenate([q, jnp.zeros((1,), q.dtype)])
-    x = q_ext[tree.dof_coord]
+    x = q_ext[concrete(tree.dof_coord)]
     linear = tree.dof_linear[..., 0] * x + tree.dof_linear[..., 1]
-    return linear + tree.dof_spline @ spline_values
+    return linear + _spline_terms(tree, spline_values)
 
 
 class _JointTerms(NamedTuple):
@@ -83,8 +116,8 @@ class _JointTerms(NamedTuple):
 
 def _joint_terms(tree: BodyTreeParams, dofs: jnp.ndarray) -> _JointTerms:
     alpha = tree.orient_in_parent + dofs[:, DOF_ROT] - tree.orient_in_child
-    angle = tree.ancestors @ alpha
-    parent_angle = jnp.concatenate([angle, jnp.zeros((1,), angle.dtype)])[tree.parent]
+    angle = tree_sum(tree, alpha)
+    parent_angle = _parent_rows(tree, angle)
     translation = jnp.stack([dofs[:, DOF_TX], dofs[:, DOF_TY]], axis=-1)
     return _JointTerms(
         angle=angle,
@@ -98,7 +131,7 @@ def _joint_terms(tree: BodyTreeParams, dofs: jnp.ndarray) -> _JointTerms:
 def body_frames_from_dofs(tree: BodyTreeParams, dofs: jnp.ndarray) -> BodyFrames:
     """Ground poses of all bodies from their joints' (rot, tx, ty) (nb, 3)."""
     j = _joint_terms(tree, dofs)
-    return BodyFrames(origin=tree.ancestors @ (j.a + j.b - j.c), angle=j.angle)
+    return BodyFrames(origin=tree_sum(tree, j.a + j.b - j.c), angle=j.angle)
 
 
 def body_frames(tree: BodyTreeParams, q: jnp.ndarray, spline_values: jnp.ndarray) -> BodyFrames:
@@ -160,12 +193,13 @@ def model_frames(params, q: jnp.ndarray) -> BodyFrames:
     from l2run.engines.jax.splines import spline_values
 
     tree = params.tree
-    return body_frames(tree, q, spline_values(params.joint_splines, q[tree.spline_coord]))
+    spline_q = q[concrete(tree.spline_coord)]
+    return body_frames(tree, q, spline_values(params.joint_splines, spline_q))
 
 
 def _parent_rows(tree: BodyTreeParams, a: jnp.ndarray) -> jnp.ndarray:
     """Rows of per-body `a` (nb, ...) at each body's parent (zeros for ground)."""
-    return jnp.concatenate([a, jnp.zeros((1, *a.shape[1:]), a.dtype)])[tree.parent]
+    return jnp.concatenate([a, jnp.zeros((1, *a.shape[1:]), a.dtype)])[concrete(tree.parent)]
 
 
 def model_frame_jacobians(params, q: jnp.ndarray, u: jnp.ndarray) -> FrameJacobians:
@@ -187,24 +221,30 @@ def model_frame_jacobians(params, q: jnp.ndarray, u: jnp.ndarray) -> FrameJacobi
 
     tree = params.tree
     n_q, dtype = q.shape[0], q.dtype
-    spline_q, spline_u = q[tree.spline_coord], u[tree.spline_coord]
+    spline_coord = concrete(tree.spline_coord)
+    spline_q, spline_u = q[spline_coord], u[spline_coord]
     slope = spline_derivatives(params.joint_splines, spline_q)  # (S,)
     curvature = spline_second_derivatives(params.joint_splines, spline_q)
     dofs = joint_dofs(tree, q, spline_values(params.joint_splines, spline_q))
     # ∂dof/∂q (nb, 3, n_q): the linear part's slope at its coordinate plus the splines'.
-    coordinate = (tree.dof_coord[..., None] == jnp.arange(n_q)).astype(dtype)
-    spline_coordinate = (tree.spline_coord[:, None] == jnp.arange(n_q)).astype(dtype)
-    dof_jac = tree.dof_linear[..., 0, None] * coordinate + jnp.einsum(
-        "bks,sq->bkq", tree.dof_spline, slope[:, None] * spline_coordinate
+    coordinate = (concrete(tree.dof_coord)[..., None] == np.arange(n_q)).astype(dtype)
+    body, slot, spline = _spline_dofs(tree)
+    n_b = coordinate.shape[0]
+    spline_jac = add_at(
+        (body * 3 + slot) * n_q + spline_coord[spline], slope[spline], 3 * n_b * n_q
     )
+    dof_jac = tree.dof_linear[..., 0, None] * coordinate + spline_jac.reshape(n_b, 3, n_q)
     dof_rate = dof_jac @ u  # (nb, 3)
-    dof_accel = tree.dof_spline @ (curvature * spline_u**2)  # (nb, 3): d²dof/dq² (u, u)
+    dof_accel = _spline_terms(tree, curvature * spline_u**2)  # (nb, 3): d²dof/dq² (u, u)
 
     j = _joint_terms(tree, dofs)
-    # Sums over each body's joints from ground: one product for the angle's Jacobian, rate and
-    # J̇·u, one (below) for the origin's (few large kernels instead of many small ones).
-    angular = tree.ancestors @ jnp.concatenate(
-        [dof_jac[:, DOF_ROT], dof_rate[:, DOF_ROT, None], dof_accel[:, DOF_ROT, None]], axis=1
+    # Sums over each body's joints from ground: one for the angle's Jacobian, rate and J̇·u,
+    # one (below) for the origin's (few large kernels instead of many small ones).
+    angular = tree_sum(
+        tree,
+        jnp.concatenate(
+            [dof_jac[:, DOF_ROT], dof_rate[:, DOF_ROT, None], dof_accel[:, DOF_ROT, None]], axis=1
+        ),
     )
     angle_jac, omega, angle_bias = angular[:, :n_q], angular[:, n_q], angular[:, n_q + 1]
     parent_jac = _parent_rows(tree, angle_jac)
@@ -229,8 +269,9 @@ def model_frame_jacobians(params, q: jnp.ndarray, u: jnp.ndarray) -> FrameJacobi
         - perp(j.c) * angle_bias[:, None]
     )
     n_b = angle_jac.shape[0]
-    linear = tree.ancestors @ jnp.concatenate(
-        [j.a + j.b - j.c, offset_accel, offset_jac.reshape(n_b, 2 * n_q)], axis=1
+    linear = tree_sum(
+        tree,
+        jnp.concatenate([j.a + j.b - j.c, offset_accel, offset_jac.reshape(n_b, 2 * n_q)], axis=1),
     )
     return FrameJacobians(
         frames=BodyFrames(origin=linear[:, :2], angle=j.angle),

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from l2run.engines.jax.indexed_writes import add_at
+from l2run.engines.jax.static import Static, concrete
 from l2run.model.names import COORDINATES, LIGAMENTS
 
 DEGREE_TO_RADIAN = math.pi / 180.0  # SimTK_DEGREE_TO_RADIAN
@@ -28,7 +29,7 @@ DEGREE_TO_RADIAN = math.pi / 180.0  # SimTK_DEGREE_TO_RADIAN
 class LigamentParams(NamedTuple):
     """CoordinateLimitForce parameters in SI units (L,), LIGAMENTS order."""
 
-    coord: jnp.ndarray  # (L,) int index into COORDINATES
+    coord: Static  # (L,) int index into COORDINATES
     q_up: jnp.ndarray  # rad
     q_low: jnp.ndarray  # rad
     k_up: jnp.ndarray  # N·m/rad
@@ -67,7 +68,7 @@ def compile_ligaments(definition) -> LigamentParams:
         )
     cols = list(zip(*rows, strict=True))
     return LigamentParams(
-        coord=np.array(cols[0], dtype=np.int32),
+        coord=Static(np.array(cols[0], dtype=np.int32)),
         **{
             k: np.array(v, dtype=float)
             for k, v in zip(LigamentParams._fields[1:], cols[1:], strict=True)
@@ -86,7 +87,8 @@ def smooth_step(y0, y1, x0, x1, x):
 
 def limit_forces(p: LigamentParams, q: jnp.ndarray, u: jnp.ndarray) -> jnp.ndarray:
     """Ligament torques (L,) N·m (OpenSim `calcLimitForce`) at coordinates q and speeds u (n_q,)."""
-    qc, qdot = q[p.coord], u[p.coord]
+    coord = concrete(p.coord)
+    qc, qdot = q[coord], u[coord]
     k_up = smooth_step(0.0, p.k_up, p.q_up, p.up_end, qc)
     k_low = smooth_step(p.k_low, 0.0, p.low_start, p.q_low, qc)
     f_up = -k_up * (qc - p.q_up)
@@ -97,4 +99,4 @@ def limit_forces(p: LigamentParams, q: jnp.ndarray, u: jnp.ndarray) -> jnp.ndarr
 
 def ligament_generalized_forces(p: LigamentParams, forces: jnp.ndarray, n_q: int) -> jnp.ndarray:
     """Generalized forces (n_q,): each ligament torque on its own coordinate."""
-    return add_at(p.coord, forces, n_q)
+    return add_at(concrete(p.coord), forces, n_q)

@@ -7,10 +7,12 @@ when its body holds no scatter and no library call (LAPACK) and the loop accesse
 than a threshold (`SMALL_LOOP_BYTES`, which importing `l2run.engines.jax` sets): then one
 runner's steps took 1.3-1.6x less time (benchmarks/RESULTS.md, 2026-12-04).
 
-So the engine has two spellings of its indexed writes (`indexed_writes`) and of its 9×9 solves
-(`linear_solve`): scatters and LAPACK, which are cheapest when many runners are batched (one
-scatter or one batched solve for all of them), and masks, gathers and an unrolled elimination,
+So the engine has two spellings of its 9×9 solves (`linear_solve`) and of indexed writes at
+traced indices (`indexed_writes`): LAPACK and scatters, which are cheapest when many runners are
+batched (one batched solve or scatter for all of them), and an unrolled elimination and masks,
 which let one runner's loops become single kernels. Both give the same numbers to round-off.
+(The model's own writes have their indices fixed while tracing, `static.Static`, and are
+gathers at constant positions in either case.)
 The choice is made while tracing: `step.step(..., single_kernel_loops=...)` sets it for the
 program it traces (its jit cache key includes it), batched entry points pass False.
 """

@@ -1,7 +1,8 @@
 """Save and load NamedTuple-of-arrays pytrees as flat `.npz` files (no pickle).
 
 Keys are the field paths joined by "/" (e.g. ``tree/mass``); loading rebuilds the nested
-NamedTuples from the class's type hints, so the file holds only numbers.
+NamedTuples from the class's type hints (fields typed `Static` come back as `Static`), so the
+file holds only numbers.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from l2run.engines.jax.static import Static
 
 SEPARATOR = "/"
 META_PREFIX = "__meta__"
@@ -47,7 +50,7 @@ def unflatten(cls: type, arrays: dict[str, np.ndarray], prefix: str = "") -> Any
                 raise ValueError(
                     f"parameter file lacks {key!r}: recompile it (l2run model compile)"
                 )
-            values[name] = arrays[key]
+            values[name] = Static(arrays[key]) if tp is Static else arrays[key]
     return cls(**values)
 
 

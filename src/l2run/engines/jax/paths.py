@@ -37,6 +37,7 @@ from l2run.engines.jax.splines import (
     spline_derivatives,
     spline_values,
 )
+from l2run.engines.jax.static import Static, concrete
 from l2run.model.names import BODIES, COORDINATES, MUSCLES
 
 # ConditionalPathPoint::isActive slack on its range (rad or m).
@@ -53,15 +54,15 @@ class PathParams(NamedTuple):
     indices follow COORDINATES; len(COORDINATES) means "none".
     """
 
-    body: jnp.ndarray  # (M, P) int
-    kind: jnp.ndarray  # (M, P) int: PADDING, FIXED, CONDITIONAL, MOVING
+    body: Static  # (M, P) int
+    kind: Static  # (M, P) int: PADDING, FIXED, CONDITIONAL, MOVING
     location: jnp.ndarray  # (M, P, 3) m in the body frame (moving points: filled at run time)
-    condition_coord: jnp.ndarray  # (M, P) int
+    condition_coord: Static  # (M, P) int
     condition_range: jnp.ndarray  # (M, P, 2) rad / m
     body_z: jnp.ndarray  # (nb + 1,) m: z of each body origin in ground (constant, planar model)
     moving_splines: SplineParams  # (S,) the x/y/z functions of all moving points
-    moving_target: jnp.ndarray  # (S, 3) int: (muscle, point, axis) each function drives
-    moving_coord: jnp.ndarray  # (S,) int: coordinate each function reads
+    moving_target: Static  # (S, 3) int: (muscle, point, axis) each function drives
+    moving_coord: Static  # (S,) int: coordinate each function reads
     moving_range: jnp.ndarray  # (S, 2): that coordinate's range (the location clamps to it)
 
 
@@ -149,15 +150,15 @@ def compile_paths(definition) -> PathParams:
         functions, target = [((0.0, 1.0), (0.0, 0.0))], [(0, 0, 0)]
         m_coord, m_range = [n_q], [(0.0, 0.0)]
     return PathParams(
-        body=body,
-        kind=kind,
+        body=Static(body),
+        kind=Static(kind),
         location=location,
-        condition_coord=cond_coord,
+        condition_coord=Static(cond_coord),
         condition_range=cond_range,
         body_z=body_z,
         moving_splines=compile_splines(functions),
-        moving_target=np.array(target, dtype=np.int32),
-        moving_coord=np.array(m_coord, dtype=np.int32),
+        moving_target=Static(np.array(target, dtype=np.int32)),
+        moving_coord=Static(np.array(m_coord, dtype=np.int32)),
         moving_range=np.array(m_range, dtype=float),
     )
 
@@ -169,7 +170,8 @@ def _point_rotations(p: PathParams, angle: jnp.ndarray) -> tuple[jnp.ndarray, jn
     """cos and sin (M, P) of each path point's body angle; taken per body and then gathered,
     so each body's angle passes through cos and sin once, not once per point."""
     cos, sin = cos_sin(jnp.concatenate([angle, jnp.zeros((1,), angle.dtype)]))
-    return cos[p.body], sin[p.body]
+    body = concrete(p.body)
+    return cos[body], sin[body]
 
 
 def _local_points(p: PathParams, q: jnp.ndarray):
@@ -178,26 +180,29 @@ def _local_points(p: PathParams, q: jnp.ndarray):
     0 for a function without a coordinate)."""
     n_q = q.shape[0]
     q_ext = jnp.concatenate([q, jnp.zeros((1,), q.dtype)])
-    raw = q_ext[p.moving_coord]
+    moving_coord = concrete(p.moving_coord)
+    raw = q_ext[moving_coord]
     clamped = jnp.clip(raw, p.moving_range[:, 0], p.moving_range[:, 1])
     values = spline_values(p.moving_splines, clamped)
     slopes = spline_derivatives(p.moving_splines, raw)
-    mi, pi, ai = p.moving_target[:, 0], p.moving_target[:, 1], p.moving_target[:, 2]
-    is_moving = p.kind[mi, pi] == MOVING  # False only for the placeholder of a model without any
+    mi, pi, ai = concrete(p.moving_target).T
+    is_moving = concrete(p.kind)[mi, pi] == MOVING  # False only for a model without any
     location = jnp.asarray(p.location, values.dtype)
     n_points = location.shape[1]
     target = (mi * n_points + pi) * location.shape[2] + ai
     local = set_at(location, target, jnp.where(is_moving, values, location[mi, pi, ai]))
-    return local, jnp.where(is_moving & (p.moving_coord < n_q), slopes, 0.0)
+    return local, jnp.where(is_moving & (moving_coord < n_q), slopes, 0.0)
 
 
 def _active(p: PathParams, q: jnp.ndarray) -> jnp.ndarray:
     q_ext = jnp.concatenate([q, jnp.zeros((1,), q.dtype)])
-    qc = q_ext[p.condition_coord]
+    qc = q_ext[concrete(p.condition_coord)]
     in_range = (qc >= p.condition_range[..., 0] - CONDITIONAL_RANGE_SLACK) & (
         qc <= p.condition_range[..., 1] + CONDITIONAL_RANGE_SLACK
     )
-    return (p.kind == FIXED) | (p.kind == MOVING) | ((p.kind == CONDITIONAL) & in_range)
+    kind = concrete(p.kind)
+    always = jnp.asarray((kind == FIXED) | (kind == MOVING))
+    return always | (jnp.asarray(kind == CONDITIONAL) & in_range)
 
 
 def path_points(
@@ -208,8 +213,9 @@ def path_points(
     `origin` (nb, 2) m and `angle` (nb,) rad are the body poses in ground (BODIES order)."""
     local, _ = _local_points(p, q)
     origin_ext = jnp.concatenate([origin, jnp.zeros((1, 2), origin.dtype)])
-    xy = origin_ext[p.body] + rotate_by(*_point_rotations(p, angle), local[..., :2])
-    z = p.body_z[p.body] + local[..., 2]
+    body = concrete(p.body)
+    xy = origin_ext[body] + rotate_by(*_point_rotations(p, angle), local[..., :2])
+    z = p.body_z[body] + local[..., 2]
     return jnp.concatenate([xy, z[..., None]], axis=-1), _active(p, q)
 
 
@@ -267,12 +273,11 @@ def path_geometry(
     local, slopes = _local_points(p, q)
     n_q = q.shape[0]
     origin_ext = jnp.concatenate([origin, jnp.zeros((1, 2), origin.dtype)])
-    ojac_ext = jnp.concatenate([origin_jac, jnp.zeros((1, 2, n_q), origin_jac.dtype)])
-    ajac_ext = jnp.concatenate([angle_jac, jnp.zeros((1, n_q), angle_jac.dtype)])
     point_cos, point_sin = _point_rotations(p, angle)  # (M, P)
     arm = rotate_by(point_cos, point_sin, local[..., :2])  # (M, P, 2) offset from the body origin
-    xy = origin_ext[p.body] + arm
-    pos = jnp.concatenate([xy, (p.body_z[p.body] + local[..., 2])[..., None]], axis=-1)
+    body = concrete(p.body)
+    xy = origin_ext[body] + arm
+    pos = jnp.concatenate([xy, (p.body_z[body] + local[..., 2])[..., None]], axis=-1)
     active = _active(p, q)
     nxt, seg, dist, unit = _segments(pos, active)
     length = jnp.sum(jnp.where(seg, dist, 0.0), axis=-1)
@@ -280,13 +285,15 @@ def path_geometry(
     # ∂L/∂q = Σ_points w·∂P/∂q with w = Σ unit vectors of the segments ending there minus those
     # starting there: the point forces of a unit tension (GeometryPath::produceForces). Summed
     # per body they act through the body Jacobians; moving points add their own motion.
-    n_p = p.body.shape[1]
+    n_p = body.shape[1]
     earlier = jnp.arange(n_p)[None, :] < jnp.arange(n_p)[:, None]  # [k, j] = j < k
     starts = seg[:, None, :] & earlier[None]  # (M, P, P): segment from j could end at k
     prv = n_p - 1 - jnp.argmax(starts[..., ::-1], axis=-1)  # last segment start before k
     has_prev = active & jnp.any(starts, axis=-1)  # k is on the path and a segment ends there
-    ojac_p, ajac_p = ojac_ext[p.body], ajac_ext[p.body]  # (M, P, 2, n_q), (M, P, n_q)
-    mi, pi, ai = p.moving_target[:, 0], p.moving_target[:, 1], p.moving_target[:, 2]
+    ojac_ext = jnp.concatenate([origin_jac, jnp.zeros((1, 2, n_q), origin_jac.dtype)])
+    ajac_ext = jnp.concatenate([angle_jac, jnp.zeros((1, n_q), angle_jac.dtype)])
+    ojac_p, ajac_p = ojac_ext[body], ajac_ext[body]  # (M, P, 2, n_q), (M, P, n_q)
+    mi, pi, ai = concrete(p.moving_target).T
     cos, sin = point_cos[mi, pi], point_sin[mi, pi]
     zero, one = jnp.zeros_like(cos), jnp.ones_like(cos)
     axis_dirs = jnp.stack(  # ground direction of each moving function's local axis (S, 3, 3)
@@ -298,7 +305,7 @@ def path_geometry(
         axis=1,
     )
     axis_dir = jnp.take_along_axis(axis_dirs, ai[:, None, None], axis=1)[:, 0]  # (S, 3)
-    coord = jnp.minimum(p.moving_coord, n_q - 1)
+    coord = np.minimum(concrete(p.moving_coord), n_q - 1)
 
     def jacobian(weight: jnp.ndarray) -> jnp.ndarray:
         uw = unit * weight[..., None]  # (M, P, 3), zero where no segment starts
@@ -312,7 +319,7 @@ def path_geometry(
         return jac + add_at_2d(mi, coord, moving, jac.shape)
 
     w_all = jnp.where(seg, 1.0, 0.0)
-    w_force = jnp.where(seg & (_take(p.body, nxt) != p.body), 1.0, 0.0)
+    w_force = jnp.where(seg & (_take(jnp.asarray(body), nxt) != body), 1.0, 0.0)
     length_jac, force_jac = jacobian(w_all), jacobian(w_force)
     return PathGeometry(
         length=length, speed=length_jac @ u, length_jac=length_jac, force_jac=force_jac

@@ -27,6 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
+from l2run.engines.jax.static import Static, concrete
+
 # OpenSim/Common/SimmMacros.h
 TINY_NUMBER = 1e-7  # floor on knot spacing in calcCoefficients
 ROUNDOFF_ERROR = 2e-13  # EQUAL_WITHIN_ERROR tolerance at the end knots
@@ -44,7 +46,7 @@ class SplineParams(NamedTuple):
     b: jnp.ndarray  # (S, N) first-order coefficients
     c: jnp.ndarray  # (S, N) second-order coefficients
     d: jnp.ndarray  # (S, N) third-order coefficients
-    n: jnp.ndarray  # (S,) int: number of real knots (>= 2)
+    n: Static  # (S,) int: number of real knots (>= 2)
 
 
 # --- construction (numpy, at compile time) ---------------------------------------------------
@@ -149,7 +151,7 @@ def compile_splines(functions: Sequence[Any]) -> SplineParams:
 
     x, y, b, c, d = (np.array([pad(r[i]) for r in rows], dtype=float) for i in range(5))
     n = np.array([len(r[0]) for r in rows], dtype=np.int32)
-    return SplineParams(x=x, y=y, b=b, c=c, d=d, n=n)
+    return SplineParams(x=x, y=y, b=b, c=c, d=d, n=Static(n))
 
 
 # --- evaluation (JAX) ------------------------------------------------------------------------
@@ -157,7 +159,7 @@ def compile_splines(functions: Sequence[Any]) -> SplineParams:
 
 def _piece(p: SplineParams, t: jnp.ndarray):
     """Index of the cubic piece holding t (per function) and the gathered end data."""
-    last = p.n - 1
+    last = concrete(p.n) - 1
     count = jnp.sum(p.x <= t[:, None], axis=1)
     k = jnp.clip(count - 1, 0, last - 1)
 
