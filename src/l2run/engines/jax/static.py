@@ -19,7 +19,6 @@ import jax
 import numpy as np
 
 
-@jax.tree_util.register_static
 class Static:
     """A read-only numpy array that JAX treats as a constant of the program, not an input."""
 
@@ -59,6 +58,11 @@ class Static:
     @property
     def dtype(self) -> np.dtype:
         return self.array.dtype
+
+
+# No leaves: the object itself is the node's auxiliary data (`jax.tree_util.register_static`
+# does this too, but only from JAX 0.4.3x on; the package allows 0.4.30).
+jax.tree_util.register_pytree_node(Static, lambda s: ((), s), lambda s, _: s)
 
 
 def concrete(value: Any) -> np.ndarray:
