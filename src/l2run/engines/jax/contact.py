@@ -39,11 +39,14 @@ while obstacles are centred on z = 0).
 
 from __future__ import annotations
 
+import functools
+import operator
 from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 
+from l2run.engines.jax import loop_kernels
 from l2run.engines.jax.indexed_writes import add_at, one_hot_mask
 from l2run.engines.jax.kinematics import cos_sin, perp
 from l2run.engines.jax.paths import _body_z
@@ -220,10 +223,10 @@ def _pair_force(pairs: _Pairs) -> _PairForce:
     normal = pairs.normal
     # surface 1 is fixed: v1 − v2 = −(velocity of the sphere body's material point there)
     v = -_body_point_velocity(pairs.point, pairs.body_origin, pairs.body_vel, pairs.body_omega)
-    v_n = jnp.sum(v * normal, axis=-1)
+    v_n = _dot(v, normal)
     v_t = v - v_n[..., None] * normal
     f = f_h * (1 + DISSIPATION_FACTOR * c * v_n)
-    slip_sq = jnp.sum(v_t * v_t, axis=-1)
+    slip_sq = _dot(v_t, v_t)
     slipping = slip_sq > 0.0
     v_slip = jnp.where(slipping, jnp.sqrt(jnp.where(slipping, slip_sq, 1.0)), 0.0)
     v_r = v_slip / pairs.transition_velocity
@@ -400,7 +403,7 @@ def _obstacle_pairs(
     r_obs = jnp.where(present, obstacles[:, 2], 1.0)
     o_ctr = jnp.stack([obstacles[:, 0], obstacles[:, 1], jnp.zeros(n_obs, obstacles.dtype)], -1)
     delta = centers[None, :, :] - o_ctr[:, None, :]  # (K, 4, 3) obstacle → foot sphere
-    dist_sq = jnp.sum(delta * delta, axis=-1)
+    dist_sq = _dot(delta, delta)
     r_f = p.sphere_radius[None, :]
     reach = r_obs[:, None] + r_f
     touching = present[:, None] & (dist_sq < reach * reach) & (dist_sq > 0)
@@ -497,7 +500,12 @@ def _in_space(v: jnp.ndarray) -> jnp.ndarray:
 
 
 def _dot(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
-    return jnp.sum(a * b, axis=-1)
+    """Dot products over the last axis (a few components). For one runner written out, as a
+    traced reduction costs a call a reducer computation and its buffers (batched, the
+    component slices cost more than the reduction)."""
+    if not loop_kernels.enabled():
+        return jnp.sum(a * b, axis=-1)
+    return functools.reduce(operator.add, [a[..., i] * b[..., i] for i in range(a.shape[-1])])
 
 
 def _pair_force_tangents(

@@ -11,6 +11,8 @@ masks and sums, whose work grows with the product of the sizes.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Sequence
 
 import jax.numpy as jnp
@@ -43,7 +45,11 @@ def sum_rows(groups: Sequence[np.ndarray], values: jnp.ndarray) -> jnp.ndarray:
         table[i, : len(g)] = g
     padded = jnp.concatenate([values, jnp.zeros((1,) + values.shape[1:], values.dtype)])
     gathered = padded[table]
-    return gathered[:, 0] if width == 1 else jnp.sum(gathered, axis=1)
+    if loop_kernels.enabled():
+        # one runner: the few columns added out, as a traced reduction costs a call a reducer
+        # computation and its buffers (batched, the column slices cost transposes instead)
+        return functools.reduce(operator.add, [gathered[:, j] for j in range(width)])
+    return jnp.sum(gathered, axis=1)
 
 
 def add_at(index: jnp.ndarray, values: jnp.ndarray, size: int) -> jnp.ndarray:

@@ -120,7 +120,8 @@ def observe(params: ModelParams, state: EnvState) -> jnp.ndarray:
 
 
 def _all_finite(y: Continuous) -> jnp.ndarray:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(y)]))
+    # one reduction over every number (each traced reduction costs a call its own buffers)
+    return jnp.all(jnp.isfinite(jnp.concatenate([jnp.ravel(x) for x in jax.tree.leaves(y)])))
 
 
 @engine_jit(static_argnames=("integrator", "first_integrator", "single_kernel_loops"))
