@@ -3,6 +3,8 @@ content, read-only, and comes back as `Static` from the parameter file."""
 
 from __future__ import annotations
 
+import pickle
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,6 +28,12 @@ def test_static_is_compared_by_content_and_read_only() -> None:
     assert c.array[0] == 5
     assert (c.shape, c.dtype) == ((2,), source.dtype)
     np.testing.assert_array_equal(np.asarray(c), [5, 6])
+
+
+def test_static_pickles_by_its_array() -> None:
+    a = Static(np.array([[1, 2], [3, 4]], dtype=np.int32))
+    b = pickle.loads(pickle.dumps(a))
+    assert b == a and hash(b) == hash(a) and b.dtype == np.int32
 
 
 def test_static_is_no_leaf_and_keys_the_jit_cache() -> None:

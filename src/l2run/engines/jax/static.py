@@ -45,6 +45,11 @@ class Static:
         a, b = self.array, other.array
         return a.dtype == b.dtype and a.shape == b.shape and bool(np.array_equal(a, b))
 
+    def __reduce__(self) -> tuple:
+        # rebuilt from the array: Python salts `hash` of bytes per process, so a pickled
+        # `_hash` would not match an equal Static made in the process that unpickles it
+        return (Static, (self.array,))
+
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         return self.array if dtype is None else self.array.astype(dtype)
 
