@@ -39,15 +39,12 @@ while obstacles are centred on z = 0).
 
 from __future__ import annotations
 
-import functools
-import operator
 from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 
-from l2run.engines.jax import loop_kernels
-from l2run.engines.jax.indexed_writes import add_at, one_hot_mask
+from l2run.engines.jax.indexed_writes import add_at, one_hot_mask, short_sum
 from l2run.engines.jax.kinematics import cos_sin, perp
 from l2run.engines.jax.paths import _body_z
 from l2run.engines.jax.static import Static, concrete
@@ -500,12 +497,8 @@ def _in_space(v: jnp.ndarray) -> jnp.ndarray:
 
 
 def _dot(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
-    """Dot products over the last axis (a few components). For one runner written out, as a
-    traced reduction costs a call a reducer computation and its buffers (batched, the
-    component slices cost more than the reduction)."""
-    if not loop_kernels.enabled():
-        return jnp.sum(a * b, axis=-1)
-    return functools.reduce(operator.add, [a[..., i] * b[..., i] for i in range(a.shape[-1])])
+    """Dot products over the last axis (a few components)."""
+    return short_sum(a * b, axis=-1)
 
 
 def _pair_force_tangents(

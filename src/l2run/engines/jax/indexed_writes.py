@@ -21,13 +21,26 @@ import numpy as np
 from l2run.engines.jax import loop_kernels
 
 
-def _is_static(index: object) -> bool:
+def known_while_tracing(index: object) -> bool:
+    """Whether `index` is fixed in the program (numpy, as the model's `Static` structure),
+    rather than one of its traced values."""
     return isinstance(index, np.ndarray)
+
+
+def short_sum(x: jnp.ndarray, axis: int) -> jnp.ndarray:
+    """`jnp.sum(x, axis)` over a short axis (a few entries). For one runner (while
+    `loop_kernels.enabled()`) the entries are added out: a traced reduction costs every call of
+    the program a reducer computation and its buffers. Batched, the reduction stays (the
+    slices would cost transposes instead)."""
+    if not loop_kernels.enabled():
+        return jnp.sum(x, axis=axis)
+    parts = [jnp.take(x, i, axis=axis) for i in range(x.shape[axis])]
+    return functools.reduce(operator.add, parts)
 
 
 def one_hot_mask(index: jnp.ndarray, size: int) -> jnp.ndarray:
     """Boolean (len(index), size): row i is true at column index[i] (nowhere if out of range)."""
-    if _is_static(index):
+    if known_while_tracing(index):
         return index[:, None] == np.arange(size, dtype=index.dtype)[None, :]
     return index[:, None] == jnp.arange(size, dtype=index.dtype)[None, :]
 
@@ -44,18 +57,13 @@ def sum_rows(groups: Sequence[np.ndarray], values: jnp.ndarray) -> jnp.ndarray:
     for i, g in enumerate(groups):
         table[i, : len(g)] = g
     padded = jnp.concatenate([values, jnp.zeros((1,) + values.shape[1:], values.dtype)])
-    gathered = padded[table]
-    if loop_kernels.enabled():
-        # one runner: the few columns added out, as a traced reduction costs a call a reducer
-        # computation and its buffers (batched, the column slices cost transposes instead)
-        return functools.reduce(operator.add, [gathered[:, j] for j in range(width)])
-    return jnp.sum(gathered, axis=1)
+    return short_sum(padded[table], axis=1)
 
 
 def add_at(index: jnp.ndarray, values: jnp.ndarray, size: int) -> jnp.ndarray:
     """`zeros((size,) + values.shape[1:]).at[index].add(values)`: rows summed into their slots
     (indices outside [0, size) are dropped)."""
-    if _is_static(index):
+    if known_while_tracing(index):
         return sum_rows([np.flatnonzero(index == s) for s in range(size)], values)
     if not loop_kernels.enabled():
         return jnp.zeros((size,) + values.shape[1:], values.dtype).at[index].add(values)
@@ -68,7 +76,7 @@ def add_at_2d(
     rows: jnp.ndarray, cols: jnp.ndarray, values: jnp.ndarray, shape: tuple[int, int]
 ) -> jnp.ndarray:
     """`zeros(shape).at[rows, cols].add(values)` for 1-D values."""
-    if _is_static(rows) and _is_static(cols):
+    if known_while_tracing(rows) and known_while_tracing(cols):
         return add_at(rows * shape[1] + cols, values, shape[0] * shape[1]).reshape(shape)
     if not loop_kernels.enabled():
         return jnp.zeros(shape, values.dtype).at[rows, cols].add(values)
@@ -78,7 +86,7 @@ def add_at_2d(
 
 def set_at(array: jnp.ndarray, flat_index: jnp.ndarray, values: jnp.ndarray) -> jnp.ndarray:
     """`array` with `array.flat[flat_index[i]] = values[i]` (indices distinct)."""
-    if _is_static(flat_index):
+    if known_while_tracing(flat_index):
         # every entry read from `array` or, where written, from `values` appended after it
         source = np.arange(array.size)
         source[flat_index] = array.size + np.arange(flat_index.shape[0])
