@@ -318,6 +318,29 @@ def bench_jax_batched(
     return row, (state, compiled)
 
 
+def bench_jax_batched_rollout(params, integrator, state1, n: int, steps: int, dtype: str) -> Row:
+    """N runners for `steps` control steps in one jitted `lax.scan` rollout (`rollout.rollout`)
+    with a feedback policy in the loop: one device program, no host round-trip per step, as a
+    trainer collects experience. Regular steps, as `bench_jax_batched`; a runner that falls
+    stays frozen (no reset), so the figure counts every runner's step whether it fell or not."""
+    import jax
+
+    from l2run.engines.jax import rollout as fx
+
+    state = batched_state(state1, n)
+    key = jax.random.PRNGKey(SEED)
+    policy = feedback_policy()
+    t0 = time.perf_counter()
+    compiled = fx.rollout.lower(
+        params, state, policy, key, steps, integrator, first_integrator=None
+    ).compile()
+    jax.block_until_ready(compiled(params, state, key))
+    compile_s = time.perf_counter() - t0
+    wall, cpu = timed(lambda: jax.block_until_ready(compiled(params, state, key)))
+    what = f"JAX batched, lax.scan rollout of {steps} steps"
+    return Row(what, dtype, n, n * steps, wall, cpu, compile_s, integrator.evaluations)
+
+
 def memory_report(state, compiled, n: int) -> list[str]:
     """Bytes per environment of the state, and XLA's memory estimate of the batched step."""
     from l2run.engines.jax import rollout as fx
@@ -362,6 +385,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="JAX scheme:substeps, or several comma-separated (default: engine's)",
     )
     p.add_argument(
+        "--rollout-steps",
+        type=int,
+        default=0,
+        help="also time one jitted lax.scan rollout of this many steps (0: off) per N of "
+        "--rollout-sizes",
+    )
+    p.add_argument(
+        "--rollout-sizes",
+        type=lambda s: tuple(int(v) for v in s.split(",")),
+        default=None,
+        help="batch sizes for --rollout-steps, comma-separated (default: the largest N)",
+    )
+    p.add_argument(
         "--skip-single", action="store_true", help="no single-env timings (GPU: latency-bound)"
     )
     p.add_argument("--skip-opensim", action="store_true", help="no OpenSim (no ratios)")
@@ -384,6 +420,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         while sizes[-1] * 2 <= args.max_n:
             sizes.append(sizes[-1] * 2)
     args.sizes = sizes
+    if args.rollout_sizes is None:
+        args.rollout_sizes = (sizes[-1],)
     args.dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     return args
 
@@ -453,6 +491,17 @@ def main(argv: list[str] | None = None) -> None:
                         f"[{dtype}, {label}] " + s for s in memory_report(state, compiled, n)
                     ]
                 del state, compiled
+                if args.rollout_steps and n in args.rollout_sizes:
+                    row = bench_jax_batched_rollout(
+                        params, integrator, state1, n, args.rollout_steps, dtype
+                    )
+                    row.what += f" ({label})"
+                    rows.append(row)
+                    print(
+                        f"batched rollout N={n} [{dtype}, {label}]: "
+                        f"{row.steps_per_s:,.0f} env-steps/s",
+                        flush=True,
+                    )
     cpu_backend = jax.default_backend() == "cpu"
     print()
     print(render_table(rows, opensim, cpu_backend))

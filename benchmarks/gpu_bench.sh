@@ -8,17 +8,32 @@
 #   bash benchmarks/gpu_bench.sh                   # there: run(command=..., carry=[".whl"])
 #
 # There it installs the carried wheels, prints the card, and runs bench_engines.py for the
-# default scheme (imex_stiff x10) at N = 4,096 ... 65,536 in float32, then N = 4,096 in float64,
-# writing each table under $OUT (or ./out). About 5 min on an H100 (compiles included); the
-# device budget is 15 min per session, so this leaves time for one rerun.
+# default scheme (imex_stiff x10) at N = 4,096 ... 65,536 in float32 (and a lax.scan rollout at
+# the largest N), then N = 4,096 in float64, then device_parity.py (the same float64 steps on the
+# GPU and the CPU), writing each table under $OUT (or ./out). About nine minutes at most (the
+# stage limits below): the device budget is 15 min per session, so there is one try.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # shellcheck source=gpu_env.sh
 source benchmarks/gpu_env.sh "$@"
 
-# GPU_BENCH_SIZES / GPU_BENCH_SIZES64: other batch sizes (a CPU smoke test uses 64).
-python3 benchmarks/bench_engines.py --skip-opensim --skip-single --sizes "${GPU_BENCH_SIZES:-4096,16384,65536}" \
-  --dtypes float32 --integrator imex_stiff:10 --batch-steps 10 2>&1 | tee "$OUT_DIR/bench_float32.txt"
-python3 benchmarks/bench_engines.py --skip-opensim --skip-single --sizes "${GPU_BENCH_SIZES64:-4096}" \
-  --dtypes float64 --integrator imex_stiff:10 --batch-steps 5 2>&1 | tee "$OUT_DIR/bench_float64.txt"
+# Each stage has its own time limit (seconds) and a stage that fails or runs out of time does
+# not stop the next, so one call brings back what finished. GPU_BENCH_SIZES / GPU_BENCH_SIZES64:
+# other batch sizes (a CPU smoke test uses 64).
+stage() { # stage LIMIT_S LOG_NAME COMMAND...
+  local limit=$1 log=$2
+  shift 2
+  timeout --signal=INT "$limit" "$@" 2>&1 | tee "$OUT_DIR/$log" || echo "stage $log: stopped or failed"
+}
+SIZES=${GPU_BENCH_SIZES:-4096,16384,65536}
+# float32: the step at each N, then one 20-step lax.scan rollout (no host round-trip) at the largest.
+stage "${GPU_BENCH_LIMIT32:-330}" bench_float32.txt python3 benchmarks/bench_engines.py \
+  --skip-opensim --skip-single --sizes "$SIZES" --dtypes float32 --integrator imex_stiff:10 \
+  --batch-steps 10 --rollout-steps 20
+stage "${GPU_BENCH_LIMIT64:-120}" bench_float64.txt python3 benchmarks/bench_engines.py \
+  --skip-opensim --skip-single --sizes "${GPU_BENCH_SIZES64:-4096}" --dtypes float64 \
+  --integrator imex_stiff:10 --batch-steps 5
+# The same float64 steps on the GPU and on this machine's CPU (round-off at the first step).
+stage "${GPU_BENCH_LIMIT_PARITY:-100}" parity.txt env JAX_PLATFORMS="${GPU_PARITY_PLATFORMS:-cuda,cpu}" \
+  python3 benchmarks/device_parity.py --n 256 --steps 100 ${GPU_PARITY_DEVICE:+--device "$GPU_PARITY_DEVICE"}
