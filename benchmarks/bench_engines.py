@@ -38,6 +38,7 @@ from l2run.engines.cpu_threads import THREADS_ENV, choose_cpu_threads
 
 DEFAULT_SIZES = (64, 256, 1024, 4096)
 MEMORY_N = 4096
+AUTORESET_POOL = 256  # courses the autoreset rollout draws fresh episodes from
 SEED = 0
 
 
@@ -341,6 +342,59 @@ def bench_jax_batched_rollout(params, integrator, state1, n: int, steps: int, dt
     return Row(what, dtype, n, n * steps, wall, cpu, compile_s, integrator.evaluations)
 
 
+def bench_jax_autoreset_rollout(
+    params, integrator, state1, n: int, steps: int, episode_steps: int, graded: bool, dtype: str
+) -> Row:
+    """A training-like batched rollout: `rollout.rollout` with a course pool, so a runner whose
+    episode ends (a fall, or `episode_steps` steps) goes on at once on a fresh course, and its
+    next step is an episode's first step: with `graded`, the first-step scheme (the fresh
+    runners redone in a bucket, `rollout.batch_step`), else the regular scheme. The runners'
+    step counts start spread over [1, episode_steps) so that their episodes end at different
+    steps, as in a long training run. Resets per env-step are appended to the row's name."""
+    import jax
+    import jax.numpy as jnp
+
+    from l2run.engines.jax import rollout as fx
+    from l2run.engines.jax.step import first_step_integrator
+
+    state = batched_state(state1, n)
+    spread = np.random.default_rng(SEED).integers(1, episode_steps, n)
+    state = state._replace(step_count=jnp.asarray(spread, state.step_count.dtype))
+    pool = fx.course_pool(range(AUTORESET_POOL))
+    pool = pool._replace(obstacles=pool.obstacles.astype(state.q.dtype))
+    key = jax.random.PRNGKey(SEED)
+    policy = feedback_policy()
+    first = first_step_integrator(integrator) if graded else None
+    t0 = time.perf_counter()
+    compiled = fx.rollout.lower(
+        params,
+        state,
+        policy,
+        key,
+        steps,
+        integrator,
+        reset_pool=pool,
+        max_episode_steps=episode_steps,
+        first_integrator=first,
+    ).compile()
+    _, traj = jax.block_until_ready(
+        compiled(params, state, key, reset_pool=pool, max_episode_steps=episode_steps)
+    )
+    compile_s = time.perf_counter() - t0
+    wall, cpu = timed(
+        lambda: jax.block_until_ready(
+            compiled(params, state, key, reset_pool=pool, max_episode_steps=episode_steps)
+        )
+    )
+    resets = float(np.mean(np.asarray(traj.done)))
+    scheme = f"{integrator_label(first)} first step" if graded else "regular first step"
+    what = (
+        f"JAX batched, lax.scan rollout with autoreset ({scheme}, episodes ≤ {episode_steps} "
+        f"steps, {resets:.2%} of env-steps reset)"
+    )
+    return Row(what, dtype, n, n * steps, wall, cpu, compile_s, integrator.evaluations)
+
+
 def memory_report(state, compiled, n: int) -> list[str]:
     """Bytes per environment of the state, and XLA's memory estimate of the batched step."""
     from l2run.engines.jax import rollout as fx
@@ -392,10 +446,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--rollout-sizes",
     )
     p.add_argument(
+        "--autoreset-steps",
+        type=int,
+        default=0,
+        help="also time training-like rollouts with autoreset (graded and regular first "
+        "step) of this many steps per N of --rollout-sizes (0: off)",
+    )
+    p.add_argument(
+        "--episode-steps",
+        type=int,
+        default=100,
+        help="episode length of the autoreset rollouts (default 100: ~1%% of runners reset "
+        "per step, plus falls)",
+    )
+    p.add_argument(
         "--rollout-sizes",
         type=lambda s: tuple(int(v) for v in s.split(",")),
         default=None,
-        help="batch sizes for --rollout-steps, comma-separated (default: the largest N)",
+        help="batch sizes for --rollout-steps and --autoreset-steps, comma-separated (default: "
+        "the largest N)",
     )
     p.add_argument(
         "--skip-single", action="store_true", help="no single-env timings (GPU: latency-bound)"
@@ -502,6 +571,20 @@ def main(argv: list[str] | None = None) -> None:
                         f"{row.steps_per_s:,.0f} env-steps/s",
                         flush=True,
                     )
+                if args.autoreset_steps and n in args.rollout_sizes:
+                    for graded in (True, False):
+                        row = bench_jax_autoreset_rollout(
+                            params,
+                            integrator,
+                            state1,
+                            n,
+                            args.autoreset_steps,
+                            args.episode_steps,
+                            graded,
+                            dtype,
+                        )
+                        rows.append(row)
+                        print(f"{row.what} N={n} [{dtype}]: {row.steps_per_s:,.0f} env-steps/s")
     cpu_backend = jax.default_backend() == "cpu"
     print()
     print(render_table(rows, opensim, cpu_backend))
