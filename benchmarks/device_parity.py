@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
-    sys.path.insert(0, __file__.rsplit("/", 1)[0])  # bench_engines beside this file
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_engines beside this file
     from bench_engines import courses, smooth_excitations
 
     from l2run.engines.jax import rollout as fx
