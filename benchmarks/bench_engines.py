@@ -350,7 +350,8 @@ def bench_jax_autoreset_rollout(
     next step is an episode's first step: with `graded`, the first-step scheme (the fresh
     runners redone in a bucket, `rollout.batch_step`), else the regular scheme. The runners'
     step counts start spread over [1, episode_steps) so that their episodes end at different
-    steps, as in a long training run. Resets per env-step are appended to the row's name."""
+    steps, as in a long training run. Resets per env-step are appended to the row's name; the
+    row's evaluations per step are the regular scheme's (a fresh runner's step takes more)."""
     import jax
     import jax.numpy as jnp
 
@@ -361,7 +362,6 @@ def bench_jax_autoreset_rollout(
     spread = np.random.default_rng(SEED).integers(1, episode_steps, n)
     state = state._replace(step_count=jnp.asarray(spread, state.step_count.dtype))
     pool = fx.course_pool(range(AUTORESET_POOL))
-    pool = pool._replace(obstacles=pool.obstacles.astype(state.q.dtype))
     key = jax.random.PRNGKey(SEED)
     policy = feedback_policy()
     first = first_step_integrator(integrator) if graded else None
