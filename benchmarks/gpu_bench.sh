@@ -26,7 +26,7 @@ source benchmarks/gpu_env.sh "$@"
 stage() { # stage LIMIT_S LOG_NAME COMMAND...
   local limit=$1 log=$2
   shift 2
-  timeout --signal=INT "$limit" "$@" 2>&1 | tee "$OUT_DIR/$log" || echo "stage $log: stopped or failed"
+  timeout --kill-after=15 --signal=INT "$limit" "$@" 2>&1 | tee "$OUT_DIR/$log" || echo "stage $log: stopped or failed"
 }
 SIZES=${GPU_BENCH_SIZES:-4096,65536}
 # float32: the step at each N; at the largest N also a 20-step lax.scan rollout (no host
