@@ -319,25 +319,33 @@ def bench_jax_batched(
     return row, (state, compiled)
 
 
+def _timed_rollout(params, integrator, state, steps: int, first, **dynamic) -> tuple:
+    """(wall s, CPU s, compile s, transitions) of one jitted batched `rollout.rollout` of
+    `steps` steps with a feedback policy, compiled ahead of time (`dynamic`: its traced keyword
+    arguments, e.g. a reset pool)."""
+    import jax
+
+    from l2run.engines.jax import rollout as fx
+
+    key = jax.random.PRNGKey(SEED)
+    policy = feedback_policy()
+    t0 = time.perf_counter()
+    compiled = fx.rollout.lower(
+        params, state, policy, key, steps, integrator, first_integrator=first, **dynamic
+    ).compile()
+    _, traj = jax.block_until_ready(compiled(params, state, key, **dynamic))
+    compile_s = time.perf_counter() - t0
+    wall, cpu = timed(lambda: jax.block_until_ready(compiled(params, state, key, **dynamic)))
+    return wall, cpu, compile_s, traj
+
+
 def bench_jax_batched_rollout(params, integrator, state1, n: int, steps: int, dtype: str) -> Row:
     """N runners for `steps` control steps in one jitted `lax.scan` rollout (`rollout.rollout`)
     with a feedback policy in the loop: one device program, no host round-trip per step, as a
     trainer collects experience. Regular steps, as `bench_jax_batched`; a runner that falls
     stays frozen (no reset), so the figure counts every runner's step whether it fell or not."""
-    import jax
-
-    from l2run.engines.jax import rollout as fx
-
     state = batched_state(state1, n)
-    key = jax.random.PRNGKey(SEED)
-    policy = feedback_policy()
-    t0 = time.perf_counter()
-    compiled = fx.rollout.lower(
-        params, state, policy, key, steps, integrator, first_integrator=None
-    ).compile()
-    jax.block_until_ready(compiled(params, state, key))
-    compile_s = time.perf_counter() - t0
-    wall, cpu = timed(lambda: jax.block_until_ready(compiled(params, state, key)))
+    wall, cpu, compile_s, _ = _timed_rollout(params, integrator, state, steps, None)
     what = f"JAX batched, lax.scan rollout of {steps} steps"
     return Row(what, dtype, n, n * steps, wall, cpu, compile_s, integrator.evaluations)
 
@@ -352,7 +360,6 @@ def bench_jax_autoreset_rollout(
     step counts start spread over [1, episode_steps) so that their episodes end at different
     steps, as in a long training run. Resets per env-step are appended to the row's name; the
     row's evaluations per step are the regular scheme's (a fresh runner's step takes more)."""
-    import jax
     import jax.numpy as jnp
 
     from l2run.engines.jax import rollout as fx
@@ -361,30 +368,15 @@ def bench_jax_autoreset_rollout(
     state = batched_state(state1, n)
     spread = np.random.default_rng(SEED).integers(1, episode_steps, n)
     state = state._replace(step_count=jnp.asarray(spread, state.step_count.dtype))
-    pool = fx.course_pool(range(AUTORESET_POOL))
-    key = jax.random.PRNGKey(SEED)
-    policy = feedback_policy()
     first = first_step_integrator(integrator) if graded else None
-    t0 = time.perf_counter()
-    compiled = fx.rollout.lower(
+    wall, cpu, compile_s, traj = _timed_rollout(
         params,
-        state,
-        policy,
-        key,
-        steps,
         integrator,
-        reset_pool=pool,
+        state,
+        steps,
+        first,
+        reset_pool=fx.course_pool(range(AUTORESET_POOL)),
         max_episode_steps=episode_steps,
-        first_integrator=first,
-    ).compile()
-    _, traj = jax.block_until_ready(
-        compiled(params, state, key, reset_pool=pool, max_episode_steps=episode_steps)
-    )
-    compile_s = time.perf_counter() - t0
-    wall, cpu = timed(
-        lambda: jax.block_until_ready(
-            compiled(params, state, key, reset_pool=pool, max_episode_steps=episode_steps)
-        )
     )
     resets = float(np.mean(np.asarray(traj.done)))
     scheme = f"{integrator_label(first)} first step" if graded else "regular first step"

@@ -44,7 +44,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from l2run.engines.jax.indexed_writes import add_at, one_hot_mask, short_sum
+from l2run.engines.jax.indexed_writes import add_at, known_while_tracing, one_hot_mask, short_sum
 from l2run.engines.jax.kinematics import cos_sin, perp
 from l2run.engines.jax.paths import _body_z
 from l2run.engines.jax.static import Static, concrete
@@ -297,7 +297,7 @@ def contact_forces(
     # the body and set indices stay numpy (structure known while tracing)
     return ContactForces(
         *(
-            np.concatenate(rows) if isinstance(rows[0], np.ndarray) else jnp.concatenate(rows)
+            np.concatenate(rows) if known_while_tracing(rows[0]) else jnp.concatenate(rows)
             for rows in zip(platform_part, obstacle_part, strict=True)
         )
     )

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from l2run.engines.jax import linear_solve
 from l2run.engines.jax.bodies import BodyTreeParams
-from l2run.engines.jax.indexed_writes import add_at, known_while_tracing
+from l2run.engines.jax.indexed_writes import add_at
 from l2run.engines.jax.kinematics import FrameJacobians, cross_z, perp, rotate
 
 
@@ -60,10 +60,7 @@ def body_wrenches_to_generalized(
 def per_body_sum(body: jnp.ndarray, values: jnp.ndarray, n_bodies: int) -> jnp.ndarray:
     """Sum `values` (k, ...) over the points of each body (`body` (k,) int) → (n_bodies, ...);
     indices outside [0, n_bodies) (ground) are dropped."""
-    if known_while_tracing(body):  # sums over fixed sets of rows
-        return add_at(body, values, n_bodies)
-    onehot = (body[:, None] == jnp.arange(n_bodies)[None, :]).astype(values.dtype)
-    return jnp.tensordot(onehot, values, axes=(0, 0))
+    return add_at(body, values, n_bodies)
 
 
 def point_force_to_generalized(

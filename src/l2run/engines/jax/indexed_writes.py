@@ -76,12 +76,10 @@ def add_at_2d(
     rows: jnp.ndarray, cols: jnp.ndarray, values: jnp.ndarray, shape: tuple[int, int]
 ) -> jnp.ndarray:
     """`zeros(shape).at[rows, cols].add(values)` for 1-D values."""
-    if known_while_tracing(rows) and known_while_tracing(cols):
-        return add_at(rows * shape[1] + cols, values, shape[0] * shape[1]).reshape(shape)
-    if not loop_kernels.enabled():
+    fixed = known_while_tracing(rows) and known_while_tracing(cols)
+    if not fixed and not loop_kernels.enabled():
         return jnp.zeros(shape, values.dtype).at[rows, cols].add(values)
-    flat = add_at(rows * shape[1] + cols, values, shape[0] * shape[1])
-    return flat.reshape(shape)
+    return add_at(rows * shape[1] + cols, values, shape[0] * shape[1]).reshape(shape)
 
 
 def set_at(array: jnp.ndarray, flat_index: jnp.ndarray, values: jnp.ndarray) -> jnp.ndarray:
