@@ -10,7 +10,8 @@ arguments, the same N runners on N difficulty-2 courses), checks that both give 
 and times them alternately (both compiled with the working tree's `engine_jit` options): CPU µs per
 runner per substep, min and median over the rounds. `--single` times one unbatched runner per call
 instead; `--step` times whole control steps through each package's own `rollout.batch_step` (its
-chunking and compile options included), CPU µs per runner per step; `--rollout` times one runner's
+chunking, layout and compile options included; `--dtype float32` casts params and state),
+CPU µs per runner per step; `--rollout` times one runner's
 `rollout.rollout` (a `lax.scan` of ROLLOUT_STEPS steps under bench_engines' feedback policy, as its
 single-env row), CPU µs per step; `--loop` times one runner's jitted `step` called from Python
 step by step (bench_engines' "jitted step loop" row: each call a program execution), CPU µs per
@@ -84,7 +85,12 @@ def main() -> None:
     ap.add_argument("--rollout", action="store_true", help="one runner's lax.scan rollout")
     ap.add_argument("--loop", action="store_true", help="one runner's jitted step per call")
     ap.add_argument("--env", action="store_true", help="RunEnv(engine='jax').step, one runner")
+    ap.add_argument(
+        "--dtype", default="float64", choices=("float64", "float32"), help="with --step only"
+    )
     args = ap.parse_args()
+    if args.dtype != "float64" and not args.step:
+        ap.error("--dtype applies to --step only")
 
     with tempfile.TemporaryDirectory() as tmp:
         extract_baseline(args.baseline, pathlib.Path(tmp))
@@ -152,7 +158,7 @@ def main() -> None:
                     outputs[label] = jax.tree.leaves(runs[label][0](*inputs))
                     continue
                 if args.step:
-                    inputs = (p, env_state(*batch), excitation)
+                    inputs = rollout.cast_floats((p, env_state(*batch), excitation), args.dtype)
                     lowered = rollout.batch_step.lower(*inputs, integrator, None)
                     runs[label] = (lowered.compile(), inputs)
                     outputs[label] = jax.tree.leaves(runs[label][0](*inputs))

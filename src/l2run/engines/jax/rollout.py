@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from l2run.course import Course
+from l2run.engines.jax import minor_vmap
 from l2run.engines.jax import step as env_step
 from l2run.engines.jax.integrate import Integrator
 from l2run.engines.jax.params import ModelParams
@@ -157,18 +158,37 @@ def runner_chunk(batch: int, backend: str | None = None) -> int | None:
     return CPU_RUNNER_CHUNK
 
 
+# On CPU a batch runs with the runners on the last axis of every array (`minor_vmap`: each
+# kernel's inner loop over runners) and the one-kernel spellings of the solves and indexed
+# writes (elementwise over runners in that layout): 1.15x (float64) and 1.46x (float32) less
+# CPU per runner than `jax.vmap` (benchmarks/RESULTS.md, 2026-12-04 session 34). "major" is
+# `jax.vmap` (runners first, LAPACK and scatters), which other backends always use.
+CPU_BATCH_LAYOUT = "minor"
+
+
+def batch_layout(backend: str | None = None) -> str:
+    """The batch layout on `backend` (default: JAX's): "minor" (runners last, `minor_vmap`)
+    or "major" (`jax.vmap`)."""
+    backend = jax.default_backend() if backend is None else backend
+    return CPU_BATCH_LAYOUT if backend == "cpu" else "major"
+
+
 def _single_step(integrator: Integrator) -> Callable[..., Any]:
     """`step.step` with one scheme for every runner of a batch (vmapped, chunked on CPU)."""
-    one = partial(
-        env_step.step, integrator=integrator, first_integrator=None, single_kernel_loops=False
-    )
-    vmapped = jax.vmap(one, in_axes=(None, 0, 0))
+
+    def one(params: ModelParams, state: EnvState, action: jnp.ndarray, kernels: bool) -> Any:
+        return env_step.step(params, state, action, integrator, None, kernels)
+
+    vmapped = jax.vmap(partial(one, kernels=False), in_axes=(None, 0, 0))
 
     def run(params: ModelParams, state: EnvState, action: jnp.ndarray) -> Any:
         chunk = runner_chunk(state.q.shape[0])
+        if batch_layout() == "minor":
+            step_minor = partial(one, kernels=True)
+            return minor_vmap.map_in_chunks(step_minor, params, (state, action), CPU_RUNNER_CHUNK)
         if chunk is None:
             return vmapped(params, state, action)
-        return jax.lax.map(lambda sa: one(params, *sa), (state, action), batch_size=chunk)
+        return jax.lax.map(lambda sa: one(params, *sa, False), (state, action), batch_size=chunk)
 
     return run
 

@@ -1,0 +1,181 @@
+"""`minor_vmap`: functions mapped with the batch on the last axis give `jax.vmap`'s results."""
+
+from __future__ import annotations
+
+import collections
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from l2run.engines.jax import minor_vmap
+from l2run.engines.jax import rollout as fx
+from l2run.engines.jax.params import load_params
+
+B = 5
+RNG = np.random.default_rng(0)
+TABLE = RNG.normal(size=(4, 6))  # an unbatched constant the functions read
+
+
+def _last(tree):
+    return jax.tree.map(lambda a: jnp.moveaxis(a, 0, -1), tree)
+
+
+def _first(tree):
+    return jax.tree.map(lambda a: jnp.moveaxis(a, -1, 0), tree)
+
+
+def _assert_same_as_vmap(fun, shared, *batched, rtol=1e-13):
+    """fun(shared, *batched rows) through vmap_minor (batch last) and jax.vmap (batch first)."""
+    expected = jax.vmap(fun, in_axes=(None,) + (0,) * len(batched))(shared, *batched)
+    mapped = minor_vmap.vmap_minor(fun, (False,) + (True,) * len(batched))
+    got = _first(jax.jit(mapped)(shared, *_last(batched)))
+    for g, e in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
+        assert g.shape == e.shape and g.dtype == e.dtype
+        np.testing.assert_allclose(np.asarray(g), np.asarray(e), rtol=rtol, atol=1e-14)
+    return got
+
+
+def test_elementwise_with_unbatched_operands_and_scalars():
+    def fun(table, x, s):
+        y = jnp.where(x > 0.1, jnp.sin(x) * table, jnp.exp(-(x**2)) - s)
+        return jnp.clip(y, -0.5, s), (x * 3).astype(jnp.int32) % 2, s + 1.0
+
+    x = jnp.asarray(RNG.normal(size=(B, 4, 6)))
+    s = jnp.asarray(RNG.uniform(0.2, 1.0, size=(B,)))
+    _assert_same_as_vmap(fun, jnp.asarray(TABLE), x, s)
+
+
+def test_shape_ops_and_reductions():
+    def fun(table, x):
+        y = jnp.concatenate([x, table], axis=1)[:, ::2]  # unbatched operand, strided slice
+        z = jnp.pad(y.T.reshape(-1), (1, 2))[::-1]
+        stacked = jnp.stack([x.sum(0), x.max(1)[:6] if x.shape[1] > 6 else x.min(0)])
+        return z, stacked, jnp.argmax(x, axis=1), jnp.cumsum(x, 0), x[None, 2, :, None]
+
+    x = jnp.asarray(RNG.normal(size=(B, 4, 6)))
+    _assert_same_as_vmap(fun, jnp.asarray(TABLE), x)
+
+
+def test_products_of_every_arrangement():
+    def fun(table, m, v, c):
+        return (
+            m @ v,  # batched matrix, batched vector
+            table.T @ v[:4],  # unbatched matrix
+            jnp.einsum("cai,cax->ix", c, c[..., :2]),  # two contracted axes
+            jnp.outer(v, v[:3]),  # nothing contracted
+            jnp.einsum("bij,bj->bi", c, c[:, 0, :]),  # a dot_general batch axis
+        )
+
+    m = jnp.asarray(RNG.normal(size=(B, 6, 6)))
+    v = jnp.asarray(RNG.normal(size=(B, 6)))
+    c = jnp.asarray(RNG.normal(size=(B, 3, 2, 6)))
+    _assert_same_as_vmap(fun, jnp.asarray(TABLE), m, v, c)
+
+
+def test_gathers_at_fixed_and_per_runner_positions():
+    rows = np.array([3, 0, 0, 2])
+
+    def fun(table, x, i):
+        per_runner = jnp.clip(i, 0, 3)
+        return (
+            x[rows],  # positions fixed while tracing
+            x[:, rows],
+            table[per_runner],  # unbatched operand, per-runner index (a dynamic slice)
+            x[per_runner],  # batched operand, per-runner index
+            jnp.take(x, jnp.stack([per_runner, 3 - per_runner]), axis=0),  # a batched gather
+            jnp.take(table, jnp.stack([per_runner, 3 - per_runner]), axis=0),
+            jnp.take_along_axis(x, jnp.argsort(x, axis=1), axis=1),
+            jax.lax.dynamic_slice_in_dim(x, i, 2, axis=0),  # starts outside: clamped, as lax does
+        )
+
+    x = jnp.asarray(RNG.normal(size=(B, 4, 6)))
+    i = jnp.asarray(RNG.integers(-1, 5, size=(B,)))
+    _assert_same_as_vmap(fun, jnp.asarray(TABLE), x, i)
+
+
+def test_loops_with_shared_and_per_runner_conditions():
+    def fun(limit, x):
+        # Newton's method for sqrt(x): each runner converges after its own number of steps
+        def not_done(c):
+            r, k = c
+            return (jnp.abs(r * r - x) > 1e-12 * x) & (k < 50)
+
+        root, iterations = jax.lax.while_loop(
+            not_done, lambda c: (0.5 * (c[0] + x / c[0]), c[1] + 1), (x, 0)
+        )
+        # a shared condition, with a carry that starts unbatched and becomes batched
+        total, _ = jax.lax.while_loop(
+            lambda c: c[1] < limit, lambda c: (c[0] + root * c[1], c[1] + 1), (0.0, 0)
+        )
+        scanned = jax.lax.fori_loop(0, 4, lambda k, acc: acc * x + k, 0.0)
+        return root, iterations, total, scanned
+
+    x = jnp.asarray([1e-4, 2.0, 9.0, 1e6, 0.5])
+    root, iterations, _, _ = _assert_same_as_vmap(fun, 3, x)
+    np.testing.assert_allclose(root, np.sqrt(x), rtol=1e-12)
+    assert len(set(np.asarray(iterations).tolist())) > 1  # the runners needed different counts
+
+
+def test_primitives_without_a_rule_use_jax_batching(monkeypatch):
+    fell_back = collections.Counter()
+    original = minor_vmap._fallback
+
+    def counting(eqn, *args):
+        fell_back[eqn.primitive.name] += 1
+        return original(eqn, *args)
+
+    monkeypatch.setattr(minor_vmap, "_fallback", counting)
+
+    def fun(table, m, v):
+        solved = jnp.linalg.solve(m + 6.0 * jnp.eye(6), v)  # LAPACK: no rule of its own
+        branch = jax.lax.cond(v[0] > 0, lambda a: a * 2.0, lambda a: -a, v)
+        return solved, branch, table  # an unbatched output comes back repeated
+
+    m = jnp.asarray(RNG.normal(size=(B, 6, 6)))
+    v = jnp.asarray(RNG.normal(size=(B, 6)))
+    _, _, table = _assert_same_as_vmap(fun, jnp.asarray(TABLE), m, v)
+    assert table.shape == (B, 4, 6)
+    assert fell_back["cond"] == 1 and sum(fell_back.values()) > 1
+
+
+def test_the_engine_step_needs_no_fallback(monkeypatch):
+    """Every primitive of the batched `imex_stiff` step has a rule that keeps the runners in
+    the lanes: a fallback would move them to the front and back (correct but slow)."""
+    fell_back = collections.Counter()
+    original = minor_vmap._fallback
+
+    def counting(eqn, *args):
+        fell_back[eqn.primitive.name] += 1
+        return original(eqn, *args)
+
+    monkeypatch.setattr(minor_vmap, "_fallback", counting)
+    monkeypatch.setattr(fx, "CPU_BATCH_LAYOUT", "minor")
+    params = load_params()
+    state = fx.batch_reset(params, np.zeros((2, 20, 3)), np.ones((2, 2)))
+    step = fx._single_step(fx.env_step.DEFAULT_INTEGRATOR)
+    jax.eval_shape(step, params, state, jnp.zeros((2, 18)))  # traces it, computes nothing
+    assert fx.batch_layout("cpu") == "minor" and fx.batch_layout("gpu") == "major"
+    assert not fell_back
+
+
+@pytest.mark.parametrize(("size", "chunk"), [(7, 3), (6, 3), (2, 3), (4, None)])
+def test_map_in_chunks_keeps_rows_in_order(size, chunk):
+    def fun(table, x, s):
+        return table @ x * s, jnp.sum(x) + s
+
+    x = jnp.asarray(RNG.normal(size=(size, 6)))
+    s = jnp.arange(size, dtype=x.dtype)
+    got = jax.jit(lambda t, x, s: minor_vmap.map_in_chunks(fun, t, (x, s), chunk))(TABLE, x, s)
+    expected = jax.vmap(fun, in_axes=(None, 0, 0))(TABLE, x, s)
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-13)
+
+
+def test_inconsistent_batches_are_refused():
+    mapped = minor_vmap.vmap_minor(lambda a, b: a + b, (True, True))
+    with pytest.raises(ValueError, match="share one last-axis size"):
+        mapped(jnp.zeros((3, 4)), jnp.zeros((3, 5)))
+    with pytest.raises(TypeError, match="expected 2 arguments"):
+        mapped(jnp.zeros((3, 4)))
