@@ -25,20 +25,25 @@ def eliminate(matrix: jnp.ndarray, rhs: jnp.ndarray) -> jnp.ndarray:
     """x with `matrix @ x = rhs` by unrolled Gaussian elimination with partial pivoting."""
     n = matrix.shape[0]
     vector = rhs.ndim == 1
+    a = matrix
     b = rhs[:, None] if vector else rhs
-    a = jnp.concatenate([matrix, b], axis=1)  # rows swap and eliminate together
+    # The right-hand side swaps and eliminates with the matrix row by row, kept beside it
+    # rather than joined to it: a joined (n, n + k) array is a concatenation whose fused
+    # producers XLA's CPU backend evaluates element by element (benchmarks/RESULTS.md,
+    # 2026-12-04 session 34); the arithmetic and its order are the same.
     rows = jnp.arange(n)
     for k in range(n):
         # pivot: the largest |a[i, k]| among rows i >= k (the first one on ties, as LAPACK)
         magnitude = jnp.where(rows >= k, jnp.abs(a[:, k]), -1.0)
         p = jnp.argmax(magnitude)
-        row_k, row_p = a[k], a[p]
-        a = jnp.where((rows == k)[:, None], row_p, jnp.where((rows == p)[:, None], row_k, a))
+        is_k, is_p = (rows == k)[:, None], (rows == p)[:, None]
+        a = jnp.where(is_k, a[p], jnp.where(is_p, a[k], a))
+        b = jnp.where(is_k, b[p], jnp.where(is_p, b[k], b))
         factor = jnp.where(rows > k, a[:, k] / a[k, k], 0.0)
         a = a - factor[:, None] * a[k][None, :]
-    u, y = a[:, :n], a[:, n:]
-    x = jnp.zeros_like(y)
+        b = b - factor[:, None] * b[k][None, :]
+    x = jnp.zeros_like(b)
     for k in range(n - 1, -1, -1):  # rows below k are solved; x is still 0 from row k up
-        x_k = (y[k] - u[k] @ x) / u[k, k]
+        x_k = (b[k] - a[k] @ x) / a[k, k]
         x = jnp.where((rows == k)[:, None], x_k[None, :], x)
     return x[:, 0] if vector else x

@@ -20,6 +20,7 @@ JAX's own batching rule with the batch moved to the front and back again (correc
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -46,6 +47,17 @@ INLINED_CALLS = {"jit": "jaxpr", "pjit": "jaxpr", "closed_call": "call_jaxpr"}
 INLINED_CALLS["custom_jvp_call"] = "call_jaxpr"  # evaluation only: the rule is not needed
 
 Value = tuple[Any, bool]  # (array, batched: has the trailing batch axis)
+
+try:  # JAX's own interpreters do this; without it every op would point at this module
+    from jax._src.source_info_util import user_context as _user_context
+except ImportError:  # pragma: no cover - a JAX without it: only the profiles' labels lose
+    _user_context = None
+
+
+def _source_of(eqn: Any) -> Any:
+    if _user_context is None:
+        return contextlib.nullcontext()
+    return _user_context(eqn.source_info.traceback, name_stack=eqn.source_info.name_stack)
 
 
 def vmap_minor(fun: Callable[..., Any], batched: Sequence[bool]) -> Callable[..., Any]:
@@ -98,18 +110,23 @@ def eval_jaxpr(
         return (var.val, False) if isinstance(var, jcore.Literal) else env[var]
 
     for eqn in jaxpr.eqns:
-        values, flags_in = (
-            zip(*(read(v) for v in eqn.invars), strict=True) if eqn.invars else ((), ())
-        )
-        if any(flags_in):
-            outs, out_flags = _apply(eqn, list(values), list(flags_in), n)
-        else:
-            result = eqn.primitive.bind(*values, **eqn.params)
-            outs = result if eqn.primitive.multiple_results else [result]
-            out_flags = [False] * len(outs)
-        for var, x, b in zip(eqn.outvars, outs, out_flags, strict=True):
-            env[var] = (x, b)
+        with _source_of(eqn):  # the ops made here name the runner's source line (profiles)
+            _evaluate(eqn, read, env, n)
     return [read(v) for v in jaxpr.outvars]
+
+
+def _evaluate(eqn: Any, read: Callable[[Any], Value], env: dict[Any, Value], n: int) -> None:
+    """One equation: its primitive as is when no input is batched, else by its rule."""
+    inputs = [read(v) for v in eqn.invars]
+    values, flags = [x for x, _ in inputs], [b for _, b in inputs]
+    if any(flags):
+        outs, out_flags = _apply(eqn, values, flags, n)
+    else:
+        result = eqn.primitive.bind(*values, **eqn.params)
+        outs = result if eqn.primitive.multiple_results else [result]
+        out_flags = [False] * len(outs)
+    for var, x, b in zip(eqn.outvars, outs, out_flags, strict=True):
+        env[var] = (x, b)
 
 
 def batched_outputs(jaxpr: Any, flags: Sequence[bool]) -> list[bool]:
