@@ -506,6 +506,10 @@ def main(argv: list[str] | None = None) -> None:
     threads = os.environ.get(THREADS_ENV, "one per core")
     print(f"XLA CPU threads per process: {threads} (--cpu-threads, ${THREADS_ENV})")
     print(f"XLA_FLAGS (one runner's loops as single kernels): {os.environ.get('XLA_FLAGS', '')!r}")
+    print(
+        f"batch layout: {fx.batch_layout()} (runners last: minor_vmap; first: jax.vmap), "
+        f"chunks of {fx.runner_chunk(1 << 20)} runners"
+    )
     for integrator in integrators:
         print(
             f"JAX integrator: {integrator.scheme} × {integrator.substeps} substeps = "

@@ -3,7 +3,9 @@
 Everything here is a pure function of arrays (no host round-trips, no Python branching on
 values), so the same code runs on CPU or GPU — pick the device with ``JAX_PLATFORMS=cpu|cuda``.
 A batch is an `EnvState` whose every field has a leading axis B (one row per runner, each with
-its own course); `step.reset` / `step.step` are the single-runner functions being mapped.
+its own course); `step.reset` / `step.step` are the single-runner functions being mapped (on
+CPU `batch_step` maps with the runners as the last axis inside, `minor_vmap`; its inputs and
+outputs have B first all the same).
 
     params = load_params()                     # float32: cast_floats(params, jnp.float32)
     obstacles, psoas = course_arrays(courses)  # host numpy: (B, 20, 3), (B, 2)
