@@ -44,7 +44,6 @@ AXES_KEPT = frozenset(
     reduce_or reduce_prod reduce_sum reduce_xor rev squeeze""".split()
 )
 INLINED_CALLS = {"jit": "jaxpr", "pjit": "jaxpr", "closed_call": "call_jaxpr"}
-INLINED_CALLS["custom_jvp_call"] = "call_jaxpr"  # evaluation only: the rule is not needed
 
 Value = tuple[Any, bool]  # (array, batched: has the trailing batch axis)
 
@@ -122,11 +121,21 @@ def _evaluate(eqn: Any, read: Callable[[Any], Value], env: dict[Any, Value], n: 
     if any(flags):
         outs, out_flags = _apply(eqn, values, flags, n)
     else:
-        result = eqn.primitive.bind(*values, **eqn.params)
+        result = _bind(eqn, values)
         outs = result if eqn.primitive.multiple_results else [result]
         out_flags = [False] * len(outs)
     for var, x, b in zip(eqn.outvars, outs, out_flags, strict=True):
         env[var] = (x, b)
+
+
+def _bind(eqn: Any, values: Sequence[Any]) -> Any:
+    """The equation's primitive applied as written (call-like primitives take their functions
+    as leading arguments, as JAX's own `eval_jaxpr` passes them)."""
+    bind_params = eqn.primitive.get_bind_params(eqn.params)
+    if isinstance(bind_params, tuple):  # JAX before 0.7: (functions, params)
+        subfuns, bind_params = bind_params
+        return eqn.primitive.bind(*subfuns, *values, **bind_params)
+    return eqn.primitive.bind(*values, **bind_params)
 
 
 def batched_outputs(jaxpr: Any, flags: Sequence[bool]) -> list[bool]:
@@ -432,7 +441,34 @@ def _while(eqn, params, values, flags, n):
     return list(lax.while_loop(lambda c: jnp.any(holds(c)), step_running, carry)), carry_flags
 
 
+def _custom_jvp_call(eqn, params, values, flags, n):
+    """The function evaluated runners-last, its derivative rule kept: differentiating it runs
+    the rule JAX's way (batch first), e.g. the fibre solve's implicit-function derivative
+    (`lax.custom_root`), whose Newton loop reverse mode could not go through."""
+    closed = params["call_jaxpr"]
+    out_flags = [True] * len(closed.jaxpr.outvars)  # as the rule's vmap returns them
+
+    @jax.custom_jvp
+    def call(*args: Any) -> list:
+        results = eval_jaxpr(closed.jaxpr, closed.consts, list(args), flags, n)
+        return _batched_as([x for x, _ in results], [b for _, b in results], out_flags, n)
+
+    @call.defjvp
+    def call_jvp(primals: tuple, tangents: tuple) -> tuple[list, list]:
+        def jvp_one(p: tuple, t: tuple) -> tuple:
+            return jax.jvp(lambda *a: _bind(eqn, a), p, t)
+
+        axes = tuple(-1 if b else None for b in flags)
+        outs, out_tangents = jax.vmap(jvp_one, in_axes=(axes, axes), out_axes=-1, axis_size=n)(
+            tuple(primals), tuple(tangents)
+        )
+        return list(outs), list(out_tangents)
+
+    return call(*values), out_flags
+
+
 _RULES: dict[str, Callable[..., Any]] = {
+    "custom_jvp_call": _custom_jvp_call,
     "broadcast_in_dim": _broadcast_in_dim,
     "reshape": _reshape,
     "transpose": _transpose,
@@ -452,7 +488,7 @@ def _fallback(eqn: Any, values: list, flags: list[bool], n: int) -> tuple[list, 
     """JAX's own batching rule, the batch moved to the front and back (correct, not fast)."""
 
     def bind(*args: Any) -> Any:
-        return eqn.primitive.bind(*args, **eqn.params)
+        return _bind(eqn, args)
 
     in_axes = tuple(-1 if b else None for b in flags)
     result = jax.vmap(bind, in_axes=in_axes, out_axes=-1, axis_size=n)(*values)
