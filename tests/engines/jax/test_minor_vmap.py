@@ -157,7 +157,10 @@ def test_the_engine_step_needs_no_fallback(monkeypatch):
     step = fx._single_step(fx.env_step.DEFAULT_INTEGRATOR)
     jax.eval_shape(step, params, state, jnp.zeros((2, 18)))  # traces it, computes nothing
     assert fx.batch_layout("cpu") == "minor" and fx.batch_layout("gpu") == "major"
-    assert not fell_back
+    if hasattr(jax.lax.GatherDimensionNumbers((), (), ()), "operand_batching_dims"):
+        assert not fell_back
+    else:  # JAX < 0.4.31: gathers at per-runner positions have no batching dimensions
+        assert set(fell_back) <= {"gather"}
 
 
 @pytest.mark.parametrize(("size", "chunk"), [(7, 3), (6, 3), (2, 3), (4, None)])

@@ -289,6 +289,8 @@ def _gather_per_runner(eqn, params, values, flags, n):
     is the indices' last batch axis and so the output's last axis; a batched operand is
     paired with it through gather's batching dimensions."""
     numbers = params["dimension_numbers"]
+    if flags[0] and not hasattr(numbers, "operand_batching_dims"):
+        return None  # a JAX before 0.4.31 has no gather batching dimensions: the fallback
     indices = jnp.moveaxis(values[1], -1, -2)
     operand = values[0]
     if flags[0]:
