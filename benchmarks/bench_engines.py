@@ -463,6 +463,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--skip-opensim", action="store_true", help="no OpenSim (no ratios)")
     p.add_argument(
+        "--batch-layout",
+        choices=("minor", "major"),
+        default=None,
+        help="CPU batches: runners last (minor_vmap, the default) or first (jax.vmap)",
+    )
+    p.add_argument(
         "--cpu-threads",
         type=int,
         default=None,
@@ -497,6 +503,8 @@ def main(argv: list[str] | None = None) -> None:
     from l2run.engines.jax.params import load_params
     from l2run.engines.jax.step import parse_integrator
 
+    if args.batch_layout is not None:
+        fx.CPU_BATCH_LAYOUT = args.batch_layout
     names = args.integrator.split(",") if args.integrator else [None]
     integrators = [parse_integrator(name) for name in names]
     cores = core_count()
