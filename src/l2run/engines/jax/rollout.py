@@ -176,7 +176,8 @@ def batch_layout(backend: str | None = None) -> str:
 
 
 def _single_step(integrator: Integrator) -> Callable[..., Any]:
-    """`step.step` with one scheme for every runner of a batch (vmapped, chunked on CPU)."""
+    """`step.step` with one scheme for every runner of a batch: on CPU runners last
+    (`minor_vmap`) in chunks of `CPU_RUNNER_CHUNK`, elsewhere one `jax.vmap`."""
 
     def one(params: ModelParams, state: EnvState, action: jnp.ndarray, kernels: bool) -> Any:
         return env_step.step(params, state, action, integrator, None, kernels)
@@ -184,10 +185,10 @@ def _single_step(integrator: Integrator) -> Callable[..., Any]:
     vmapped = jax.vmap(partial(one, kernels=False), in_axes=(None, 0, 0))
 
     def run(params: ModelParams, state: EnvState, action: jnp.ndarray) -> Any:
-        chunk = runner_chunk(state.q.shape[0])
         if batch_layout() == "minor":
             step_minor = partial(one, kernels=True)
             return minor_vmap.map_in_chunks(step_minor, params, (state, action), CPU_RUNNER_CHUNK)
+        chunk = runner_chunk(state.q.shape[0])
         if chunk is None:
             return vmapped(params, state, action)
         return jax.lax.map(lambda sa: one(params, *sa, False), (state, action), batch_size=chunk)
