@@ -4,8 +4,9 @@ XLA's CPU backend hands groups of small products and elementwise ops to the YNNP
 ("ynn fusions"). For this model's arrays (a few to a few hundred numbers per runner) the library
 call costs more than XLA's own loops: with them turned off, one vmapped `imex_stiff` substep
 took 1.17-1.23x less CPU per runner at N = 64 and 256, and 1.05x for one runner (same numbers
-to 3e-14; benchmarks/RESULTS.md, 2026-12-02, "No YNNPACK fusions"). The option is CPU-only, so
-other backends compile without it, and an XLA that does not know it (older jaxlib) is left alone.
+to 3e-14; benchmarks/RESULTS.md, 2026-12-02, "No YNNPACK fusions"). A second option lets LLVM
+use 512-bit vectors (see `CPU_COMPILE_OPTIONS`). The options are CPU-only, so other backends
+compile without them, and an XLA that does not know one (older jaxlib) gets neither.
 Only the outermost jit's options count, so every jitted entry point of the engine (and the
 trainers' programs that call it) uses `engine_jit`.
 """
@@ -18,7 +19,14 @@ from typing import Any
 
 import jax
 
-CPU_COMPILE_OPTIONS: dict[str, Any] = {"xla_cpu_experimental_ynn_fusion_type": ""}
+CPU_COMPILE_OPTIONS: dict[str, Any] = {
+    "xla_cpu_experimental_ynn_fusion_type": "",
+    # Let LLVM use 512-bit vectors where the CPU has them (AVX-512; elsewhere it keeps the
+    # widest it has): the runners-last batch's inner loops run over 64 runners, 1.05-1.10x
+    # (float64) and 1.04-1.06x (float32) less CPU per runner on an AVX-512 Xeon, one runner's
+    # rollout 1.02x, bit-identical numbers (benchmarks/RESULTS.md, 2026-12-04 session 34).
+    "xla_cpu_prefer_vector_width": 512,
+}
 
 try:  # ~0.5 µs per call, against ~25 µs for scanning a step's ~90 argument leaves for tracers
     from jax._src.core import trace_state_clean as _trace_state_clean
