@@ -287,7 +287,7 @@ def feedback_policy() -> Callable:
 def bench_jax_batched(
     params, integrator, state1, n: int, steps: int, dtype: str
 ) -> tuple[Row, object]:
-    """N runners on N courses stepped together by the jitted vmapped step; (row, state).
+    """N runners on N courses stepped together by the jitted `batch_step`; (row, state).
 
     Regular steps: every runner starts from `state1` (one runner after its episode's first
     step, see `bench_jax_single`) on its own course, and the program is compiled without the
@@ -314,7 +314,8 @@ def bench_jax_batched(
         jax.block_until_ready(obs)
 
     wall, cpu = timed(loop)
-    what = "JAX batched, jitted vmapped step"
+    layout = {"minor": "runners last", "major": "vmap"}[fx.batch_layout()]
+    what = f"JAX batched, jitted step ({layout})"
     row = Row(what, dtype, n, n * steps, wall, cpu, compile_s, integrator.evaluations)
     return row, (state, compiled)
 
