@@ -467,7 +467,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--batch-layout",
         choices=("minor", "major"),
         default=None,
-        help="CPU batches: runners last (minor_vmap, the default) or first (jax.vmap)",
+        help="batches: runners last (minor_vmap; CPU default) or first (jax.vmap; GPU default)",
     )
     p.add_argument(
         "--cpu-threads",
@@ -504,8 +504,11 @@ def main(argv: list[str] | None = None) -> None:
     from l2run.engines.jax.params import load_params
     from l2run.engines.jax.step import parse_integrator
 
-    if args.batch_layout is not None:
-        fx.CPU_BATCH_LAYOUT = args.batch_layout
+    if args.batch_layout is not None:  # for the backend this run uses
+        if jax.default_backend() == "cpu":
+            fx.CPU_BATCH_LAYOUT = args.batch_layout
+        else:
+            fx.ACCELERATOR_BATCH_LAYOUT = args.batch_layout
     names = args.integrator.split(",") if args.integrator else [None]
     integrators = [parse_integrator(name) for name in names]
     cores = core_count()

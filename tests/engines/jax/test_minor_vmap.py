@@ -157,6 +157,8 @@ def test_the_engine_step_needs_no_fallback(monkeypatch):
     step = fx._single_step(fx.env_step.DEFAULT_INTEGRATOR)
     jax.eval_shape(step, params, state, jnp.zeros((2, 18)))  # traces it, computes nothing
     assert fx.batch_layout("cpu") == "minor" and fx.batch_layout("gpu") == "major"
+    monkeypatch.setattr(fx, "ACCELERATOR_BATCH_LAYOUT", "minor")  # bench_engines --batch-layout
+    assert fx.batch_layout("gpu") == "minor" and fx.batch_layout("cpu") == "minor"
     if hasattr(jax.lax.GatherDimensionNumbers((), (), ()), "operand_batching_dims"):
         assert not fell_back
     else:  # JAX < 0.4.31: gathers at per-runner positions have no batching dimensions

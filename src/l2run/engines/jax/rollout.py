@@ -164,20 +164,23 @@ def runner_chunk(batch: int, backend: str | None = None) -> int | None:
 # kernel's inner loop over runners) and the one-kernel spellings of the solves and indexed
 # writes (elementwise over runners in that layout): 1.15x (float64) and 1.46x (float32) less
 # CPU per runner than `jax.vmap` (benchmarks/RESULTS.md, 2026-12-04 session 34). "major" is
-# `jax.vmap` (runners first, LAPACK and scatters), which other backends always use.
+# `jax.vmap` (runners first, LAPACK and scatters). GPUs keep it until runners last is measured
+# there (`bench_engines.py --batch-layout minor` on a GPU sets `ACCELERATOR_BATCH_LAYOUT`).
 CPU_BATCH_LAYOUT = "minor"
+ACCELERATOR_BATCH_LAYOUT = "major"
 
 
 def batch_layout(backend: str | None = None) -> str:
     """The batch layout on `backend` (default: JAX's): "minor" (runners last, `minor_vmap`)
     or "major" (`jax.vmap`)."""
     backend = jax.default_backend() if backend is None else backend
-    return CPU_BATCH_LAYOUT if backend == "cpu" else "major"
+    return CPU_BATCH_LAYOUT if backend == "cpu" else ACCELERATOR_BATCH_LAYOUT
 
 
 def _single_step(integrator: Integrator) -> Callable[..., Any]:
-    """`step.step` with one scheme for every runner of a batch: on CPU runners last
-    (`minor_vmap`) in chunks of `CPU_RUNNER_CHUNK`, elsewhere one `jax.vmap`."""
+    """`step.step` with one scheme for every runner of a batch, in the layout of
+    `batch_layout()`: on CPU runners last (`minor_vmap`) in chunks of `CPU_RUNNER_CHUNK`,
+    elsewhere one `jax.vmap`."""
 
     def one(params: ModelParams, state: EnvState, action: jnp.ndarray, kernels: bool) -> Any:
         return env_step.step(params, state, action, integrator, None, kernels)
@@ -185,10 +188,11 @@ def _single_step(integrator: Integrator) -> Callable[..., Any]:
     vmapped = jax.vmap(partial(one, kernels=False), in_axes=(None, 0, 0))
 
     def run(params: ModelParams, state: EnvState, action: jnp.ndarray) -> Any:
-        if batch_layout() == "minor":
-            step_minor = partial(one, kernels=True)
-            return minor_vmap.map_in_chunks(step_minor, params, (state, action), CPU_RUNNER_CHUNK)
         chunk = runner_chunk(state.q.shape[0])
+        if batch_layout() == "minor":
+            return minor_vmap.map_in_chunks(
+                partial(one, kernels=True), params, (state, action), chunk
+            )
         if chunk is None:
             return vmapped(params, state, action)
         return jax.lax.map(lambda sa: one(params, *sa, False), (state, action), batch_size=chunk)
