@@ -118,16 +118,21 @@ def test_loops_with_shared_and_per_runner_conditions():
     assert len(set(np.asarray(iterations).tolist())) > 1  # the runners needed different counts
 
 
-def test_primitives_without_a_rule_use_jax_batching(monkeypatch):
-    fell_back = collections.Counter()
+@pytest.fixture
+def fell_back(monkeypatch) -> collections.Counter:
+    """Primitive name -> how often `minor_vmap` fell back to JAX's batching rule for it."""
+    counts = collections.Counter()
     original = minor_vmap._fallback
 
     def counting(eqn, *args):
-        fell_back[eqn.primitive.name] += 1
+        counts[eqn.primitive.name] += 1
         return original(eqn, *args)
 
     monkeypatch.setattr(minor_vmap, "_fallback", counting)
+    return counts
 
+
+def test_primitives_without_a_rule_use_jax_batching(fell_back):
     def fun(table, m, v):
         solved = jnp.linalg.solve(m + 6.0 * jnp.eye(6), v)  # LAPACK: no rule of its own
         branch = jax.lax.cond(v[0] > 0, lambda a: a * 2.0, lambda a: -a, v)
@@ -140,17 +145,9 @@ def test_primitives_without_a_rule_use_jax_batching(monkeypatch):
     assert fell_back["cond"] == 1 and sum(fell_back.values()) > 1
 
 
-def test_the_engine_step_needs_no_fallback(monkeypatch):
+def test_the_engine_step_needs_no_fallback(fell_back, monkeypatch):
     """Every primitive of the batched `imex_stiff` step has a rule that keeps the runners in
     the lanes: a fallback would move them to the front and back (correct but slow)."""
-    fell_back = collections.Counter()
-    original = minor_vmap._fallback
-
-    def counting(eqn, *args):
-        fell_back[eqn.primitive.name] += 1
-        return original(eqn, *args)
-
-    monkeypatch.setattr(minor_vmap, "_fallback", counting)
     monkeypatch.setattr(fx, "CPU_BATCH_LAYOUT", "minor")
     params = load_params()
     state = fx.batch_reset(params, np.zeros((2, 20, 3)), np.ones((2, 2)))

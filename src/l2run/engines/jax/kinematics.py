@@ -19,6 +19,7 @@ import numpy as np
 from l2run.engines.jax.bodies import DOF_ROT, DOF_TX, DOF_TY, BodyTreeParams
 from l2run.engines.jax.indexed_writes import add_at
 from l2run.engines.jax.static import concrete
+from l2run.engines.jax.xla_options import computed_once
 
 
 class BodyFrames(NamedTuple):
@@ -34,12 +35,10 @@ def cos_sin(angle: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
     XLA's CPU fusion counts sine and cosine as cheap, so it recomputes them inside every
     consumer, once per element the consumer reads them for: a body's cosine once per column of
     its Jacobian, a path point's body cosine once per point. In the frame Jacobians that was
-    most of their time. A division counts as expensive (XLA then computes it once and keeps
-    the result), so both are divided by an exact 1 that XLA cannot fold (1 + 0·angle: it keeps
-    0·x for floats, which is NaN at x = ±inf). The values are jnp.cos's and jnp.sin's bits.
+    most of their time. `xla_options.computed_once` makes XLA keep them (jnp.cos's and
+    jnp.sin's bits).
     """
-    one = 1.0 + 0.0 * angle
-    return jnp.cos(angle) / one, jnp.sin(angle) / one
+    return computed_once(jnp.cos(angle)), computed_once(jnp.sin(angle))
 
 
 def rotate(angle: jnp.ndarray, v: jnp.ndarray) -> jnp.ndarray:

@@ -30,6 +30,8 @@ import numpy as np
 from jax import lax
 from jax.extend import core as jcore
 
+from l2run.engines.jax.xla_options import computed_once
+
 # Elementwise primitives: operands of one shape (scalars allowed where noted in `_elementwise`).
 ELEMENTWISE = frozenset(
     """abs acos acosh add add_any and asin asinh atan atan2 atanh cbrt ceil clamp
@@ -172,14 +174,10 @@ def _full(x: Any, batched: bool, shape: tuple[int, ...], n: int) -> jnp.ndarray:
 
 def _apply(eqn: Any, values: list, flags: list[bool], n: int) -> tuple[list, list[bool]]:
     name, params = eqn.primitive.name, dict(eqn.params)
-    bind = eqn.primitive.bind
     if name in ELEMENTWISE:
         return [_elementwise(eqn, values, flags, n)], [True]
-    if name in AXES_KEPT:
-        result = bind(values[0], **params)
-        return (list(result) if eqn.primitive.multiple_results else [result]), [True] * len(
-            eqn.outvars
-        )
+    if name in AXES_KEPT:  # one operand, one result each
+        return [eqn.primitive.bind(values[0], **params)], [True]
     if name in INLINED_CALLS:
         closed = params[INLINED_CALLS[name]]
         results = eval_jaxpr(closed.jaxpr, closed.consts, values, flags, n)
@@ -274,9 +272,9 @@ def _dynamic_slice(eqn, params, values, flags, n):
 
 
 def _gather(eqn, params, values, flags, n):
-    numbers = params["dimension_numbers"]
     if flags[1]:
         return _gather_per_runner(eqn, params, values, flags, n)
+    numbers = params["dimension_numbers"]
     # the batch axis is the operand's last window axis, so it comes out as the last axis
     offset = tuple(numbers.offset_dims) + (len(_shape(eqn.outvars[0])),)
     params["dimension_numbers"] = numbers._replace(offset_dims=offset)
@@ -303,15 +301,6 @@ def _gather_per_runner(eqn, params, values, flags, n):
         params["slice_sizes"] = tuple(params["slice_sizes"]) + (1,)
     params["dimension_numbers"] = numbers
     return [eqn.primitive.bind(operand, indices, **params)], [True]
-
-
-def _materialized(x: jnp.ndarray) -> jnp.ndarray:
-    """x, with a division by an exact runtime 1: XLA's CPU fusion does not copy a division
-    into consumers that read each element several times (cheap ops it would recompute per
-    read), so a product's sums are computed once, as a `dot` kernel's are."""
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        return x
-    return x / (1.0 + 0.0 * x)
 
 
 def _dot_general(eqn, params, values, flags, n):
@@ -350,7 +339,9 @@ def _dot_general(eqn, params, values, flags, n):
         out = term.astype(dtype) if out is None else out + term.astype(dtype)
     if out is None:  # nothing contracted over an empty axis
         return [jnp.zeros(out_shape, dtype)], [True]
-    return [_materialized(out)], [True]
+    # stored, as a `dot` kernel's result is: consumers reading it several times do not redo
+    # the sums
+    return [computed_once(out)], [True]
 
 
 def _carry_flags(
@@ -373,6 +364,13 @@ def _batched_as(values: list, flags: list[bool], wanted: list[bool], n: int) -> 
     ]
 
 
+def _eval_as(closed: Any, args: list, flags: list[bool], wanted: list[bool], n: int) -> list:
+    """`closed` evaluated, its outputs batched where `wanted` says (a loop's carries and a
+    custom rule's outputs must keep one form from call to call)."""
+    results = eval_jaxpr(closed.jaxpr, closed.consts, args, flags, n)
+    return _batched_as([x for x, _ in results], [b for _, b in results], wanted, n)
+
+
 def _scan(eqn, params, values, flags, n):
     """Scanned inputs and stacked outputs keep time first and runners last."""
     closed = params["jaxpr"]
@@ -391,13 +389,9 @@ def _scan(eqn, params, values, flags, n):
     carry = _batched_as(carry, k_flags, carry_flags, n)
 
     def body(c, x):
-        results = eval_jaxpr(
-            closed.jaxpr, closed.consts, [*consts, *c, *x], c_flags + carry_flags + x_flags, n
-        )
-        new = [r for r, _ in results]
-        got = [b for _, b in results]
-        new_carry = _batched_as(new[:n_carry], got[:n_carry], carry_flags, n)
-        return new_carry, _batched_as(new[n_carry:], got[n_carry:], y_flags, n)
+        flags_in = c_flags + carry_flags + x_flags
+        outs = _eval_as(closed, [*consts, *c, *x], flags_in, carry_flags + y_flags, n)
+        return outs[:n_carry], outs[n_carry:]
 
     carry, ys = lax.scan(
         body, carry, xs, length=params["length"], reverse=params["reverse"], unroll=params["unroll"]
@@ -427,8 +421,7 @@ def _while(eqn, params, values, flags, n):
         return pred
 
     def step(c):
-        results = eval_jaxpr(body.jaxpr, body.consts, [*body_consts, *c], bc_flags + carry_flags, n)
-        return _batched_as([x for x, _ in results], [b for _, b in results], carry_flags, n)
+        return _eval_as(body, [*body_consts, *c], bc_flags + carry_flags, carry_flags, n)
 
     if not per_runner:
         return list(lax.while_loop(holds, step, carry)), carry_flags
@@ -452,8 +445,7 @@ def _custom_jvp_call(eqn, params, values, flags, n):
 
     @jax.custom_jvp
     def call(*args: Any) -> list:
-        results = eval_jaxpr(closed.jaxpr, closed.consts, list(args), flags, n)
-        return _batched_as([x for x, _ in results], [b for _, b in results], out_flags, n)
+        return _eval_as(closed, list(args), flags, out_flags, n)
 
     @call.defjvp
     def call_jvp(primals: tuple, tangents: tuple) -> tuple[list, list]:

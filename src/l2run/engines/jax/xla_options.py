@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 CPU_COMPILE_OPTIONS: dict[str, Any] = {
     "xla_cpu_experimental_ynn_fusion_type": "",
@@ -32,6 +33,17 @@ try:  # ~0.5 µs per call, against ~25 µs for scanning a step's ~90 argument le
     from jax._src.core import trace_state_clean as _trace_state_clean
 except ImportError:  # pragma: no cover - a JAX without it: scan the arguments
     _trace_state_clean = None
+
+
+def computed_once(x: jnp.ndarray) -> jnp.ndarray:
+    """x as it is, but computed in one kernel and stored: XLA's CPU fusion copies cheap ops
+    (sines, products, sums) into each consumer and recomputes them once per element the
+    consumer reads, while a division counts as expensive and is computed once. So x is divided
+    by an exact 1 that XLA cannot fold (1 + 0·x: it keeps 0·x for floats; NaN where x is ±inf).
+    The same bits for finite x; integers come back as they are."""
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        return x
+    return x / (1.0 + 0.0 * x)
 
 
 def _inside_trace(args: tuple, kwargs: dict[str, Any]) -> bool:
