@@ -18,6 +18,7 @@ import collections
 import glob
 import re
 import tempfile
+from functools import partial
 from collections.abc import Iterator
 
 # Protobuf wire types used by XSpace.
@@ -138,6 +139,12 @@ def main() -> None:
     ap.add_argument(
         "--single", action="store_true", help="one runner, not vmapped (as the single env runs)"
     )
+    ap.add_argument(
+        "--layout",
+        choices=("minor", "major"),
+        default="minor",
+        help="batch layout: runners last (minor_vmap, the CPU batch's) or first (jax.vmap)",
+    )
     args = ap.parse_args()
 
     import jax
@@ -146,7 +153,7 @@ def main() -> None:
     jax.config.update("jax_enable_x64", True)
     from bench_engines import batched_state, first_state, smooth_excitations
 
-    from l2run.engines.jax import system
+    from l2run.engines.jax import loop_kernels, minor_vmap, system
     from l2run.engines.jax.integrate import Continuous
     from l2run.engines.jax.params import load_params
     from l2run.engines.jax.step import parse_integrator
@@ -159,13 +166,20 @@ def main() -> None:
     excitation = jnp.asarray(smooth_excitations(1, n)[0])
     h = jnp.asarray(0.001)
 
+    # The one-kernel loops as the runners-last batch and the single env trace them.
+    kernels = args.single or args.layout == "minor"
+
     def substep(p, y, e, o, ps):
-        return system.imex_substep(p, y, e, o, ps, h, stiff=stiff)
+        with loop_kernels.single_kernel_loops(kernels):
+            return system.imex_substep(p, y, e, o, ps, h, stiff=stiff)
 
     inputs = (params, y, excitation, batch.obstacles, batch.psoas)
     program = jax.vmap(substep, in_axes=(None, 0, 0, 0, 0))
+    if args.layout == "minor":
+        program = partial(minor_vmap.map_in_chunks, substep, chunk=None)
+        inputs = (params, inputs[1:])
     if args.single:
-        inputs = (params, *jax.tree.map(lambda a: a[0], inputs[1:]))
+        inputs = (params, *jax.tree.map(lambda a: a[0], (y, excitation, batch.obstacles, batch.psoas)))
         program = substep
     # engine_jit: the compile options the engine's own programs get
     compiled = engine_jit(program).lower(*inputs).compile()
@@ -184,7 +198,8 @@ def main() -> None:
     per_runner = args.calls * n
     # A while loop's time includes its body's kernels, which are listed too.
     total = sum(t for t, k in kernels if not k.startswith("while"))
-    print(f"{args.scheme}, N = {n}: {total / per_runner:.1f} µs per runner per substep in kernels")
+    layout = "single" if args.single else args.layout
+    print(f"{args.scheme}, {layout}, N = {n}: {total / per_runner:.1f} µs per runner per substep in kernels")
     for t, k in kernels[: args.top]:
         shape, source = sources[k]
         print(f"{t / per_runner:7.2f} µs  {k[:30]:30s} {shape:34s} {source}")

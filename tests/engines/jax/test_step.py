@@ -215,6 +215,53 @@ def test_jax_engine_readouts_are_its_state():
     assert np.all(np.isfinite(engine.activations()))
 
 
+def test_jax_engine_takes_the_steps_step_takes(params):
+    """`JaxEngine` picks the substeps on the host (an episode's first step and a redo of a
+    non-finite step take the first-step scheme's) in one compiled program: the states
+    `step.step` gives with its `lax.cond`, to round-off, also after a state set from outside;
+    a non-finite result is redone from the same start."""
+    from l2run.engines.jax.engine import JaxEngine
+    from l2run.engines.jax.integrate import SubstepPlan
+
+    integrator = Integrator("imex_stiff", 2)
+    first = S.first_step_integrator(integrator)
+    engine = JaxEngine(integrator=integrator)
+    course = generate_course(np.random.RandomState(6), 2, 3, seed=6)
+    engine.reset(course)
+    expected = _reset(params, course)
+    actions = [np.full(18, 0.2 + 0.1 * k) for k in range(4)]
+
+    def assert_same(a, b):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-9, atol=1e-12)
+
+    states = []
+    for action in actions:
+        states.append(expected)
+        engine.step(action)
+        expected = S.step(params, expected, jnp.asarray(action), integrator, first)[0]
+        assert_same(engine.state, expected)
+    # Schemes differ between the first step and the others: the comparison can fail.
+    regular = S.step(params, states[0], jnp.asarray(actions[0]), integrator, None)[0]
+    assert not np.allclose(np.asarray(regular.q), np.asarray(states[1].q), rtol=0, atol=1e-9)
+
+    engine.state = states[2]  # set from outside: its step count decides
+    engine.step(actions[2])
+    assert_same(engine.state, states[3])
+    engine.state = states[0]
+    engine.step(actions[0])
+    assert_same(engine.state, states[1])
+
+    # A regular step that comes out non-finite (here: NaN substeps) is redone as a first step.
+    regular_plan, first_plan = engine._plans
+    engine._plans = (SubstepPlan(regular_plan.count, regular_plan.first * jnp.nan, 1.0), first_plan)
+    engine.state = states[2]
+    engine.step(actions[2])
+    redone = S.step_with_plan(params, states[2], jnp.asarray(actions[2]), first_plan, integrator)
+    assert int(engine.state.step_count) == 3 and np.all(np.isfinite(np.asarray(engine.state.q)))
+    assert_same(engine.state, redone[0])
+
+
 # Zero excitations leave every muscle at minimum activation, the stiffest fibre dynamics: RK4 x 20
 # diverges near t = 1.05 s there (the first-step scheme then redoes those steps); the default
 # `imex_stiff` treats the fibres implicitly and must stay finite and on OpenSim's path.

@@ -3,7 +3,10 @@
 Holds one `EnvState` and calls the jitted pure `step`, fused with the observation and the
 reports (body poses, contact and ligament forces) of the new state, so one `RunEnv.step` is one
 dispatch of compiled code and one transfer to the host: everything the reporting methods give
-comes back packed in one vector (`SNAPSHOT_FIELDS`).
+comes back packed in one vector (`SNAPSHOT_FIELDS`). The host picks the substeps (an episode's
+first step, and a redo of a non-finite step, take the first-step scheme's), so the compiled
+program holds one copy of the scheme: `step.step`'s `lax.cond` holds two, and XLA's CPU runtime
+books every buffer of a program on every call (~1.1x per step).
 Needs neither OpenSim nor the JSON model definition: the model comes from the packaged
 parameter file.
 """
@@ -15,9 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from l2run.course import Course
-from l2run.engines.base import IntegratorError
+from l2run.engines.base import STEP_SIZE_S, IntegratorError
 from l2run.engines.jax import system
-from l2run.engines.jax.integrate import Integrator
+from l2run.engines.jax.integrate import Integrator, SubstepPlan, substep_plan
 from l2run.engines.jax.params import ModelParams, load_params
 from l2run.engines.jax.state import EnvState
 from l2run.engines.jax.step import (
@@ -28,6 +31,7 @@ from l2run.engines.jax.step import (
     parse_integrator,
     reset,
     step,
+    step_with_plan,
 )
 from l2run.engines.jax.xla_options import engine_jit
 from l2run.model.names import BODIES, FOOT_CONTACTS, LIGAMENTS, MUSCLES
@@ -88,9 +92,13 @@ def unpack(packed: np.ndarray) -> dict[str, np.ndarray]:
 
 
 @engine_jit(static_argnames=("integrator", "first_integrator"))
-def _step_and_snapshot(params, state, action, integrator, first_integrator):
-    """`step`, and the packed snapshot of the new state, in one compiled call."""
-    new, obs, reward, done = step(params, state, action, integrator, first_integrator)
+def _step_and_snapshot(params, state, action, plan, integrator, first_integrator):
+    """`step`, and the packed snapshot of the new state, in one compiled call: with
+    `plan`, `step_with_plan` (no redo); without, `step` with its redo by `first_integrator`."""
+    if plan is None:
+        new, obs, reward, done = step(params, state, action, integrator, first_integrator)
+    else:
+        new, obs, reward, done = step_with_plan(params, state, action, plan, integrator)
     failed = done & (reward == INTEGRATOR_FAILURE_REWARD)
     return new, _pack(params, new, obs, failed)
 
@@ -122,6 +130,22 @@ class JaxEngine:
         self.params = cast_params(params if params is not None else load_params(), self.dtype)
         # Made once: an eager `jnp.zeros` per step costs as much as dispatching the step.
         self._not_done = jnp.zeros((), bool)
+        self._first_integrator = first_step_integrator(self.integrator)
+        # (regular step's plan, first step's plan) where both share the scheme (the imex
+        # schemes): arrays made once, handed to one compiled program.
+        self._plans: tuple[SubstepPlan, SubstepPlan] | None = None
+        if self._first_integrator.scheme == self.integrator.scheme:
+            self._plans = tuple(
+                SubstepPlan(
+                    jnp.asarray(p.count),
+                    jnp.asarray(p.first, self.dtype),
+                    jnp.asarray(p.ratio, self.dtype),
+                )
+                for p in (
+                    substep_plan(self.integrator, STEP_SIZE_S),
+                    substep_plan(self._first_integrator, STEP_SIZE_S),
+                )
+            )
         self.course = Course()
         self.state = None
         self.reset(self.course)
@@ -133,6 +157,7 @@ class JaxEngine:
             jnp.asarray(pad_obstacles(course.obstacles), self.dtype),
             jnp.asarray(course.psoas, self.dtype),
         )
+        self._step_count = 0
 
     def step(self, excitations: np.ndarray) -> None:
         # A host array: the jitted call moves it to the device, cheaper than an eager conversion
@@ -140,17 +165,29 @@ class JaxEngine:
         action = np.asarray(excitations, dtype=self.dtype).reshape(len(MUSCLES))
         # A done flag from the pure step (fall / time limit) is RunEnv's business, not ours.
         state = self.state._replace(done=self._not_done)
-        new, packed = _step_and_snapshot(
-            self.params, state, action, self.integrator, first_step_integrator(self.integrator)
-        )
-        host = unpack(packed)  # the one transfer of this step
-        # The pure step keeps the last finite state and flags the failure.
-        if host["failed"]:
+        if self._step_count is None:  # a state set from outside
+            self._step_count = int(state.step_count)
+        # Without plans, one call of `step.step` (its own redo). With them, `step.step`'s
+        # choice is made here: the first-step substeps for an episode's first step, and again
+        # for a step whose result was non-finite.
+        plans: tuple[SubstepPlan | None, ...] = (None,)
+        if self._plans is not None:
+            plans = self._plans[1:] if self._step_count == 0 else self._plans
+        for plan in plans:
+            new, packed = _step_and_snapshot(
+                self.params, state, action, plan, self.integrator, self._first_integrator
+            )
+            host = unpack(packed)  # the one transfer of this step
+            # The pure step keeps the last finite state and flags the failure.
+            if not host["failed"]:
+                break
+        else:
             raise IntegratorError(
                 f"the state became non-finite integrating to t={float(host['time']):.2f} s"
             )
+        count = self._step_count + 1
         self.state = new  # clears the caches (the setter below); this is the new state's
-        self._host = host
+        self._host, self._step_count = host, count
 
     def _snapshot(self) -> dict[str, np.ndarray]:
         if self._host is None:
@@ -170,6 +207,7 @@ class JaxEngine:
     @state.setter
     def state(self, value: EnvState | None) -> None:
         self._state = value
+        self._step_count: int | None = None  # the state's step count, read when needed
         self._host: dict[str, np.ndarray] | None = None
         self._paths_cache: list[np.ndarray] | None = None
 

@@ -177,6 +177,25 @@ class Integrator(NamedTuple):
         return SCHEMES[self.scheme][1] * self.substeps
 
 
+class SubstepPlan(NamedTuple):
+    """An integrator's substeps as numbers: how many, the first one's size h₀ (s) and the
+    ratio r of each to the one before (h_k = h₀ rᵏ). Python numbers, or arrays passed at run
+    time, so that one compiled program serves schemes that differ only in these."""
+
+    count: int | jnp.ndarray
+    first: float | jnp.ndarray  # s
+    ratio: float | jnp.ndarray
+
+
+def substep_plan(integrator: Integrator, dt: float) -> SubstepPlan:
+    """The substeps of `integrator` over a step of dt (s): equal ones, or growing by its
+    grading and summing to dt."""
+    n, r = integrator.substeps, float(integrator.grading)
+    if r == 1.0:
+        return SubstepPlan(n, dt / n, r)
+    return SubstepPlan(n, dt * (r - 1.0) / (r**n - 1.0), r)
+
+
 def integrate(
     f: Derivative,
     y: Continuous,
@@ -184,10 +203,12 @@ def integrate(
     integrator: Integrator,
     f_jac: DerivativeAndJacobian | None = None,
     advance: Advance | None = None,
+    plan: SubstepPlan | None = None,
 ) -> Continuous:
     """Advance y by dt with `integrator.substeps` steps of its scheme (a `fori_loop`);
     `f_jac` gives f and the stiff Jacobian for the linearly implicit schemes, `advance` the
-    model's own substep for "imex"."""
+    model's own substep for "imex". `plan` (arrays; they must sum to dt) replaces the
+    integrator's substeps: a loop of run-time length, which reverse mode cannot differentiate."""
     if integrator.scheme not in SCHEMES:
         raise ValueError(f"integrator scheme must be one of {tuple(SCHEMES)}, got {integrator!r}")
     if integrator.substeps < 1:
@@ -197,12 +218,8 @@ def integrate(
         raise ValueError(f"scheme {integrator.scheme!r} needs the stiff Jacobian `f_jac`")
     if needs == MODEL and advance is None:
         raise ValueError(f"scheme {integrator.scheme!r} needs the model's substep `advance`")
-    n, r = integrator.substeps, float(integrator.grading)
+    n, first, r = substep_plan(integrator, dt) if plan is None else plan
     dtype = y.q.dtype
-    if r == 1.0:
-        first = dt / n
-    else:  # h_k = first * r**k, summing to dt
-        first = dt * (r - 1.0) / (r**n - 1.0)
 
     def h_at(k) -> jnp.ndarray:
         return jnp.asarray(first, dtype) * jnp.asarray(r, dtype) ** k

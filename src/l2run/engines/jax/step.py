@@ -21,7 +21,13 @@ from l2run.engines.base import (
     TIMESTEP_LIMIT,
 )
 from l2run.engines.jax import loop_kernels, system
-from l2run.engines.jax.integrate import SCHEMES, Continuous, Integrator, integrate
+from l2run.engines.jax.integrate import (
+    SCHEMES,
+    Continuous,
+    Integrator,
+    SubstepPlan,
+    integrate,
+)
 from l2run.engines.jax.params import ModelParams
 from l2run.engines.jax.state import EnvState
 from l2run.engines.jax.xla_options import engine_jit
@@ -153,14 +159,36 @@ def step(
         return _step(params, state, action, integrator, first_integrator)
 
 
+@engine_jit(static_argnames=("integrator", "single_kernel_loops"))
+def step_with_plan(
+    params: ModelParams,
+    state: EnvState,
+    action: jnp.ndarray,
+    plan: SubstepPlan,
+    integrator: Integrator = DEFAULT_INTEGRATOR,
+    single_kernel_loops: bool | None = None,
+) -> tuple[EnvState, jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+    """`step` (without a redo) under `integrator`'s scheme with the substeps of `plan`, given
+    at run time (`integrate.substep_plan`'s numbers as arrays): one compiled program serves
+    the imex schemes' regular and first steps (`first_step_integrator` differs only in
+    substeps and grading), so a caller that knows which step it takes, as `JaxEngine` does,
+    compiles and calls one copy of the scheme. Not differentiable in reverse mode."""
+    if single_kernel_loops is None:
+        single_kernel_loops = loop_kernels.single_kernel_loops_pay()
+    with loop_kernels.single_kernel_loops(single_kernel_loops):
+        return _step(params, state, action, integrator, None, plan)
+
+
 def _step(
     params: ModelParams,
     state: EnvState,
     action: jnp.ndarray,
     integrator: Integrator,
     first_integrator: Integrator | None,
+    plan: SubstepPlan | None = None,
 ) -> tuple[EnvState, jnp.ndarray, jnp.ndarray, jnp.ndarray]:
-    """`step`'s computation, traced under the caller's `loop_kernels` choice."""
+    """`step`'s computation, traced under the caller's `loop_kernels` choice; `plan`, if
+    given, replaces `integrator`'s substeps."""
     excitation = jnp.clip(jnp.asarray(action, state.q.dtype), 0.0, 1.0)
 
     def f(y: Continuous) -> Continuous:
@@ -169,8 +197,8 @@ def _step(
     def f_jac(y: Continuous):
         return system.evaluate_with_jacobian(params, y, excitation, state.obstacles, state.psoas)
 
-    def run(integ: Integrator, y: Continuous) -> Continuous:
-        """One control step from y with scheme `integ`."""
+    def run(integ: Integrator, y: Continuous, plan: SubstepPlan | None = None) -> Continuous:
+        """One control step from y with scheme `integ` (its substeps, or `plan`'s)."""
 
         def advance(yy: Continuous, h: jnp.ndarray) -> Continuous:
             stiff = integ.scheme == "imex_stiff"
@@ -178,10 +206,10 @@ def _step(
                 params, yy, excitation, state.obstacles, state.psoas, h, stiff=stiff
             )
 
-        return integrate(f, y, STEP_SIZE_S, integ, f_jac, advance)
+        return integrate(f, y, STEP_SIZE_S, integ, f_jac, advance, plan)
 
     y0 = continuous(state)
-    y = run(integrator, y0)
+    y = run(integrator, y0, plan)
     finite = _all_finite(y)
     if first_integrator is not None and first_integrator != integrator:
         # An episode's first step starts far from fibre equilibrium, and all muscles at
