@@ -21,6 +21,7 @@ from l2run.engines.jax import linear_solve
 from l2run.engines.jax.bodies import BodyTreeParams
 from l2run.engines.jax.indexed_writes import add_at
 from l2run.engines.jax.kinematics import FrameJacobians, cross_z, perp, rotate
+from l2run.engines.jax.xla_options import computed_once
 
 
 class RigidBodyTerms(NamedTuple):
@@ -75,8 +76,12 @@ def point_force_to_generalized(
     """
     n_bodies = fj.frames.angle.shape[0]
     torque = cross_z(point - fj.frames.origin[body], force)
+    # Stored: XLA's CPU fusion would otherwise redo each body's sum over its points for every
+    # generalized force that reads it (n_q times).
     return body_wrenches_to_generalized(
-        fj, per_body_sum(body, force, n_bodies), per_body_sum(body, torque, n_bodies)
+        fj,
+        computed_once(per_body_sum(body, force, n_bodies)),
+        computed_once(per_body_sum(body, torque, n_bodies)),
     )
 
 
