@@ -253,11 +253,13 @@ def test_jax_engine_takes_the_steps_step_takes(params):
     assert_same(engine.state, states[1])
 
     # A regular step that comes out non-finite (here: NaN substeps) is redone as a first step.
-    regular_plan, first_plan = engine._plans
-    engine._plans = (SubstepPlan(regular_plan.count, regular_plan.first * jnp.nan, 1.0), first_plan)
+    regular_plan, first_plan = engine._plans  # (first substep, ratio, count) each
+    engine._plans = (regular_plan.at[0].set(jnp.nan), first_plan)
     engine.state = states[2]
     engine.step(actions[2])
-    redone = S.step_with_plan(params, states[2], jnp.asarray(actions[2]), first_plan, integrator)
+    first, ratio, count = (float(x) for x in first_plan)
+    plan = SubstepPlan(jnp.asarray(int(count)), jnp.asarray(first), jnp.asarray(ratio))
+    redone = S.step_with_plan(params, states[2], jnp.asarray(actions[2]), plan, integrator)
     assert int(engine.state.step_count) == 3 and np.all(np.isfinite(np.asarray(engine.state.q)))
     assert_same(engine.state, redone[0])
 

@@ -13,6 +13,8 @@ parameter file.
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -34,7 +36,7 @@ from l2run.engines.jax.step import (
     step_with_plan,
 )
 from l2run.engines.jax.xla_options import engine_jit
-from l2run.model.names import BODIES, FOOT_CONTACTS, LIGAMENTS, MUSCLES
+from l2run.model.names import BODIES, COORDINATES, FOOT_CONTACTS, LIGAMENTS, MUSCLES
 from l2run.observation import OBSERVATION_SIZE, pad_obstacles
 
 DTYPES = {"float64": jnp.float64, "float32": jnp.float32}
@@ -48,7 +50,10 @@ def cast_params(params: ModelParams, dtype) -> ModelParams:
 
 
 # What one step hands to the host, packed into one vector (name, shape): a transfer per
-# array costs ~10-25 µs on CPU, and a RunEnv step reads all of these.
+# array costs ~10-25 µs on CPU, and a RunEnv step reads all of these. The vector also holds
+# the rest of the runner's changing state (q, u, ...), so that it is the step's only output and,
+# with the course's arrays, its state input: a compiled call's every argument and result costs
+# dispatch time (~0.4 µs per argument, ~2 µs per result here), more than moving a few numbers.
 SNAPSHOT_FIELDS: tuple[tuple[str, tuple[int, ...]], ...] = (
     ("failed", ()),  # 1.0 when the step's result was non-finite (the state was kept)
     ("time", ()),  # s
@@ -59,9 +64,20 @@ SNAPSHOT_FIELDS: tuple[tuple[str, tuple[int, ...]], ...] = (
     ("foot_forces", (len(FOOT_CONTACTS), 2)),  # N, ground frame
     ("activation", (len(MUSCLES),)),
     ("fiber_length", (len(MUSCLES),)),  # m
+    ("q", (len(COORDINATES),)),  # rad or m
+    ("u", (len(COORDINATES),)),  # rad/s or m/s
+    ("last_pelvis_x", ()),  # m
+    ("step_count", ()),  # control steps since reset (exact as a float)
+    ("done", ()),  # 1.0 when the pure step says the episode is over
 )
 _SIZES = [int(np.prod(shape)) for _, shape in SNAPSHOT_FIELDS]
 _OFFSETS = np.cumsum([0, *_SIZES])
+_SLICES = {name: (int(_OFFSETS[i]), shape) for i, (name, shape) in enumerate(SNAPSHOT_FIELDS)}
+
+
+def _field(packed: jnp.ndarray, name: str) -> jnp.ndarray:
+    start, shape = _SLICES[name]
+    return packed[start : start + int(np.prod(shape))].reshape(shape)
 
 
 def _pack(params: ModelParams, state: EnvState, obs: jnp.ndarray, failed: jnp.ndarray):
@@ -78,8 +94,29 @@ def _pack(params: ModelParams, state: EnvState, obs: jnp.ndarray, failed: jnp.nd
         r.foot_forces,
         state.activation,
         state.fiber_length,
+        state.q,
+        state.u,
+        state.last_pelvis_x,
+        state.step_count,
+        state.done,
     )
     return jnp.concatenate([jnp.ravel(jnp.asarray(x, dtype)) for x in parts])
+
+
+def _state_of(packed: jnp.ndarray, obstacles: jnp.ndarray, psoas: jnp.ndarray) -> EnvState:
+    """The `EnvState` a packed snapshot holds, on its course."""
+    return EnvState(
+        q=_field(packed, "q"),
+        u=_field(packed, "u"),
+        activation=_field(packed, "activation"),
+        fiber_length=_field(packed, "fiber_length"),
+        time=_field(packed, "time"),
+        step_count=_field(packed, "step_count").astype(jnp.int32),
+        last_pelvis_x=_field(packed, "last_pelvis_x"),
+        obstacles=obstacles,
+        psoas=psoas,
+        done=_field(packed, "done") != 0.0,
+    )
 
 
 def unpack(packed: np.ndarray) -> dict[str, np.ndarray]:
@@ -91,24 +128,69 @@ def unpack(packed: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-@engine_jit(static_argnames=("integrator", "first_integrator"))
-def _step_and_snapshot(params, state, action, plan, integrator, first_integrator):
-    """`step`, and the packed snapshot of the new state, in one compiled call: with
-    `plan`, `step_with_plan` (no redo); without, `step` with its redo by `first_integrator`."""
+class ParamLayout(NamedTuple):
+    """Where each leaf of a `ModelParams` lies in its dtype's flat buffer (hashable: a static
+    argument, so engines with equal layouts share compiled programs)."""
+
+    treedef: Any
+    leaves: tuple[tuple[int, int, tuple[int, ...]], ...]  # (buffer, offset, shape) per leaf
+    dtypes: tuple[str, ...]  # one per buffer
+
+
+def pack_params(params: ModelParams) -> tuple[tuple[jnp.ndarray, ...], ParamLayout]:
+    """`params` as one flat buffer per dtype, and the layout to rebuild it (`unpack_params`):
+    a compiled call then takes 2 arguments for the model instead of its 64 leaves."""
+    leaves, treedef = jax.tree.flatten(params)
+    dtypes = tuple(dict.fromkeys(str(leaf.dtype) for leaf in leaves))
+    parts: list[list[jnp.ndarray]] = [[] for _ in dtypes]
+    sizes = [0] * len(dtypes)
+    where = []
+    for leaf in leaves:
+        b = dtypes.index(str(leaf.dtype))
+        where.append((b, sizes[b], tuple(leaf.shape)))
+        parts[b].append(jnp.ravel(leaf))
+        sizes[b] += leaf.size
+    buffers = tuple(jnp.concatenate(p) for p in parts)
+    return buffers, ParamLayout(treedef, tuple(where), dtypes)
+
+
+def unpack_params(buffers: tuple[jnp.ndarray, ...], layout: ParamLayout) -> ModelParams:
+    """The `ModelParams` that `pack_params` flattened (slices of the buffers: no copies)."""
+    leaves = [
+        buffers[b][offset : offset + int(np.prod(shape, dtype=int))].reshape(shape)
+        for b, offset, shape in layout.leaves
+    ]
+    return jax.tree.unflatten(layout.treedef, leaves)
+
+
+@engine_jit(static_argnames=("layout", "integrator", "first_integrator"))
+def _step_and_snapshot(
+    param_buffers, packed, obstacles, psoas, action, plan, layout, integrator, first_integrator
+):
+    """`step` from the state in `packed` (done cleared: that is RunEnv's business), and the
+    packed snapshot of the new state, in one compiled call: with `plan` (first substep,
+    ratio, count), `step_with_plan` (no redo); without, `step` with its redo by
+    `first_integrator`."""
+    params = unpack_params(param_buffers, layout)
+    state = _state_of(packed, obstacles, psoas)._replace(done=jnp.zeros((), bool))
     if plan is None:
         new, obs, reward, done = step(params, state, action, integrator, first_integrator)
     else:
-        new, obs, reward, done = step_with_plan(params, state, action, plan, integrator)
+        first, ratio, count = plan[0], plan[1], plan[2].astype(jnp.int32)
+        substeps = SubstepPlan(count, first, ratio)
+        new, obs, reward, done = step_with_plan(params, state, action, substeps, integrator)
     failed = done & (reward == INTEGRATOR_FAILURE_REWARD)
-    return new, _pack(params, new, obs, failed)
+    return _pack(params, new, obs, failed)
 
 
-@engine_jit
-def _state_snapshot(params, state):
+@engine_jit(static_argnames=("layout",))
+def _state_snapshot(param_buffers, state, layout):
     """The packed snapshot of a state set from outside (failed = 0)."""
+    params = unpack_params(param_buffers, layout)
     return _pack(params, state, observe(params, state), jnp.zeros((), bool))
 
 
+_state_from_snapshot = engine_jit(_state_of)
 _muscle_paths = engine_jit(system.muscle_path_points)
 
 
@@ -128,26 +210,20 @@ class JaxEngine:
         self.integrator = parse_integrator(integrator)
         self.dtype = DTYPES[dtype]
         self.params = cast_params(params if params is not None else load_params(), self.dtype)
-        # Made once: an eager `jnp.zeros` per step costs as much as dispatching the step.
-        self._not_done = jnp.zeros((), bool)
+        self._param_buffers, self._layout = pack_params(self.params)
         self._first_integrator = first_step_integrator(self.integrator)
-        # (regular step's plan, first step's plan) where both share the scheme (the imex
-        # schemes): arrays made once, handed to one compiled program.
-        self._plans: tuple[SubstepPlan, SubstepPlan] | None = None
+        # (regular step's plan, first step's plan) as (first substep s, ratio, count) where
+        # both schemes are one scheme (the imex schemes): made once, handed to one program.
+        self._plans: tuple[jnp.ndarray, jnp.ndarray] | None = None
         if self._first_integrator.scheme == self.integrator.scheme:
             self._plans = tuple(
-                SubstepPlan(
-                    jnp.asarray(p.count),
-                    jnp.asarray(p.first, self.dtype),
-                    jnp.asarray(p.ratio, self.dtype),
-                )
+                jnp.asarray([p.first, p.ratio, p.count], self.dtype)
                 for p in (
                     substep_plan(self.integrator, STEP_SIZE_S),
                     substep_plan(self._first_integrator, STEP_SIZE_S),
                 )
             )
         self.course = Course()
-        self.state = None
         self.reset(self.course)
 
     def reset(self, course: Course) -> None:
@@ -157,25 +233,28 @@ class JaxEngine:
             jnp.asarray(pad_obstacles(course.obstacles), self.dtype),
             jnp.asarray(course.psoas, self.dtype),
         )
-        self._step_count = 0
 
     def step(self, excitations: np.ndarray) -> None:
         # A host array: the jitted call moves it to the device, cheaper than an eager conversion
         # (the step clips it to [0, 1]).
         action = np.asarray(excitations, dtype=self.dtype).reshape(len(MUSCLES))
-        # A done flag from the pure step (fall / time limit) is RunEnv's business, not ours.
-        state = self.state._replace(done=self._not_done)
-        if self._step_count is None:  # a state set from outside
-            self._step_count = int(state.step_count)
         # Without plans, one call of `step.step` (its own redo). With them, `step.step`'s
         # choice is made here: the first-step substeps for an episode's first step, and again
         # for a step whose result was non-finite.
-        plans: tuple[SubstepPlan | None, ...] = (None,)
+        plans: tuple[jnp.ndarray | None, ...] = (None,)
         if self._plans is not None:
             plans = self._plans[1:] if self._step_count == 0 else self._plans
         for plan in plans:
-            new, packed = _step_and_snapshot(
-                self.params, state, action, plan, self.integrator, self._first_integrator
+            packed = _step_and_snapshot(
+                self._param_buffers,
+                self._packed,
+                self._obstacles,
+                self._psoas,
+                action,
+                plan,
+                self._layout,
+                self.integrator,
+                self._first_integrator,
             )
             host = unpack(packed)  # the one transfer of this step
             # The pure step keeps the last finite state and flags the failure.
@@ -185,13 +264,13 @@ class JaxEngine:
             raise IntegratorError(
                 f"the state became non-finite integrating to t={float(host['time']):.2f} s"
             )
-        count = self._step_count + 1
-        self.state = new  # clears the caches (the setter below); this is the new state's
-        self._host, self._step_count = host, count
+        self._packed, self._host, self._state = packed, host, None
+        self._step_count += 1
+        self._paths_cache = None
 
     def _snapshot(self) -> dict[str, np.ndarray]:
         if self._host is None:
-            self._host = unpack(_state_snapshot(self.params, self.state))
+            self._host = unpack(self._packed)
         return self._host
 
     @property
@@ -199,15 +278,19 @@ class JaxEngine:
         return float(self._snapshot()["time"])
 
     @property
-    def state(self) -> EnvState | None:
+    def state(self) -> EnvState:
         """The runner's `EnvState` (setting it, e.g. to restore a saved one, drops the cached
         observation and reports)."""
+        if self._state is None:
+            self._state = _state_from_snapshot(self._packed, self._obstacles, self._psoas)
         return self._state
 
     @state.setter
-    def state(self, value: EnvState | None) -> None:
+    def state(self, value: EnvState) -> None:
+        self._packed = _state_snapshot(self._param_buffers, value, self._layout)
+        self._obstacles, self._psoas = value.obstacles, value.psoas
+        self._step_count = int(value.step_count)
         self._state = value
-        self._step_count: int | None = None  # the state's step count, read when needed
         self._host: dict[str, np.ndarray] | None = None
         self._paths_cache: list[np.ndarray] | None = None
 
