@@ -23,6 +23,8 @@ OpenSim 4.6 semantics reproduced here:
 
 from __future__ import annotations
 
+import functools
+import operator
 from typing import NamedTuple
 
 import jax
@@ -290,9 +292,16 @@ def path_geometry(
     starts = seg[:, None, :] & earlier[None]  # (M, P, P): segment from j could end at k
     prv = n_p - 1 - jnp.argmax(starts[..., ::-1], axis=-1)  # last segment start before k
     has_prev = active & jnp.any(starts, axis=-1)  # k is on the path and a segment ends there
-    ojac_ext = jnp.concatenate([origin_jac, jnp.zeros((1, 2, n_q), origin_jac.dtype)])
-    ajac_ext = jnp.concatenate([angle_jac, jnp.zeros((1, n_q), angle_jac.dtype)])
-    ojac_p, ajac_p = ojac_ext[body], ajac_ext[body]  # (M, P, 2, n_q), (M, P, n_q)
+    # Each body's Jacobian rows (nb, 3, n_q): origin x, origin y, angle. A muscle's points lie
+    # on 2-3 bodies, so its point forces and torques are summed per body first and each of its
+    # bodies' rows is used once (static slices: the bodies are known while tracing), rather
+    # than gathering every point's rows (90 of them) and summing over points.
+    body_jac = jnp.concatenate([origin_jac, angle_jac[:, None, :]], axis=1)
+    n_bodies = body_jac.shape[0]
+    muscle_bodies = [
+        [(b, np.flatnonzero(row == b)) for b in dict.fromkeys(row.tolist()) if b < n_bodies]
+        for row in body
+    ]
     mi, pi, ai = concrete(p.moving_target).T
     cos, sin = point_cos[mi, pi], point_sin[mi, pi]
     zero, one = jnp.zeros_like(cos), jnp.ones_like(cos)
@@ -312,9 +321,15 @@ def path_geometry(
         # the segment ending at k starts at the last segment start before k (paths are chains)
         w = jnp.where(has_prev[..., None], _take(uw, prv), 0.0) - uw
         torque = arm[..., 0] * w[..., 1] - arm[..., 1] * w[..., 0]
-        jac = jnp.einsum("mpc,mpcq->mq", w[..., :2], ojac_p) + jnp.einsum(
-            "mp,mpq->mq", torque, ajac_p
-        )
+        wrench = jnp.concatenate([w[..., :2], torque[..., None]], axis=-1)  # (M, P, 3)
+        rows = []
+        for m, bodies in enumerate(muscle_bodies):
+            terms = [
+                functools.reduce(operator.add, [wrench[m, k] for k in points]) @ body_jac[b]
+                for b, points in bodies
+            ]
+            rows.append(functools.reduce(operator.add, terms, jnp.zeros(n_q, wrench.dtype)))
+        jac = jnp.stack(rows)
         moving = slopes * jnp.sum(w[mi, pi] * axis_dir, axis=-1)
         return jac + add_at_2d(mi, coord, moving, jac.shape)
 
