@@ -215,6 +215,26 @@ def test_jax_engine_readouts_are_its_state():
     assert np.all(np.isfinite(engine.activations()))
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_packed_params_rebuild_the_model(params, dtype):
+    """`JaxEngine` passes the model as one flat buffer per dtype: unpacking gives every leaf
+    back, same shape, dtype and values, and equal models share one (hashable) layout."""
+    import jax
+
+    from l2run.engines.jax.engine import DTYPES, cast_params, pack_params, unpack_params
+
+    model = cast_params(params, DTYPES[dtype])
+    buffers, layout = pack_params(model)
+    assert len(buffers) == len({leaf.dtype for leaf in jax.tree.leaves(model)}) == 2
+    rebuilt = unpack_params(buffers, layout)
+    assert jax.tree.structure(rebuilt) == jax.tree.structure(model)
+    for a, b in zip(jax.tree.leaves(rebuilt), jax.tree.leaves(model), strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    again = pack_params(cast_params(load_params(), DTYPES[dtype]))[1]
+    assert again == layout and hash(again) == hash(layout)
+
+
 def test_jax_engine_takes_the_steps_step_takes(params):
     """`JaxEngine` picks the substeps on the host (an episode's first step and a redo of a
     non-finite step take the first-step scheme's) in one compiled program: the states
