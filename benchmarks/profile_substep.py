@@ -1,10 +1,12 @@
 """Per-kernel CPU profile of one batched JAX substep, each kernel named by the source line it
 came from.
 
-    python benchmarks/profile_substep.py [--n 256 | --single] [--scheme imex_stiff|imex] [--top 30]
+    python benchmarks/profile_substep.py [--n 256 | --single] [--layout minor|major]
+        [--scheme imex_stiff|imex] [--top 30]
 
-Compiles one vmapped substep (float64, params passed as arguments as `rollout.batch_step` does,
-with the engine's compile options) for N runners on N difficulty-2 courses, runs it under
+Compiles one batched substep (float64, params passed as arguments as `rollout.batch_step` does,
+with the engine's compile options; runners on the last axis as the CPU batch has them,
+`--layout major` for `jax.vmap`'s layout) for N runners on N difficulty-2 courses, runs it under
 `jax.profiler`, reads the kernel times from the trace's XSpace file (a small protobuf reader below:
 the profiler's own viewer is not a dependency) and prints the slowest kernels in µs per runner per
 substep with their shapes and the innermost `l2run` source lines of the HLO's stack frames.
@@ -18,8 +20,8 @@ import collections
 import glob
 import re
 import tempfile
-from functools import partial
 from collections.abc import Iterator
+from functools import partial
 
 # Protobuf wire types used by XSpace.
 VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
@@ -179,7 +181,10 @@ def main() -> None:
         program = partial(minor_vmap.map_in_chunks, substep, chunk=None)
         inputs = (params, inputs[1:])
     if args.single:
-        inputs = (params, *jax.tree.map(lambda a: a[0], (y, excitation, batch.obstacles, batch.psoas)))
+        inputs = (
+            params,
+            *jax.tree.map(lambda a: a[0], (y, excitation, batch.obstacles, batch.psoas)),
+        )
         program = substep
     # engine_jit: the compile options the engine's own programs get
     compiled = engine_jit(program).lower(*inputs).compile()
@@ -199,7 +204,10 @@ def main() -> None:
     # A while loop's time includes its body's kernels, which are listed too.
     total = sum(t for t, k in kernels if not k.startswith("while"))
     layout = "single" if args.single else args.layout
-    print(f"{args.scheme}, {layout}, N = {n}: {total / per_runner:.1f} µs per runner per substep in kernels")
+    print(
+        f"{args.scheme}, {layout}, N = {n}: "
+        f"{total / per_runner:.1f} µs per runner per substep in kernels"
+    )
     for t, k in kernels[: args.top]:
         shape, source = sources[k]
         print(f"{t / per_runner:7.2f} µs  {k[:30]:30s} {shape:34s} {source}")
