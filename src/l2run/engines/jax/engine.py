@@ -1,12 +1,14 @@
 """`JaxEngine`: the JAX physics behind the `Engine` protocol, so `RunEnv(engine="jax")` works.
 
-Holds one `EnvState` and calls the jitted pure `step`, fused with the observation and the
-reports (body poses, contact and ligament forces) of the new state, so one `RunEnv.step` is one
-dispatch of compiled code and one transfer to the host: everything the reporting methods give
-comes back packed in one vector (`SNAPSHOT_FIELDS`). The host picks the substeps (an episode's
-first step, and a redo of a non-finite step, take the first-step scheme's), so the compiled
-program holds one copy of the scheme: `step.step`'s `lax.cond` holds two, and XLA's CPU runtime
-books every buffer of a program on every call (~1.1x per step).
+Calls the jitted pure `step`, fused with the observation and the reports (body poses, contact
+and ligament forces) of the new state, so one `RunEnv.step` is one dispatch of compiled code and
+one transfer to the host: everything the reporting methods give comes back packed in one vector
+(`SNAPSHOT_FIELDS`), which also holds the runner's changing state (the `EnvState` is rebuilt
+from it only when read) and is the next call's state argument; the model travels as one flat
+buffer per dtype (`pack_params`). The host picks the substeps (an episode's first step, and a
+redo of a non-finite step, take the first-step scheme's), so the compiled program holds one
+copy of the scheme: `step.step`'s `lax.cond` holds two, and XLA's CPU runtime books every
+buffer of a program on every call.
 Needs neither OpenSim nor the JSON model definition: the model comes from the packaged
 parameter file.
 """
