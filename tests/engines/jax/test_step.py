@@ -241,7 +241,6 @@ def test_jax_engine_takes_the_steps_step_takes(params):
     `step.step` gives with its `lax.cond`, to round-off, also after a state set from outside;
     a non-finite result is redone from the same start."""
     from l2run.engines.jax.engine import JaxEngine
-    from l2run.engines.jax.integrate import SubstepPlan
 
     integrator = Integrator("imex_stiff", 2)
     first = S.first_step_integrator(integrator)
@@ -273,13 +272,11 @@ def test_jax_engine_takes_the_steps_step_takes(params):
     assert_same(engine.state, states[1])
 
     # A regular step that comes out non-finite (here: NaN substeps) is redone as a first step.
-    regular_plan, first_plan = engine._plans  # (first substep, ratio, count) each
-    engine._plans = (regular_plan.at[0].set(jnp.nan), first_plan)
+    regular_plan, first_plan = engine._plans
+    engine._plans = (regular_plan._replace(first=regular_plan.first * jnp.nan), first_plan)
     engine.state = states[2]
     engine.step(actions[2])
-    first, ratio, count = (float(x) for x in first_plan)
-    plan = SubstepPlan(jnp.asarray(int(count)), jnp.asarray(first), jnp.asarray(ratio))
-    redone = S.step_with_plan(params, states[2], jnp.asarray(actions[2]), plan, integrator)
+    redone = S.step(params, states[2], jnp.asarray(actions[2]), integrator, None, plan=first_plan)
     assert int(engine.state.step_count) == 3 and np.all(np.isfinite(np.asarray(engine.state.q)))
     assert_same(engine.state, redone[0])
 

@@ -35,7 +35,6 @@ from l2run.engines.jax.step import (
     parse_integrator,
     reset,
     step,
-    step_with_plan,
 )
 from l2run.engines.jax.xla_options import engine_jit
 from l2run.model.names import BODIES, COORDINATES, FOOT_CONTACTS, LIGAMENTS, MUSCLES
@@ -72,14 +71,23 @@ SNAPSHOT_FIELDS: tuple[tuple[str, tuple[int, ...]], ...] = (
     ("step_count", ()),  # control steps since reset (exact as a float)
     ("done", ()),  # 1.0 when the pure step says the episode is over
 )
-_SIZES = [int(np.prod(shape)) for _, shape in SNAPSHOT_FIELDS]
-_OFFSETS = np.cumsum([0, *_SIZES])
-_SLICES = {name: (int(_OFFSETS[i]), shape) for i, (name, shape) in enumerate(SNAPSHOT_FIELDS)}
+
+
+def _field_slices() -> dict[str, tuple[int, int, tuple[int, ...]]]:
+    """name -> (start, stop, shape) of each field in the packed vector."""
+    slices, start = {}, 0
+    for name, shape in SNAPSHOT_FIELDS:
+        stop = start + int(np.prod(shape, dtype=int))
+        slices[name], start = (start, stop, shape), stop
+    return slices
+
+
+_SLICES = _field_slices()  # computed once: the host unpacks every step
 
 
 def _field(packed: jnp.ndarray, name: str) -> jnp.ndarray:
-    start, shape = _SLICES[name]
-    return packed[start : start + int(np.prod(shape))].reshape(shape)
+    start, stop, shape = _SLICES[name]
+    return packed[start:stop].reshape(shape)
 
 
 def _pack(params: ModelParams, state: EnvState, obs: jnp.ndarray, failed: jnp.ndarray):
@@ -124,10 +132,7 @@ def _state_of(packed: jnp.ndarray, obstacles: jnp.ndarray, psoas: jnp.ndarray) -
 def unpack(packed: np.ndarray) -> dict[str, np.ndarray]:
     """The host's view of a packed snapshot: name -> float64 array (SNAPSHOT_FIELDS shapes)."""
     flat = np.asarray(packed, dtype=np.float64)
-    return {
-        name: flat[_OFFSETS[i] : _OFFSETS[i + 1]].reshape(shape)
-        for i, (name, shape) in enumerate(SNAPSHOT_FIELDS)
-    }
+    return {name: _field(flat, name) for name, _ in SNAPSHOT_FIELDS}
 
 
 class ParamLayout(NamedTuple):
@@ -170,17 +175,12 @@ def _step_and_snapshot(
     param_buffers, packed, obstacles, psoas, action, plan, layout, integrator, first_integrator
 ):
     """`step` from the state in `packed` (done cleared: that is RunEnv's business), and the
-    packed snapshot of the new state, in one compiled call: with `plan` (first substep,
-    ratio, count), `step_with_plan` (no redo); without, `step` with its redo by
-    `first_integrator`."""
+    packed snapshot of the new state, in one compiled call: with `plan`, those substeps and no
+    redo; without, `step` with its redo by `first_integrator`."""
     params = unpack_params(param_buffers, layout)
     state = _state_of(packed, obstacles, psoas)._replace(done=jnp.zeros((), bool))
-    if plan is None:
-        new, obs, reward, done = step(params, state, action, integrator, first_integrator)
-    else:
-        first, ratio, count = plan[0], plan[1], plan[2].astype(jnp.int32)
-        substeps = SubstepPlan(count, first, ratio)
-        new, obs, reward, done = step_with_plan(params, state, action, substeps, integrator)
+    first = first_integrator if plan is None else None
+    new, obs, reward, done = step(params, state, action, integrator, first, plan=plan)
     failed = done & (reward == INTEGRATOR_FAILURE_REWARD)
     return _pack(params, new, obs, failed)
 
@@ -214,12 +214,16 @@ class JaxEngine:
         self.params = cast_params(params if params is not None else load_params(), self.dtype)
         self._param_buffers, self._layout = pack_params(self.params)
         self._first_integrator = first_step_integrator(self.integrator)
-        # (regular step's plan, first step's plan) as (first substep s, ratio, count) where
-        # both schemes are one scheme (the imex schemes): made once, handed to one program.
-        self._plans: tuple[jnp.ndarray, jnp.ndarray] | None = None
+        # (regular step's plan, first step's plan) where both schemes are one scheme (the
+        # imex schemes): arrays made once, handed to one program.
+        self._plans: tuple[SubstepPlan, SubstepPlan] | None = None
         if self._first_integrator.scheme == self.integrator.scheme:
             self._plans = tuple(
-                jnp.asarray([p.first, p.ratio, p.count], self.dtype)
+                SubstepPlan(
+                    jnp.asarray(p.count, jnp.int32),
+                    jnp.asarray(p.first, self.dtype),
+                    jnp.asarray(p.ratio, self.dtype),
+                )
                 for p in (
                     substep_plan(self.integrator, STEP_SIZE_S),
                     substep_plan(self._first_integrator, STEP_SIZE_S),
@@ -243,9 +247,10 @@ class JaxEngine:
         # Without plans, one call of `step.step` (its own redo). With them, `step.step`'s
         # choice is made here: the first-step substeps for an episode's first step, and again
         # for a step whose result was non-finite.
-        plans: tuple[jnp.ndarray | None, ...] = (None,)
+        plans: tuple[SubstepPlan | None, ...] = (None,)
         if self._plans is not None:
-            plans = self._plans[1:] if self._step_count == 0 else self._plans
+            fresh = self._snapshot()["step_count"] == 0
+            plans = self._plans[1:] if fresh else self._plans
         for plan in plans:
             packed = _step_and_snapshot(
                 self._param_buffers,
@@ -267,7 +272,6 @@ class JaxEngine:
                 f"the state became non-finite integrating to t={float(host['time']):.2f} s"
             )
         self._packed, self._host, self._state = packed, host, None
-        self._step_count += 1
         self._paths_cache = None
 
     def _snapshot(self) -> dict[str, np.ndarray]:
@@ -291,7 +295,6 @@ class JaxEngine:
     def state(self, value: EnvState) -> None:
         self._packed = _state_snapshot(self._param_buffers, value, self._layout)
         self._obstacles, self._psoas = value.obstacles, value.psoas
-        self._step_count = int(value.step_count)
         self._state = value
         self._host: dict[str, np.ndarray] | None = None
         self._paths_cache: list[np.ndarray] | None = None

@@ -138,6 +138,7 @@ def step(
     integrator: Integrator = DEFAULT_INTEGRATOR,
     first_integrator: Integrator | None = FIRST_STEP_INTEGRATOR,
     single_kernel_loops: bool | None = None,
+    plan: SubstepPlan | None = None,
 ) -> tuple[EnvState, jnp.ndarray, jnp.ndarray, jnp.ndarray]:
     """One 0.01 s control step: (new state, observation (41,), reward, done).
 
@@ -148,35 +149,23 @@ def step(
     that cares about speed should pass `first_integrator=None` or step freshly reset
     environments separately.
 
+    `plan` (`integrate.substep_plan`'s numbers as arrays, given at run time) replaces
+    `integrator`'s substeps, so one compiled program serves the imex schemes' regular and first
+    steps (`first_step_integrator` differs only in substeps and grading): a caller that knows
+    which step it takes, as `JaxEngine` does, compiles one copy of the scheme. It needs
+    `first_integrator=None` and is not differentiable in reverse mode.
+
     `single_kernel_loops` spells the indexed writes and solves so that XLA's CPU backend
     compiles each substep loop into one kernel (`loop_kernels`): the fast choice for one
     runner; under `vmap` pass False (batched scatters and solves are cheaper). None: True on
     a CPU backend with the loop-size threshold in force. Same numbers either way, to round-off.
     """
+    if plan is not None and first_integrator is not None:
+        raise ValueError("a step with a substep plan takes no first_integrator (pass None)")
     if single_kernel_loops is None:
         single_kernel_loops = loop_kernels.single_kernel_loops_pay()
     with loop_kernels.single_kernel_loops(single_kernel_loops):
-        return _step(params, state, action, integrator, first_integrator)
-
-
-@engine_jit(static_argnames=("integrator", "single_kernel_loops"))
-def step_with_plan(
-    params: ModelParams,
-    state: EnvState,
-    action: jnp.ndarray,
-    plan: SubstepPlan,
-    integrator: Integrator = DEFAULT_INTEGRATOR,
-    single_kernel_loops: bool | None = None,
-) -> tuple[EnvState, jnp.ndarray, jnp.ndarray, jnp.ndarray]:
-    """`step` (without a redo) under `integrator`'s scheme with the substeps of `plan`, given
-    at run time (`integrate.substep_plan`'s numbers as arrays): one compiled program serves
-    the imex schemes' regular and first steps (`first_step_integrator` differs only in
-    substeps and grading), so a caller that knows which step it takes, as `JaxEngine` does,
-    compiles and calls one copy of the scheme. Not differentiable in reverse mode."""
-    if single_kernel_loops is None:
-        single_kernel_loops = loop_kernels.single_kernel_loops_pay()
-    with loop_kernels.single_kernel_loops(single_kernel_loops):
-        return _step(params, state, action, integrator, None, plan)
+        return _step(params, state, action, integrator, first_integrator, plan)
 
 
 def _step(
