@@ -91,6 +91,14 @@ def test_non_finite_state_ends_with_failure_reward(params):
     assert float(reward2) == 0.0 and int(again.step_count) == int(new.step_count)
 
 
+def test_a_substep_plan_takes_no_first_step_scheme(params):
+    from l2run.engines.jax.integrate import substep_plan
+
+    plan = substep_plan(CHEAP, 0.01)
+    with pytest.raises(ValueError, match="first_integrator"):
+        S.step(params, _reset(params), jnp.zeros(18), CHEAP, S.FIRST_STEP_INTEGRATOR, plan=plan)
+
+
 def test_runenv_and_gymnasium_with_jax_engine_without_opensim():
     """The JAX engine behind RunEnv and gymnasium, in a process where opensim cannot import."""
     code = (
