@@ -517,10 +517,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"JAX {jax.__version__}, backend {jax.default_backend()}, device {device.device_kind}")
     threads = os.environ.get(THREADS_ENV, "one per core")
     print(f"XLA CPU threads per process: {threads} (--cpu-threads, ${THREADS_ENV})")
-    print(f"XLA_FLAGS (one runner's loops as single kernels): {os.environ.get('XLA_FLAGS', '')!r}")
+    print(f"XLA_FLAGS (loops as single kernels): {os.environ.get('XLA_FLAGS', '')!r}")
     print(
         f"batch layout: {fx.batch_layout()} (runners last: minor_vmap; first: jax.vmap), "
-        f"chunks of {fx.runner_chunk(1 << 20)} runners"
+        f"chunks of {fx.runner_chunk(1 << 20, dtype='float64')} (float64) / "
+        f"{fx.runner_chunk(1 << 20, dtype='float32')} (float32) runners"
     )
     for integrator in integrators:
         print(

@@ -48,6 +48,29 @@ _COUNT_LOOP_KERNELS = textwrap.dedent(
     """
 )
 
+# The same count for a CPU batch's step: one chunk of runners (runners last), whose loop over
+# its substeps accesses ~1e8 bytes as XLA counts them: a kernel only under our threshold.
+_COUNT_BATCH_LOOP_KERNELS = textwrap.dedent(
+    """
+    import jax
+    import jax.numpy as jnp
+    from l2run.engines.jax import rollout
+    from l2run.engines.jax.params import load_params
+    from l2run.engines.jax.step import DEFAULT_INTEGRATOR, reset
+    jax.config.update("jax_enable_x64", True)
+    params = load_params()
+    n = rollout.CPU_RUNNER_CHUNK
+    one = reset(params, jnp.zeros((10, 3)), jnp.ones(2))
+    state = jax.tree.map(lambda a: jnp.broadcast_to(a, (n,) + jnp.shape(a)), one)
+    action = jnp.full((n, 18), 0.1)
+    assert rollout.batch_layout() == "minor"
+    text = rollout.batch_step.lower(
+        params, state, action, DEFAULT_INTEGRATOR, None
+    ).compile().as_text()
+    print(text.count(" while("), text.count('xla_cpu_small_call="true"'))
+    """
+)
+
 
 @pytest.fixture(scope="module")
 def params():
@@ -66,6 +89,17 @@ def test_single_runner_loops_become_single_kernels() -> None:
     )
     assert loops > 0 and kernels == loops  # every loop of one runner's step: one kernel
     assert kernels_b < loops_b  # scatters and LAPACK keep the substep loops apart
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="a CPU backend compilation choice")
+def test_a_cpu_batch_chunk_runs_its_substeps_as_one_kernel() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    out = subprocess.run(
+        [sys.executable, "-c", _COUNT_BATCH_LOOP_KERNELS], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    loops, kernels = (int(v) for v in out.stdout.strip().splitlines()[-1].split())
+    assert loops > 0 and kernels == loops  # the substep loop and the fibre Newton loop in it
 
 
 def test_both_spellings_give_the_same_steps(params) -> None:

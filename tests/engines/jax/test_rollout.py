@@ -99,6 +99,9 @@ def test_chunked_step_matches_single_steps(params, batch, monkeypatch) -> None:
     monkeypatch.setattr(fx, "CPU_RUNNER_CHUNK", 2)
     assert fx.runner_chunk(N, "cpu") == 2
     assert fx.runner_chunk(N, "gpu") is None and fx.runner_chunk(2, "cpu") is None
+    # a chunk of float32 runners holds the bytes of one of float64 runners: twice the runners
+    assert fx.runner_chunk(5, "cpu", jnp.float32) == 4
+    assert fx.runner_chunk(N, "cpu", "float32") is None
     monkeypatch.setattr(fx, "CPU_RUNNER_CHUNK", None)
     assert fx.runner_chunk(N, "cpu") is None
     monkeypatch.setattr(fx, "CPU_RUNNER_CHUNK", 2)

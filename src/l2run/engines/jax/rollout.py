@@ -143,21 +143,30 @@ def bucket_sizes(batch: int) -> tuple[int, ...]:
 
 
 # On CPU a step vmapped over thousands of runners streams every intermediate array (hundreds of
-# kB per runner and substep) through main memory; mapped over chunks of this many runners, each
-# chunk's substeps stay in cache, and each chunk's fibre Newton loop stops when its own runners
-# have converged. Measured (benchmarks/RESULTS.md, 2026-12-02, "Chunks"): 1.25-1.45x less CPU
-# per runner at N = 1,024-4,096, and 238 -> 4 MiB of temporaries at N = 4,096. A GPU wants the
-# whole batch in one program, so it is not chunked. None turns chunking off (set it before the
-# first call: compiled programs keep the value they were traced with).
+# kB per runner and substep) through main memory; mapped over chunks of runners, each chunk's
+# substeps stay in cache, and each chunk's fibre Newton loop stops when its own runners have
+# converged. Measured (benchmarks/RESULTS.md, 2026-12-02, "Chunks"): 1.25-1.45x less CPU per
+# runner at N = 1,024-4,096, and 238 -> 4 MiB of temporaries at N = 4,096. A chunk holds this
+# many float64 runners, and as many runners of a narrower float as fill the same bytes (128 in
+# float32): with the runners on the last axis a chunk's rows are then 512 bytes whatever the
+# dtype, and with each chunk's substeps compiled into one kernel (`loop_kernels`) float32 ran
+# 1.07-1.10x faster in chunks of 128 than of 64, float64 0.92x slower in chunks of 128
+# (benchmarks/RESULTS.md, 2026-12-05 session 36). A GPU wants the whole batch in one program,
+# so it is not chunked. None turns chunking off (set it before the first call: compiled
+# programs keep the value they were traced with).
 CPU_RUNNER_CHUNK: int | None = 64
+CHUNK_REFERENCE_ITEMSIZE = 8  # bytes of the float CPU_RUNNER_CHUNK counts runners of
 
 
-def runner_chunk(batch: int, backend: str | None = None) -> int | None:
-    """Runners per chunk for a batch of `batch` on `backend` (default: JAX's), None = one vmap."""
+def runner_chunk(batch: int, backend: str | None = None, dtype: Any = jnp.float64) -> int | None:
+    """Runners per chunk for a batch of `batch` runners whose floats are `dtype` on `backend`
+    (default: JAX's), None = one vmap."""
     backend = jax.default_backend() if backend is None else backend
-    if backend != "cpu" or CPU_RUNNER_CHUNK is None or batch <= CPU_RUNNER_CHUNK:
+    if backend != "cpu" or CPU_RUNNER_CHUNK is None:
         return None
-    return CPU_RUNNER_CHUNK
+    itemsize = jnp.dtype(dtype).itemsize
+    chunk = max(1, CPU_RUNNER_CHUNK * CHUNK_REFERENCE_ITEMSIZE // itemsize)
+    return None if batch <= chunk else chunk
 
 
 # On CPU a batch runs with the runners on the last axis of every array (`minor_vmap`: each
@@ -188,7 +197,7 @@ def _single_step(integrator: Integrator) -> Callable[..., Any]:
     vmapped = jax.vmap(partial(one, kernels=False), in_axes=(None, 0, 0))
 
     def run(params: ModelParams, state: EnvState, action: jnp.ndarray) -> Any:
-        chunk = runner_chunk(state.q.shape[0])
+        chunk = runner_chunk(state.q.shape[0], dtype=state.q.dtype)
         if batch_layout() == "minor":
             return minor_vmap.map_in_chunks(
                 partial(one, kernels=True), params, (state, action), chunk
@@ -313,6 +322,15 @@ def autoreset_step(
     return AutoresetStep(next_state, next_obs, reward, terminated, truncated, obs)
 
 
+def _outside_one_kernel(value: jnp.ndarray) -> jnp.ndarray:
+    """`value` (a scalar) as it is, bit for bit (NaN included), passed through a two-element
+    sort: XLA compiles a loop into one CPU kernel only if nothing in it is a sort, a scatter or
+    a library call (`loop_kernels.SMALL_LOOP_BYTES`). A single runner's rollout scan would
+    otherwise become one: no faster (1.01x), ~11-18 s more compile time (2026-12-05 session 36);
+    the substep loops inside it stay single kernels."""
+    return jnp.sort(jnp.stack([value, jnp.full_like(value, -jnp.inf)]))[1]
+
+
 @engine_jit(static_argnames=("policy_fn", "steps", "integrator", "first_integrator"))
 def rollout(
     params: ModelParams,
@@ -363,6 +381,8 @@ def rollout(
             )
             s_next, obs_next, reward = r.state, r.obs, r.reward
             done, next_obs = r.terminated | r.truncated, r.final_obs
+        if not _is_batched(state):
+            reward = _outside_one_kernel(reward)
         return (s_next, obs_next, k), Transition(obs, action, reward, done, next_obs)
 
     (final, _, _), traj = jax.lax.scan(body, (state, obs0, key), None, length=steps)
