@@ -6,7 +6,7 @@ runner is bound by launches, not arithmetic. XLA compiles a while loop into one 
 when its body holds no scatter and no library call (LAPACK) and the loop accesses fewer bytes
 than a threshold (`SMALL_LOOP_BYTES`, which importing `l2run.engines.jax` sets): then one
 runner's steps took 1.3-1.6x less time (benchmarks/RESULTS.md, 2026-12-04), and the CPU
-batch's chunks of runners 1.05-1.13x less (2026-12-05).
+batch's chunks of runners 1.03-1.14x less (2026-12-05).
 
 So the engine has two spellings of its 9×9 solves (`linear_solve`) and of indexed writes at
 traced indices (`indexed_writes`): LAPACK and scatters, which are cheapest when many runners are
@@ -32,8 +32,8 @@ from l2run.engines.cpu_threads import jax_backend_started
 # Measured by the loops each threshold takes: one runner's substep loops access 0.1-1 MB (at
 # 0.1 MB half of them became kernels, at 1 MB all); the runners-last batch's loop over a chunk's
 # substeps (64 float64 or 128 float32 runners: `rollout.runner_chunk`) 3e7-1e8 bytes as XLA's
-# cost analysis counts them, and as one kernel it ran 1.13x (float64) and 1.05-1.13x (float32)
-# faster, same numbers to the bit, for ~6 s more compile time per batched step program
+# cost analysis counts them, and as one kernel it ran 1.14x (float64) and 1.03-1.05x (float32)
+# faster, same numbers to the bit, for ~6-10 s more compile time per batched program
 # (benchmarks/RESULTS.md, 2026-12-05 session 36). So the threshold takes them all. A
 # single-runner rollout's outer `lax.scan` (1-10 MB) would go in too, no faster (1.01x) for
 # ~11-18 s more compile time, so `rollout.rollout` keeps it out (a loop holding a sort, a scatter

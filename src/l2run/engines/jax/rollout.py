@@ -150,7 +150,7 @@ def bucket_sizes(batch: int) -> tuple[int, ...]:
 # many float64 runners, and as many runners of a narrower float as fill the same bytes (128 in
 # float32): with the runners on the last axis a chunk's rows are then 512 bytes whatever the
 # dtype, and with each chunk's substeps compiled into one kernel (`loop_kernels`) float32 ran
-# 1.07-1.10x faster in chunks of 128 than of 64, float64 0.92x slower in chunks of 128
+# 1.08-1.17x faster in chunks of 128 than of 64, float64 0.92x slower in chunks of 128
 # (benchmarks/RESULTS.md, 2026-12-05 session 36). A GPU wants the whole batch in one program,
 # so it is not chunked. None turns chunking off (set it before the first call: compiled
 # programs keep the value they were traced with).
