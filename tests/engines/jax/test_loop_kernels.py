@@ -15,6 +15,7 @@ import pytest
 
 from l2run.course import generate_course
 from l2run.engines.jax import loop_kernels
+from l2run.engines.jax import rollout as rollout_module
 from l2run.engines.jax.loop_kernels import (
     SMALL_LOOP_BYTES,
     SMALL_LOOP_OPTION,
@@ -71,6 +72,26 @@ _COUNT_BATCH_LOOP_KERNELS = textwrap.dedent(
     """
 )
 
+# And for one runner's rollout: its substep loops are kernels, its outer scan is not.
+_COUNT_ROLLOUT_LOOP_KERNELS = textwrap.dedent(
+    """
+    import jax
+    import jax.numpy as jnp
+    from l2run.engines.jax import rollout
+    from l2run.engines.jax.params import load_params
+    from l2run.engines.jax.step import reset
+    jax.config.update("jax_enable_x64", True)
+    params = load_params()
+    state = reset(params, jnp.zeros((10, 3)), jnp.ones(2))
+    def policy(obs, key):
+        return jnp.full((18,), 0.1, obs.dtype)
+    text = rollout.rollout.lower(
+        params, state, policy, jax.random.PRNGKey(0), 3
+    ).compile().as_text()
+    print(text.count(" while("), text.count('xla_cpu_small_call="true"'))
+    """
+)
+
 
 @pytest.fixture(scope="module")
 def params():
@@ -100,6 +121,26 @@ def test_a_cpu_batch_chunk_runs_its_substeps_as_one_kernel() -> None:
     assert out.returncode == 0, out.stderr
     loops, kernels = (int(v) for v in out.stdout.strip().splitlines()[-1].split())
     assert loops > 0 and kernels == loops  # the substep loop and the fibre Newton loop in it
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="a CPU backend compilation choice")
+def test_a_single_runner_rollout_scan_stays_out_of_one_kernel() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    out = subprocess.run(
+        [sys.executable, "-c", _COUNT_ROLLOUT_LOOP_KERNELS],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    loops, kernels = (int(v) for v in out.stdout.strip().splitlines()[-1].split())
+    assert kernels > 0 and kernels == loops - 1  # every loop but the scan over steps
+
+
+@pytest.mark.parametrize("value", [1.5, -0.0, 0.0, np.inf, -np.inf, np.nan, -3e-300])
+def test_the_rollouts_sort_passes_a_value_bit_for_bit(value: float) -> None:
+    out = np.asarray(rollout_module._outside_one_kernel(jnp.asarray(value)))
+    assert out.tobytes() == np.asarray(value).tobytes()
 
 
 def test_both_spellings_give_the_same_steps(params) -> None:

@@ -324,10 +324,10 @@ def autoreset_step(
 
 def _outside_one_kernel(value: jnp.ndarray) -> jnp.ndarray:
     """`value` (a scalar) as it is, bit for bit (NaN included), passed through a two-element
-    sort: XLA compiles a loop into one CPU kernel only if nothing in it is a sort, a scatter or
-    a library call (`loop_kernels.SMALL_LOOP_BYTES`). A single runner's rollout scan would
-    otherwise become one: no faster (1.01x), ~11-18 s more compile time (2026-12-05 session 36);
-    the substep loops inside it stay single kernels."""
+    sort: XLA's CPU backend compiles a loop into one kernel only if nothing in it is a sort, a
+    scatter or a library call (`loop_kernels.SMALL_LOOP_BYTES`). A single runner's rollout scan
+    would otherwise become one: no faster (1.01x), ~11-18 s more compile time (2026-12-05
+    session 36); the substep loops inside it stay single kernels. Used on CPU only."""
     return jnp.sort(jnp.stack([value, jnp.full_like(value, -jnp.inf)]))[1]
 
 
@@ -381,7 +381,7 @@ def rollout(
             )
             s_next, obs_next, reward = r.state, r.obs, r.reward
             done, next_obs = r.terminated | r.truncated, r.final_obs
-        if not _is_batched(state):
+        if not _is_batched(state) and jax.default_backend() == "cpu":
             reward = _outside_one_kernel(reward)
         return (s_next, obs_next, k), Transition(obs, action, reward, done, next_obs)
 
