@@ -4,9 +4,10 @@ XLA's CPU backend hands groups of small products and elementwise ops to the YNNP
 ("ynn fusions"). For this model's arrays (a few to a few hundred numbers per runner) the library
 call costs more than XLA's own loops: with them turned off, one vmapped `imex_stiff` substep
 took 1.17-1.23x less CPU per runner at N = 64 and 256, and 1.05x for one runner (same numbers
-to 3e-14; benchmarks/RESULTS.md, 2026-12-02, "No YNNPACK fusions"). A second option lets LLVM
-use 512-bit vectors (see `CPU_COMPILE_OPTIONS`). The options are CPU-only, so other backends
-compile without them, and an XLA that does not know one (older jaxlib) gets neither.
+to 3e-14; benchmarks/RESULTS.md, 2026-12-02, "No YNNPACK fusions"). Other options let LLVM
+use 512-bit vectors and pick XLA's older fusion emitter (see `CPU_COMPILE_OPTIONS`). The
+options are CPU-only, so other backends compile without them, and an XLA that does not know
+one (older or newer jaxlib) compiles without that one.
 Only the outermost jit's options count, so every jitted entry point of the engine (and the
 trainers' programs that call it) uses `engine_jit`.
 """
@@ -27,6 +28,12 @@ CPU_COMPILE_OPTIONS: dict[str, Any] = {
     # (float64) and 1.04-1.06x (float32) less CPU per runner on an AVX-512 Xeon, one runner's
     # rollout 1.02x, bit-identical numbers (benchmarks/RESULTS.md, 2026-12-04 session 34).
     "xla_cpu_prefer_vector_width": 512,
+    # Compile fused elementwise kernels with XLA's older LLVM emitter rather than its MLIR
+    # "fusion emitters": for this model's fusions (long chains of elementwise ops, gathers and
+    # concatenations at fixed positions) a batched step ran 1.12x (float32) and 1.04x (float64)
+    # faster, `RunEnv.step` 1.06x, one runner's rollout 1.02x, bit-identical numbers, compile
+    # no slower (benchmarks/RESULTS.md, 2026-12-05 session 36).
+    "xla_cpu_use_fusion_emitters": False,
 }
 
 try:  # ~0.5 µs per call, against ~25 µs for scanning a step's ~90 argument leaves for tracers
@@ -54,22 +61,26 @@ def _inside_trace(args: tuple, kwargs: dict[str, Any]) -> bool:
 
 
 @functools.cache
-def _cpu_options_known() -> bool:
-    """Whether this XLA accepts `CPU_COMPILE_OPTIONS` (it rejects unknown option names; a JAX
-    before 0.4.36 has no `compiler_options` argument to `jax.jit` at all)."""
-    try:
-        probe = jax.jit(lambda x: x + 1, compiler_options=CPU_COMPILE_OPTIONS)
-        probe.lower(1.0).compile()
-    except Exception:  # noqa: BLE001 - any refusal means "compile without them"
-        return False
-    return True
+def _accepted_cpu_options() -> dict[str, Any]:
+    """The `CPU_COMPILE_OPTIONS` this XLA accepts, each probed alone (XLA rejects an option
+    name it does not know, and a JAX before 0.4.36 has no `compiler_options` argument to
+    `jax.jit` at all): an option a future XLA drops costs only its own effect."""
+    accepted = {}
+    for name, value in CPU_COMPILE_OPTIONS.items():
+        try:
+            probe = jax.jit(lambda x: x + 1, compiler_options={name: value})
+            probe.lower(1.0).compile()
+        except Exception:  # noqa: BLE001 - any refusal means "compile without it"
+            continue
+        accepted[name] = value
+    return accepted
 
 
 def compile_options(backend: str | None = None) -> dict[str, Any]:
     """The options for programs compiled for `backend` (default: JAX's default backend)."""
     backend = jax.default_backend() if backend is None else backend
-    if backend == "cpu" and _cpu_options_known():
-        return dict(CPU_COMPILE_OPTIONS)
+    if backend == "cpu":
+        return dict(_accepted_cpu_options())
     return {}
 
 
