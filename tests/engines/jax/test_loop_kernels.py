@@ -93,6 +93,16 @@ _COUNT_ROLLOUT_LOOP_KERNELS = textwrap.dedent(
 )
 
 
+def _loop_and_kernel_counts(script: str) -> list[tuple[int, int]]:
+    """Run a counting script in a fresh process (JAX reads the flags when it starts) with
+    the package's own threshold (the caller's XLA_FLAGS removed): each printed line's
+    (while loops, loops compiled as one kernel)."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    return [tuple(int(v) for v in line.split()) for line in out.stdout.strip().splitlines()]
+
+
 @pytest.fixture(scope="module")
 def params():
     return load_params()
@@ -100,40 +110,20 @@ def params():
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="a CPU backend compilation choice")
 def test_single_runner_loops_become_single_kernels() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    out = subprocess.run(
-        [sys.executable, "-c", _COUNT_LOOP_KERNELS], capture_output=True, text=True, env=env
-    )
-    assert out.returncode == 0, out.stderr
-    (loops, kernels), (loops_b, kernels_b) = (
-        tuple(int(v) for v in line.split()) for line in out.stdout.strip().splitlines()[-2:]
-    )
+    (loops, kernels), (loops_b, kernels_b) = _loop_and_kernel_counts(_COUNT_LOOP_KERNELS)[-2:]
     assert loops > 0 and kernels == loops  # every loop of one runner's step: one kernel
     assert kernels_b < loops_b  # scatters and LAPACK keep the substep loops apart
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="a CPU backend compilation choice")
 def test_a_cpu_batch_chunk_runs_its_substeps_as_one_kernel() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    out = subprocess.run(
-        [sys.executable, "-c", _COUNT_BATCH_LOOP_KERNELS], capture_output=True, text=True, env=env
-    )
-    assert out.returncode == 0, out.stderr
-    loops, kernels = (int(v) for v in out.stdout.strip().splitlines()[-1].split())
+    loops, kernels = _loop_and_kernel_counts(_COUNT_BATCH_LOOP_KERNELS)[-1]
     assert loops > 0 and kernels == loops  # the substep loop and the fibre Newton loop in it
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="a CPU backend compilation choice")
 def test_a_single_runner_rollout_scan_stays_out_of_one_kernel() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    out = subprocess.run(
-        [sys.executable, "-c", _COUNT_ROLLOUT_LOOP_KERNELS],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert out.returncode == 0, out.stderr
-    loops, kernels = (int(v) for v in out.stdout.strip().splitlines()[-1].split())
+    loops, kernels = _loop_and_kernel_counts(_COUNT_ROLLOUT_LOOP_KERNELS)[-1]
     assert kernels > 0 and kernels == loops - 1  # every loop but the scan over steps
 
 
