@@ -21,6 +21,10 @@ import time
 import jax
 import jax.numpy as jnp
 
+from l2run.engines.jax import loop_kernels
+from l2run.engines.jax.minor_vmap import vmap_minor
+from l2run.engines.jax.xla_options import engine_jit
+
 # the loop carry nudges the coordinates by this much per unit: enough to make every call
 # depend on the last, far too little to change any branch
 NUDGE = 1e-12
@@ -100,10 +104,14 @@ def parts(dtype: str) -> tuple[dict, jnp.ndarray]:
     return table, y.q
 
 
-def timed_loop(fn, iterations: int):
-    """A jitted loop calling `fn` `iterations` times, each call fed by the last."""
+def timed_loop(fn, iterations: int, batch: int = 0):
+    """A jitted loop calling `fn` `iterations` times, each call fed by the last; with `batch`,
+    `fn` maps over `batch` runners on the last axis (`minor_vmap`, as a CPU batch chunk runs)."""
+    if batch:
+        fn = vmap_minor(fn, [True])
 
-    @jax.jit
+    @engine_jit
+    @loop_kernels.single_kernel_loops()  # the solves and writes as the engine's steps trace them
     def loop(q):
         def body(_, carry):
             out = fn(q + carry * NUDGE)
@@ -121,11 +129,17 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    ap.add_argument(
+        "--batch", type=int, default=0, help="runners per call, on the last axis (0: one)"
+    )
     args = ap.parse_args()
     jax.config.update("jax_enable_x64", True)
 
     table, q = parts(args.dtype)
-    loops = {label: timed_loop(fn, args.iterations) for label, fn in table.items()}
+    if args.batch:  # the same state for every runner, nudged apart so none is folded
+        spread = jnp.arange(args.batch, dtype=q.dtype) * NUDGE
+        q = q[:, None] + spread
+    loops = {label: timed_loop(fn, args.iterations, args.batch) for label, fn in table.items()}
     for loop in loops.values():
         jax.block_until_ready(loop(q))  # compile
     best = {label: float("inf") for label in loops}
@@ -134,8 +148,9 @@ def main() -> None:
             start = time.process_time()
             jax.block_until_ready(loop(q))
             per_call = (time.process_time() - start) / args.iterations * 1e6
-            best[label] = min(best[label], per_call)
-    print(f"one runner, imex_stiff substep parts ({args.dtype}), best of {args.rounds}:")
+            best[label] = min(best[label], per_call / max(args.batch, 1))
+    who = f"{args.batch} runners (per runner)" if args.batch else "one runner"
+    print(f"{who}, imex_stiff substep parts ({args.dtype}), best of {args.rounds}:")
     for label, us in best.items():
         print(f"  {label:46s} {us:7.2f} CPU µs per call")
 

@@ -27,7 +27,6 @@ import functools
 import operator
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -221,21 +220,78 @@ def path_points(
     return jnp.concatenate([xy, z[..., None]], axis=-1), _active(p, q)
 
 
-_take = jax.vmap(lambda a, i: a[i])  # per muscle: a[i] for (P, ...) data and (P,) indices
+class SegmentPlan(NamedTuple):
+    """Every segment a path can have, known while tracing (numpy): per muscle K slots, each
+    joining point `start` to point `end` of the muscle, used when both are on the path and
+    point between them (`skipped`, a conditional point) is off it. Only conditional points can
+    be off, and no two are consecutive in this model's paths, so the slots are the pairs of
+    neighbouring points and the pairs with one conditional point between."""
+
+    start: np.ndarray  # (M, K) int: point index within the muscle
+    end: np.ndarray  # (M, K) int
+    skipped: np.ndarray  # (M, K) int: the point between start and end (P: none)
+    real: np.ndarray  # (M, K) bool: False for padding slots
+    ends_at: np.ndarray  # (M, P, 2) int: slots ending at each point (K: none)
+    starts_at: np.ndarray  # (M, P, 2) int: slots starting at each point (K: none)
 
 
-def _segments(pos: jnp.ndarray, active: jnp.ndarray):
-    """Segments from each active point to the next active one: (next index (M, P), segment
-    exists (M, P), length (M, P), unit vector (M, P, 3)); zero-length segments count 0."""
-    n_p = active.shape[1]
-    later = jnp.arange(n_p)[None, :] > jnp.arange(n_p)[:, None]  # [j, k] = k > j
-    candidates = later[None] & active[:, None, :]  # (M, P, P)
-    nxt = jnp.argmax(candidates, axis=-1)  # first active point after j
-    delta = _take(pos, nxt) - pos
+def segment_plan(kind: np.ndarray) -> SegmentPlan:
+    """The candidate segments of paths whose point kinds are `kind` (M, P)."""
+    slots = []
+    for row in kind:
+        points = np.flatnonzero(row != PADDING)
+        pairs = []
+        for a, j in enumerate(points):
+            for k in points[a + 1 :]:
+                pairs.append((j, k))
+                if row[k] != CONDITIONAL:  # a point that is always on ends every longer skip
+                    break
+        slots.append(pairs)
+    n_m, n_p = kind.shape
+    n_k = max(len(pairs) for pairs in slots)
+    start = np.zeros((n_m, n_k), dtype=np.int32)
+    end = np.zeros((n_m, n_k), dtype=np.int32)
+    skipped = np.full((n_m, n_k), n_p, dtype=np.int32)
+    real = np.zeros((n_m, n_k), dtype=bool)
+    ends_at = np.full((n_m, n_p, 2), n_k, dtype=np.int32)
+    starts_at = np.full((n_m, n_p, 2), n_k, dtype=np.int32)
+    for m, pairs in enumerate(slots):
+        n_end, n_start = np.zeros(n_p, int), np.zeros(n_p, int)
+        for slot, (j, k) in enumerate(pairs):
+            start[m, slot], end[m, slot], real[m, slot] = j, k, True
+            if k - j > 2:
+                raise ValueError("paths with consecutive conditional points are not supported")
+            if k - j == 2:
+                skipped[m, slot] = j + 1
+            ends_at[m, k, n_end[k]] = slot
+            starts_at[m, j, n_start[j]] = slot
+            n_end[k] += 1
+            n_start[j] += 1
+    return SegmentPlan(start, end, skipped, real, ends_at, starts_at)
+
+
+def _per_muscle(a: jnp.ndarray, index: np.ndarray) -> jnp.ndarray:
+    """a[m, index[m, ...]] for every muscle m (a: (M, X, ...), index: (M, ...) static)."""
+    rows = np.arange(a.shape[0]).reshape((-1,) + (1,) * (index.ndim - 1))
+    return a[rows, index]
+
+
+def _segments(pos: jnp.ndarray, active: jnp.ndarray, plan: SegmentPlan):
+    """The plan's segments: (used (M, K), length (M, K), unit vector (M, K, 3)); a slot is used
+    when its points are on the path with none between, and its length is not zero."""
+    delta = _per_muscle(pos, plan.end) - _per_muscle(pos, plan.start)
     dist_sq = jnp.sum(delta * delta, axis=-1)
-    seg = active & jnp.any(candidates, axis=-1) & (dist_sq > 0.0)
-    dist = jnp.sqrt(jnp.where(seg, dist_sq, 1.0))
-    return nxt, seg, jnp.where(seg, dist, 0.0), delta / dist[..., None]
+    off = jnp.zeros_like(active[:, :1])  # the "none" point: never on the path
+    between_on = _per_muscle(jnp.concatenate([active, off], axis=1), plan.skipped)
+    used = (
+        jnp.asarray(plan.real)
+        & _per_muscle(active, plan.start)
+        & _per_muscle(active, plan.end)
+        & ~between_on
+        & (dist_sq > 0.0)
+    )
+    dist = jnp.sqrt(jnp.where(used, dist_sq, 1.0))
+    return used, jnp.where(used, dist, 0.0), delta / dist[..., None]
 
 
 def path_lengths(
@@ -244,8 +300,8 @@ def path_lengths(
     """Path lengths (M,) m from body poses (nb, 2), (nb,) and q; differentiable (inside the
     coordinate ranges its time derivative is OpenSim's lengthening speed)."""
     pos, active = path_points(p, origin, angle, q)
-    _, seg, dist, _ = _segments(pos, active)
-    return jnp.sum(jnp.where(seg, dist, 0.0), axis=-1)
+    _, dist, _ = _segments(pos, active, segment_plan(concrete(p.kind)))
+    return jnp.sum(dist, axis=-1)
 
 
 class PathGeometry(NamedTuple):
@@ -281,17 +337,13 @@ def path_geometry(
     xy = origin_ext[body] + arm
     pos = jnp.concatenate([xy, (p.body_z[body] + local[..., 2])[..., None]], axis=-1)
     active = _active(p, q)
-    nxt, seg, dist, unit = _segments(pos, active)
-    length = jnp.sum(jnp.where(seg, dist, 0.0), axis=-1)
+    plan = segment_plan(concrete(p.kind))
+    used, dist, unit = _segments(pos, active, plan)
+    length = jnp.sum(dist, axis=-1)
 
     # ∂L/∂q = Σ_points w·∂P/∂q with w = Σ unit vectors of the segments ending there minus those
     # starting there: the point forces of a unit tension (GeometryPath::produceForces). Summed
     # per body they act through the body Jacobians; moving points add their own motion.
-    n_p = body.shape[1]
-    earlier = jnp.arange(n_p)[None, :] < jnp.arange(n_p)[:, None]  # [k, j] = j < k
-    starts = seg[:, None, :] & earlier[None]  # (M, P, P): segment from j could end at k
-    prv = n_p - 1 - jnp.argmax(starts[..., ::-1], axis=-1)  # last segment start before k
-    has_prev = active & jnp.any(starts, axis=-1)  # k is on the path and a segment ends there
     # Each body's Jacobian rows (nb, 3, n_q): origin x, origin y, angle. A muscle's points lie
     # on 2-3 bodies, so its point forces and torques are summed per body first and each of its
     # bodies' rows is used once (static slices: the bodies are known while tracing), rather
@@ -317,9 +369,10 @@ def path_geometry(
     coord = np.minimum(concrete(p.moving_coord), n_q - 1)
 
     def jacobian(weight: jnp.ndarray) -> jnp.ndarray:
-        uw = unit * weight[..., None]  # (M, P, 3), zero where no segment starts
-        # the segment ending at k starts at the last segment start before k (paths are chains)
-        w = jnp.where(has_prev[..., None], _take(uw, prv), 0.0) - uw
+        uw = unit * weight[..., None]  # (M, K, 3), zero where a slot is not used
+        uw = jnp.concatenate([uw, jnp.zeros_like(uw[:, :1])], axis=1)  # slot K: none
+        ending = jnp.sum(_per_muscle(uw, plan.ends_at), axis=-2)  # one used slot at most
+        w = ending - jnp.sum(_per_muscle(uw, plan.starts_at), axis=-2)
         torque = arm[..., 0] * w[..., 1] - arm[..., 1] * w[..., 0]
         wrench = jnp.concatenate([w[..., :2], torque[..., None]], axis=-1)  # (M, P, 3)
         rows = []
@@ -333,8 +386,9 @@ def path_geometry(
         moving = slopes * jnp.sum(w[mi, pi] * axis_dir, axis=-1)
         return jac + add_at_2d(mi, coord, moving, jac.shape)
 
-    w_all = jnp.where(seg, 1.0, 0.0)
-    w_force = jnp.where(seg & (_take(jnp.asarray(body), nxt) != body), 1.0, 0.0)
+    crosses = _per_muscle(body, plan.start) != _per_muscle(body, plan.end)  # static
+    w_all = jnp.where(used, 1.0, 0.0)
+    w_force = jnp.where(used & jnp.asarray(crosses), 1.0, 0.0)
     length_jac, force_jac = jacobian(w_all), jacobian(w_force)
     return PathGeometry(
         length=length, speed=length_jac @ u, length_jac=length_jac, force_jac=force_jac
