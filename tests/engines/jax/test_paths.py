@@ -9,7 +9,7 @@ import pytest
 
 from l2run.engines.jax import paths
 from l2run.model.definition import ConditionalPathPoint, load_definition
-from l2run.model.names import COORDINATES
+from l2run.model.names import COORDINATES, MUSCLES
 
 REL_TOL = 1e-8
 N_STATES = 80
@@ -47,21 +47,32 @@ def _random_states(rng: np.random.Generator, d, n: int):
         yield q, u
 
 
-def _geometry(params, ref, q, u):
+def _columns(d) -> np.ndarray:
+    """Each muscle's coordinates, as the engine passes them (`system._mechanics`)."""
+    from l2run.engines.jax.compile import compile_params
+
+    model = compile_params(d)
+    return paths.muscle_coordinates(model.tree, model.paths)
+
+
+def _engine_geometry(d):
+    """`paths.path_geometry` jitted with each muscle's coordinates, as the engine calls it."""
+    columns = _columns(d)
+    return jax.jit(lambda *args: paths.path_geometry(*args, columns=columns))
+
+
+def _geometry(geometry, params, ref, q, u):
     oj, aj = ref.frame_jacobians(q)
     ref.set_state(q, u)
     origin, angle, _, _ = ref.body_kinematics()
-    return _jit_geometry(params, origin, angle, oj, aj, jnp.asarray(q), jnp.asarray(u))
-
-
-_jit_geometry = jax.jit(paths.path_geometry)
+    return geometry(params, origin, angle, oj, aj, jnp.asarray(q), jnp.asarray(u))
 
 
 def test_lengths_speeds_and_points_match_opensim():
     d = load_definition()
     params = paths.compile_paths(d)
     ref = _reference().ForceReference()
-    geometry = jax.jit(paths.path_geometry)
+    geometry = _engine_geometry(d)
     points = jax.jit(paths.path_points)
     rng = np.random.default_rng(7)
     got_l, want_l, got_v, want_v, got_p, want_p = [], [], [], [], [], []
@@ -100,10 +111,11 @@ def test_moment_arms_and_generalized_forces_match_opensim():
     d = load_definition()
     params = paths.compile_paths(d)
     ref = _reference().ForceReference()
+    geometry = _engine_geometry(d)
     rng = np.random.default_rng(11)
     got, want = [], []
     for q, u in _random_states(rng, d, N_MOMENT_ARM_STATES):
-        g = _geometry(params, ref, q, u)
+        g = _geometry(geometry, params, ref, q, u)
         got.append(np.asarray(paths.moment_arms(g)))
         s = ref.state
         want.append([[m.computeMomentArm(s, c) for c in ref.coordinates] for m in ref.muscles])
@@ -148,3 +160,55 @@ def test_jvp_of_length_is_the_speed_inside_the_ranges_and_gradients_are_finite()
 
     for grad in jax.jit(jax.grad(total_speed, argnums=(0, 1)))(jnp.asarray(q), jnp.asarray(u)):
         assert np.all(np.isfinite(np.asarray(grad)))
+
+
+def test_each_muscle_depends_on_the_joints_it_crosses():
+    """The coordinates a path's length can depend on: the joints between its bodies (and a
+    moving point's coordinate), never the pelvis's (moving every body rigidly) or the other
+    leg's."""
+    from l2run.engines.jax.compile import compile_params
+
+    model = compile_params(load_definition())
+    names = {
+        m: [COORDINATES[c] for c in row if c < len(COORDINATES)]
+        for m, row in zip(MUSCLES, paths.muscle_coordinates(model.tree, model.paths), strict=True)
+    }
+    for side in ("r", "l"):
+        hip, knee, ankle = (f"{j}_{side}" for j in ("hip_flexion", "knee_angle", "ankle_angle"))
+        assert names[f"glut_max_{side}"] == [hip]
+        assert names[f"iliopsoas_{side}"] == [hip]
+        assert names[f"hamstrings_{side}"] == [hip, knee]
+        assert names[f"rect_fem_{side}"] == [hip, knee]
+        assert names[f"vasti_{side}"] == [knee]  # femur to the moving point on the tibia
+        assert names[f"bifemsh_{side}"] == [knee]
+        assert names[f"gastroc_{side}"] == [knee, ankle]
+        assert names[f"soleus_{side}"] == [ankle]
+        assert names[f"tib_ant_{side}"] == [ankle]
+
+
+def test_jacobians_on_the_muscles_coordinates_equal_the_full_ones():
+    """With `columns` the Jacobians are the full computation's on those coordinates (the same
+    products) and exactly zero elsewhere, where the full one leaves cancelling round-off."""
+    from l2run.engines.jax import kinematics
+    from l2run.engines.jax.compile import compile_params
+
+    d = load_definition()
+    model = compile_params(d)
+    columns = paths.muscle_coordinates(model.tree, model.paths)
+    rng = np.random.default_rng(5)
+    for q, u in _random_states(rng, d, 6):
+        q, u = jnp.asarray(q), jnp.asarray(u)
+        fj = kinematics.model_frame_jacobians(model, q, u)
+        poses = (fj.frames.origin, fj.frames.angle, fj.origin_jac, fj.angle_jac, q, u)
+        full = paths.path_geometry(model.paths, *poses)
+        compact = paths.path_geometry(model.paths, *poses, columns=columns)
+        on = np.zeros(full.length_jac.shape, dtype=bool)
+        for m, row in enumerate(columns):
+            on[m, row[row < len(COORDINATES)]] = True
+        for name in ("length_jac", "force_jac"):
+            f, c = np.asarray(getattr(full, name)), np.asarray(getattr(compact, name))
+            np.testing.assert_allclose(c[on], f[on], rtol=1e-12, atol=1e-15)
+            assert np.all(c[~on] == 0.0)
+            assert np.max(np.abs(f[~on])) < 1e-12
+        np.testing.assert_array_equal(compact.length, full.length)
+        np.testing.assert_allclose(compact.speed, full.speed, rtol=1e-12, atol=1e-12)

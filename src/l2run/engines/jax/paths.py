@@ -276,6 +276,20 @@ def _per_muscle(a: jnp.ndarray, index: np.ndarray) -> jnp.ndarray:
     return a[rows, index]
 
 
+def _spread(compact: jnp.ndarray, columns: np.ndarray, n_q: int) -> jnp.ndarray:
+    """(M, n_q) with row m's entries `compact[m]` at coordinates `columns[m]` (n_q: padding,
+    dropped) and zeros elsewhere; `columns` fixed while tracing, so gathers at constant
+    positions."""
+    width = compact.shape[1]
+    index = np.full((compact.shape[0], n_q), width, dtype=np.int32)  # width: the zero column
+    for m, cols in enumerate(columns):
+        for k, c in enumerate(cols):
+            if c < n_q:
+                index[m, c] = k
+    padded = jnp.concatenate([compact, jnp.zeros_like(compact[:, :1])], axis=1)
+    return _per_muscle(padded, index)
+
+
 def _segments(pos: jnp.ndarray, active: jnp.ndarray, plan: SegmentPlan):
     """The plan's segments: (used (M, K), length (M, K), unit vector (M, K, 3)); a slot is used
     when its points are on the path with none between, and its length is not zero."""
@@ -304,6 +318,33 @@ def path_lengths(
     return jnp.sum(dist, axis=-1)
 
 
+def muscle_coordinates(tree, p: PathParams) -> np.ndarray:
+    """(M, C) the coordinates each path's length can depend on, padded with n_q: those of the
+    joints between its bodies (on the way from each body up to, not including, the joint of
+    their deepest common ancestor) and those its moving points read. The joints above that
+    common ancestor move every point of the path rigidly together, so the length's derivative
+    along their coordinates is exactly zero (OpenSim sums it from point forces that cancel to
+    ~1e-16). `tree` is the model's `BodyTreeParams`."""
+    ancestors = concrete(tree.ancestors) > 0  # [b, j]: joint j lies on the path ground -> b
+    dof_coord = concrete(tree.dof_coord)
+    n_b, n_q = ancestors.shape[0], len(COORDINATES)
+    moving: dict[int, set[int]] = {}
+    kind = concrete(p.kind)
+    for (m, k, _), c in zip(concrete(p.moving_target), concrete(p.moving_coord), strict=True):
+        if c < n_q and kind[m, k] == MOVING:
+            moving.setdefault(int(m), set()).add(int(c))
+    sets = []
+    for m, row in enumerate(concrete(p.body)):
+        bodies = sorted({int(b) for b in row if b < n_b})
+        joints = ancestors[bodies].any(axis=0) & ~ancestors[bodies].all(axis=0)
+        coords = {int(c) for c in dof_coord[joints].ravel() if c < n_q} | moving.get(m, set())
+        sets.append(sorted(coords))
+    out = np.full((len(sets), max(len(c) for c in sets)), n_q, dtype=np.int32)
+    for m, coords in enumerate(sets):
+        out[m, : len(coords)] = coords
+    return out
+
+
 class PathGeometry(NamedTuple):
     """Path lengths and their first-order kinematics (M muscles, n_q coordinates)."""
 
@@ -321,12 +362,15 @@ def path_geometry(
     angle_jac: jnp.ndarray,
     q: jnp.ndarray,
     u: jnp.ndarray,
+    columns: np.ndarray | None = None,
 ) -> PathGeometry:
     """Lengths, lengthening speeds and Jacobians of all muscle paths.
 
     origin (nb, 2) m, angle (nb,) rad: body poses in ground; origin_jac (nb, 2, n_q) and
     angle_jac (nb, n_q): their Jacobians with respect to the speeds u (= q̇), as
-    `kinematics.FrameJacobians` holds them; q, u (n_q,).
+    `kinematics.FrameJacobians` holds them; q, u (n_q,). `columns` (M, C), from
+    `muscle_coordinates`: the Jacobians are computed on those coordinates only and are zero
+    elsewhere (None: on every coordinate, each to its round-off).
     """
     local, slopes = _local_points(p, q)
     n_q = q.shape[0]
@@ -367,6 +411,14 @@ def path_geometry(
     )
     axis_dir = jnp.take_along_axis(axis_dirs, ai[:, None, None], axis=1)[:, 0]  # (S, 3)
     coord = np.minimum(concrete(p.moving_coord), n_q - 1)
+    if columns is None:
+        columns = np.tile(np.arange(n_q, dtype=np.int32), (body.shape[0], 1))
+    columns = np.asarray(columns)
+    # where each moving function's coordinate sits among its muscle's columns (a function
+    # without a coordinate adds a zero slope anywhere: the first)
+    at_column = np.array(
+        [np.append(np.flatnonzero(columns[m] == c), 0)[0] for m, c in zip(mi, coord, strict=True)]
+    )
 
     def jacobian(weight: jnp.ndarray) -> jnp.ndarray:
         uw = unit * weight[..., None]  # (M, K, 3), zero where a slot is not used
@@ -377,14 +429,17 @@ def path_geometry(
         wrench = jnp.concatenate([w[..., :2], torque[..., None]], axis=-1)  # (M, P, 3)
         rows = []
         for m, bodies in enumerate(muscle_bodies):
+            cols = columns[m]
             terms = [
-                functools.reduce(operator.add, [wrench[m, k] for k in points]) @ body_jac[b]
+                functools.reduce(operator.add, [wrench[m, k] for k in points])
+                @ body_jac[b][:, np.minimum(cols, n_q - 1)]
                 for b, points in bodies
             ]
-            rows.append(functools.reduce(operator.add, terms, jnp.zeros(n_q, wrench.dtype)))
-        jac = jnp.stack(rows)
+            rows.append(functools.reduce(operator.add, terms, jnp.zeros(len(cols), wrench.dtype)))
+        compact = jnp.stack(rows)  # (M, C) on each muscle's columns
         moving = slopes * jnp.sum(w[mi, pi] * axis_dir, axis=-1)
-        return jac + add_at_2d(mi, coord, moving, jac.shape)
+        compact = compact + add_at_2d(mi, at_column, moving, compact.shape)
+        return _spread(compact, columns, n_q)
 
     crosses = _per_muscle(body, plan.start) != _per_muscle(body, plan.end)  # static
     w_all = jnp.where(used, 1.0, 0.0)

@@ -77,7 +77,14 @@ def _mechanics(
     fj = kinematics.model_frame_jacobians(params, q, u)
     terms = dynamics.rigid_body_terms(params.tree, fj, u)
     geometry = paths.path_geometry(
-        params.paths, fj.frames.origin, fj.frames.angle, fj.origin_jac, fj.angle_jac, q, u
+        params.paths,
+        fj.frames.origin,
+        fj.frames.angle,
+        fj.origin_jac,
+        fj.angle_jac,
+        q,
+        u,
+        paths.muscle_coordinates(params.tree, params.paths),
     )
     lig = ligaments.limit_forces(params.ligaments, q, u)
     cf = _contacts(params, fj, u, obstacles, platform=platform)
