@@ -161,3 +161,30 @@ def test_many_point_forces_match_virtual_work(params):
         gen = dynamics.point_force_to_generalized(fj, body, points(q), force)
         power = jnp.sum(jax.jvp(points, (q,), (u,))[1] * force)
         np.testing.assert_allclose(gen @ u, power, rtol=1e-12)
+
+
+def test_weighted_gram_on_row_columns_equals_the_dense_product():
+    """Rows zero outside their columns: the blocks' sum is the dense ``Σ w_r a_rᵀ b_r``."""
+    from l2run.engines.jax import minor_vmap
+
+    rng = np.random.default_rng(2)
+    row_cols = [np.array([0, 1, 2]), np.array([0, 1, 2, 5]), np.array([3]), np.array([], int)]
+    row_cols += row_cols[:2]  # rows sharing their columns go into one product
+    mask = np.zeros((len(row_cols), 7))
+    for r, cols in enumerate(row_cols):
+        mask[r, cols] = 1.0
+    a, b = rng.normal(size=mask.shape) * mask, rng.normal(size=mask.shape) * mask
+    w = rng.uniform(0.5, 2.0, len(row_cols))
+    dense = a.T @ (w[:, None] * b)
+
+    def gram(aa, bb, ww):
+        return dynamics.weighted_gram(aa, bb, ww, row_cols)
+
+    blocks = minor_vmap.vmap_minor(gram, (True, True, True))  # traced as a batch: blocks
+    got = blocks(*(jnp.asarray(x)[..., None] for x in (a, b, w)))[..., 0]
+    np.testing.assert_allclose(got, dense, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(gram(a, b, w), dense, rtol=1e-13, atol=1e-14)  # one runner
+    with pytest.raises(ValueError, match="columns"):
+        minor_vmap.vmap_minor(
+            lambda aa: dynamics.weighted_gram(aa, aa, jnp.ones(1), [np.array([7])]), (True,)
+        )(jnp.ones((1, 7, 2)))

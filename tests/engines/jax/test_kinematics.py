@@ -117,3 +117,28 @@ def test_tree_sum_is_the_sum_over_each_bodys_joints_from_ground(params):
     x = np.random.default_rng(5).normal(size=(ancestors.shape[0], 4))
     got = kinematics.tree_sum(params.tree, jnp.asarray(x))
     np.testing.assert_allclose(got, ancestors @ x, rtol=1e-14, atol=1e-14)
+
+
+def test_body_coordinates_hold_every_nonzero_jacobian_column(params):
+    """A body's frame Jacobians are zero outside `body_coordinates` (the stiff substep's contact
+    products skip those columns) and not identically zero inside them."""
+    from l2run.model.names import BODIES, COORDINATES
+
+    coordinates = kinematics.body_coordinates(params.tree)
+    foot = BODIES.index("calcn_r")
+    assert [COORDINATES[c] for c in coordinates[foot]] == [
+        "pelvis_tilt", "pelvis_tx", "pelvis_ty", "hip_flexion_r", "knee_angle_r", "ankle_angle_r"
+    ]  # fmt: skip
+    rng = np.random.default_rng(3)
+    seen = [np.zeros(len(COORDINATES), bool) for _ in BODIES]
+    for _ in range(5):
+        q, u = jnp.asarray(random_q(rng)), jnp.asarray(random_u(rng))
+        fj = kinematics.model_frame_jacobians(params, q, u)
+        rows = np.concatenate([fj.origin_jac, np.asarray(fj.angle_jac)[:, None]], axis=1)
+        for b, cols in enumerate(coordinates):
+            outside = np.ones(len(COORDINATES), bool)
+            outside[cols] = False
+            assert np.all(rows[b][:, outside] == 0.0), BODIES[b]
+            seen[b] |= np.any(rows[b] != 0.0, axis=0)
+    for b, cols in enumerate(coordinates):
+        assert np.all(seen[b][cols]), BODIES[b]

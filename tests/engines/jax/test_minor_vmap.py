@@ -211,3 +211,32 @@ def test_derivative_rules_survive_the_mapping():
     np.testing.assert_allclose(grad_minor, grad_vmap, rtol=1e-12)
     expected = np.sum(x**2 / (2.0 * np.sqrt(2.0 * x)))  # d/ds of sum(x sqrt(s x)) at s = 2
     np.testing.assert_allclose(grad_minor, expected, rtol=1e-10)
+
+
+def test_tracing_batch_is_set_only_while_a_batch_is_traced():
+    seen = []
+
+    def fun(x):
+        seen.append(minor_vmap.tracing_batch())
+        return x * 2.0
+
+    jax.jit(minor_vmap.vmap_minor(fun, (True,)))(jnp.ones((3, B)))
+    jax.jit(lambda x: fun(x))(jnp.ones(3))  # a new function: JAX would reuse fun's trace
+    assert seen == [True, False]
+    assert not minor_vmap.tracing_batch()
+
+
+def test_batched_rigid_body_terms_and_step_equal_the_dense_ones():
+    """In a batch the mass matrix is summed from per-body blocks (`dynamics.weighted_gram`);
+    jax.vmap traces the dense product: the same matrices, and the same substep."""
+    from l2run.engines.jax import dynamics, kinematics
+
+    params = load_params()
+    q = jnp.asarray(RNG.uniform(-1.0, 1.0, size=(B, 9)))
+    u = jnp.asarray(RNG.normal(size=(B, 9)))
+
+    def terms(p, qq, uu):
+        return dynamics.rigid_body_terms(p.tree, kinematics.model_frame_jacobians(p, qq, uu), uu)
+
+    got = _assert_same_as_vmap(terms, params, q, u, rtol=1e-12)
+    assert float(jnp.max(jnp.abs(got.mass_matrix))) > 1.0

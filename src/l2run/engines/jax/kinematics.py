@@ -20,6 +20,7 @@ from l2run.engines.jax.bodies import DOF_ROT, DOF_TX, DOF_TY, BodyTreeParams
 from l2run.engines.jax.indexed_writes import add_at
 from l2run.engines.jax.static import concrete
 from l2run.engines.jax.xla_options import computed_once
+from l2run.model.names import COORDINATES
 
 
 class BodyFrames(NamedTuple):
@@ -76,6 +77,15 @@ def tree_sum(tree: BodyTreeParams, x: jnp.ndarray) -> jnp.ndarray:
         return sums[b]
 
     return jnp.stack([total(b) for b in range(n_b)])
+
+
+def body_coordinates(tree: BodyTreeParams) -> list[np.ndarray]:
+    """Per body, the coordinates (sorted indices) its frame moves with: those of the joints on
+    its path from ground. Its Jacobians are zero in every other column (fixed while tracing)."""
+    ancestors = concrete(tree.ancestors) > 0
+    dof_coord = concrete(tree.dof_coord)
+    n_q = len(COORDINATES)  # dof_coord's "no coordinate"
+    return [np.unique(dof_coord[row][dof_coord[row] < n_q]) for row in ancestors]
 
 
 def _spline_dofs(tree: BodyTreeParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

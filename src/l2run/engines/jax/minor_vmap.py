@@ -21,6 +21,7 @@ JAX's own batching rule with the batch moved to the front and back again (correc
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -55,6 +56,20 @@ except ImportError:  # pragma: no cover - a JAX without it: only the profiles' l
     _user_context = None
 
 
+# True while `vmap_minor` traces the one-runner function it maps (see `tracing_batch`).
+_TRACING_BATCH: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "tracing_minor_batch", default=False
+)
+
+
+def tracing_batch() -> bool:
+    """Whether the code traced now will run for a batch of runners on the last axis. Where
+    there, each operation fills the SIMD lanes with runners and costs in proportion to its
+    terms, so skipping terms that are zero by the model's structure pays; for one runner a
+    dense small product compiles to tighter code than the blocks it would be split into."""
+    return _TRACING_BATCH.get()
+
+
 def _source_of(eqn: Any) -> Any:
     if _user_context is None:
         return contextlib.nullcontext()
@@ -84,7 +99,11 @@ def vmap_minor(fun: Callable[..., Any], batched: Sequence[bool]) -> Callable[...
             else a
             for a, b in zip(args, batched, strict=True)
         ]
-        closed, out_shape = jax.make_jaxpr(fun, return_shape=True)(*one_runner)
+        token = _TRACING_BATCH.set(True)
+        try:
+            closed, out_shape = jax.make_jaxpr(fun, return_shape=True)(*one_runner)
+        finally:
+            _TRACING_BATCH.reset(token)
         flat, flags = [], []
         for arg, b in zip(args, batched, strict=True):
             leaves = jax.tree.leaves(arg)

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from l2run.engines.jax import (
     contact,
@@ -23,6 +24,7 @@ from l2run.engines.jax import (
     muscles,
     paths,
 )
+from l2run.engines.jax.indexed_writes import add_at
 from l2run.engines.jax.integrate import Continuous, StiffJacobian
 from l2run.engines.jax.params import ModelParams
 from l2run.model.names import BODIES, OBS_BODIES
@@ -221,20 +223,35 @@ def _contact_and_ligament_jacobians(
     wrench = jnp.concatenate([ct.force, kinematics.cross_z(lever, ct.force)[:, None]], -1)
     d_torque = kinematics.cross_z(ct.d_point, ct.force) + kinematics.cross_z(lever, ct.d_force)
     d_wrench = jnp.concatenate([ct.d_force, d_torque[..., None]], -1).transpose(1, 2, 0)
-    # Q = Σ_c B_cᵀ w_c with B_c the body Jacobian rows, so ∂Q/∂q = Σ_c B_cᵀ (∂w_c/∂pose) B_c
-    # and ∂Q/∂u = Σ_c B_cᵀ (∂w_c/∂velocity) B_c. The platform's Q itself (first rows, the
-    # obstacles' come from `_mechanics`) rides along as one more column of the same product:
-    # two small matrix products in all, which on one CPU runner cost far less than one each.
-    pose_and_velocity = jnp.einsum("camk,ckj->camj", d_wrench.reshape(-1, 3, 2, 3), body_jac)
-    is_platform = jnp.arange(wrench.shape[0]) < contact.N_PLATFORM_CONTACTS
-    columns = jnp.concatenate(
-        [
-            pose_and_velocity.reshape(-1, 3, 2 * n_q),
-            jnp.where(is_platform[:, None], wrench, 0.0)[..., None],
-        ],
-        axis=-1,
+    d_wrench = d_wrench.reshape(-1, 3, 2, 3)  # (C, 3, pose/velocity, 3)
+    platform_wrench = jnp.where(
+        (np.arange(wrench.shape[0]) < contact.N_PLATFORM_CONTACTS)[:, None], wrench, 0.0
     )
-    products = jnp.einsum("cai,cax->ix", body_jac, columns)  # (n_q, 2 n_q + 1)
+    # Q = Σ_c B_cᵀ w_c with B_c the body Jacobian rows, so ∂Q/∂q = Σ_c B_cᵀ (∂w_c/∂pose) B_c
+    # and ∂Q/∂u = Σ_c B_cᵀ (∂w_c/∂velocity) B_c. The platform's Q itself (the obstacles' come
+    # from `_mechanics`) rides along as one more column of the same product. A foot's rows are
+    # zero outside the coordinates of its leg and the pelvis, so the contacts are taken a foot
+    # at a time on those columns only (the same products, less than half the terms), and the
+    # blocks added into the n_q × n_q matrices at their fixed positions.
+    coordinates = kinematics.body_coordinates(params.tree)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for c, b in enumerate(ct.body):
+        groups.setdefault(tuple(coordinates[b].tolist()), []).append(c)
+    slots, values = [], []  # flat (row, column) positions in [K | D | Q] and their values
+    for cols, rows in groups.items():
+        cols, rows, s = np.asarray(cols), np.asarray(rows), len(cols)
+        jac = body_jac[rows][..., cols]  # (C_g, 3, s)
+        pose_and_velocity = jnp.einsum("camk,ckj->camj", d_wrench[rows], jac)
+        columns = jnp.concatenate(
+            [pose_and_velocity.reshape(-1, 3, 2 * s), platform_wrench[rows][..., None]], axis=-1
+        )
+        products = jnp.einsum("cai,cax->ix", jac, columns)  # (s, 2 s + 1)
+        targets = np.concatenate([cols, n_q + cols, [2 * n_q]])  # into (n_q, 2 n_q + 1)
+        slots.append((cols[:, None] * (2 * n_q + 1) + targets[None, :]).ravel())
+        values.append(products.reshape(-1))
+    products = add_at(np.concatenate(slots), jnp.concatenate(values), n_q * (2 * n_q + 1)).reshape(
+        n_q, 2 * n_q + 1
+    )
     k_contact, d_contact = products[:, :n_q], products[:, n_q : 2 * n_q]
     platform_forces = products[:, -1]
 
@@ -303,7 +320,10 @@ def imex_substep(
         params, mech, y.q, y.u, obstacles
     )
     g = mech.geometry
-    muscle_stiffness = g.force_jac.T @ (stiffness[:, None] * g.length_jac)  # −K_muscles
+    n_q = y.q.shape[0]
+    columns = [c[c < n_q] for c in paths.muscle_coordinates(params.tree, params.paths)]
+    # −K_muscles, each muscle's outer product on its own coordinates
+    muscle_stiffness = dynamics.weighted_gram(g.force_jac, g.length_jac, stiffness, columns)
     matrix = mech.terms.mass_matrix + h * h * muscle_stiffness - (h * h * k_other + h * d_other)
     rhs = h * (mech.terms.passive_forces + applied + platform_forces + h * k_other @ y.u)
     u = y.u + linear_solve.solve(matrix, rhs)
