@@ -1,6 +1,7 @@
 """CPU time of each part of one runner's `imex_stiff` substep, each part timed on its own.
 
     python benchmarks/substep_parts.py [--iterations 2000] [--rounds 5] [--dtype float64]
+        [--batch 128]
 
 `profile_substep.py` names kernels, but the profiler adds ~1 µs to each of a single runner's
 ~300 kernels, which inflates the small ones. This times the parts instead: each part (and
@@ -10,7 +11,10 @@ can neither hoist nor drop it, and the rows print the best of `--rounds` in CPU 
 A part's own cost is its row minus the rows of the parts it needs (named in its label). The
 state is the default course's state after its first control step (as `ab_engine.py` uses),
 on the course of seed 0 (`bench_engines.courses`). Run it with `PJRT_NPROC=1` (one XLA
-thread, as the engine runs).
+thread, as the engine runs). The parts are traced with the engine's single-kernel spellings
+(`loop_kernels`), as its steps are. `--batch N` maps each part over N runners on the last axis
+(`minor_vmap`, as a CPU batch chunk runs: 64 float64 or 128 float32 runners) and prints CPU µs
+per runner.
 """
 
 from __future__ import annotations
