@@ -212,3 +212,17 @@ def test_jacobians_on_the_muscles_coordinates_equal_the_full_ones():
             assert np.max(np.abs(f[~on])) < 1e-12
         np.testing.assert_array_equal(compact.length, full.length)
         np.testing.assert_allclose(compact.speed, full.speed, rtol=1e-12, atol=1e-12)
+
+
+def test_segment_plan_pairs_neighbours_and_skips_one_conditional_point():
+    F, C, PAD = paths.FIXED, paths.CONDITIONAL, paths.PADDING
+    plan = paths.segment_plan(np.array([[F, C, F, F], [F, F, PAD, PAD]]))
+    pairs = [
+        [(int(j), int(k)) for j, k, r in zip(*rows, strict=True) if r]
+        for rows in zip(plan.start, plan.end, plan.real, strict=True)
+    ]
+    assert pairs == [[(0, 1), (0, 2), (1, 2), (2, 3)], [(0, 1)]]
+    assert plan.skipped[0].tolist() == [4, 1, 4, 4]  # only (0, 2) passes over a point
+    assert plan.ends_at[0, 2].tolist() == [1, 2]  # point 2 ends (0, 2) and (1, 2)
+    with pytest.raises(ValueError, match="consecutive conditional"):
+        paths.segment_plan(np.array([[F, C, C, F]]))

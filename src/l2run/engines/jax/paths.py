@@ -30,6 +30,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
+from l2run.engines.jax.bodies import BodyTreeParams
 from l2run.engines.jax.indexed_writes import add_at_2d, set_at
 from l2run.engines.jax.kinematics import cos_sin, rotate_by
 from l2run.engines.jax.splines import (
@@ -222,10 +223,10 @@ def path_points(
 
 class SegmentPlan(NamedTuple):
     """Every segment a path can have, known while tracing (numpy): per muscle K slots, each
-    joining point `start` to point `end` of the muscle, used when both are on the path and
-    point between them (`skipped`, a conditional point) is off it. Only conditional points can
-    be off, and no two are consecutive in this model's paths, so the slots are the pairs of
-    neighbouring points and the pairs with one conditional point between."""
+    joining point `start` to point `end` of the muscle, used when both are on the path and the
+    point between them, if any (`skipped`, a conditional point), is off it. Only conditional
+    points can be off, and no two are consecutive in this model's paths, so the slots are the
+    pairs of neighbouring points and the pairs with one conditional point between."""
 
     start: np.ndarray  # (M, K) int: point index within the muscle
     end: np.ndarray  # (M, K) int
@@ -318,13 +319,13 @@ def path_lengths(
     return jnp.sum(dist, axis=-1)
 
 
-def muscle_coordinates(tree, p: PathParams) -> np.ndarray:
+def muscle_coordinates(tree: BodyTreeParams, p: PathParams) -> np.ndarray:
     """(M, C) the coordinates each path's length can depend on, padded with n_q: those of the
     joints between its bodies (on the way from each body up to, not including, the joint of
     their deepest common ancestor) and those its moving points read. The joints above that
     common ancestor move every point of the path rigidly together, so the length's derivative
     along their coordinates is exactly zero (OpenSim sums it from point forces that cancel to
-    ~1e-16). `tree` is the model's `BodyTreeParams`."""
+    ~1e-16)."""
     ancestors = concrete(tree.ancestors) > 0  # [b, j]: joint j lies on the path ground -> b
     dof_coord = concrete(tree.dof_coord)
     n_b, n_q = ancestors.shape[0], len(COORDINATES)
