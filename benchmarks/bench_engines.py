@@ -35,11 +35,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from l2run.engines.cpu_threads import THREADS_ENV, choose_cpu_threads
+from l2run.observation import obstacle_slots
 
 DEFAULT_SIZES = (64, 256, 1024, 4096)
 MEMORY_N = 4096
 AUTORESET_POOL = 256  # courses the autoreset rollout draws fresh episodes from
 SEED = 0
+MAX_OBSTACLES = 3  # per course (difficulty 2, the seed's default)
 
 
 @dataclass
@@ -93,7 +95,7 @@ def smooth_excitations(steps: int, n: int = 1, seed: int = SEED) -> np.ndarray:
     return 0.5 + 0.5 * np.sin(2 * np.pi * freq * t + phase)
 
 
-def courses(n: int, difficulty: int = 2, max_obstacles: int = 3) -> list:
+def courses(n: int, difficulty: int = 2, max_obstacles: int = MAX_OBSTACLES) -> list:
     """n different courses (seeds 0 … n−1), drawn as the environment draws them."""
     from l2run.course import generate_course
 
@@ -104,13 +106,14 @@ def courses(n: int, difficulty: int = 2, max_obstacles: int = 3) -> list:
 
 
 def batched_state(state1, n: int):
-    """n copies of one runner's `EnvState`, each on its own course (`courses(n)`)."""
+    """n copies of one runner's `EnvState`, each on its own course (`courses(n)`), holding as
+    many obstacle rows as those courses can have (as the vector env and `course_pool` do)."""
     import jax
     import jax.numpy as jnp
 
     from l2run.engines.jax import rollout as fx
 
-    obstacles, psoas = fx.course_arrays(courses(n))
+    obstacles, psoas = fx.course_arrays(courses(n), obstacle_slots(MAX_OBSTACLES))
     dtype = state1.q.dtype
     state = jax.tree.map(lambda a: jnp.broadcast_to(a, (n, *a.shape)), state1)
     return state._replace(obstacles=jnp.asarray(obstacles, dtype), psoas=jnp.asarray(psoas, dtype))
@@ -521,7 +524,9 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"batch layout: {fx.batch_layout()} (runners last: minor_vmap; first: jax.vmap), "
         f"chunks of {fx.runner_chunk(1 << 20, dtype='float64')} (float64) / "
-        f"{fx.runner_chunk(1 << 20, dtype='float32')} (float32) runners"
+        f"{fx.runner_chunk(1 << 20, dtype='float32')} (float32) runners; obstacle rows per "
+        f"batched runner: {obstacle_slots(MAX_OBSTACLES)} (courses of ≤ {MAX_OBSTACLES}, as the "
+        "vector env holds them; one runner: 20)"
     )
     for integrator in integrators:
         print(

@@ -56,18 +56,25 @@ PELVIS_X = OBSERVATION_NAMES.index("pelvis_tx")
 PELVIS_Y = OBSERVATION_NAMES.index("pelvis_ty")
 
 
-def pad_obstacles(obstacles: np.ndarray) -> np.ndarray:
-    """Pad (n, 3) obstacle rows (x, y, r) to (MAX_OBSTACLE_SLOTS, 3); padding is never ahead."""
+def pad_obstacles(obstacles: np.ndarray, slots: int = MAX_OBSTACLE_SLOTS) -> np.ndarray:
+    """Pad (n, 3) obstacle rows (x, y, r) to (slots, 3); padding is never ahead."""
     obstacles = np.asarray(obstacles, dtype=np.float64).reshape(-1, 3)
-    if obstacles.shape[0] > MAX_OBSTACLE_SLOTS:
+    if not 1 <= slots <= MAX_OBSTACLE_SLOTS:
+        raise ValueError(f"slots must be in [1, {MAX_OBSTACLE_SLOTS}], got {slots}")
+    if obstacles.shape[0] > slots:
         raise ValueError(
-            f"at most {MAX_OBSTACLE_SLOTS} obstacles fit the padded layout, "
-            f"got {obstacles.shape[0]}"
+            f"at most {slots} obstacles fit the padded layout, got {obstacles.shape[0]}"
         )
-    padded = np.zeros((MAX_OBSTACLE_SLOTS, 3))
+    padded = np.zeros((slots, 3))
     padded[:, 0] = PADDING_X_M
     padded[: obstacles.shape[0]] = obstacles
     return padded
+
+
+def obstacle_slots(max_obstacles: int) -> int:
+    """Rows of a padded obstacle array that hold every course of at most `max_obstacles`
+    obstacles (at least one row)."""
+    return min(max(int(max_obstacles), 1), MAX_OBSTACLE_SLOTS)
 
 
 def next_obstacle(obstacles: Any, pelvis_x: Any, xp: Any = np) -> Any:

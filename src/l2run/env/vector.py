@@ -60,7 +60,7 @@ from l2run.env.runenv import (
     TIMESTEP_LIMIT,
     check_seed,
 )
-from l2run.observation import OBSERVATION_SIZE, PELVIS_X
+from l2run.observation import OBSERVATION_SIZE, PELVIS_X, obstacle_slots
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
@@ -146,13 +146,17 @@ class RunVectorEnv(gym.vector.VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
 
         self._rollout = rollout
+        # the courses' obstacles fit this many padded rows (fewer rows, less contact work)
+        self._slots = obstacle_slots(self.max_obstacles)
         self._params = rollout.cast_floats(load_params(), self.dtype)
         self._rngs = [np.random.RandomState() for _ in range(self.num_envs)]
         # Per runner: the next episode's course, drawn from `_next_rngs[i]` (a copy of
         # `_rngs[i]` advanced by that draw), and its padded arrays.
         self._next_rngs: list[np.random.RandomState] = [None] * self.num_envs  # type: ignore[list-item]
         self._next_courses: list[Course] = [Course()] * self.num_envs
-        self._next_obstacles, self._next_psoas = rollout.course_arrays(self._next_courses)
+        self._next_obstacles, self._next_psoas = rollout.course_arrays(
+            self._next_courses, self._slots
+        )
         self._next_dirty = True  # device copy of the next courses is stale
         self.courses: list[Course] = [Course()] * self.num_envs
         self._state: Any = None
@@ -165,7 +169,7 @@ class RunVectorEnv(gym.vector.VectorEnv):
         rng = copy.deepcopy(self._rngs[i])
         course = generate_course(rng, self.difficulty, self.max_obstacles)
         self._next_rngs[i], self._next_courses[i] = rng, course
-        obstacles, psoas = self._rollout.course_arrays([course])
+        obstacles, psoas = self._rollout.course_arrays([course], self._slots)
         self._next_obstacles[i], self._next_psoas[i] = obstacles[0], psoas[0]
         self._next_dirty = True
 
@@ -219,7 +223,7 @@ class RunVectorEnv(gym.vector.VectorEnv):
                 self._rngs[i], difficulty, self.max_obstacles, seed=seeds[i]
             )
             self._draw_next(i)
-        obstacles, psoas = self._rollout.course_arrays(courses)
+        obstacles, psoas = self._rollout.course_arrays(courses, self._slots)
         fresh = self._rollout.batch_reset(self._params, obstacles, psoas)
         if self._state is None:
             self._state = fresh

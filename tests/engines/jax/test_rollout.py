@@ -10,11 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from l2run.course import generate_course
+from l2run.course import Course, generate_course
 from l2run.engines.jax import rollout as fx
 from l2run.engines.jax import step as env_step
 from l2run.engines.jax.integrate import Integrator
 from l2run.engines.jax.params import load_params
+from l2run.observation import obstacle_slots, pad_obstacles
 
 N = 3
 STEPS = 3
@@ -61,6 +62,46 @@ def test_course_arrays_pad_and_keep_psoas() -> None:
     assert obstacles.shape == (2, 20, 3) and psoas.shape == (2, 2)
     np.testing.assert_array_equal(obstacles[1, :3], courses[1].obstacles)
     assert tuple(psoas[0]) == courses[0].psoas
+
+
+def test_course_arrays_hold_as_many_rows_as_asked() -> None:
+    courses = [generate_course(np.random.RandomState(s), 2, 3) for s in (0, 1)]
+    obstacles, _ = fx.course_arrays(courses, obstacle_slots(3))
+    assert obstacles.shape == (2, 3, 3)
+    np.testing.assert_array_equal(obstacles[1], courses[1].obstacles)
+    with pytest.raises(ValueError, match="at most 2 obstacles"):
+        fx.course_arrays(courses, 2)
+
+
+def test_padding_rows_change_nothing(params) -> None:
+    """A batch padded to its courses' maximum steps as one padded to 20 rows, to round-off
+    (with 20 rows the stiff substep's two nearest obstacles come nearest first, so its sums
+    run in another order), with the feet pressed into obstacles (which do change the motion)."""
+    from l2run.engines.jax import contact, kinematics
+
+    state0 = env_step.reset(params, jnp.asarray(pad_obstacles([])), jnp.ones(2))
+    frames = kinematics.model_frames(params, state0.q)
+    centers = np.asarray(contact.sphere_centers(params.contact, frames.origin, frames.angle))
+    radius = np.asarray(params.contact.sphere_radius)
+    r_obstacle = 0.2
+    reach = r_obstacle + radius - 0.005  # 5 mm into each sphere
+    pressed = [
+        [c[0], c[1] - np.sqrt(d**2 - c[2] ** 2), r_obstacle]
+        for c, d in zip(centers, reach, strict=True)
+    ]
+    courses = [Course(obstacles=np.array(pressed[:2])), Course(obstacles=np.array(pressed[1:3]))]
+    actions = jnp.asarray(_actions(STEPS, 2))
+    finals = {}
+    for slots in (20, 2, None):
+        rows = [Course(), Course()] if slots is None else courses
+        obstacles, psoas = fx.course_arrays(rows, slots or 20)
+        state = fx.batch_reset(params, jnp.asarray(obstacles), jnp.asarray(psoas))
+        for action in actions:
+            state = fx.batch_step(params, state, action)[0]
+        finals[slots] = state._replace(obstacles=None)
+    for a, b in zip(jax.tree.leaves(finals[20]), jax.tree.leaves(finals[2]), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-14)
+    assert not np.array_equal(finals[20].u, finals[None].u)  # the obstacles pushed the feet
 
 
 def test_batch_reset_rows_equal_single_resets(params, batch) -> None:
@@ -204,8 +245,8 @@ def test_bucket_sizes() -> None:
 
 
 def test_course_pool_resets(params) -> None:
-    pool = fx.course_pool(range(5), difficulty=2)
-    assert pool.obstacles.shape == (5, 20, 3) and pool.psoas.shape == (5, 2)
+    pool = fx.course_pool(range(5), difficulty=2)  # at most 3 obstacles: 3 rows
+    assert pool.obstacles.shape == (5, 3, 3) and pool.psoas.shape == (5, 2)
     state = fx.reset_from_pool(params, pool, jax.random.PRNGKey(3), 4)
     assert state.q.shape == (4, 9)
     for i in range(4):  # every runner got one of the pool's courses
@@ -213,6 +254,11 @@ def test_course_pool_resets(params) -> None:
     with pytest.raises(ValueError):
         fx.rollout(
             params, _row(state, 0), lambda o, k: o[:18], jax.random.PRNGKey(0), 1, reset_pool=pool
+        )
+    padded_to_20 = state._replace(obstacles=jnp.zeros((4, 20, 3)))
+    with pytest.raises(ValueError, match="obstacle rows"):
+        fx.rollout(
+            params, padded_to_20, lambda o, k: o[:18], jax.random.PRNGKey(0), 1, reset_pool=pool
         )
 
 

@@ -37,7 +37,7 @@ from l2run.engines.jax.integrate import Integrator
 from l2run.engines.jax.params import ModelParams
 from l2run.engines.jax.state import EnvState
 from l2run.engines.jax.xla_options import engine_jit
-from l2run.observation import MAX_OBSTACLE_SLOTS, PELVIS_Y, pad_obstacles
+from l2run.observation import MAX_OBSTACLE_SLOTS, PELVIS_Y, obstacle_slots, pad_obstacles
 
 # A policy maps (observations (..., 41), PRNG key) to excitations (..., 18).
 PolicyFn = Callable[[jnp.ndarray, jax.Array], jnp.ndarray]
@@ -74,10 +74,17 @@ class AutoresetStep(NamedTuple):
 # --- host-side helpers (numpy) ------------------------------------------------------------
 
 
-def course_arrays(courses: Sequence[Course]) -> tuple[np.ndarray, np.ndarray]:
-    """Padded obstacles (B, 20, 3) and psoas (left, right) (B, 2) of B courses (numpy, m)."""
-    obstacles = np.stack([pad_obstacles(c.obstacles) for c in courses]).reshape(
-        len(courses), MAX_OBSTACLE_SLOTS, 3
+def course_arrays(
+    courses: Sequence[Course], slots: int = MAX_OBSTACLE_SLOTS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Padded obstacles (B, slots, 3) and psoas (left, right) (B, 2) of B courses (numpy, m).
+
+    A batch whose courses have at most k obstacles can hold `obstacle_slots(k)` rows instead
+    of 20: padding rows exert no force, and every substep computes each row's contact with the
+    four foot spheres, so the vector env, `course_pool` and the benchmarks hold their courses'
+    maximum (benchmarks/RESULTS.md, 2026-12-05 session 37)."""
+    obstacles = np.stack([pad_obstacles(c.obstacles, slots) for c in courses]).reshape(
+        len(courses), slots, 3
     )
     psoas = np.array([c.psoas for c in courses], dtype=np.float64).reshape(len(courses), 2)
     return obstacles, psoas
@@ -90,7 +97,8 @@ def course_pool(seeds: Sequence[int], difficulty: int = 2, max_obstacles: int = 
     courses = [
         generate_course(np.random.RandomState(s), difficulty, max_obstacles, seed=s) for s in seeds
     ]
-    return CoursePool(*(jnp.asarray(a) for a in course_arrays(courses)))
+    arrays = course_arrays(courses, obstacle_slots(max_obstacles))
+    return CoursePool(*(jnp.asarray(a) for a in arrays))
 
 
 def cast_floats(tree: Any, dtype: Any) -> Any:
@@ -361,6 +369,11 @@ def rollout(
         raise ValueError("pass reset_state or reset_pool, not both")
     if reset_pool is not None and not _is_batched(state):
         raise ValueError("reset_pool needs a batched state (leading axis B)")
+    if reset_pool is not None and reset_pool.obstacles.shape[1:] != state.obstacles.shape[1:]:
+        raise ValueError(
+            f"reset_pool's obstacle rows {reset_pool.obstacles.shape[1:]} differ from the "
+            f"state's {state.obstacles.shape[1:]}: build both with the same `course_arrays` slots"
+        )
     obs0 = _observe_any(params, state)
 
     def body(carry: tuple[EnvState, jnp.ndarray, jax.Array], _: None) -> tuple[Any, Transition]:

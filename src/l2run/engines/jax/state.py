@@ -21,6 +21,6 @@ class EnvState(NamedTuple):
     time: jnp.ndarray  # () s
     step_count: jnp.ndarray  # () int32, control steps taken since reset
     last_pelvis_x: jnp.ndarray  # () m, pelvis x at the previous control step (reward baseline)
-    obstacles: jnp.ndarray  # (MAX_OBSTACLE_SLOTS, 3) rows (x, y, r), padded
+    obstacles: jnp.ndarray  # (slots, 3) rows (x, y, r), padded (20, or a batch's maximum)
     psoas: jnp.ndarray  # (2,) left, right strength multipliers
     done: jnp.ndarray  # () bool, episode over (fall, step limit or non-finite state)
