@@ -260,6 +260,8 @@ def test_course_pool_resets(params) -> None:
         fx.rollout(
             params, padded_to_20, lambda o, k: o[:18], jax.random.PRNGKey(0), 1, reset_pool=pool
         )
+    with pytest.raises(ValueError, match="reset_state's obstacle rows"):
+        fx.autoreset_step(params, padded_to_20, jnp.zeros((4, 18)), state)
 
 
 def test_float32_parameters_give_float32_states(params, batch) -> None:

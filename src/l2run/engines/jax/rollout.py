@@ -302,6 +302,17 @@ def _observe_any(params: ModelParams, state: EnvState) -> jnp.ndarray:
     return env_step.observe(params, state)
 
 
+def _check_obstacle_rows(state: EnvState, obstacles: jnp.ndarray, what: str) -> None:
+    """Refuse restart courses whose padded obstacle rows differ from the state's (a clear error
+    instead of a shape mismatch deep inside the traced step); shapes only, so jit-safe."""
+    rows, expected = jnp.shape(obstacles)[-2:], jnp.shape(state.obstacles)[-2:]
+    if rows != expected:
+        raise ValueError(
+            f"{what}'s obstacle rows {rows} differ from the state's {expected}: build both "
+            "with the same `course_arrays` slots"
+        )
+
+
 @engine_jit(static_argnames=("integrator", "first_integrator"))
 def autoreset_step(
     params: ModelParams,
@@ -320,6 +331,7 @@ def autoreset_step(
     episode ended (either flag) continues as its row of `reset_state`. `max_episode_steps` is a
     traced value: changing it does not recompile.
     """
+    _check_obstacle_rows(state, reset_state.obstacles, "reset_state")
     new, obs, reward, done = _step_any(params, state, action, integrator, first_integrator)
     failed = done & (reward == env_step.INTEGRATOR_FAILURE_REWARD)
     terminated = done & ((obs[..., PELVIS_Y] < env_step.FALL_HEIGHT_M) | failed)
@@ -369,11 +381,10 @@ def rollout(
         raise ValueError("pass reset_state or reset_pool, not both")
     if reset_pool is not None and not _is_batched(state):
         raise ValueError("reset_pool needs a batched state (leading axis B)")
-    if reset_pool is not None and reset_pool.obstacles.shape[1:] != state.obstacles.shape[1:]:
-        raise ValueError(
-            f"reset_pool's obstacle rows {reset_pool.obstacles.shape[1:]} differ from the "
-            f"state's {state.obstacles.shape[1:]}: build both with the same `course_arrays` slots"
-        )
+    if reset_pool is not None:
+        _check_obstacle_rows(state, reset_pool.obstacles, "reset_pool")
+    if reset_state is not None:
+        _check_obstacle_rows(state, reset_state.obstacles, "reset_state")
     obs0 = _observe_any(params, state)
 
     def body(carry: tuple[EnvState, jnp.ndarray, jax.Array], _: None) -> tuple[Any, Transition]:
