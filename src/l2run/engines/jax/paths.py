@@ -277,16 +277,14 @@ def _per_muscle(a: jnp.ndarray, index: np.ndarray) -> jnp.ndarray:
     return a[rows, index]
 
 
-def _spread(compact: jnp.ndarray, columns: np.ndarray, n_q: int) -> jnp.ndarray:
-    """(M, n_q) with row m's entries `compact[m]` at coordinates `columns[m]` (n_q: padding,
-    dropped) and zeros elsewhere; `columns` fixed while tracing, so gathers at constant
-    positions."""
+def _spread(compact: jnp.ndarray, columns: list[np.ndarray], n_q: int) -> jnp.ndarray:
+    """(M, n_q) with row m's first len(columns[m]) entries of `compact` (M, C) at the
+    coordinates `columns[m]` and zeros elsewhere: one gather at constant positions (fixed
+    while tracing)."""
     width = compact.shape[1]
     index = np.full((compact.shape[0], n_q), width, dtype=np.int32)  # width: the zero column
     for m, cols in enumerate(columns):
-        for k, c in enumerate(cols):
-            if c < n_q:
-                index[m, c] = k
+        index[m, cols] = np.arange(len(cols))
     padded = jnp.concatenate([compact, jnp.zeros_like(compact[:, :1])], axis=1)
     return _per_muscle(padded, index)
 
@@ -319,8 +317,8 @@ def path_lengths(
     return jnp.sum(dist, axis=-1)
 
 
-def muscle_coordinates(tree: BodyTreeParams, p: PathParams) -> np.ndarray:
-    """(M, C) the coordinates each path's length can depend on, padded with n_q: those of the
+def muscle_coordinates(tree: BodyTreeParams, p: PathParams) -> list[np.ndarray]:
+    """Per muscle, the coordinates (sorted indices) its path's length can depend on: those of the
     joints between its bodies (on the way from each body up to, not including, the joint of
     their deepest common ancestor) and those its moving points read. The joints above that
     common ancestor move every point of the path rigidly together, so the length's derivative
@@ -339,11 +337,8 @@ def muscle_coordinates(tree: BodyTreeParams, p: PathParams) -> np.ndarray:
         bodies = sorted({int(b) for b in row if b < n_b})
         joints = ancestors[bodies].any(axis=0) & ~ancestors[bodies].all(axis=0)
         coords = {int(c) for c in dof_coord[joints].ravel() if c < n_q} | moving.get(m, set())
-        sets.append(sorted(coords))
-    out = np.full((len(sets), max(len(c) for c in sets)), n_q, dtype=np.int32)
-    for m, coords in enumerate(sets):
-        out[m, : len(coords)] = coords
-    return out
+        sets.append(np.array(sorted(coords), dtype=np.int32))
+    return sets
 
 
 class PathGeometry(NamedTuple):
@@ -363,13 +358,13 @@ def path_geometry(
     angle_jac: jnp.ndarray,
     q: jnp.ndarray,
     u: jnp.ndarray,
-    columns: np.ndarray | None = None,
+    columns: list[np.ndarray] | None = None,
 ) -> PathGeometry:
     """Lengths, lengthening speeds and Jacobians of all muscle paths.
 
     origin (nb, 2) m, angle (nb,) rad: body poses in ground; origin_jac (nb, 2, n_q) and
     angle_jac (nb, n_q): their Jacobians with respect to the speeds u (= q̇), as
-    `kinematics.FrameJacobians` holds them; q, u (n_q,). `columns` (M, C), from
+    `kinematics.FrameJacobians` holds them; q, u (n_q,). `columns` (per muscle), from
     `muscle_coordinates`: the Jacobians are computed on those coordinates only and are zero
     elsewhere (None: on every coordinate, each to its round-off).
     """
@@ -413,8 +408,8 @@ def path_geometry(
     axis_dir = jnp.take_along_axis(axis_dirs, ai[:, None, None], axis=1)[:, 0]  # (S, 3)
     coord = np.minimum(concrete(p.moving_coord), n_q - 1)
     if columns is None:
-        columns = np.tile(np.arange(n_q, dtype=np.int32), (body.shape[0], 1))
-    columns = np.asarray(columns)
+        columns = [np.arange(n_q)] * body.shape[0]
+    width = max(len(c) for c in columns)
     # where each moving function's coordinate sits among its muscle's columns (a function
     # without a coordinate adds a zero slope anywhere: the first)
     at_column = np.array(
@@ -430,14 +425,15 @@ def path_geometry(
         wrench = jnp.concatenate([w[..., :2], torque[..., None]], axis=-1)  # (M, P, 3)
         rows = []
         for m, bodies in enumerate(muscle_bodies):
-            cols = columns[m]
+            cols = columns[m]  # each row computed on its muscle's coordinates only
             terms = [
                 functools.reduce(operator.add, [wrench[m, k] for k in points])
-                @ body_jac[b][:, np.minimum(cols, n_q - 1)]
+                @ body_jac[b][:, cols]
                 for b, points in bodies
             ]
-            rows.append(functools.reduce(operator.add, terms, jnp.zeros(len(cols), wrench.dtype)))
-        compact = jnp.stack(rows)  # (M, C) on each muscle's columns
+            row = functools.reduce(operator.add, terms, jnp.zeros(len(cols), wrench.dtype))
+            rows.append(jnp.concatenate([row, jnp.zeros(width - len(cols), row.dtype)]))
+        compact = jnp.stack(rows)  # (M, width), zero-padded
         moving = slopes * jnp.sum(w[mi, pi] * axis_dir, axis=-1)
         compact = compact + add_at_2d(mi, at_column, moving, compact.shape)
         return _spread(compact, columns, n_q)

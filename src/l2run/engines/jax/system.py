@@ -320,8 +320,7 @@ def imex_substep(
         params, mech, y.q, y.u, obstacles
     )
     g = mech.geometry
-    n_q = y.q.shape[0]
-    columns = [c[c < n_q] for c in paths.muscle_coordinates(params.tree, params.paths)]
+    columns = paths.muscle_coordinates(params.tree, params.paths)
     # −K_muscles, each muscle's outer product on its own coordinates
     muscle_stiffness = dynamics.weighted_gram(g.force_jac, g.length_jac, stiffness, columns)
     matrix = mech.terms.mass_matrix + h * h * muscle_stiffness - (h * h * k_other + h * d_other)
