@@ -2,11 +2,12 @@
 came from.
 
     python benchmarks/profile_substep.py [--n 256 | --single] [--layout minor|major]
-        [--scheme imex_stiff|imex] [--top 30]
+        [--scheme imex_stiff|imex] [--top 30] [--dtype float32]
 
-Compiles one batched substep (float64, params passed as arguments as `rollout.batch_step` does,
-with the engine's compile options; runners on the last axis as the CPU batch has them,
-`--layout major` for `jax.vmap`'s layout) for N runners on N difficulty-2 courses, runs it under
+Compiles one batched substep (float64, or `--dtype float32`; params passed as arguments as
+`rollout.batch_step` does, with the engine's compile options; runners on the last axis as the
+CPU batch has them, `--layout major` for `jax.vmap`'s layout) for N runners on N difficulty-2
+courses (as many obstacle rows as a batch holds), runs it under
 `jax.profiler`, reads the kernel times from the trace's XSpace file (a small protobuf reader below:
 the profiler's own viewer is not a dependency) and prints the slowest kernels in µs per runner per
 substep with their shapes and the innermost `l2run` source lines of the HLO's stack frames.
@@ -138,6 +139,7 @@ def main() -> None:
     ap.add_argument("--scheme", choices=("imex_stiff", "imex"), default="imex_stiff")
     ap.add_argument("--top", type=int, default=30, help="kernels to list")
     ap.add_argument("--calls", type=int, default=10, help="profiled calls")
+    ap.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     ap.add_argument(
         "--single", action="store_true", help="one runner, not vmapped (as the single env runs)"
     )
@@ -156,17 +158,20 @@ def main() -> None:
     from bench_engines import batched_state, first_state, smooth_excitations
 
     from l2run.engines.jax import loop_kernels, minor_vmap, system
+    from l2run.engines.jax import rollout as fx
     from l2run.engines.jax.integrate import Continuous
     from l2run.engines.jax.params import load_params
     from l2run.engines.jax.step import parse_integrator
     from l2run.engines.jax.xla_options import engine_jit
 
     n, stiff = (1 if args.single else args.n), args.scheme == "imex_stiff"
-    params = load_params()
-    batch = batched_state(first_state(params, parse_integrator(f"{args.scheme}:10")), n)
+    params64 = load_params()
+    params = fx.cast_floats(params64, args.dtype)
+    state1 = first_state(params64, parse_integrator(f"{args.scheme}:10"))
+    batch = fx.cast_floats(batched_state(state1, n), args.dtype)
     y = Continuous(batch.q, batch.u, batch.activation, batch.fiber_length)
-    excitation = jnp.asarray(smooth_excitations(1, n)[0])
-    h = jnp.asarray(0.001)
+    excitation = jnp.asarray(smooth_excitations(1, n)[0], args.dtype)
+    h = jnp.asarray(0.001, args.dtype)
 
     # The one-kernel loops as the runners-last batch and the single env trace them.
     kernels = args.single or args.layout == "minor"

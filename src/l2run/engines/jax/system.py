@@ -8,6 +8,8 @@ mass-matrix system. Everything is a pure function of arrays.
 
 from __future__ import annotations
 
+import functools
+import operator
 from typing import NamedTuple
 
 import jax
@@ -215,37 +217,45 @@ def _contact_and_ligament_jacobians(
 
     ct = contact.contact_tangents(params.contact, origin, angle, origin_vel, omega, obstacles)
     n_q = q.shape[0]
-    # Each contact's body Jacobian rows (C, 3, n_q): origin x, origin y, angle.
-    body_jac = jnp.concatenate([fj.origin_jac, fj.angle_jac[:, None, :]], axis=1)[ct.body]
+    # Each body's Jacobian rows (nb, 3, n_q): origin x, origin y, angle.
+    body_rows = jnp.concatenate([fj.origin_jac, fj.angle_jac[:, None, :]], axis=1)
     # Each contact's wrench on its body w = (F_x, F_y, (p − o) × F) about the body origin,
-    # and its derivatives (C, 3, 6) by the body's six rigid motions (origin held fixed).
+    # and its derivatives (6, C, 3) by the body's six rigid motions (origin held fixed).
     lever = ct.point - origin[ct.body]  # (C, 2)
     wrench = jnp.concatenate([ct.force, kinematics.cross_z(lever, ct.force)[:, None]], -1)
     d_torque = kinematics.cross_z(ct.d_point, ct.force) + kinematics.cross_z(lever, ct.d_force)
-    d_wrench = jnp.concatenate([ct.d_force, d_torque[..., None]], -1).transpose(1, 2, 0)
-    d_wrench = d_wrench.reshape(-1, 3, 2, 3)  # (C, 3, pose/velocity, 3)
+    d_wrench = jnp.concatenate([ct.d_force, d_torque[..., None]], -1)
     platform_wrench = jnp.where(
         (np.arange(wrench.shape[0]) < contact.N_PLATFORM_CONTACTS)[:, None], wrench, 0.0
     )
     # Q = Σ_c B_cᵀ w_c with B_c the body Jacobian rows, so ∂Q/∂q = Σ_c B_cᵀ (∂w_c/∂pose) B_c
-    # and ∂Q/∂u = Σ_c B_cᵀ (∂w_c/∂velocity) B_c. The platform's Q itself (the obstacles' come
+    # and ∂Q/∂u = Σ_c B_cᵀ (∂w_c/∂velocity) B_c. The contacts on one body share its rows B
+    # and its six rigid motions, so their wrenches and wrench derivatives are summed per body
+    # first (heel and toe bodies: 3 contacts each with the platform and two obstacles), and
+    # each body's sum goes through its rows once. The platform's Q itself (the obstacles' come
     # from `_mechanics`) rides along as one more column of the same product. A foot's rows are
-    # zero outside the coordinates of its leg and the pelvis, so the contacts are taken a foot
-    # at a time on those columns only (the same products, less than half the terms), and the
-    # blocks added into the n_q × n_q matrices at their fixed positions.
+    # zero outside the coordinates of its leg and the pelvis, so the bodies are taken a foot
+    # at a time on those columns only, and the blocks added into the n_q × n_q matrices at
+    # their fixed positions.
     coordinates = kinematics.body_coordinates(params.tree)
     groups: dict[tuple[int, ...], list[int]] = {}
-    for c, b in enumerate(ct.body):
-        groups.setdefault(tuple(coordinates[b].tolist()), []).append(c)
+    for b in dict.fromkeys(ct.body.tolist()):
+        groups.setdefault(tuple(coordinates[b].tolist()), []).append(b)
     slots, values = [], []  # flat (row, column) positions in [K | D | Q] and their values
-    for cols, rows in groups.items():
-        cols, rows, s = np.asarray(cols), np.asarray(rows), len(cols)
-        jac = body_jac[rows][..., cols]  # (C_g, 3, s)
-        pose_and_velocity = jnp.einsum("camk,ckj->camj", d_wrench[rows], jac)
-        columns = jnp.concatenate(
-            [pose_and_velocity.reshape(-1, 3, 2 * s), platform_wrench[rows][..., None]], axis=-1
-        )
-        products = jnp.einsum("cai,cax->ix", jac, columns)  # (s, 2 s + 1)
+    for cols, bodies in groups.items():
+        cols, s = np.asarray(cols), len(cols)
+        products = None
+        for b in bodies:
+            on_body = np.flatnonzero(ct.body == b)
+            # sums of a few static rows, added out (a reduction would be a kernel of its own)
+            d_w = functools.reduce(operator.add, [d_wrench[:, c] for c in on_body])
+            d_w = d_w.reshape(2, 3, 3)  # (pose/velocity m, motion k, wrench component a)
+            w = functools.reduce(operator.add, [platform_wrench[c] for c in on_body])
+            jac = body_rows[b][:, cols]  # (3, s)
+            pose_and_velocity = jnp.einsum("mka,kj->amj", d_w, jac).reshape(3, 2 * s)
+            columns = jnp.concatenate([pose_and_velocity, w[:, None]], axis=-1)
+            block = jnp.einsum("ai,ax->ix", jac, columns)  # (s, 2 s + 1)
+            products = block if products is None else products + block
         targets = np.concatenate([cols, n_q + cols, [2 * n_q]])  # into (n_q, 2 n_q + 1)
         slots.append((cols[:, None] * (2 * n_q + 1) + targets[None, :]).ravel())
         values.append(products.reshape(-1))
