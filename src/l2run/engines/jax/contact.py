@@ -53,6 +53,9 @@ from l2run.model.names import BODIES, FOOT_CONTACTS
 # Obstacle contact (osim-rl 1.5, as `l2run.engines.opensim_engine` builds it).
 OBSTACLE_STIFFNESS_TIMES_RADIUS = 1.0e6  # N/m^2 · m: stiffness = this / r
 OBSTACLE_DISSIPATION = 1.0e-5  # s/m
+# osim-rl's obstacle contact sets have no friction (static, dynamic and viscous 0): their
+# pairs skip the friction terms, which would only add exact zeros.
+OBSTACLE_FRICTION = False
 HERTZ_FACTOR = 4.0 / 3.0
 DISSIPATION_FACTOR = 1.5
 HERTZ_EXPONENT = 1.5  # f_H ∝ d^(3/2)
@@ -212,8 +215,12 @@ class _PairForce(NamedTuple):
     per_speed: jnp.ndarray  # (...) s/m: friction coefficient per unit slip speed
 
 
-def _pair_force(pairs: _Pairs) -> _PairForce:
-    """Force of each pair (`_Pairs`); meaningful where touching (elsewhere force and f are 0)."""
+def _pair_force(pairs: _Pairs, friction: bool = True) -> _PairForce:
+    """Force of each pair (`_Pairs`); meaningful where touching (elsewhere force and f are 0).
+
+    `friction` False: the pairs' friction coefficients are all 0 (the obstacles'), so the
+    force is the normal force alone; the friction terms, which would add exact zeros, are
+    skipped (`v_t`, `v_slip` and `per_speed` then come back as zeros)."""
     k, c, us, ud, uv = pairs.material
     d = jnp.where(pairs.touching, pairs.depth, 1.0)  # keeps sqrt's gradient finite off contact
     f_h = jnp.where(pairs.touching, HERTZ_FACTOR * k * d * jnp.sqrt(pairs.radius * k * d), 0.0)
@@ -221,8 +228,11 @@ def _pair_force(pairs: _Pairs) -> _PairForce:
     # surface 1 is fixed: v1 − v2 = −(velocity of the sphere body's material point there)
     v = -_body_point_velocity(pairs.point, pairs.body_origin, pairs.body_vel, pairs.body_omega)
     v_n = _dot(v, normal)
-    v_t = v - v_n[..., None] * normal
     f = f_h * (1 + DISSIPATION_FACTOR * c * v_n)
+    if not friction:
+        zero = jnp.zeros_like(f)
+        return _PairForce(f[..., None] * normal, f, f_h, v, v_n, jnp.zeros_like(v), zero, zero)
+    v_t = v - v_n[..., None] * normal
     slip_sq = _dot(v_t, v_t)
     slipping = slip_sq > 0.0
     v_slip = jnp.where(slipping, jnp.sqrt(jnp.where(slipping, slip_sq, 1.0)), 0.0)
@@ -445,7 +455,7 @@ def _obstacle_contacts(
 ) -> ContactForces:
     """The obstacles' 4 contact rows each (arguments as `_obstacle_pairs`)."""
     pairs = _obstacle_pairs(p, centers, b_origin, b_vel, b_omega, obstacles)
-    pf = _pair_force(pairs)
+    pf = _pair_force(pairs, friction=OBSTACLE_FRICTION)
     n_obs = pairs.touching.shape[0]
     o_force = jnp.where(_obstacle_applied(pairs, pf.f)[..., None], pf.force, 0.0)
     return ContactForces(
@@ -507,9 +517,11 @@ def _pair_force_tangents(
     d_depth: jnp.ndarray,
     d_normal: jnp.ndarray,
     d_point: jnp.ndarray,
+    friction: bool = True,
 ) -> jnp.ndarray:
     """Derivatives (6, ..., 3) of `_pair_force`'s force (unmasked) along the body tangents,
-    given those of the depth (6, ...), normal (6, ..., 3) and application point (6, ..., 3).
+    given those of the depth (6, ...), normal (6, ..., 3) and application point (6, ..., 3);
+    `friction` False for frictionless pairs (as `_pair_force`'s).
 
     Differentiates, with f_H' = 3/2 f_H/d (f_H ∝ d^(3/2)): f = f_H (1 + 3/2 c v_n),
     F = f n + f (φ(v_s) + μv) v_t, φ(v_s) = (μd + 2(μs − μd)/(1 + (v_s/v_tr)²)) / max(v_s, v_tr),
@@ -531,6 +543,8 @@ def _pair_force_tangents(
     d_f = d_f_hertz * (1 + DISSIPATION_FACTOR * c * pf.v_n) + (
         DISSIPATION_FACTOR * c * pf.f_hertz * d_v_n
     )
+    if not friction:
+        return d_f[..., None] * normal + pf.f[..., None] * d_normal
     d_v_t = d_v - d_v_n[..., None] * normal - pf.v_n[..., None] * d_normal
     slipping = pf.v_slip > 0
     d_slip = jnp.where(slipping, _dot(v_t, d_v_t) / jnp.where(slipping, pf.v_slip, 1.0), 0.0)
@@ -593,7 +607,7 @@ def contact_tangents(
 
     # obstacles: n = (c − o_c)/|c − o_c|; depth = R − |c − o_c|; point = o_c + (r_o − s1 d) n
     obs = _obstacle_pairs(p, centers, b_origin, b_vel, b_omega, obstacles)
-    obs_force = _pair_force(obs)
+    obs_force = _pair_force(obs, friction=OBSTACLE_FRICTION)
     touching = obs.touching
     r_obstacle = jnp.asarray(obstacles)[:, 2:3]  # (K, 1)
     dist = jnp.where(touching, r_obstacle + p.sphere_radius - obs.depth, 1.0)
@@ -605,7 +619,9 @@ def contact_tangents(
     d_point = (-obs.s1 * d_depth)[..., None] * n + (r_obstacle - obs.s1 * obs.depth)[
         ..., None
     ] * d_normal
-    d_obs = _pair_force_tangents(obs, obs_force, d_depth, d_normal, d_point)
+    d_obs = _pair_force_tangents(
+        obs, obs_force, d_depth, d_normal, d_point, friction=OBSTACLE_FRICTION
+    )
     acts = _obstacle_applied(obs, obs_force.f)
     obs_rows = (
         jnp.where(acts[..., None], obs_force.force, 0.0),
