@@ -44,7 +44,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from l2run.engines.jax.indexed_writes import add_at, known_while_tracing, one_hot_mask, short_sum
+from l2run.engines.jax.indexed_writes import add_at, known_while_tracing, short_sum
 from l2run.engines.jax.kinematics import cos_sin, perp
 from l2run.engines.jax.paths import _body_z
 from l2run.engines.jax.static import Static, concrete
@@ -360,17 +360,22 @@ def _platform_applied(
     # origin), then spheres by centre − radius along it
     all_centres = jnp.concatenate([jnp.broadcast_to(t0, (2, 1, 3)), ctr], axis=1)  # (2, 3, 3)
     spread = jnp.sum(jnp.abs(all_centres - jnp.mean(all_centres, axis=1, keepdims=True)), axis=1)
-    axis = jnp.where(spread[:, 0] > spread[:, 1], 0, 1)
-    axis = jnp.where(spread[:, 2] > jnp.take_along_axis(spread, axis[:, None], 1)[:, 0], 2, axis)
-    start = jnp.take_along_axis(ctr, axis[:, None, None].repeat(2, 1), 2)[..., 0] - rad
+    # Each set's axis and order picked by selects, not gathers: in a batch every runner picks
+    # its own, which a gather on the runners-last layout fetches lane by lane.
+    x_widest = spread[:, 0] > spread[:, 1]
+    widest = jnp.where(x_widest, spread[:, 0], spread[:, 1])
+    z_widest = spread[:, 2] > widest
+    along = jnp.where(
+        z_widest[:, None], ctr[..., 2], jnp.where(x_widest[:, None], ctr[..., 0], ctr[..., 1])
+    )
+    start = along - rad
     second_first = start[:, 1] < start[:, 0]  # stable sort: ties keep set order
     pulls = pairs.touching & (f <= 0)
-    first = jnp.where(second_first, 1, 0)
-    other = 1 - first
-    first_pulls = jnp.take_along_axis(pulls, first[:, None], 1)[:, 0]
+    first_pulls = jnp.where(second_first, pulls[:, 1], pulls[:, 0])
     applied = pairs.touching & ~pulls
-    # the contact after a pulling one is never reached
-    blocked_other = one_hot_mask(other, 2) & first_pulls[:, None]
+    # the contact after a pulling one is never reached: the second of the set's order
+    other = jnp.stack([second_first, ~second_first], axis=1)
+    blocked_other = other & first_pulls[:, None]
     return applied & ~blocked_other
 
 
