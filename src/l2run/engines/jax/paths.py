@@ -346,7 +346,9 @@ class PathGeometry(NamedTuple):
 
     length: jnp.ndarray  # (M,) m
     speed: jnp.ndarray  # (M,) m/s, lengthening speed (OpenSim's getLengtheningSpeed)
-    length_jac: jnp.ndarray  # (M, n_q) ∂L/∂q over all segments (speed = length_jac @ u)
+    # (M, n_q) ∂L/∂q over all segments (speed = length_jac @ u); a same-body segment adds
+    # only its moving points' terms (its rigid-motion terms cancel)
+    length_jac: jnp.ndarray
     force_jac: jnp.ndarray  # (M, n_q) ∂L_f/∂q over segments between different bodies
 
 
@@ -416,11 +418,16 @@ def path_geometry(
         [np.append(np.flatnonzero(columns[m] == c), 0)[0] for m, c in zip(mi, coord, strict=True)]
     )
 
-    def jacobian(weight: jnp.ndarray) -> jnp.ndarray:
+    def point_weights(weight: jnp.ndarray) -> jnp.ndarray:
+        """(M, P, 3): each point's sum of the unit vectors of the weighted segments ending
+        there minus those starting there."""
         uw = unit * weight[..., None]  # (M, K, 3), zero where a slot is not used
         uw = jnp.concatenate([uw, jnp.zeros_like(uw[:, :1])], axis=1)  # slot K: none
         ending = jnp.sum(_per_muscle(uw, plan.ends_at), axis=-2)  # one used slot at most
-        w = ending - jnp.sum(_per_muscle(uw, plan.starts_at), axis=-2)
+        return ending - jnp.sum(_per_muscle(uw, plan.starts_at), axis=-2)
+
+    def rigid_part(w: jnp.ndarray) -> jnp.ndarray:
+        """(M, width): the bodies' rigid motions' share of the Jacobian, zero-padded."""
         torque = arm[..., 0] * w[..., 1] - arm[..., 1] * w[..., 0]
         wrench = jnp.concatenate([w[..., :2], torque[..., None]], axis=-1)  # (M, P, 3)
         rows = []
@@ -433,15 +440,21 @@ def path_geometry(
             ]
             row = functools.reduce(operator.add, terms, jnp.zeros(len(cols), wrench.dtype))
             rows.append(jnp.concatenate([row, jnp.zeros(width - len(cols), row.dtype)]))
-        compact = jnp.stack(rows)  # (M, width), zero-padded
+        return jnp.stack(rows)
+
+    def jacobian(rigid: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
+        """(M, n_q): the rigid part plus the moving points' own motion."""
         moving = slopes * jnp.sum(w[mi, pi] * axis_dir, axis=-1)
-        compact = compact + add_at_2d(mi, at_column, moving, compact.shape)
-        return _spread(compact, columns, n_q)
+        return _spread(rigid + add_at_2d(mi, at_column, moving, rigid.shape), columns, n_q)
 
     crosses = _per_muscle(body, plan.start) != _per_muscle(body, plan.end)  # static
-    w_all = jnp.where(used, 1.0, 0.0)
-    w_force = jnp.where(used & jnp.asarray(crosses), 1.0, 0.0)
-    length_jac, force_jac = jacobian(w_all), jacobian(w_force)
+    w_all = point_weights(jnp.where(used, 1.0, 0.0))
+    w_force = point_weights(jnp.where(used & jnp.asarray(crosses), 1.0, 0.0))
+    # A segment between two points of one body keeps its length under that body's rigid
+    # motions (its two terms cancel, to round-off), so the lengths' rigid part is the
+    # forces': only the moving points' own motion differs.
+    rigid = rigid_part(w_force)
+    length_jac, force_jac = jacobian(rigid, w_all), jacobian(rigid, w_force)
     return PathGeometry(
         length=length, speed=length_jac @ u, length_jac=length_jac, force_jac=force_jac
     )
