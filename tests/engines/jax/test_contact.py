@@ -270,3 +270,36 @@ def test_contact_tangents_equal_forward_mode_derivatives():
         pulled += int(np.sum(np.asarray(want.normal_force) < 0))
     print("slips below/above the transition speed, pulling:", slow_slips, fast_slips, pulled)
     assert slow_slips > 0 and fast_slips > 0 and pulled > 0
+
+
+def test_obstacle_pairs_skip_only_zero_friction_terms(monkeypatch):
+    """The obstacles' contact sets have no friction, and the forces and derivatives computed
+    without the friction terms equal those with them (which then add exact zeros)."""
+    params = contact.compile_contact(load_definition())
+    rng = np.random.default_rng(5)
+    states = [_pressed_feet(params, rng) for _ in range(5)]
+
+    def outputs():
+        return [
+            (contact.contact_forces(params, *s), contact.contact_tangents(params, *s))
+            for s in states
+        ]
+
+    skipped = outputs()
+    monkeypatch.setattr(contact, "OBSTACLE_FRICTION", True)
+    full = outputs()
+    touching = 0
+    for (f_skip, t_skip), (f_full, t_full) in zip(skipped, full, strict=True):
+        np.testing.assert_array_equal(f_skip.force, f_full.force)
+        np.testing.assert_array_equal(t_skip.d_force, t_full.d_force)
+        np.testing.assert_array_equal(t_skip.d_point, t_full.d_point)
+        touching += int(np.sum(np.asarray(f_full.normal_force)[4:] > 0))
+    assert touching > 0  # obstacle pairs pushed, so the comparison covered their forces
+    origin, angle, vel, omega, obstacles = states[0]
+    body = np.asarray(params.sphere_body)
+    centers = contact.sphere_centers(params, origin, angle)
+    pairs = contact._obstacle_pairs(
+        params, centers, origin[body], vel[body], omega[body], obstacles
+    )
+    _, _, us, ud, uv = pairs.material
+    assert not np.any(np.asarray(us)) and not np.any(np.asarray(ud)) and not np.any(uv)
