@@ -14,7 +14,10 @@ on the course of seed 0 (`bench_engines.courses`). Run it with `PJRT_NPROC=1` (o
 thread, as the engine runs). The parts are traced with the engine's single-kernel spellings
 (`loop_kernels`), as its steps are. `--batch N` maps each part over N runners on the last axis
 (`minor_vmap`, as a CPU batch chunk runs: 64 float64 or 128 float32 runners) and prints CPU µs
-per runner.
+per runner. The state is a constant of each compiled loop, and XLA folds what depends on it
+alone (the muscles' inputs in the fibre Newton part, for one), so a change that speeds up a
+part here may not speed up `batch_step`: confirm with `ab_engine.py --step`
+(benchmarks/RESULTS.md, 2026-12-05 session 38).
 """
 
 from __future__ import annotations

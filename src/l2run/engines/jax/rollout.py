@@ -381,10 +381,8 @@ def rollout(
         raise ValueError("pass reset_state or reset_pool, not both")
     if reset_pool is not None and not _is_batched(state):
         raise ValueError("reset_pool needs a batched state (leading axis B)")
-    if reset_pool is not None:
+    if reset_pool is not None:  # (`autoreset_step` checks a `reset_state` itself)
         _check_obstacle_rows(state, reset_pool.obstacles, "reset_pool")
-    if reset_state is not None:
-        _check_obstacle_rows(state, reset_state.obstacles, "reset_state")
     obs0 = _observe_any(params, state)
 
     def body(carry: tuple[EnvState, jnp.ndarray, jax.Array], _: None) -> tuple[Any, Transition]:
