@@ -406,3 +406,44 @@ def test_stiff_substep_keeps_float32(params):
     for a32, a64 in zip(y32, y64, strict=True):
         assert a32.dtype == jnp.float32
         np.testing.assert_allclose(a32, a64, rtol=1e-3, atol=1e-4 * float(jnp.abs(a64).max()))
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_stiff_substep_solve_reads_every_nonzero_of_its_matrix(params, monkeypatch, batched):
+    """The stiff substep solves its 9×9 system on `stiff_matrix_pattern`'s entries only (one
+    leg's coordinates never meeting the other's): the same step, to round-off, as LAPACK's
+    dense solve reading every entry, with the feet pressed into the platform and obstacles,
+    muscles excited and the body moving (every term of the matrix in play); for one runner
+    and for a batch traced with the runners last (the matrix's blocks assembled per body)."""
+    from l2run.engines.jax import linear_solve, minor_vmap, system
+
+    rng = np.random.default_rng(7)
+    y = continuous(_default_state(params))
+    q = y.q.at[COORDINATES.index("pelvis_ty")].add(-0.01)  # feet pressed into the platform
+    y = y._replace(q=q, u=jnp.asarray(rng.normal(scale=0.5, size=q.shape)))
+    obstacles = _pressed_obstacles(params, y, (1, 2), [])
+    excitation = jnp.asarray(rng.uniform(0.0, 1.0, size=18))
+    psoas = jnp.ones(2)
+    pattern = system.stiff_matrix_pattern(params)
+    assert not pattern.all() and pattern.sum() > 9  # some coupling left out, some kept
+
+    def run(yy):  # a new function on every call, traced afresh: the patch below is seen
+        def substep(y1):
+            return system.imex_substep(params, y1, excitation, obstacles, psoas, H, stiff=True)
+
+        if batched:
+            return jax.jit(minor_vmap.vmap_minor(substep, (True,)))(yy)
+        return jax.jit(substep)(yy)
+
+    ys = y
+    if batched:  # two runners: the state and a copy moving the other way
+        ys = jax.tree.map(lambda a, b: jnp.stack([a, b], -1), y, y._replace(u=-y.u))
+    structured = run(ys)
+    with monkeypatch.context() as m:
+        m.setattr(linear_solve, "solve_structured", lambda a, b, _: jnp.linalg.solve(a, b))
+        dense = run(ys)
+    change = np.asarray(dense.u - ys.u)
+    assert np.abs(change).max() > 1e-3  # the step does move the speeds
+    np.testing.assert_allclose(
+        np.asarray(structured.u - ys.u), change, rtol=0, atol=1e-9 * np.abs(change).max()
+    )

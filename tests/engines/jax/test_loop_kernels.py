@@ -35,15 +35,17 @@ _COUNT_LOOP_KERNELS = textwrap.dedent(
     """
     import jax.numpy as jnp
     from l2run.engines.jax.params import load_params
+    from l2run.engines.jax.integrate import Integrator
     from l2run.engines.jax.step import DEFAULT_INTEGRATOR, reset, step
     from l2run.engines.jax import loop_kernels
     assert loop_kernels.single_kernel_loops_pay()  # the default for one runner
     params = load_params()
     state = reset(params, jnp.zeros((10, 3)), jnp.ones(2))
     action = jnp.full(18, 0.1)
-    for single in (True, False):
+    explicit = Integrator("imex", DEFAULT_INTEGRATOR.substeps)  # solves with LAPACK unflagged
+    for integrator, single in ((DEFAULT_INTEGRATOR, True), (explicit, True), (explicit, False)):
         text = step.lower(
-            params, state, action, DEFAULT_INTEGRATOR, None, single_kernel_loops=single
+            params, state, action, integrator, None, single_kernel_loops=single
         ).compile().as_text()
         print(text.count(" while("), text.count('xla_cpu_small_call="true"'))
     """
@@ -110,9 +112,11 @@ def params():
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="a CPU backend compilation choice")
 def test_single_runner_loops_become_single_kernels() -> None:
-    (loops, kernels), (loops_b, kernels_b) = _loop_and_kernel_counts(_COUNT_LOOP_KERNELS)[-2:]
-    assert loops > 0 and kernels == loops  # every loop of one runner's step: one kernel
-    assert kernels_b < loops_b  # scatters and LAPACK keep the substep loops apart
+    counts = _loop_and_kernel_counts(_COUNT_LOOP_KERNELS)[-3:]
+    for loops, kernels in counts[:2]:  # the stiff and the plain IMEX scheme, flagged
+        assert loops > 0 and kernels == loops  # every loop of one runner's step: one kernel
+    loops_b, kernels_b = counts[2]
+    assert kernels_b < loops_b  # unflagged, the plain scheme's LAPACK solve keeps loops apart
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="a CPU backend compilation choice")

@@ -29,7 +29,7 @@ from l2run.engines.jax import (
 from l2run.engines.jax.indexed_writes import add_at
 from l2run.engines.jax.integrate import Continuous, StiffJacobian
 from l2run.engines.jax.params import ModelParams
-from l2run.model.names import BODIES, OBS_BODIES
+from l2run.model.names import BODIES, COORDINATES, OBS_BODIES
 
 _OBS_BODY_INDEX = jnp.array([BODIES.index(b) for b in OBS_BODIES])
 
@@ -335,8 +335,24 @@ def imex_substep(
     muscle_stiffness = dynamics.weighted_gram(g.force_jac, g.length_jac, stiffness, columns)
     matrix = mech.terms.mass_matrix + h * h * muscle_stiffness - (h * h * k_other + h * d_other)
     rhs = h * (mech.terms.passive_forces + applied + platform_forces + h * k_other @ y.u)
-    u = y.u + linear_solve.solve(matrix, rhs)
+    u = y.u + linear_solve.solve_structured(matrix, rhs, stiff_matrix_pattern(params))
     return Continuous(q=y.q + h * u, u=u, activation=activation, fiber_length=fiber_length)
+
+
+def stiff_matrix_pattern(params: ModelParams) -> np.ndarray:
+    """(n_q, n_q) bool, fixed while tracing: where the stiff substep's matrix can be nonzero.
+    The mass matrix and the contacts couple the coordinates of each body's joints from ground
+    (`kinematics.body_coordinates`), a muscle those its path depends on
+    (`paths.muscle_coordinates`), a ligament only its own: one leg's coordinates never meet
+    the other's."""
+    n_q = len(COORDINATES)
+    pattern = np.eye(n_q, dtype=bool)
+    sets = kinematics.body_coordinates(params.tree) + paths.muscle_coordinates(
+        params.tree, params.paths
+    )
+    for cols in sets:
+        pattern[np.ix_(cols, cols)] = True
+    return pattern
 
 
 def derivatives(
