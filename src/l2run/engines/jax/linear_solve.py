@@ -5,6 +5,10 @@ with partial pivoting, as LAPACK's `getrf`/`getrs`, unrolled over the columns of
 size is known when tracing, because a loop holding a library call cannot become one kernel
 (see `loop_kernels`). Both give the same numbers to round-off (the same pivots and
 eliminations).
+
+`solve_structured`: for a matrix that is zero outside a pattern fixed while tracing (the stiff
+substep's, `system.stiff_matrix_pattern`), elimination without row exchanges on the pattern's
+entries only, unrolled in every spelling.
 """
 
 from __future__ import annotations
