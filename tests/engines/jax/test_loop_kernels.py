@@ -42,8 +42,8 @@ _COUNT_LOOP_KERNELS = textwrap.dedent(
     params = load_params()
     state = reset(params, jnp.zeros((10, 3)), jnp.ones(2))
     action = jnp.full(18, 0.1)
-    explicit = Integrator("imex", DEFAULT_INTEGRATOR.substeps)  # solves with LAPACK unflagged
-    for integrator, single in ((DEFAULT_INTEGRATOR, True), (explicit, True), (explicit, False)):
+    plain = Integrator("imex", DEFAULT_INTEGRATOR.substeps)  # solves with LAPACK unflagged
+    for integrator, single in ((DEFAULT_INTEGRATOR, True), (plain, True), (plain, False)):
         text = step.lower(
             params, state, action, integrator, None, single_kernel_loops=single
         ).compile().as_text()
