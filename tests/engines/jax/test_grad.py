@@ -32,7 +32,7 @@ FROM_FIRST_STEP = (Integrator("rk4", 10), None, 1, False)
 FROM_RESET = (S.DEFAULT_INTEGRATOR, S.FIRST_STEP_INTEGRATOR, 0, None)
 
 
-@pytest.mark.slow  # 5–6 min each on a 2-core machine (reverse-mode compilation)
+@pytest.mark.slow  # reverse-mode compilation: 25–55 s each alone (session 39), minutes under load
 @pytest.mark.timeout(GRAD_TIMEOUT_S)
 @pytest.mark.parametrize(
     "schemes", [FROM_FIRST_STEP, FROM_RESET], ids=["after-first-step", "from-reset"]

@@ -92,18 +92,18 @@ def solve_structured(matrix: jnp.ndarray, rhs: jnp.ndarray, pattern: np.ndarray)
         raise ValueError(f"matrix {matrix.shape} and rhs {rhs.shape} do not match ({n}, {n})")
     a = {(int(i), int(j)): matrix[i, j] for i, j in zip(*np.nonzero(filled), strict=True)}
     b = [rhs[i] for i in range(n)]
+    position = np.argsort(order)  # when each coordinate is eliminated
+    # per k, the coordinates eliminated after it that k meets (the filled pattern is
+    # symmetric: k's rows below it are its columns after it)
+    later = {k: np.flatnonzero(filled[k] & (position > position[k])).tolist() for k in range(n)}
     inverse_pivot: dict[int, jnp.ndarray] = {}
-    later: dict[int, list[int]] = {}  # per k, the coordinates eliminated after it that k meets
-    eliminated: set[int] = set()
     for k in order.tolist():
-        later[k] = [j for j in range(n) if filled[k, j] and j != k and j not in eliminated]
         inverse_pivot[k] = 1.0 / a[k, k]
-        for i in later[k]:  # the filled pattern is symmetric: k's rows below = columns after
+        for i in later[k]:
             factor = a[i, k] * inverse_pivot[k]
             for j in later[k]:
                 a[i, j] = a[i, j] - factor * a[k, j]
             b[i] = b[i] - factor * b[k]
-        eliminated.add(k)
     x: dict[int, jnp.ndarray] = {}
     for k in reversed(order.tolist()):
         value = b[k]
