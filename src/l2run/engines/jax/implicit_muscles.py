@@ -22,8 +22,9 @@ from l2run.engines.jax.muscles import MuscleParams
 
 # Newton on the fibre lengths runs until no fibre is estimated to be further than this fraction
 # of its optimal length from the solution (or, in float32, 16 units of round-off: a float32
-# iteration cannot settle closer) ...
-FIBER_NEWTON_TOLERANCE = 1e-10
+# iteration cannot settle closer) ... ~1 nm: backward Euler's own error in the fibre lengths is
+# ~10 µm per control step (benchmarks/scheme_error.py), and 1e-10 cost float64 5 % more time.
+FIBER_NEWTON_TOLERANCE = 1e-8
 FIBER_NEWTON_ROUNDOFF_UNITS = 16.0
 # ... or this many iterations. A control step's substeps take a few (5.5 on average along the
 # pretrained runner's gait with the plain stop; the contraction estimate below saves the last,
