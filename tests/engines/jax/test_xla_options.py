@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from l2run.engines.jax import xla_options
+from l2run.engines.jax import loop_kernels, xla_options
 from l2run.engines.jax.xla_options import CPU_COMPILE_OPTIONS, compile_options, engine_jit
 
 
@@ -59,6 +59,29 @@ def test_inside_another_program_it_is_a_plain_nested_jit(operands, monkeypatch, 
     grad = jax.grad(lambda a, b: inner(a, b).sum())(*operands)  # traced without a jit around
     assert grad.shape == operands[0].shape and bool(jnp.all(jnp.isfinite(grad)))
     assert not xla_options._inside_trace(operands, {})
+
+
+def test_one_kernel_programs_run_once_inside_a_loop(operands, monkeypatch) -> None:
+    """`engine_jit(one_kernel=True)`: a top-level call traces the function inside a one-trip
+    while loop (its arguments and trip count behind optimization barriers), with the same
+    numbers and static arguments; nested in another trace (here reverse mode, which a while
+    loop would refuse) the function is traced as it is."""
+    monkeypatch.setattr(loop_kernels, "single_kernel_loops_pay", lambda: True)
+    wrapped = engine_jit(static_argnames=("scale",), one_kernel=True)(_small_dynamics)
+    plain = engine_jit(static_argnames=("scale",))(_small_dynamics)
+    np.testing.assert_allclose(
+        wrapped(*operands, scale=2.0), plain(*operands, scale=2.0), rtol=1e-12, atol=1e-12
+    )
+    assert " while(" in wrapped.lower(*operands, scale=2.0).compile().as_text()
+    assert " while(" not in plain.lower(*operands, scale=2.0).compile().as_text()
+    grads = [
+        jax.grad(lambda a, f=f: f(a, operands[1]).sum())(operands[0]) for f in (wrapped, plain)
+    ]
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12)
+    # without the loop-size threshold (or on another backend) nothing is wrapped
+    monkeypatch.setattr(loop_kernels, "single_kernel_loops_pay", lambda: False)
+    unwrapped = engine_jit(one_kernel=True)(_small_dynamics)
+    assert " while(" not in unwrapped.lower(*operands).compile().as_text()
 
 
 def test_an_xla_that_rejects_the_options_compiles_without_them(operands, monkeypatch) -> None:

@@ -170,7 +170,7 @@ def unpack_params(buffers: tuple[jnp.ndarray, ...], layout: ParamLayout) -> Mode
     return jax.tree.unflatten(layout.treedef, leaves)
 
 
-@engine_jit(static_argnames=("layout", "integrator", "first_integrator"))
+@engine_jit(static_argnames=("layout", "integrator", "first_integrator"), one_kernel=True)
 def _step_and_snapshot(
     param_buffers, packed, obstacles, psoas, action, plan, layout, integrator, first_integrator
 ):

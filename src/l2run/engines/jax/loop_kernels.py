@@ -23,9 +23,11 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import jax  # importing JAX does not start it: the flags are read when its CPU client starts
+import jax.numpy as jnp
 
 from l2run.engines.cpu_threads import jax_backend_started
 
@@ -90,6 +92,41 @@ def request_small_loop_threshold() -> bool:
     os.environ[XLA_FLAGS_ENV] = " ".join(tokens)
     _in_force = True
     return True
+
+
+def as_one_kernel(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`fn(*args, **kwargs)` traced as the body of a while loop that runs once, so that XLA's
+    CPU backend can compile a whole program into one kernel (inside a jit; arguments that are
+    not traced values pass through as they are).
+
+    Left to itself, a program's operations outside its loops are each a kernel launch: one
+    runner's control step has ~250 of them (the observation, the packing, everything computed
+    from the parameters) around its substep loop, ~20 % of its time (benchmarks/RESULTS.md,
+    2026-12-05 session 40). A loop that runs once would be removed by XLA's loop simplifier,
+    and a body that does not depend on the loop would be hoisted out of it, so the trip count
+    and the arguments pass through optimization barriers: values neither XLA pass can see
+    through, which compute nothing (the same bits). Forward mode only: a while loop has no
+    reverse-mode derivative."""
+    leaves, treedef = jax.tree.flatten((args, kwargs))
+    traced = [i for i, leaf in enumerate(leaves) if isinstance(leaf, jax.core.Tracer)]
+
+    def call(values: list[Any]) -> Any:
+        filled = list(leaves)
+        for i, value in zip(traced, values, strict=True):
+            filled[i] = value
+        call_args, call_kwargs = jax.tree.unflatten(treedef, filled)
+        return fn(*call_args, **call_kwargs)
+
+    values = [leaves[i] for i in traced]
+    shapes = jax.eval_shape(call, values)
+    once = jax.lax.optimization_barrier(jnp.ones((), jnp.int32))
+
+    def body(carry: tuple[jnp.ndarray, Any]) -> tuple[jnp.ndarray, Any]:
+        count, inputs = jax.lax.optimization_barrier((carry[0], values))
+        return count + 1, call(inputs)
+
+    start = (jnp.zeros((), jnp.int32), jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))
+    return jax.lax.while_loop(lambda carry: carry[0] < once, body, start)[1]
 
 
 def single_kernel_loops_pay() -> bool:

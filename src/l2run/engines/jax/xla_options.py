@@ -21,6 +21,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from l2run.engines.jax import loop_kernels
+
 CPU_COMPILE_OPTIONS: dict[str, Any] = {
     "xla_cpu_experimental_ynn_fusion_type": "",
     # Let LLVM use 512-bit vectors where the CPU has them (AVX-512; elsewhere it keeps the
@@ -87,8 +89,10 @@ def compile_options(backend: str | None = None) -> dict[str, Any]:
 class _EngineJit:
     """A jitted function compiled with `compile_options()` of the backend at first use."""
 
-    def __init__(self, fun: Callable[..., Any], jit_kwargs: dict[str, Any]) -> None:
-        self._fun, self._jit_kwargs = fun, jit_kwargs
+    def __init__(
+        self, fun: Callable[..., Any], jit_kwargs: dict[str, Any], one_kernel: bool = False
+    ) -> None:
+        self._fun, self._jit_kwargs, self._one_kernel = fun, jit_kwargs, one_kernel
         self._jitted: dict[str, Any] = {}
         functools.update_wrapper(self, fun)
 
@@ -104,7 +108,10 @@ class _EngineJit:
             options = {} if backend == "nested" else compile_options(backend)
             # Without options the plain call, which every JAX the package allows accepts.
             extra = {"compiler_options": options} if options else {}
-            jitted = jax.jit(self._fun, **extra, **self._jit_kwargs)
+            fun = self._fun
+            if self._one_kernel and backend == "cpu" and loop_kernels.single_kernel_loops_pay():
+                fun = functools.wraps(fun)(functools.partial(loop_kernels.as_one_kernel, fun))
+            jitted = jax.jit(fun, **extra, **self._jit_kwargs)
             self._jitted[backend] = jitted
         return jitted
 
@@ -115,9 +122,15 @@ class _EngineJit:
         return self._for_backend(args, kwargs).lower(*args, **kwargs)
 
 
-def engine_jit(fun: Callable[..., Any] | None = None, **jit_kwargs: Any) -> Any:
+def engine_jit(
+    fun: Callable[..., Any] | None = None, *, one_kernel: bool = False, **jit_kwargs: Any
+) -> Any:
     """`jax.jit(fun, **jit_kwargs)` with `compile_options()`; usable as `@engine_jit` or
-    `@engine_jit(static_argnames=...)`."""
+    `@engine_jit(static_argnames=...)`. `one_kernel`: called outside any trace on a CPU
+    backend with the loop-size threshold (`loop_kernels.single_kernel_loops_pay`), the
+    program is traced inside `loop_kernels.as_one_kernel` (for one runner's step: its
+    operations outside the substep loops were ~20 % of its time); nested in another program,
+    or under a transformation, `fun` is traced as it is (reverse mode included)."""
     if fun is None:
-        return functools.partial(engine_jit, **jit_kwargs)
-    return _EngineJit(fun, jit_kwargs)
+        return functools.partial(engine_jit, one_kernel=one_kernel, **jit_kwargs)
+    return _EngineJit(fun, jit_kwargs, one_kernel)
