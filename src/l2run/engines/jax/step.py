@@ -130,9 +130,7 @@ def _all_finite(y: Continuous) -> jnp.ndarray:
     return jnp.all(jnp.isfinite(jnp.concatenate([jnp.ravel(x) for x in jax.tree.leaves(y)])))
 
 
-@engine_jit(
-    static_argnames=("integrator", "first_integrator", "single_kernel_loops"), one_kernel=True
-)
+@engine_jit(static_argnames=("integrator", "first_integrator", "single_kernel_loops"))
 def step(
     params: ModelParams,
     state: EnvState,
