@@ -95,8 +95,8 @@ _COUNT_ROLLOUT_LOOP_KERNELS = textwrap.dedent(
 )
 
 # And the operations a single runner's step program launches outside its kernels: the
-# JaxEngine's step (`engine_jit(one_kernel=True)`), then `step` called at the top level, which
-# is traced as it is (what the one-kernel wrapper saves).
+# JaxEngine's step with a substep plan (`engine_jit(one_kernel=True)`), then `step` called at
+# the top level, which is traced as it is (what the one-kernel wrapper saves).
 _COUNT_STEP_PROGRAM_OPERATIONS = textwrap.dedent(
     """
     import re
@@ -114,7 +114,7 @@ _COUNT_STEP_PROGRAM_OPERATIONS = textwrap.dedent(
     e = engine.JaxEngine()
     args = (e._param_buffers, e._packed, e._obstacles, e._psoas, np.full(18, 0.1), e._plans[0],
             e._layout, e.integrator, e._first_integrator)
-    print(operations(engine._step_and_snapshot.lower(*args).compile()))
+    print(operations(engine._planned_step_and_snapshot.lower(*args).compile()))
     state, action = e.state, jnp.full(18, 0.1)
     print(operations(step_module.step.lower(e.params, state, action, e.integrator, None).compile()))
     """

@@ -61,6 +61,7 @@ def test_inside_another_program_it_is_a_plain_nested_jit(operands, monkeypatch, 
     assert not xla_options._inside_trace(operands, {})
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="a CPU-only wrapper")
 def test_one_kernel_programs_run_once_inside_a_loop(operands, monkeypatch) -> None:
     """`engine_jit(one_kernel=True)`: a top-level call traces the function inside a one-trip
     while loop (its arguments and trip count behind optimization barriers), with the same

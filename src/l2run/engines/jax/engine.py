@@ -170,8 +170,7 @@ def unpack_params(buffers: tuple[jnp.ndarray, ...], layout: ParamLayout) -> Mode
     return jax.tree.unflatten(layout.treedef, leaves)
 
 
-@engine_jit(static_argnames=("layout", "integrator", "first_integrator"), one_kernel=True)
-def _step_and_snapshot(
+def _step_and_pack(
     param_buffers, packed, obstacles, psoas, action, plan, layout, integrator, first_integrator
 ):
     """`step` from the state in `packed` (done cleared: that is RunEnv's business), and the
@@ -183,6 +182,18 @@ def _step_and_snapshot(
     new, obs, reward, done = step(params, state, action, integrator, first, plan=plan)
     failed = done & (reward == INTEGRATOR_FAILURE_REWARD)
     return _pack(params, new, obs, failed)
+
+
+_STEP_STATIC = ("layout", "integrator", "first_integrator")
+# With a plan (the imex schemes) the whole program is one CPU kernel (`as_one_kernel`: ~250
+# operations around the substep loop launched one by one otherwise; `RunEnv.step` 1.27x,
+# benchmarks/RESULTS.md, 2026-12-05 session 40). Without one (RK4, whose step holds the ROS2
+# first-step scheme's 600 substeps for its redo) it is not: LLVM took 4 min instead of 1.5 over
+# that one kernel.
+_step_and_snapshot = engine_jit(_step_and_pack, static_argnames=_STEP_STATIC)
+_planned_step_and_snapshot = engine_jit(
+    _step_and_pack, static_argnames=_STEP_STATIC, one_kernel=True
+)
 
 
 @engine_jit(static_argnames=("layout",))
@@ -252,7 +263,8 @@ class JaxEngine:
             fresh = self._snapshot()["step_count"] == 0
             plans = self._plans[1:] if fresh else self._plans
         for plan in plans:
-            packed = _step_and_snapshot(
+            program = _step_and_snapshot if plan is None else _planned_step_and_snapshot
+            packed = program(
                 self._param_buffers,
                 self._packed,
                 self._obstacles,
