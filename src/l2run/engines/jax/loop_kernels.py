@@ -16,6 +16,8 @@ which let one runner's loops become single kernels. Both give the same numbers t
 gathers at constant positions in either case.)
 The choice is made while tracing: `step.step(..., single_kernel_loops=...)` sets it for the
 program it traces (its jit cache key includes it), batched entry points pass False.
+`as_one_kernel` goes one level up: it puts a whole program inside such a loop, so that nothing
+is launched outside it (`xla_options.engine_jit(..., one_kernel=True)`: `JaxEngine`'s step).
 """
 
 from __future__ import annotations
