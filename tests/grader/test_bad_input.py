@@ -137,3 +137,20 @@ def test_other_participant_cannot_touch_an_instance(client, settings, instance):
 def test_errors_never_leak_the_seed(client, instance):
     reply = step(client, instance, json={"action": ACTION})
     assert "seed" not in json.dumps(reply.json())
+
+
+@pytest.mark.parametrize("episode_id", ["99999999999999999999999", "0", "-3", str(2**63)])
+@pytest.mark.parametrize(
+    "route", ["/api/episodes/{}/replay-check", "/replays/{}", "/replays/{}/recording.npz"]
+)
+def test_episode_ids_out_of_range_are_refused(client, route, episode_id):
+    assert_refused(client.get(route.format(episode_id)), 422)
+
+
+def test_control_characters_are_refused_before_the_database(client, token, instance):
+    """PostgreSQL cannot store NUL in text: such strings are a 422, not a driver error."""
+    created = client.post("/v1/envs/", json={"token": token, "version": "a\u0000b"})
+    assert_refused(created, 422, "version")
+    for route in ("reset/", "step/", "close/"):
+        assert_refused(client.post(f"/v1/envs/a%00b/{route}", json={"action": ACTION}), 422)
+    assert_episode_intact(client, instance, steps_before=0)

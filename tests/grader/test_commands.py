@@ -36,3 +36,12 @@ def test_every_grader_command_has_help():
     for command in ("serve", "add-user", "list-users", "revoke", "leaderboard"):
         result = invoke(command, "--help")
         assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_an_undefined_round_is_a_usage_error(tmp_path):
+    db = f"sqlite:///{tmp_path / 'admin.db'}"
+    for command in (["leaderboard", "--round", "7"], ["serve", "--round", "9", "--port", "1"]):
+        result = invoke(*command, "--db", db)
+        assert result.exit_code == 2, result.output  # click's usage error, no traceback
+        assert "is not defined; rounds: [1, 2]" in result.output
+        assert "Traceback" not in result.output

@@ -4,12 +4,16 @@ loses nothing (its environments are rebuilt by replaying the logged actions)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import math
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError
 
 from l2run.grader.app import create_app
-from l2run.grader.services.pool import EpisodeSpec, SimulationPool
+from l2run.grader.services.pool import EnvMissing, EpisodeSpec, SimulationFailed, SimulationPool
 from l2run.grader.services.pool import simulation as sim
 
 from .conftest import ACTION
@@ -89,6 +93,7 @@ def test_step_past_the_time_limit_ends_the_trial_not_the_server(settings, pool, 
         reply = client.post(f"/v1/envs/{instance}/step/", json={"action": ACTION})
     assert reply.status_code == 200, reply.text
     assert reply.json()["done"] is True
+    assert reply.json()["reward"] == INTEGRATOR_FAILURE_REWARD  # as RunEnv's own failures
     assert "longer than the 0.0001 s limit" in reply.json()["info"]["error"]
 
 
@@ -120,3 +125,115 @@ def test_a_second_full_submission_after_failures_still_scores(client, token):
     reply = client.post(f"/v1/envs/{instance}/monitor/close/")
     assert reply.status_code == 200
     assert isinstance(reply.json()["reward"], float) and len(totals) == 2
+
+
+class ResetLosesWorker(IntegratorFailsAtStep):
+    """The real pool, except that the first `losses` resets find their worker gone."""
+
+    def __init__(self, pool: SimulationPool, losses: int) -> None:
+        super().__init__(pool, fail_at=0)
+        self.losses = losses
+
+    async def reset(self, key, spec):
+        if self.losses:
+            self.losses -= 1
+            raise EnvMissing("worker 0 stopped (simulated for the test)")
+        return await self.pool.reset(key, spec)
+
+
+def test_a_worker_lost_during_reset_is_replaced(settings, pool, token):
+    with TestClient(
+        create_app(settings, pool=ResetLosesWorker(pool, losses=1)), raise_server_exceptions=False
+    ) as client:
+        instance = client.post("/v1/envs/", json={"token": token}).json()["instance_id"]
+        reply = client.post(f"/v1/envs/{instance}/reset/")
+        assert reply.status_code == 200, reply.text
+        assert len(reply.json()["observation"]) == 41
+
+
+def test_a_reset_that_fails_twice_says_so_and_loses_nothing(settings, pool, token):
+    with TestClient(
+        create_app(settings, pool=ResetLosesWorker(pool, losses=2)), raise_server_exceptions=False
+    ) as client:
+        instance = client.post("/v1/envs/", json={"token": token}).json()["instance_id"]
+        refused = client.post(f"/v1/envs/{instance}/reset/")
+        assert refused.status_code == 503
+        assert "call reset again" in refused.json()["message"]
+        again = client.post(f"/v1/envs/{instance}/reset/")  # no trial was started by the failure
+        assert again.status_code == 200, again.text
+        step = client.post(f"/v1/envs/{instance}/step/", json={"action": ACTION}).json()
+        assert step["info"]["trial"] == 1 and step["info"]["step"] == 1
+
+
+def test_a_step_the_log_lost_is_not_kept(client, token):
+    """A database failure while recording a step answers 500 "nothing was recorded"; the
+    environment must then not carry that step on: the episode goes on from the log, and its
+    replay matches what was graded."""
+    service = client.app.state.grader
+    record = service._record_step
+    failures = iter([True])
+
+    def flaky(*args):
+        if next(failures, False):
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        return record(*args)
+
+    service._record_step = flaky
+    instance = client.post("/v1/envs/", json={"token": token}).json()["instance_id"]
+    client.post(f"/v1/envs/{instance}/reset/")
+    lost = client.post(f"/v1/envs/{instance}/step/", json={"action": [0.9] * 18})
+    assert lost.status_code == 500 and "nothing was recorded" in lost.json()["message"]
+    done, steps = False, 0
+    while not done:
+        reply = client.post(f"/v1/envs/{instance}/step/", json={"action": ACTION})
+        assert reply.status_code == 200, reply.text
+        done, steps = reply.json()["done"], steps + 1
+        assert reply.json()["info"]["step"] == steps  # the lost step is not counted
+    episode = client.get("/api/episodes/1/replay-check").json()
+    assert episode["match"] is True and episode["steps"] == steps
+
+
+class NonFiniteEnv:
+    """Stands in for a RunEnv whose step comes back with NaN (test-only)."""
+
+    def step(self, action):
+        return [0.0] * 41, math.nan, False, {}
+
+    def close(self):
+        pass
+
+
+def test_a_non_finite_step_is_a_failed_step():
+    table = sim.EnvTable()
+    table._envs["k"] = (NonFiniteEnv(), ("opensim", 3))
+    with pytest.raises(SimulationFailed, match="non-finite"):
+        table.step("k", ACTION)
+    assert len(table) == 0  # dropped, and not kept as a spare
+    assert not table._spare.get(("opensim", 3))
+
+
+STEP_LIMIT_S = 0.2  # far above one OpenSim step (~5 ms), far below a 100-step replay
+
+
+def test_time_queued_behind_a_replay_is_not_charged_to_a_step(pool):
+    """A step waiting on its worker behind a long replay (a spectator's) keeps its own time
+    limit: it runs once the worker is free and completes."""
+    from l2run.grader.services.seeds import derive_seed
+
+    spec = EpisodeSpec("opensim", 3, 2, derive_seed("test-secret", 1, "", 0))
+
+    async def scenario():
+        await pool.reset("queued", spec)
+        replay = asyncio.create_task(pool.replay(spec, [ACTION] * 150))
+        await asyncio.sleep(0.1)  # the replay holds the worker
+        started = asyncio.get_running_loop().time()
+        outcome = await pool.step("queued", ACTION, STEP_LIMIT_S)
+        waited = asyncio.get_running_loop().time() - started
+        replayed = await replay
+        await pool.drop("queued")
+        return outcome, waited, replayed
+
+    outcome, waited, replayed = asyncio.run(scenario())
+    assert outcome.error is None and len(outcome.observation) == 41
+    assert len(replayed.rewards) > 100  # (the runner may fall before the 150th action)
+    assert waited > STEP_LIMIT_S  # it waited longer than its limit, nearly all of it queued

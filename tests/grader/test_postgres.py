@@ -54,3 +54,29 @@ def test_submissions_on_postgres(pg_settings, pool):
         rewards = session.scalars(select(Step.reward).where(Step.episode_id == episode)).all()
     db.dispose()
     assert sum(rewards) == check["graded_total"]  # float64 round trip through PostgreSQL
+
+
+def test_concurrent_creations_keep_the_submission_limit(pg_settings, pool, tmp_path):
+    """Round 2 allows 2 submissions: 12 creations at once (PostgreSQL runs them side by side)
+    accept exactly 2 and refuse the rest with the rule, and the database holds 2."""
+    from l2run.grader.storage.models import Submission
+
+    from .test_rules import give_round1_score, round2_client
+
+    token = make_user(pg_settings, "racer")
+    give_round1_score(pg_settings, "racer", 10.0)
+    with round2_client(pg_settings, pool, tmp_path, qualify_score=0.0) as client:
+        with concurrent.futures.ThreadPoolExecutor(12) as threads:
+            replies = list(
+                threads.map(lambda _: client.post("/v1/envs/", json={"token": token}), range(12))
+            )
+    codes = sorted(r.status_code for r in replies)
+    assert codes == [200] * 2 + [403] * 10, [r.text for r in replies]
+    assert all(
+        "at most 2 submissions" in r.json()["message"] for r in replies if r.status_code == 403
+    )
+    db = Database(pg_settings.database_url)
+    with db.session() as session:
+        rows = session.scalars(select(Submission).where(Submission.round == 2)).all()
+    db.dispose()
+    assert len(rows) == 2

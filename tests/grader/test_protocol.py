@@ -104,7 +104,29 @@ def check_client_errors(base: str, token: str) -> None:
     assert short.value.status_code == 422 and "exactly 18" in short.value.message
     reply = client.env_step(np.full(18, 0.5))  # numpy actions are sent as lists
     assert reply[3]["step"] == 1
+    reply = client.env_step([np.float32(0.5)] * 18)  # and lists of numpy scalars as numbers
+    assert reply[3]["step"] == 2
     client.env_close()
     with pytest.raises(ServerError) as closed:
         client.env_step([0.5] * 18)
     assert closed.value.status_code == 410 and "closed" in closed.value.message
+
+
+def test_client_keeps_a_path_in_remote_base():
+    """A grader behind a path prefix (a reverse proxy's /grader/) is reached under it."""
+    from osim.http.client import Client
+
+    class Recorded:
+        status_code, reason, text = 200, "OK", "{}"
+
+        def json(self):
+            return {"instance_id": "abc", "observation": None}
+
+    urls = []
+    for base in ("http://grader.example/l2run", "http://grader.example/l2run/"):
+        client = Client(base)
+        client.session.post = lambda url, **kwargs: urls.append(url) or Recorded()
+        client.env_create("token")
+    assert urls[0] == "http://grader.example/l2run/v1/envs/"
+    assert urls[:3] == urls[3:]
+    assert all(u.startswith("http://grader.example/l2run/v1/envs/") for u in urls)

@@ -170,3 +170,44 @@ def test_seed_scope(settings, pool, token, tmp_path, scope, same):
             client.post(f"/v1/envs/{instance}/close/")
     # The reset observation shows the course (psoas strengths, next obstacle).
     assert (first[0] == first[1]) is same
+
+
+def test_unknown_ids_and_finished_instances_leave_no_lock(client, token):
+    """Per-instance locks live only while a call uses them: a caller inventing ids, or a
+    finished instance, cannot grow the server's memory."""
+    service = client.app.state.grader
+    for i in range(50):
+        assert client.post(f"/v1/envs/bogus{i}/reset/").status_code == 404
+    instance = client.post("/v1/envs/", json={"token": token}).json()["instance_id"]
+    client.post(f"/v1/envs/{instance}/reset/")
+    client.post(f"/v1/envs/{instance}/close/")
+    assert len(service._locks) == 0
+
+
+def test_an_instance_found_expired_frees_its_environment(settings, pool, token):
+    """Expiry noticed by a call (before the sweep) closes the instance and frees its env."""
+    idle = settings.model_copy(update={"idle_timeout_s": 0.5, "expiry_check_interval_s": 3600})
+    with TestClient(create_app(idle, pool=pool), raise_server_exceptions=False) as client:
+        instance = client.post("/v1/envs/", json={"token": token}).json()["instance_id"]
+        client.post(f"/v1/envs/{instance}/reset/")
+        assert instance in pool._home
+        time.sleep(0.8)
+        reply = client.post(f"/v1/envs/{instance}/step/", json={"action": ACTION})
+        assert reply.status_code == 410
+        assert instance not in pool._home
+        assert instance not in client.app.state.grader._last_observation
+
+
+def test_closing_an_abandoned_instance_still_needs_its_owner(settings, pool, token):
+    from .conftest import make_user
+
+    mallory = make_user(settings, "mallory")
+    with TestClient(create_app(settings, pool=pool), raise_server_exceptions=False) as client:
+        instance = client.post("/v1/envs/", json={"token": token}).json()["instance_id"]
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert client.post(f"/v1/envs/{instance}/close/", headers=bearer).status_code == 200
+        other = client.post(
+            f"/v1/envs/{instance}/close/", headers={"Authorization": f"Bearer {mallory}"}
+        )
+        assert other.status_code == 403 and "another participant" in other.json()["message"]
+        assert client.post(f"/v1/envs/{instance}/close/", headers=bearer).status_code == 200

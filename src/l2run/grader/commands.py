@@ -21,6 +21,21 @@ def _settings(**overrides):
     return GraderSettings(**{k: v for k, v in overrides.items() if v is not None})
 
 
+def _check_round(settings) -> None:
+    """A usage error (not a traceback) for a round the rounds file does not define."""
+    from l2run.grader.rounds import load_rounds
+
+    try:
+        rounds = load_rounds(settings.rounds_file)
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--rounds-file") from None
+    if settings.round not in rounds:
+        raise typer.BadParameter(
+            f"round {settings.round} is not defined; rounds: {sorted(rounds)}",
+            param_hint="--round",
+        )
+
+
 def _database(db: str | None):
     from l2run.grader.storage.database import Database
 
@@ -59,6 +74,7 @@ def serve(
         pool_backend=pool,
         idle_timeout_s=idle_timeout,
     )
+    _check_round(settings)
     typer.echo(
         f"l2run grader: round {settings.round}, {settings.workers} {settings.pool_backend} "
         f"workers, engine {settings.engine}, database {settings.database_url}"
@@ -116,7 +132,9 @@ def leaderboard(
     """Print the leaderboard of a round."""
     from l2run.grader.services.leaderboard import leaderboard as board
 
-    number = _settings(round=round).round
+    settings = _settings(round=round)
+    _check_round(settings)
+    number = settings.round
     with _database(db).session() as session:
         entries = board(session, number)
     typer.echo(f"Round {number}")

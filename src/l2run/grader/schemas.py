@@ -10,14 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field
 ACTION_SIZE = 18  # one excitation per muscle, l2run.model.names.MUSCLES order
 MAX_TOKEN_LENGTH = 256
 
+# Text the grader stores or echoes: no control characters (PostgreSQL refuses NUL in text).
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 # A JSON number that is finite. Strict: "0.5" and true are refused, not coerced.
 FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
 class CreateRequest(BaseModel):
-    env_id: str = Field(default="RunEnv", max_length=64)
-    token: str = Field(min_length=1, max_length=MAX_TOKEN_LENGTH)
-    version: str = Field(default="", max_length=64)
+    env_id: str = Field(default="RunEnv", max_length=64, pattern=PRINTABLE)
+    token: str = Field(min_length=1, max_length=MAX_TOKEN_LENGTH, pattern=PRINTABLE)
+    version: str = Field(default="", max_length=64, pattern=PRINTABLE)
 
 
 class CreateResponse(BaseModel):

@@ -52,7 +52,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -302,17 +302,38 @@ class Recorder:
         self.closed = True
         if not self.frames:
             return None
-        arrays = self.arrays()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".rec-", suffix=".npz")
-        os.close(fd)
-        try:
-            np.savez_compressed(tmp, **arrays)
-            os.replace(tmp, self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        _write_atomically(self.path, self.arrays())
         return self.path
+
+
+def _write_atomically(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Save `arrays` as a compressed .npz at `path`, replacing any file there only once the
+    new one is complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".rec-", suffix=".npz")
+    os.close(fd)
+    try:
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def drop_metadata(path: str | os.PathLike[str], keys: Iterable[str]) -> Path:
+    """Rewrite the recording at `path` without the metadata `keys` (e.g. a course seed that must
+    not leave a grader); the frames stay as they are. Returns the path."""
+    p = Path(path)
+    load_recording(p)  # refuse anything that is not a recording before rewriting it
+    with np.load(p, allow_pickle=False) as data:
+        arrays = {k: np.asarray(data[k]) for k in data.files}
+    header = json.loads(str(arrays["header"]))
+    dropped = set(keys)
+    metadata = header.get("metadata") or {}
+    header["metadata"] = {k: v for k, v in metadata.items() if k not in dropped}
+    arrays["header"] = np.array(json.dumps(header))
+    _write_atomically(p, arrays)
+    return p
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
-from urllib.parse import urljoin
 
 import requests
 
@@ -45,14 +44,21 @@ def _package_version() -> str:
 
 
 def _jsonable_action(action: Any) -> Any:
-    """numpy arrays (and other sequences with tolist) become lists; anything else is sent as is
-    and the server says what is wrong with it."""
+    """numpy arrays (and other sequences with tolist) become lists, and numpy scalars in a list
+    or tuple become numbers; anything else is sent as is and the server says what is wrong
+    with it."""
     tolist = getattr(action, "tolist", None)
     if callable(tolist):
         return tolist()
-    if isinstance(action, tuple):
-        return list(action)
+    if isinstance(action, list | tuple):
+        return [_jsonable_number(v) for v in action]
     return action
+
+
+def _jsonable_number(value: Any) -> Any:
+    """A numpy scalar's Python number (`item`); anything else as it is."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) and getattr(value, "shape", None) == () else value
 
 
 class Client:
@@ -68,7 +74,8 @@ class Client:
     # -- transport ----------------------------------------------------------------------------
 
     def _post(self, route: str, data: Any = None) -> dict[str, Any]:
-        url = urljoin(self.remote_base, route)
+        # Joined by hand: `urljoin` would drop a path in remote_base ("http://host/grader").
+        url = self.remote_base.rstrip("/") + route
         log.debug("POST %s", url)
         response = self.session.post(url, data=json.dumps(data), timeout=self.timeout)
         try:

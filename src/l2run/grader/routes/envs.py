@@ -24,7 +24,13 @@ router = APIRouter(
     tags=["envs"],
     responses=error_responses(400, 401, 403, 404, 409, 410, 413, 422, 429),
 )
-InstanceId = Annotated[str, Path(min_length=1, max_length=64, description="from POST /v1/envs/")]
+# Ids are `secrets.token_urlsafe` strings: anything else is refused (422) before a lookup.
+InstanceId = Annotated[
+    str,
+    Path(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="from POST /v1/envs/"
+    ),
+]
 
 
 @router.post("/", response_model=CreateResponse)

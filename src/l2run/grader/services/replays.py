@@ -103,6 +103,9 @@ class ReplayService:
         check = await self.check(episode_id, record=True)
         if check.recording is None or not check.recording.exists():
             raise GraderError(500, f"re-simulating episode {episode_id} wrote no recording")
+        # A page left in the folder was made from an earlier recording (an earlier run of the
+        # grader, perhaps on another database sharing the folder): the next one is made anew.
+        check.recording.with_suffix(".html").unlink(missing_ok=True)
         self._recorded[episode_id] = check
         return check
 

@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import statistics
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
+from l2run.engines.base import INTEGRATOR_FAILURE_REWARD
 from l2run.grader.errors import GraderError
 from l2run.grader.rounds import RoundRules
 from l2run.grader.services.participants import authenticate, ensure_not_revoked
@@ -39,6 +41,7 @@ from l2run.grader.storage.database import Database
 from l2run.grader.storage.models import (
     Episode,
     EpisodeStatus,
+    Participant,
     Step,
     Submission,
     SubmissionStatus,
@@ -77,10 +80,12 @@ class StepReply:
 
 
 class _Refusal:
-    """Returned (not raised) from a transaction that must commit before the request is refused."""
+    """Returned (not raised) from a transaction that must commit before the request is refused;
+    `expired`: the instance it just closed, whose environment is then freed."""
 
-    def __init__(self, error: GraderError) -> None:
+    def __init__(self, error: GraderError, expired: str | None = None) -> None:
         self.error = error
+        self.expired = expired
 
 
 class GraderService:
@@ -97,7 +102,9 @@ class GraderService:
         self.pool = pool
         self.rules = rules
         self._secret = secret
-        self._locks: dict[str, asyncio.Lock] = {}
+        # Held only while a call holds or awaits it: a lock nobody uses (an unknown id's, a
+        # finished instance's) leaves the table by itself, so ids cannot grow it.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._last_observation: dict[str, list[float]] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -109,8 +116,15 @@ class GraderService:
 
         result = await asyncio.to_thread(run)
         if isinstance(result, _Refusal):
+            if result.expired is not None:
+                await self._free(result.expired)
             raise result.error
         return result
+
+    async def _free(self, instance_id: str) -> None:
+        """Forget a closed instance's environment and its last observation."""
+        await self.pool.drop(instance_id)
+        self._last_observation.pop(instance_id, None)
 
     def _lock(self, instance_id: str) -> asyncio.Lock:
         lock = self._locks.get(instance_id)
@@ -129,16 +143,8 @@ class GraderService:
             raise GraderError(
                 404, f"unknown instance {instance_id!r}: create one with POST /v1/envs/"
             )
-        participant = submission.participant
-        ensure_not_revoked(participant)
-        if token is None and self.settings.require_owner_token:
-            raise GraderError(
-                401,
-                "this grader requires the instance owner's token on every call "
-                "(header 'Authorization: Bearer <token>')",
-            )
-        if token is not None and not hmac.compare_digest(hash_token(token), participant.token_hash):
-            raise GraderError(403, "this instance belongs to another participant")
+        ensure_not_revoked(submission.participant)
+        self._check_owner(submission, token)
         if submission.status == SubmissionStatus.ABANDONED:
             raise GraderError(410, self._abandoned_message(submission))
         if submission.status == SubmissionStatus.OPEN and submission.round != self.rules.number:
@@ -153,10 +159,24 @@ class GraderService:
             if idle > self.settings.idle_timeout_s:
                 submission.status = SubmissionStatus.ABANDONED
                 submission.closed_at = now
-                return _Refusal(GraderError(410, self._abandoned_message(submission)))
+                message = self._abandoned_message(submission)
+                return _Refusal(GraderError(410, message), expired=submission.id)
             if idle > min(ACTIVITY_RESOLUTION_S, self.settings.idle_timeout_s / 2):
                 submission.last_active_at = now
         return submission
+
+    def _check_owner(self, submission: Submission, token: str | None) -> None:
+        """401/403 unless the call may act on the instance: the owner's token, or none where
+        the grader does not require it."""
+        if token is None and self.settings.require_owner_token:
+            raise GraderError(
+                401,
+                "this grader requires the instance owner's token on every call "
+                "(header 'Authorization: Bearer <token>')",
+            )
+        owner = submission.participant.token_hash
+        if token is not None and not hmac.compare_digest(hash_token(token), owner):
+            raise GraderError(403, "this instance belongs to another participant")
 
     def _abandoned_message(self, submission: Submission) -> str:
         return (
@@ -193,6 +213,14 @@ class GraderService:
 
     def _create(self, session: Session, token: str, env_id: str, version: str) -> str:
         participant = authenticate(session, token)
+        # One creation per participant at a time: the limits below count the participant's
+        # submissions and then add one, and two concurrent requests (PostgreSQL runs them side
+        # by side under READ COMMITTED) would both count the same number. Locking the
+        # participant's row serialises them; each count after the lock sees the other's
+        # committed row. (SQLite writes one transaction at a time anyway.)
+        session.execute(
+            select(Participant.id).where(Participant.id == participant.id).with_for_update()
+        )
         rules = self.rules
         mine = (
             select(func.count())
@@ -273,10 +301,26 @@ class GraderService:
                 self._last_observation.pop(instance_id, None)
                 return None
             trial, spec = plan
-            observation = await self.pool.reset(instance_id, spec)
+            observation = await self._reset_env(instance_id, spec)
             await self._db(self._start_episode, instance_id, trial, spec, observation)
             self._last_observation[instance_id] = observation
             return observation
+
+    async def _reset_env(self, instance_id: str, spec: EpisodeSpec) -> list[float]:
+        """The new trial's first observation; a worker lost while building it is replaced
+        and the reset tried once more (no trial has started, so nothing is lost)."""
+        for attempt in range(2):
+            try:
+                return await self.pool.reset(instance_id, spec)
+            except (EnvMissing, SimulationFailed) as exc:
+                if attempt:
+                    raise GraderError(
+                        503,
+                        f"the simulation could not start this trial ({exc}); nothing was "
+                        "recorded: call reset again",
+                    ) from None
+                await self.pool.drop(instance_id)
+        raise AssertionError("unreachable")
 
     def _plan_reset(self, session: Session, instance_id: str, token: str | None):
         submission = self._load(session, instance_id, token)
@@ -331,7 +375,14 @@ class GraderService:
         async with self._lock(instance_id):
             episode = await self._db(self._plan_step, instance_id, token)
             outcome = await self._simulate(instance_id, episode, action)
-            return await self._db(self._record_step, instance_id, episode, action, outcome)
+            try:
+                return await self._db(self._record_step, instance_id, episode, action, outcome)
+            except BaseException:
+                # The environment has taken a step the log does not hold: forget it, so the
+                # next call rebuilds it from the log (what was graded) instead of going on
+                # from a state no replay would reach.
+                await self._free(instance_id)
+                raise
 
     def _plan_step(self, session: Session, instance_id: str, token: str | None):
         submission = self._load(session, instance_id, token)
@@ -381,16 +432,21 @@ class GraderService:
                     await self._restore(instance_id, episode)
                 except (SimulationFailed, EnvMissing) as exc:
                     message = f"could not rebuild the episode by replay: {exc}"
-                    return StepOutcome(self._last_observation.get(instance_id), 0.0, True, message)
+                    return self._failed(instance_id, message)
                 continue
             except BadAction as exc:
                 raise GraderError(422, f"action refused by the environment: {exc}") from None
             except SimulationFailed as exc:
-                return StepOutcome(self._last_observation.get(instance_id), 0.0, True, str(exc))
+                return self._failed(instance_id, str(exc))
             self._last_observation[instance_id] = outcome.observation
             return outcome
-        message = "the simulation worker was lost twice during this step"
-        return StepOutcome(self._last_observation.get(instance_id), 0.0, True, message)
+        return self._failed(instance_id, "the simulation worker was lost twice during this step")
+
+    def _failed(self, instance_id: str, message: str) -> StepOutcome:
+        """A step the simulation could not complete ends the trial as an integrator failure
+        does in `RunEnv`: done, the failure reward, the message in info.error."""
+        observation = self._last_observation.get(instance_id)
+        return StepOutcome(observation, INTEGRATOR_FAILURE_REWARD, True, message)
 
     async def _restore(self, instance_id: str, episode: RunningEpisode) -> None:
         """Rebuild the environment by replaying the episode's logged actions."""
@@ -450,8 +506,7 @@ class GraderService:
     async def submit(self, instance_id: str, token: str | None) -> float:
         async with self._lock(instance_id):
             score = await self._db(self._score, instance_id, token)
-            await self.pool.drop(instance_id)
-            self._last_observation.pop(instance_id, None)
+            await self._free(instance_id)
             return score
 
     def _score(self, session: Session, instance_id: str, token: str | None):
@@ -477,13 +532,12 @@ class GraderService:
     async def close(self, instance_id: str, token: str | None) -> None:
         async with self._lock(instance_id):
             await self._db(self._close, instance_id, token)
-            await self.pool.drop(instance_id)
-            self._last_observation.pop(instance_id, None)
-        self._locks.pop(instance_id, None)
+            await self._free(instance_id)
 
     def _close(self, session: Session, instance_id: str, token: str | None) -> None:
         submission = session.get(Submission, instance_id)
         if submission is not None and submission.status == SubmissionStatus.ABANDONED:
+            self._check_owner(submission, token)
             return  # closing twice is harmless
         loaded = self._load(session, instance_id, token)
         if isinstance(loaded, _Refusal):
@@ -498,9 +552,7 @@ class GraderService:
         """Abandon open instances idle longer than the limit; free their environments."""
         expired = await self._db(self._expire)
         for instance_id in expired:
-            await self.pool.drop(instance_id)
-            self._last_observation.pop(instance_id, None)
-            self._locks.pop(instance_id, None)
+            await self._free(instance_id)
         return expired
 
     def _expire(self, session: Session) -> list[str]:

@@ -20,7 +20,7 @@ def make_pool(settings) -> SimulationPool:
         return RayPool(settings.workers, address=settings.ray_address)
     from l2run.grader.services.pool.process_pool import ProcessPool
 
-    return ProcessPool(settings.workers)
+    return ProcessPool(settings.workers, step_timeout_s=settings.step_timeout_s)
 
 
 __all__ = [

@@ -4,6 +4,10 @@ The event loop never blocks: requests go to a per-worker sender thread, answers 
 reader thread and resolve futures the loop awaits. A worker that dies (or is killed because a step
 ran past its limit) fails its pending calls with EnvMissing; the grader then rebuilds those
 environments elsewhere by replaying their logged actions.
+
+A call's time limit counts from the moment its worker starts it (the worker says so first),
+not from when it was queued behind other calls on that worker: a participant's step is not
+charged for someone else's replay.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from l2run.grader.services.pool.base import (
 log = logging.getLogger(__name__)
 _ERRORS = {"EnvMissing": EnvMissing, "BadAction": BadAction, "SimulationFailed": SimulationFailed}
 _STOP = object()
+_STARTED = None  # in place of the ok flag: the worker has begun this request
 
 
 def worker_main(conn) -> None:
@@ -60,6 +65,10 @@ def worker_main(conn) -> None:
         if op == "exit":
             return
         try:
+            conn.send((request_id, _STARTED, None))
+        except (EOFError, OSError, BrokenPipeError):
+            return
+        try:
             reply = (request_id, True, ops[op](**kwargs))
         except Exception as exc:
             kind = type(exc).__name__ if type(exc).__name__ in _ERRORS else "SimulationFailed"
@@ -83,22 +92,28 @@ class _Worker:
         self.alive = True
         self.keys: set[str] = set()
         self._ids = itertools.count()
-        self._pending: dict[int, concurrent.futures.Future] = {}
+        # request id -> (started, result): `started` resolves when the worker begins it
+        self._pending: dict[int, tuple[concurrent.futures.Future, concurrent.futures.Future]] = {}
         self._lock = threading.Lock()
         self._outbox: queue.Queue = queue.Queue()
         threading.Thread(target=self._send_loop, daemon=True).start()
         threading.Thread(target=self._read_loop, daemon=True).start()
 
-    def submit(self, op: str, **kwargs: Any) -> concurrent.futures.Future:
+    def submit(
+        self, op: str, **kwargs: Any
+    ) -> tuple[concurrent.futures.Future, concurrent.futures.Future]:
+        """(started, result) futures of a request."""
+        started: concurrent.futures.Future = concurrent.futures.Future()
         future: concurrent.futures.Future = concurrent.futures.Future()
         with self._lock:
             if not self.alive:
-                future.set_exception(EnvMissing(f"worker {self.index} is gone"))
-                return future
+                for f in (started, future):
+                    f.set_exception(EnvMissing(f"worker {self.index} is gone"))
+                return started, future
             request_id = next(self._ids)
-            self._pending[request_id] = future
+            self._pending[request_id] = (started, future)
         self._outbox.put((request_id, op, kwargs))
-        return future
+        return started, future
 
     def _send_loop(self) -> None:
         while True:
@@ -118,8 +133,16 @@ class _Worker:
             except (EOFError, OSError, TypeError):
                 break
             with self._lock:
-                future = self._pending.pop(request_id, None)
-            if future is None or future.done():
+                if ok is _STARTED:
+                    futures = self._pending.get(request_id)
+                else:
+                    futures = self._pending.pop(request_id, None)
+            if futures is None:
+                continue
+            started, future = futures
+            if not started.done():
+                started.set_result(None)
+            if ok is _STARTED or future.done():
                 continue
             if ok:
                 future.set_result(payload)
@@ -132,9 +155,10 @@ class _Worker:
         with self._lock:
             self.alive = False
             pending, self._pending = self._pending, {}
-        for future in pending.values():
-            if not future.done():
-                future.set_exception(EnvMissing(f"worker {self.index} stopped"))
+        for futures in pending.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(EnvMissing(f"worker {self.index} stopped"))
 
     def kill(self) -> None:
         self.process.kill()
@@ -154,10 +178,15 @@ class _Worker:
 
 
 class ProcessPool(SimulationPool):
-    """`size` worker processes; a key stays on the worker that built its environment."""
+    """`size` worker processes; a key stays on the worker that built its environment.
 
-    def __init__(self, size: int) -> None:
+    `step_timeout_s` (None: no limit) also bounds the calls that are not steps: a reset by
+    it, a restore or a replay by it per action (+1), so that a stuck one cannot hold its worker
+    and every call queued behind it."""
+
+    def __init__(self, size: int, step_timeout_s: float | None = None) -> None:
         self.size = size
+        self.step_timeout_s = step_timeout_s
         self._ctx = multiprocessing.get_context("spawn")  # no fork of a threaded server
         self._workers: list[_Worker | None] = [None] * size
         self._home: dict[str, _Worker] = {}
@@ -201,32 +230,43 @@ class ProcessPool(SimulationPool):
             raise EnvMissing(key)
         return worker
 
+    def _limit(self, steps: int) -> float | None:
+        """The time limit (s) of a call that simulates `steps` steps (or builds an env)."""
+        return None if self.step_timeout_s is None else self.step_timeout_s * max(steps, 1)
+
     async def _call(self, worker: _Worker, op: str, timeout_s: float | None = None, **kwargs):
-        future = asyncio.wrap_future(worker.submit(op, **kwargs))
+        started, result = worker.submit(op, **kwargs)
+        future = asyncio.wrap_future(result)
         if timeout_s is None:
             return await future
+        # Time spent queued behind the worker's other calls is not this call's.
+        await asyncio.wrap_future(started)
         try:
             return await asyncio.wait_for(future, timeout_s)
         except TimeoutError:
             # The worker is stuck inside the integrator: kill it. Its other environments are
             # rebuilt by replay when their owners next call.
             await asyncio.to_thread(worker.kill)
-            raise SimulationFailed(f"step took longer than the {timeout_s:g} s limit") from None
+            raise SimulationFailed(f"{op} took longer than the {timeout_s:g} s limit") from None
 
     async def reset(self, key: str, spec: EpisodeSpec) -> list[float]:
-        return await self._call(self._place(key), "reset", key=key, spec=spec)
+        return await self._call(self._place(key), "reset", self._limit(1), key=key, spec=spec)
 
     async def step(self, key: str, action: list[float], timeout_s: float) -> StepOutcome:
         return await self._call(self._existing(key), "step", timeout_s, key=key, action=action)
 
     async def restore(self, key: str, spec: EpisodeSpec, actions: Actions) -> ReplayOutcome:
-        return await self._call(self._place(key), "restore", key=key, spec=spec, actions=actions)
+        limit = self._limit(len(actions) + 1)
+        return await self._call(
+            self._place(key), "restore", limit, key=key, spec=spec, actions=actions
+        )
 
     async def replay(
         self, spec: EpisodeSpec, actions: Actions, record: Path | None = None
     ) -> ReplayOutcome:
         worker = min((self._live(i) for i in range(self.size)), key=lambda w: len(w.keys))
-        return await self._call(worker, "replay", spec=spec, actions=actions, record=record)
+        limit = self._limit(len(actions) + 1)
+        return await self._call(worker, "replay", limit, spec=spec, actions=actions, record=record)
 
     async def drop(self, key: str) -> None:
         worker = self._home.pop(key, None)

@@ -8,6 +8,7 @@ actor is replaced and its environments are rebuilt by replay when their owners n
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -50,14 +51,27 @@ class EnvActor:
     def restore(self, key: str, spec: EpisodeSpec, actions: Actions) -> ReplayOutcome:
         return self.table.restore(key, spec, actions)
 
-    def replay(self, spec: EpisodeSpec, actions: Actions, record: Path | None) -> ReplayOutcome:
-        return simulation.replay(spec, actions, record)
+    def replay(self, spec: EpisodeSpec, actions: Actions) -> ReplayOutcome:
+        return simulation.replay(spec, actions)
+
+    def replay_recorded(
+        self, spec: EpisodeSpec, actions: Actions
+    ) -> tuple[ReplayOutcome, bytes | None]:
+        return simulation.replay_recorded(spec, actions)
 
     def drop(self, key: str) -> None:
         self.table.drop(key)
 
     def size(self) -> int:
         return len(self.table)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Write `data` at `path`, replacing any file there only once complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 class RayPool(SimulationPool):
@@ -152,7 +166,15 @@ class RayPool(SimulationPool):
         self, spec: EpisodeSpec, actions: Actions, record: Path | None = None
     ) -> ReplayOutcome:
         index = min(range(self.size), key=lambda i: len(self._keys[i]))
-        return await self._call(index, "replay", spec, actions, record)
+        if record is None:
+            return await self._call(index, "replay", spec, actions)
+        # The actor may run on another node: the recording comes back as bytes and is
+        # written here, where the grader serves it from.
+        outcome, data = await self._call(index, "replay_recorded", spec, actions)
+        if data is None:
+            return outcome
+        await asyncio.to_thread(_write_file, Path(record), data)
+        return dataclasses.replace(outcome, recording=str(record))
 
     async def drop(self, key: str) -> None:
         index = self._home.pop(key, None)

@@ -5,6 +5,7 @@ Both backends run this code: the process pool in its worker processes, the Ray p
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,9 @@ def _error_of(info: Any) -> str | None:
     return None
 
 
+# What a served recording must not say about its course: the seed rebuilds it (every
+# submission of a round meets the same courses) and the psoas weakness is not observable.
+COURSE_SECRETS = ("seed", "psoas")
 MAX_SPARE_ENVS = 4  # per (engine, max_obstacles): built environments kept for the next instance
 
 
@@ -84,11 +88,13 @@ class EnvTable:
         except Exception as exc:  # the env is in an unknown state: never reuse it
             self.drop(key, reuse=False)
             raise SimulationFailed(f"{type(exc).__name__}: {exc}") from None
-        reward = float(reward)
-        error = _error_of(info)
-        if not math.isfinite(reward):
-            error = error or f"non-finite reward {reward}"
-        return StepOutcome(_floats(observation), reward, bool(done), error)
+        reward, observation = float(reward), _floats(observation)
+        if not all(math.isfinite(v) for v in [reward, *observation]):
+            # Nothing a database can store, a score average or JSON carry: the step failed
+            # (the grader ends the trial as for an integrator failure) and the env is not reused.
+            self.drop(key, reuse=False)
+            raise SimulationFailed(f"the step gave a non-finite reward or observation ({reward})")
+        return StepOutcome(observation, reward, bool(done), _error_of(info))
 
     def restore(self, key: str, spec: EpisodeSpec, actions: Actions) -> ReplayOutcome:
         env = self._env_for(key, spec)
@@ -118,10 +124,26 @@ def replay(spec: EpisodeSpec, actions: Actions, record: Path | None = None) -> R
         if hasattr(env, "close"):
             env.close()
     if record is not None:
+        from l2run.render.recording import drop_metadata
+
+        if Path(record).exists():  # an episode without a step records nothing
+            drop_metadata(record, COURSE_SECRETS)
         return ReplayOutcome(
             outcome.observations, outcome.rewards, outcome.dones, outcome.error, str(record)
         )
     return outcome
+
+
+def replay_recorded(spec: EpisodeSpec, actions: Actions) -> tuple[ReplayOutcome, bytes | None]:
+    """`replay` with a recording, returned as the file's bytes (None: nothing recorded) rather
+    than left on this machine's disk: a Ray actor may run on another node than the grader."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="l2run-replay-") as folder:
+        path = Path(folder) / "episode.npz"
+        outcome = replay(spec, actions, record=path)
+        data = path.read_bytes() if path.exists() else None
+    return dataclasses.replace(outcome, recording=None), data
 
 
 def _run(env: Any, spec: EpisodeSpec, actions: Actions) -> ReplayOutcome:
