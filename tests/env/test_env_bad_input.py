@@ -17,8 +17,11 @@ BAD_ACTIONS = [
     (np.zeros(19), r"shape \(18,\)"),
     (np.zeros((18, 1)), r"shape \(18,\)"),
     (np.zeros((2, 18)), r"shape \(18,\)"),
-    ("abc", "18 numbers"),
-    ([None] * 18, "NaN"),
+    ("abc", "real numbers"),
+    ([None] * 18, "real numbers"),
+    (["0.5"] * 18, "real numbers"),  # numpy would parse the strings
+    ([True] * 18, "real numbers"),
+    (np.full(18, 0.5 + 1j), "real numbers"),  # numpy would drop the imaginary part
 ]
 
 
@@ -115,3 +118,21 @@ def test_opensim_integrator_failure_is_reported_and_reset_recovers(osim_env: Run
     osim_env.reset(difficulty=0, seed=0)
     obs, reward, done, info = osim_env.step(np.zeros(18))
     assert not done and "error" not in info and abs(obs[2] - 0.91) < 0.01
+
+
+def test_returned_observations_are_copies(stub_env: RunEnv) -> None:
+    """Editing a returned observation in place (say, positions made relative to the pelvis)
+    changes neither the env's state nor the rewards and done flags that follow."""
+
+    def run(edit: bool) -> list[tuple[float, bool]]:
+        obs = stub_env.reset(difficulty=0, seed=3)
+        out = []
+        for _ in range(5):
+            if edit:
+                obs[:] = [0.0] * len(obs)
+            obs, reward, done, _ = stub_env.step(np.full(18, 0.3))
+            out.append((reward, done))
+        return out
+
+    assert run(edit=True) == run(edit=False)
+    assert stub_env.step(np.full(18, 0.3))[0] is not stub_env.current_state

@@ -42,6 +42,12 @@ def test_seed_and_difficulty_options() -> None:
         env.reset(options={"difficulty": 7})
     with pytest.raises(ValueError, match="unknown reset options"):
         env.reset(options={"dificulty": 1})
+    # A refused reset changes nothing, not even gymnasium's own generator.
+    state = env.unwrapped.np_random.bit_generator.state
+    for bad in ({"seed": 2**40}, {"seed": 5, "options": {"foo": 1}}):
+        with pytest.raises(ValueError):
+            env.reset(**bad)
+        assert env.unwrapped.np_random.bit_generator.state == state
     obs, *_ = env.step(env.action_space.sample())
     assert obs.shape == (41,)
     env.close()

@@ -12,6 +12,8 @@ def test_run_prints_distance_and_reward() -> None:
     assert result.exit_code == 0, result.output
     assert "distance:" in result.output and "reward:" in result.output
     assert "steps: 5" in result.output
+    # the first step (a compile, with the JAX engine) is timed apart from the rest
+    assert "first step" in result.output and "steps/s after the first" in result.output
 
 
 def test_run_rejects_a_bad_difficulty() -> None:

@@ -116,11 +116,20 @@ def test_autoreset_happens_exactly_at_episode_end(envs) -> None:
 
 def test_bad_actions_raise_and_change_nothing(envs) -> None:
     obs0, _ = envs.reset(seed=0)
-    for bad in (np.zeros((N, 17)), np.full((N, 18), np.nan), np.zeros(18)):
+    for bad in (
+        np.zeros((N, 17)),
+        np.full((N, 18), np.nan),
+        np.zeros(18),
+        np.full((N, 18), "0.5"),
+        np.ones((N, 18), bool),
+    ):
         with pytest.raises(ValueError):
             envs.step(bad)
     with pytest.raises(ValueError):
         envs.reset(options={"level": 3})
+    for seed in (1.5, True, "1"):
+        with pytest.raises(ValueError, match="seed must be"):
+            envs.reset(seed=seed)
     # Unchanged: the first step from here equals the first step from a fresh reset.
     a = _actions(np.random.default_rng(1))
     after_errors = envs.step(a)[0]
@@ -232,6 +241,9 @@ def test_float32_and_bad_arguments() -> None:
         assert obs.dtype == np.float32 and envs.observation_space.dtype == np.float32
     finally:
         envs.close()
+    for call in (lambda: envs.step(np.zeros((N, 18))), lambda: envs.reset(seed=0)):
+        with pytest.raises(RuntimeError, match="closed"):
+            call()
     with pytest.raises(ValueError):
         gym.make_vec("l2run/Run-v0", num_envs=N, engine="jax", dtype="float16")
     with pytest.raises(ValueError):

@@ -21,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 
 from l2run.course import check_difficulty
-from l2run.env.runenv import TIMESTEP_LIMIT, RunEnv
+from l2run.env.runenv import TIMESTEP_LIMIT, RunEnv, check_seed
 
 RENDER_FPS = 100  # one frame per 0.01 s step
 
@@ -65,12 +65,13 @@ class RunGymEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        super().reset(seed=seed)
         options = dict(options or {})
         unknown = set(options) - {"difficulty"}
         if unknown:
             raise ValueError(f"unknown reset options {sorted(unknown)}; expected 'difficulty'")
         difficulty = check_difficulty(options.get("difficulty", self.difficulty))
+        check_seed(seed)
+        super().reset(seed=seed)  # after the checks: a refused reset changes nothing
         obs = self.run_env.reset(difficulty=difficulty, seed=seed)
         if self._frames is not None:
             self._frames.reset(self.run_env.engine, self.run_env.course.obstacles)

@@ -45,11 +45,18 @@ MAX_SEED = 2**32 - 1  # numpy.random.RandomState accepts seeds in [0, 2**32)
 
 
 def check_action(action: Any) -> np.ndarray:
-    """The action as (18,) float64 in [0, 1]; ValueError for a wrong shape, NaN or inf."""
+    """The action as (18,) float64 in [0, 1]; ValueError for a wrong shape, NaN or inf, or
+    values that are not real numbers (strings, booleans, complex numbers, objects)."""
     try:
-        array = np.asarray(action, dtype=np.float64)
+        given = np.asarray(action)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"action must be {N_ACTIONS} numbers in [0, 1]: {exc}") from exc
+    # Real numbers only: numpy would turn "0.5" or True into a float and drop an imaginary part.
+    if given.dtype.kind not in "iuf":
+        raise ValueError(
+            f"action must be {N_ACTIONS} real numbers in [0, 1], got values of dtype {given.dtype}"
+        )
+    array = given.astype(np.float64)
     if array.shape != (N_ACTIONS,):
         raise ValueError(
             f"action must have shape ({N_ACTIONS},) (one excitation per muscle: "
@@ -175,7 +182,9 @@ class RunEnv:
         self.last_state = self.current_state = self.get_observation()
         self._start_recording(seed, difficulty)
         self._show_reset()
-        return self.current_state
+        # A copy: the reward and the fall test read current_state, which a caller's in-place
+        # edit of the returned list must not change.
+        return list(self.current_state)
 
     def get_observation(self) -> list[float]:
         """The 41 observation values (see `l2run.observation`)."""
@@ -212,7 +221,7 @@ class RunEnv:
             if done:
                 self._close_recorder()
         self._show_step(reward)
-        return self.current_state, reward, done, info
+        return list(self.current_state), reward, done, info
 
     def is_pelvis_too_low(self) -> bool:
         return self.current_state is not None and self.current_state[PELVIS_Y] < FALL_HEIGHT_M

@@ -18,8 +18,9 @@
 episode ends (terminated or truncated), that runner is reset inside the same jitted call: `obs`
 holds the first observation of its next episode, and `info["final_obs"]` (object array, entries
 for the ended runners, mask `info["_final_obs"]`) the last observation of the episode that ended;
-`info["final_info"]` that step's info and `info["course"]` the new course. The results are exactly
-those of ``SyncVectorEnv([RunGymEnv(engine="jax") via gymnasium.make] * N,
+`info["final_info"]` that step's info and `info["course"]` the new course. The results are
+those, to round-off (the batched program may round differently from a single runner's), of
+``SyncVectorEnv([RunGymEnv(engine="jax") via gymnasium.make] * N,
 autoreset_mode=SAME_STEP)``: each runner owns a `numpy.random.RandomState`; ``reset(seed=s)``
 seeds runner i with s + i (a list gives one seed per runner), ``reset()`` continues each stream;
 each (auto)reset draws the next course with `l2run.course.generate_course` at the constructor's
@@ -161,6 +162,7 @@ class RunVectorEnv(gym.vector.VectorEnv):
         self.courses: list[Course] = [Course()] * self.num_envs
         self._state: Any = None
         self._obs: np.ndarray | None = None
+        self._closed = False
 
     # --- host side ----------------------------------------------------------------------
 
@@ -183,7 +185,15 @@ class RunVectorEnv(gym.vector.VectorEnv):
                     f"seed + i), got {seed!r}"
                 )
             return [int(seed) + i for i in range(self.num_envs)]
-        seeds = list(seed)
+        try:
+            if isinstance(seed, str | bytes):
+                raise TypeError("a string is not a list of seeds")
+            seeds = list(seed)
+        except TypeError:
+            raise ValueError(
+                f"seed must be None, an int or a list of num_envs={self.num_envs} ints, "
+                f"got {seed!r}"
+            ) from None
         if len(seeds) != self.num_envs:
             raise ValueError(f"seed list must have num_envs={self.num_envs} entries")
         return [check_seed(s) for s in seeds]
@@ -192,6 +202,8 @@ class RunVectorEnv(gym.vector.VectorEnv):
         self, *, seed: Any = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset all runners (or those in ``options["reset_mask"]``); see the module docstring."""
+        if self._closed:
+            raise RuntimeError("this vector env is closed; make a new one")
         options = dict(options or {})
         mask = options.pop("reset_mask", None)
         unknown = set(options) - {"difficulty"}
@@ -236,9 +248,15 @@ class RunVectorEnv(gym.vector.VectorEnv):
 
     def _check_actions(self, actions: Any) -> np.ndarray:
         try:
-            array = np.asarray(actions, dtype=np.float64)
+            given = np.asarray(actions)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"actions must be numbers of shape ({self.num_envs}, 18)") from exc
+        if given.dtype.kind not in "iuf":  # as RunEnv: no strings, booleans or complex numbers
+            raise ValueError(
+                f"actions must be real numbers of shape ({self.num_envs}, {N_ACTIONS}), got "
+                f"values of dtype {given.dtype}"
+            )
+        array = given.astype(np.float64)
         if array.shape != (self.num_envs, N_ACTIONS):
             raise ValueError(
                 f"actions must have shape ({self.num_envs}, {N_ACTIONS}), got {array.shape}"
@@ -251,6 +269,8 @@ class RunVectorEnv(gym.vector.VectorEnv):
         self, actions: Any
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Advance every runner 0.01 s; runners whose episode ends are reset (same step)."""
+        if self._closed:
+            raise RuntimeError("this vector env is closed; make a new one")
         if self._state is None:
             raise RuntimeError("call reset() before step()")
         action = self._check_actions(actions)
@@ -317,6 +337,7 @@ class RunVectorEnv(gym.vector.VectorEnv):
 
     def close_extras(self, **kwargs: Any) -> None:
         self._state = None
+        self._closed = True
 
 
 def _objects(items: list[Any], mask: np.ndarray) -> np.ndarray:

@@ -319,3 +319,33 @@ def test_reset_fused_into_the_autoreset_program_gives_the_same_numbers(params, b
         _assert_trees_close(out_a, out_b)
         assert np.all(np.asarray(out_b.reward) != 0.0)  # the runners moved
         a, b = out_a.state, out_b.state
+
+
+def test_without_autoreset_done_marks_only_the_step_an_episode_ends(params, batch) -> None:
+    """Runner 0 has already ended (frozen: reward 0, never done again), runner 1 reaches the
+    step limit at the first step (done there only), runner 2 runs on."""
+    state, _, _ = batch
+    state = state._replace(
+        done=state.done.at[0].set(True),
+        step_count=state.step_count.at[1].set(env_step.TIMESTEP_LIMIT - 1),
+    )
+
+    def policy(obs: jnp.ndarray, k: jax.Array) -> jnp.ndarray:
+        return jnp.full(obs.shape[:-1] + (18,), 0.3, obs.dtype)
+
+    _, traj = fx.rollout(
+        params, state, policy, jax.random.PRNGKey(0), 2, INTEGRATOR, first_integrator=None
+    )
+    done, reward = np.asarray(traj.done), np.asarray(traj.reward)
+    np.testing.assert_array_equal(done, [[False, True, False], [False, False, False]])
+    assert reward[0, 0] == reward[1, 0] == 0.0 and reward[1, 1] == 0.0
+    assert reward[0, 2] != 0.0 and reward[1, 2] != 0.0
+
+
+def test_wrong_action_shapes_are_named(params, batch) -> None:
+    state, _, _ = batch
+    for bad in (np.zeros((N, 17)), np.zeros(18), np.zeros((N + 1, 18))):
+        with pytest.raises(ValueError, match=rf"actions must have shape \({N}, 18\)"):
+            fx.batch_step(params, state, bad, INTEGRATOR, None)
+        with pytest.raises(ValueError, match=rf"actions must have shape \({N}, 18\)"):
+            fx.autoreset_step(params, state, bad, state, INTEGRATOR, 1000, None)

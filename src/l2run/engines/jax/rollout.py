@@ -37,8 +37,10 @@ from l2run.engines.jax.integrate import Integrator
 from l2run.engines.jax.params import ModelParams
 from l2run.engines.jax.state import EnvState
 from l2run.engines.jax.xla_options import engine_jit
+from l2run.model.names import MUSCLES
 from l2run.observation import MAX_OBSTACLE_SLOTS, PELVIS_Y, obstacle_slots, pad_obstacles
 
+N_EXCITATIONS = len(MUSCLES)  # one per muscle
 # A policy maps (observations (..., 41), PRNG key) to excitations (..., 18).
 PolicyFn = Callable[[jnp.ndarray, jax.Array], jnp.ndarray]
 
@@ -49,7 +51,7 @@ class Transition(NamedTuple):
     obs: jnp.ndarray  # ([B,] 41) observation the action was chosen from
     action: jnp.ndarray  # ([B,] 18) excitations as the policy returned them
     reward: jnp.ndarray  # ([B],) reward of the step (0 once an episode is over, no autoreset)
-    done: jnp.ndarray  # ([B],) bool, the episode ended at this step
+    done: jnp.ndarray  # ([B],) bool, the episode ended at this step (not before: no autoreset)
     next_obs: jnp.ndarray  # ([B,] 41) observation after the step (the final one when done)
 
 
@@ -233,6 +235,7 @@ def batch_step(
     `bucket_sizes(B)` that holds them, picked by `lax.switch` so only that branch runs — are
     redone with `first_integrator` and scattered back. Same numbers as `step.step` per runner.
     """
+    _check_action_shape(state, action)
     out = _single_step(integrator)(params, state, action)
     if first_integrator is None or first_integrator == integrator:
         return out
@@ -302,6 +305,17 @@ def _observe_any(params: ModelParams, state: EnvState) -> jnp.ndarray:
     return env_step.observe(params, state)
 
 
+def _check_action_shape(state: EnvState, action: jnp.ndarray) -> None:
+    """Refuse actions that are not one row of excitations per runner (a clear error instead
+    of a broadcasting error deep inside the traced step); shapes only, so jit-safe."""
+    expected = (*jnp.shape(state.q)[:-1], N_EXCITATIONS)
+    if jnp.shape(action) != expected:
+        raise ValueError(
+            f"actions must have shape {expected} (one row of {N_EXCITATIONS} excitations per "
+            f"runner), got {jnp.shape(action)}"
+        )
+
+
 def _check_obstacle_rows(state: EnvState, obstacles: jnp.ndarray, what: str) -> None:
     """Refuse restart courses whose padded obstacle rows differ from the state's (a clear error
     instead of a shape mismatch deep inside the traced step); shapes only, so jit-safe."""
@@ -331,6 +345,7 @@ def autoreset_step(
     episode ended (either flag) continues as its row of `reset_state`. `max_episode_steps` is a
     traced value: changing it does not recompile.
     """
+    _check_action_shape(state, action)
     _check_obstacle_rows(state, reset_state.obstacles, "reset_state")
     new, obs, reward, done = _step_any(params, state, action, integrator, first_integrator)
     failed = done & (reward == env_step.INTEGRATOR_FAILURE_REWARD)
@@ -396,6 +411,9 @@ def rollout(
             s_next, next_obs, reward, done = _step_any(
                 params, s, action, integrator, first_integrator
             )
+            # A frozen runner's step says done too; the transition marks only the step at
+            # which the episode ended, so that counting done counts episodes.
+            done = done & ~s.done
             obs_next = next_obs
         else:
             r = autoreset_step(
