@@ -154,3 +154,15 @@ def test_control_characters_are_refused_before_the_database(client, token, insta
     for route in ("reset/", "step/", "close/"):
         assert_refused(client.post(f"/v1/envs/a%00b/{route}", json={"action": ACTION}), 422)
     assert_episode_intact(client, instance, steps_before=0)
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"action": "\xff\xfe"}', b"[" * 5_000 + b"]" * 5_000], ids=["bytes", "deep"]
+)
+def test_unreadable_bodies_are_named(client, instance, body):
+    """Bytes that are not UTF-8, or nesting beyond the JSON decoder's depth (within the size
+    limit): a 400 that says what a body must be."""
+    headers = {"Content-Type": "application/json"}
+    reply = step(client, instance, content=body, headers=headers)
+    assert_refused(reply, 400, "not readable JSON", "UTF-8")
+    assert_episode_intact(client, instance, steps_before=0)

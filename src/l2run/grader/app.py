@@ -29,6 +29,15 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).with_name("static")
 
 
+# FastAPI's words for a body its JSON decoder could not even start on (bytes that are not UTF-8,
+# nesting deeper than the decoder's recursion limit), and ours, which say what is expected.
+BODY_PARSE_ERROR = "There was an error parsing the body"
+UNREADABLE_BODY = (
+    "the request body is not readable JSON: send one JSON object as UTF-8 text "
+    "(invalid bytes or nesting too deep)"
+)
+
+
 def _describe_validation(exc: RequestValidationError) -> str:
     """One readable sentence from pydantic's error list."""
     parts = []
@@ -57,9 +66,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(
-            {"message": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
-        )
+        message = str(exc.detail)
+        if exc.status_code == 400 and message == BODY_PARSE_ERROR:
+            message = UNREADABLE_BODY
+        return JSONResponse({"message": message}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
