@@ -62,3 +62,22 @@ def test_grader_app_on_the_ray_backend(ray_pool, settings, token):
         episode = client.get("/api/leaderboard").json()["rows"][0]["episodes"][0]["id"]
         assert client.get(f"/api/episodes/{episode}/replay-check").json()["match"] is True
     assert score == pytest.approx(sum(totals) / len(totals), rel=1e-12)
+
+
+def test_a_replay_does_not_hold_up_steps(ray_pool):
+    """Replays run on an actor of their own: a step sent while a long replay runs completes
+    within a limit far shorter than the replay."""
+    pool, loop = ray_pool
+
+    async def scenario():
+        await pool.reset("busy", SPEC)
+        replay = asyncio.ensure_future(pool.replay(SPEC, [ACTIONS[0]] * 150))
+        await asyncio.sleep(0.2)  # the replay is running
+        outcome = await pool.step("busy", ACTIONS[0], 0.25)  # the replay needs > 0.5 s more
+        replayed = await replay
+        await pool.drop("busy")
+        return outcome, replayed
+
+    outcome, replayed = loop.run_until_complete(scenario())
+    assert outcome.error is None and len(outcome.observation) == 41
+    assert len(replayed.rewards) > 100

@@ -3,6 +3,8 @@ over a cluster (`--pool ray`, `L2RUN_GRADER_RAY_ADDRESS`). Install with `pip ins
 
 Same contract as the process pool: a key stays on the actor that built its environment; a dead
 actor is replaced and its environments are rebuilt by replay when their owners next call.
+Replays (anyone may ask for one) run on an actor of their own: an actor runs its calls one after
+another, and a step's time limit would otherwise run out while it waited behind a replay.
 """
 
 from __future__ import annotations
@@ -97,11 +99,12 @@ class RayPool(SimulationPool):
         self._remote = ray.remote(num_cpus=CPUS_PER_ACTOR, max_restarts=0)(EnvActor)
         self._actors = [self._remote.remote() for _ in range(self.size)]
         self._keys = [set() for _ in range(self.size)]
+        self._replayer = self._replay_actor()
 
     async def stop(self) -> None:
         import ray
 
-        for actor in self._actors:
+        for actor in [*self._actors, self._replayer]:
             ray.kill(actor)
         self._actors, self._keys = [], []
         self._home.clear()
@@ -122,18 +125,38 @@ class RayPool(SimulationPool):
         self._keys[index] = set()
         self._actors[index] = self._remote.remote()
 
-    async def _call(self, index: int, method: str, *args: Any, timeout_s: float | None = None):
+    def _replay_actor(self) -> Any:
+        """The replay actor: it reserves no CPU, so the pool's own actors are scheduled on the
+        CPUs Ray was given (replays are rare, and only one runs at a time)."""
+        return self._remote.options(num_cpus=0).remote()
+
+    def _replace_replayer(self) -> None:
+        import ray
+
+        log.warning("replay actor lost; starting a new one")
+        try:
+            ray.kill(self._replayer)
+        except Exception:  # already gone
+            pass
+        self._replayer = self._replay_actor()
+
+    async def _call(
+        self, index: int | None, method: str, *args: Any, timeout_s: float | None = None
+    ):
+        """`method` on actor `index` (None: the replay actor)."""
         from ray.exceptions import RayActorError, RayTaskError
 
-        ref = getattr(self._actors[index], method).remote(*args)
+        actor = self._replayer if index is None else self._actors[index]
+        replace = self._replace_replayer if index is None else lambda: self._replace(index)
+        ref = getattr(actor, method).remote(*args)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(ref.future()), timeout_s)
         except TimeoutError:
-            self._replace(index)  # killing the actor is the only way to stop a stuck step
-            raise SimulationFailed(f"step took longer than the {timeout_s:g} s limit") from None
+            replace()  # killing the actor is the only way to stop a stuck step
+            raise SimulationFailed(f"{method} took longer than the {timeout_s:g} s limit") from None
         except RayActorError:
-            self._replace(index)
-            raise EnvMissing(f"actor {index} died") from None
+            replace()
+            raise EnvMissing(f"actor {'replay' if index is None else index} died") from None
         except RayTaskError as exc:
             cause = exc.cause if getattr(exc, "cause", None) is not None else exc
             if isinstance(cause, EnvMissing | BadAction | SimulationFailed):
@@ -165,12 +188,11 @@ class RayPool(SimulationPool):
     async def replay(
         self, spec: EpisodeSpec, actions: Actions, record: Path | None = None
     ) -> ReplayOutcome:
-        index = min(range(self.size), key=lambda i: len(self._keys[i]))
         if record is None:
-            return await self._call(index, "replay", spec, actions)
+            return await self._call(None, "replay", spec, actions)
         # The actor may run on another node: the recording comes back as bytes and is
         # written here, where the grader serves it from.
-        outcome, data = await self._call(index, "replay_recorded", spec, actions)
+        outcome, data = await self._call(None, "replay_recorded", spec, actions)
         if data is None:
             return outcome
         await asyncio.to_thread(_write_file, Path(record), data)
