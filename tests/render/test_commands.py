@@ -48,3 +48,22 @@ def test_bad_inputs_give_clear_errors(recording_file: Path, tmp_path: Path) -> N
     result = runner.invoke(app, ["render", str(recording_file), "-o", "x.png", "--frame", "999"])
     assert result.exit_code == 1 and "out of range" in result.output
     assert not (tmp_path / "x.doc").exists()
+
+
+def test_damaged_recordings_and_unwritable_outputs_are_clear_errors(
+    recording_file: Path, tmp_path: Path
+) -> None:
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(recording_file.read_bytes()[:1000])
+    text = tmp_path / "text.npz"
+    text.write_text("not a recording")
+    for bad, words in ((truncated, "not a readable .npz"), (text, "not an l2run recording")):
+        result = runner.invoke(app, ["render", str(bad), "-o", str(tmp_path / "x.png")])
+        assert result.exit_code == 1 and words in result.output, result.output
+    blocked = tmp_path / "a-file"
+    blocked.write_text("a file, not a folder")
+    for out in ("x.png", "x.html", "x.gif"):
+        result = runner.invoke(app, ["render", str(recording_file), "-o", str(blocked / out)])
+        assert result.exit_code == 1 and "cannot write" in result.output, result.output
+    result = runner.invoke(app, ["plot", str(recording_file), "-o", str(blocked / "p.png")])
+    assert result.exit_code == 1 and "cannot write" in result.output, result.output

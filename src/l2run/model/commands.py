@@ -65,5 +65,8 @@ def compile_params(
     from l2run.engines.jax.compile import compile_to_file
     from l2run.engines.jax.params import PARAMS_FILE
 
+    if out is not None and out.suffix != ".npz":
+        # numpy would append ".npz" itself and the message would name a file that is not there
+        raise typer.BadParameter(f"the parameter file must end in .npz, got {out.name!r}")
     path = compile_to_file(out or PARAMS_FILE)
     typer.echo(f"wrote {path}")

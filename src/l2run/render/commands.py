@@ -59,7 +59,10 @@ def render(
 
         if not display_available():
             raise _fail("no display for a live window; give -o run.mp4 (or run under xvfb-run)")
-        play_recording(rec, speed=speed, camera=cam)
+        try:
+            play_recording(rec, speed=speed, camera=cam)
+        except ValueError as exc:
+            raise _fail(str(exc)) from exc
         return
     suffix = output.suffix.lower()
     try:
@@ -88,6 +91,8 @@ def render(
             raise ValueError(f"unknown output type {output.name!r}; use {OUTPUT_KINDS}")
     except ValueError as exc:
         raise _fail(str(exc)) from exc
+    except OSError as exc:  # a folder that cannot be made or written, a full disk
+        raise _fail(f"cannot write {output}: {exc}") from exc
     typer.echo(f"wrote {output}")
 
 
@@ -106,4 +111,6 @@ def plot(
         plot_recording(rec, out)
     except ValueError as exc:
         raise _fail(str(exc)) from exc
+    except OSError as exc:
+        raise _fail(f"cannot write {out}: {exc}") from exc
     typer.echo(f"wrote {out}")

@@ -52,6 +52,7 @@ import json
 import math
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -312,6 +313,11 @@ def _write_atomically(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".rec-", suffix=".npz")
     os.close(fd)
+    # mkstemp makes the file private (0600); a recording is as readable as any file written
+    # here (0666 less the umask), e.g. for a grader serving it or another user viewing it.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         np.savez_compressed(tmp, **arrays)
         os.replace(tmp, path)
@@ -459,12 +465,18 @@ def load_recording(path: str | os.PathLike[str]) -> Recording:
             if "header" not in data.files:
                 raise ValueError(f"{p} is not an l2run recording (no header)")
             header = json.loads(str(data["header"]))
+            if not isinstance(header, dict):
+                raise ValueError(f"{p} is not an l2run recording (its header is not an object)")
             missing = [k for k in _ARRAYS if k not in data.files]
             if missing:
                 raise ValueError(f"{p} is missing arrays {missing}")
             arrays = {k: np.asarray(data[k]) for k in _ARRAYS}
-    except (OSError, EOFError) as exc:  # zip / npy corruption
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:  # zip / npy corruption
         raise ValueError(f"{p} is not a readable .npz recording: {exc}") from exc
+    except ValueError as exc:
+        if "pickled" in str(exc):  # numpy's advice to load unsafely does not apply here
+            raise ValueError(f"{p} is not an l2run recording (not an .npz file)") from None
+        raise
     if header.get("format") != FORMAT_NAME:
         raise ValueError(f"{p} is not an l2run recording (format {header.get('format')!r})")
     if int(header.get("version", 0)) > FORMAT_VERSION:

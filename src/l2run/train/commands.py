@@ -10,6 +10,39 @@ import typer
 
 TRAIN_ALGOS = ("ddpg", "td3", "sac", "ppo", "gait", "walker", "cruiser")
 SEARCH_ALGOS = ("gait", "walker", "cruiser")  # hand-designed controllers tuned by CMA-ES
+SB3_ALGOS = ("ddpg", "td3", "sac")
+# What each family of algorithms imports beyond the base install (all in the 'train' extra).
+NEEDS = {"sb3": ("torch", "stable_baselines3"), "search": ("cma",)}
+SB3_CONFIG_KEYS = ("hyper", "wrappers")
+
+
+def require_train_extra(*modules: str) -> None:
+    """A usage error naming the extra, rather than an ImportError deep in a run, when a module
+    the command needs is not installed."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise typer.BadParameter(
+            f"this needs the 'train' extra (missing: {', '.join(missing)}): "
+            "pip install 'l2run[train]'"
+        )
+
+
+def load_config(path: Path | None) -> dict:
+    """The JSON object in `path` ({} without one); a usage error for a missing file, invalid
+    JSON or anything but an object."""
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc}", param_hint="--config") from None
+    except ValueError as exc:
+        raise typer.BadParameter(f"{path} is not JSON: {exc}", param_hint="--config") from None
+    if not isinstance(data, dict):
+        raise typer.BadParameter(f"{path} must hold a JSON object", param_hint="--config")
+    return data
 
 
 def train(
@@ -50,23 +83,51 @@ def train(
     """Train a controller and save it to OUT (see README, section Training)."""
     if algo not in TRAIN_ALGOS:
         raise typer.BadParameter(f"algo must be one of {', '.join(TRAIN_ALGOS)}")
-    overrides = json.loads(config.read_text()) if config else {}
+    if init is not None and algo not in SEARCH_ALGOS:
+        raise typer.BadParameter(
+            f"--init starts a controller search ({', '.join(SEARCH_ALGOS)}), not {algo}"
+        )
+    overrides = load_config(config)
     if algo in SEARCH_ALGOS:
+        require_train_extra(*NEEDS["search"])
         from l2run.train import gait_search as gs
 
-        options = {"controller": algo, **overrides}
-        if options.get("max_obstacles", max_obstacles) != max_obstacles:
+        options = {
+            "controller": algo,
+            "max_env_steps": steps,
+            "seed": seed,
+            "difficulty": difficulty,
+            "engine": engine,
+            "max_obstacles": max_obstacles,
+        }
+        # A previous search's search_config.json may be reused as --config: keys the command
+        # line also sets must agree with it (no silent winner).
+        clash = [k for k in options if k in overrides and overrides[k] != options[k]]
+        if clash:
             raise typer.BadParameter(
-                "max_obstacles in the JSON config differs from --max-obstacles; pass one"
+                f"{', '.join(clash)} in the JSON config differ from the command line "
+                "(--algo sets controller, --steps max_env_steps); remove them or pass equal "
+                "values",
+                param_hint="--config",
             )
-        options["max_obstacles"] = max_obstacles
-        cfg = gs.SearchConfig(
-            max_env_steps=steps, seed=seed, difficulty=difficulty, engine=engine, **options
-        )
+        try:
+            cfg = gs.SearchConfig(**{**overrides, **options})
+            if isinstance(cfg.frozen, list):  # JSON has no tuples
+                cfg.frozen = tuple(cfg.frozen)
+            cfg.validate()
+            x0 = None if init is None else gs.start_params(init, cfg.controller)
+            size = len(gs.controller(cfg.controller)[0].INITIAL_PARAMS)
+            if x0 is not None and len(x0) != size:
+                raise ValueError(
+                    f"--init {init} holds {len(x0)} values; a {cfg.controller} search starts "
+                    f"from {size} (a {cfg.controller} file, or a walker file for a cruiser)"
+                )
+        except TypeError as exc:
+            message = f"not a SearchConfig field: {exc}"
+            raise typer.BadParameter(message, param_hint="--config") from None
+        except (OSError, ValueError) as exc:
+            raise typer.BadParameter(str(exc)) from None
         population = gs.population_fn(cfg)
-        x0 = None
-        if init is not None:
-            x0 = gs.start_params(init, cfg.controller)
         best = gs.search(population, cfg, out, x0=x0)
         typer.echo(f"best parameters written to {out / 'best.json'} ({len(best)} values)")
         return
@@ -104,9 +165,16 @@ def train(
             raise typer.BadParameter(str(exc)) from exc
         typer.echo(f"model saved to {path}")
         return
+    require_train_extra(*NEEDS["sb3"])
     from l2run.train.sb3 import TrainConfig
     from l2run.train.sb3 import train as sb3_train
 
+    unknown = sorted(set(overrides) - set(SB3_CONFIG_KEYS))
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown keys {unknown} in the JSON config; {algo} takes {list(SB3_CONFIG_KEYS)}",
+            param_hint="--config",
+        )
     cfg = TrainConfig(
         algo=algo,
         engine=engine,
@@ -115,7 +183,14 @@ def train(
         seed=seed,
         max_obstacles=max_obstacles,
     )
-    cfg.hyper.update(overrides.get("hyper", {}))
+    hyper = overrides.get("hyper", {})
+    unknown = sorted(set(hyper) - set(cfg.hyper))
+    if unknown:  # a typo would otherwise train with the default quietly
+        raise typer.BadParameter(
+            f"unknown hyper-parameters {unknown}; {algo} takes {sorted(cfg.hyper)}",
+            param_hint="--config",
+        )
+    cfg.hyper.update(hyper)
     cfg.wrappers = overrides.get("wrappers", {})
     try:
         path = sb3_train(cfg, out)
@@ -165,21 +240,32 @@ def test(
     ] = 1000,
 ) -> None:
     """Run a trained controller and print the distance of each episode (the seed's --test)."""
+    from l2run.course import check_difficulty
+    from l2run.engines import ENGINE_NAMES
     from l2run.train.evaluate import load_policy, run_episode
 
+    if engine not in ENGINE_NAMES:
+        raise typer.BadParameter(f"engine must be one of {ENGINE_NAMES}", param_hint="--engine")
+    try:
+        check_difficulty(difficulty)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--difficulty") from exc
     try:
         load_policy(model)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--model") from exc
     for k in range(episodes):
-        r = run_episode(
-            model,
-            engine,
-            difficulty,
-            seed + k,
-            render_mode="human" if visualize else None,
-            max_steps=max_steps,
-        )
+        try:
+            r = run_episode(
+                model,
+                engine,
+                difficulty,
+                seed + k,
+                render_mode="human" if visualize else None,
+                max_steps=max_steps,
+            )
+        except ValueError as exc:  # e.g. a policy whose actions the env refuses
+            raise typer.BadParameter(f"episode {k + 1} (seed {seed + k}): {exc}") from exc
         typer.echo(
             f"episode {k + 1}: distance {r.distance:.3f} m, reward {r.reward:.3f}, "
             f"{r.steps} steps, {'fell' if r.fell else 'did not fall'}"
@@ -253,6 +339,7 @@ def demo(
         typer.Option(help="Video of the first episode (.mp4/.gif), if l2run.render.video exists."),
     ] = Path("demo.mp4"),
     workers: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
+    no_video: Annotated[bool, typer.Option("--no-video", help="Write no video.")] = False,
 ) -> None:
     """The pretrained runner at difficulty 2 in the OpenSim engine: distances, and a video."""
     import importlib.util
@@ -265,7 +352,21 @@ def demo(
         seed_list = parse_seeds(seeds)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--seeds") from exc
+    if no_video:
+        video = None
     can_video = video is not None and importlib.util.find_spec("l2run.render.video") is not None
+    if can_video:  # checked before minutes of simulation, not after
+        from l2run.render.video import VIDEO_SUFFIXES
+
+        if video.suffix.lower() not in VIDEO_SUFFIXES:
+            raise typer.BadParameter(
+                f"video must end in one of {VIDEO_SUFFIXES} (or pass --no-video)",
+                param_hint="--video",
+            )
+        if not video.resolve().parent.is_dir():
+            raise typer.BadParameter(
+                f"no folder {video.parent} to write into", param_hint="--video"
+            )
     results = []
     if can_video:
         from l2run.render.recording import load_recording

@@ -39,8 +39,17 @@ def write_policy_file(path: str | Path, kind: str, params: np.ndarray, meta: dic
 
 
 def read_policy_data(path: str | Path) -> dict:
-    """The parsed JSON of a policy file (its `kind` says which controller reads it)."""
-    return json.loads(Path(path).read_text())
+    """The parsed JSON of a policy file (its `kind` says which controller reads it);
+    ValueError for a file that cannot be read or holds no JSON object."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ValueError(f"cannot read the policy file {path}: {exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"{path} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object with 'kind' and 'params'")
+    return data
 
 
 def read_policy_file(
@@ -51,4 +60,12 @@ def read_policy_file(
     data = read_policy_data(path) if data is None else data
     if data.get("kind") != kind:
         raise ValueError(f"{path} is not a {kind}-policy file (kind={data.get('kind')!r})")
-    return np.asarray(data["params"], dtype=float), data.get("meta", {})
+    if "params" not in data:
+        raise ValueError(f"{path} has no 'params'")
+    try:
+        params = np.asarray(data["params"], dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: 'params' must be a list of numbers") from None
+    if params.ndim != 1 or not np.all(np.isfinite(params)):
+        raise ValueError(f"{path}: 'params' must be a flat list of finite numbers")
+    return params, data.get("meta", {})

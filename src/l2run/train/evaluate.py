@@ -10,8 +10,10 @@ own: training-only wrappers (reward shaping, mirroring) are never applied here.
 
 from __future__ import annotations
 
+import collections
 import json
 import re
+import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -96,20 +98,44 @@ def load_policy(spec: str):
     if spec == "zero":
         return _ZeroPolicy()
     path = pretrained_path() if spec == "pretrained" else Path(spec)
-    if path.is_dir() and (path / "ppo_params.npz").is_file():
-        from l2run.train.ppo_jax import PPOPolicy
-
-        return PPOPolicy(path)
-    if path.is_dir() and (path / "config.json").is_file():
-        from l2run.train.sb3 import SB3Policy
-
-        return SB3Policy(path)
-    if path.is_file() and path.suffix == ".json":
-        return _ControllerAdapter(path)
+    try:
+        if path.is_dir() and (path / "config.json").is_file():
+            return _run_policy(path)
+        if path.is_file() and path.suffix == ".json":
+            return _ControllerAdapter(path)
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:  # a damaged run or policy file
+        raise ValueError(f"cannot load the policy {spec!r}: {type(exc).__name__}: {exc}") from None
     raise ValueError(
         f"unknown policy {spec!r}: expected 'pretrained', 'zero', a gait/walker/cruiser/planner "
         ".json file or a training run directory (with config.json and model.zip)"
     )
+
+
+def _run_policy(path: Path):
+    """The policy of a training run directory: PPO (ppo_params.npz) or SB3 (model.zip)."""
+    if (path / "ppo_params.npz").is_file():
+        from l2run.train.ppo_jax import PPOPolicy
+
+        return PPOPolicy(path)
+    config = json.loads((path / "config.json").read_text())
+    if isinstance(config, dict) and config.get("algo") == "ppo":
+        raise ValueError(
+            f"{path} is a PPO run without ppo_params.npz yet: a run writes it at each "
+            "checkpoint (checkpoint_every iterations), so one stopped before its first has none"
+        )
+    if not (path / "model.zip").is_file():
+        raise ValueError(f"{path} has config.json but no model.zip (an SB3 run saves both)")
+    import importlib.util
+
+    missing = [m for m in ("torch", "stable_baselines3") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ValueError(
+            f"{path} is a stable-baselines3 run; loading it needs the 'train' extra (missing: "
+            f"{', '.join(missing)}): pip install 'l2run[train]'"
+        )
+    from l2run.train.sb3 import SB3Policy
+
+    return SB3Policy(path)
 
 
 class _EpisodeStats(gym.Wrapper):
@@ -174,8 +200,14 @@ def run_episode(
     )
 
 
+MAX_SEEDS = 100_000  # episodes one command may ask for (each takes seconds to minutes)
+
+
 def parse_seeds(text: str) -> list[int]:
-    """'3' -> [3]; '1-10' -> [1..10] (inclusive); '1,4,7' -> [1, 4, 7]."""
+    """'3' -> [3]; '1-10' -> [1..10] (inclusive); '1,4,7' -> [1, 4, 7]. Each seed in
+    [0, 2**32) and at most once; at most MAX_SEEDS of them."""
+    from l2run.env.runenv import MAX_SEED
+
     seeds: list[int] = []
     for part in text.split(","):
         m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
@@ -183,7 +215,14 @@ def parse_seeds(text: str) -> list[int]:
             raise ValueError(f"seeds must look like '1-10', '3' or '1,4,7' (>= 0); got {text!r}")
         lo = int(m.group(1))
         hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi > MAX_SEED:
+            raise ValueError(f"seeds must be at most {MAX_SEED}; got {text!r}")
+        if len(seeds) + hi - lo + 1 > MAX_SEEDS:
+            raise ValueError(f"at most {MAX_SEEDS} seeds at once; got {text!r}")
         seeds.extend(range(lo, hi + 1))
+    repeated = sorted(s for s, n in collections.Counter(seeds).items() if n > 1)
+    if repeated:  # each would run (and count in the summary) twice
+        raise ValueError(f"seeds {repeated} are listed more than once in {text!r}")
     return seeds
 
 

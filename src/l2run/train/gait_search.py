@@ -97,6 +97,36 @@ class SearchConfig:
     tall_episodes: int = 0
     tall_top_m: float = 0.17
 
+    def validate(self) -> None:
+        """ValueError naming the first field out of its range (before a search writes
+        anything)."""
+        from l2run.course import check_difficulty, check_max_obstacles
+        from l2run.engines import ENGINE_NAMES
+
+        positive = ("max_env_steps", "generations", "horizon0", "episodes_per_candidate")
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if isinstance(self.popsize, bool) or not isinstance(self.popsize, int) or self.popsize < 2:
+            raise ValueError(f"popsize must be an int >= 2 (CMA-ES), got {self.popsize!r}")
+        if not isinstance(self.horizon_step, int) or self.horizon_step < 0:
+            raise ValueError(f"horizon_step must be an int >= 0, got {self.horizon_step!r}")
+        if not 0 <= self.tall_episodes <= self.episodes_per_candidate:
+            raise ValueError("tall_episodes must be in [0, episodes_per_candidate]")
+        for name in ("sigma0", "action_noise", "survival_bonus", "fall_penalty", "tall_top_m"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not np.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if self.sigma0 <= 0 or self.action_noise < 0:
+            raise ValueError("sigma0 must be > 0 and action_noise >= 0")
+        if self.controller not in CONTROLLERS:
+            raise ValueError(f"controller must be one of {tuple(CONTROLLERS)}")
+        if self.engine not in ENGINE_NAMES:
+            raise ValueError(f"engine must be one of {ENGINE_NAMES}, got {self.engine!r}")
+        check_difficulty(self.difficulty)
+        check_max_obstacles(self.max_obstacles)
+
 
 TALL_SEED_OFFSET = 500  # tall-course seeds are searched from here within a generation's block
 SEEDS_PER_GENERATION = 1000

@@ -1,0 +1,117 @@
+"""`l2run train | test | evaluate | demo`: bad arguments, configs and policy files are usage
+errors named before anything runs or is written (no tracebacks, no half-made run folders)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from l2run.cli import app
+
+runner = CliRunner()
+
+
+def refused(args: list[str], *words: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output  # click's usage error
+    assert "Traceback" not in result.output
+    # rich draws the message in a box, wrapped over lines
+    text = " ".join(re.sub("[│╭╮╰╯─]", " ", result.output).split())
+    for word in words:
+        assert word in text, text
+
+
+def write(path: Path, data) -> str:
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "config, words",
+    [
+        ({"popsize": 0}, ["popsize must be an int >= 2"]),
+        ({"foo": 1}, ["not a SearchConfig field"]),
+        ({"seed": 5}, ["seed in the JSON config differ"]),
+        ({"controller": "gait"}, ["controller in the JSON config differ"]),
+        ({"sigma0": -1.0}, ["sigma0 must be > 0"]),
+        ("[1, 2]", ["must hold a JSON object"]),
+        ("{not json", ["is not JSON"]),
+    ],
+)
+def test_search_configs_are_checked_before_anything_is_written(tmp_path, config, words) -> None:
+    out = tmp_path / "run"
+    args = ["train", "--algo", "walker", "--steps", "50", "--out", str(out)]
+    refused([*args, "--config", write(tmp_path / "c.json", config)], *words)
+    assert not out.exists()
+
+
+def test_search_arguments_and_starting_files_are_checked(tmp_path) -> None:
+    out = tmp_path / "run"
+    base = ["train", "--algo", "walker", "--steps", "50", "--out", str(out)]
+    refused([*base, "--difficulty", "9"], "difficulty must be one of")
+    refused([*base, "--engine", "mujoco"], "engine must be one of")
+    refused([*base, "--max-obstacles", "-1"], "max_obstacles")
+    refused([*base, "--init", str(tmp_path / "none.json")], "cannot read the policy file")
+    gait_file = write(tmp_path / "gait.json", {"kind": "gait", "params": [0.1] * 24})
+    refused([*base, "--init", gait_file], "holds 24 values; a walker search starts from 35")
+    refused([*base, "--config", str(tmp_path / "none.json")], "cannot read")
+    assert not out.exists()
+    refused(["train", "--algo", "ppo", "--engine", "jax", "--init", gait_file], "--init starts")
+
+
+def test_sb3_configs_refuse_what_they_would_ignore(tmp_path) -> None:
+    base = ["train", "--algo", "ddpg", "--steps", "50", "--out", str(tmp_path / "run")]
+    typo = write(tmp_path / "typo.json", {"hyper": {"learnin_rate": 5}})
+    refused([*base, "--config", typo], "unknown hyper-parameters ['learnin_rate']")
+    top = write(tmp_path / "top.json", {"learning_starts": 1000})
+    refused([*base, "--config", top], "unknown keys ['learning_starts']")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_missing_train_extra_is_named(monkeypatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "cma" else real(name, *a)
+    )
+    refused(["train", "--algo", "walker", "--steps", "50"], "needs the 'train' extra", "cma")
+
+
+@pytest.mark.parametrize(
+    "policy, words",
+    [
+        ("[1, 2, 3]", "must hold a JSON object"),
+        ({"kind": "walker"}, "has no 'params'"),
+        ({"kind": "walker", "params": [float("nan")] * 3}, "finite numbers"),
+        ("{broken", "is not JSON"),
+    ],
+)
+def test_malformed_policy_files_are_usage_errors(tmp_path, policy, words) -> None:
+    path = write(tmp_path / "policy.json", policy)
+    refused(["test", "--model", path], words)
+    refused(["evaluate", "--policy", path, "--seeds", "1"], words)
+
+
+def test_a_ppo_run_stopped_before_its_first_checkpoint_says_so(tmp_path) -> None:
+    run = tmp_path / "ppo"
+    run.mkdir()
+    write(run / "config.json", {"algo": "ppo", "total_steps": 1000})
+    refused(["evaluate", "--policy", str(run), "--seeds", "1"], "without ppo_params.npz")
+
+
+def test_test_and_evaluate_check_their_arguments() -> None:
+    refused(["test", "--model", "zero", "--engine", "foo"], "engine must be one of")
+    refused(["test", "--model", "zero", "--difficulty", "5"], "difficulty must be one of")
+    refused(["evaluate", "--policy", "zero", "--seeds", "1-2,2"], "more than once")
+    refused(["evaluate", "--policy", "zero", "--seeds", "0-4294967296"], "at most 4294967295")
+
+
+def test_demo_checks_its_video_before_running(tmp_path) -> None:
+    refused(["demo", "--seeds", "1", "--video", str(tmp_path / "demo.avi")], "must end in one of")
+    missing = tmp_path / "no" / "such" / "folder" / "demo.mp4"
+    refused(["demo", "--seeds", "1", "--video", str(missing)], "no folder")
