@@ -560,7 +560,7 @@ def test_residual_rollout_runs_the_walker_with_memory_reset_at_autoreset():
 
 def test_a_missing_base_policy_fails_before_anything_is_written(tmp_path):
     config = PPOConfig(**{**RESIDUAL, "base_policy": str(tmp_path / "missing.json")})
-    with pytest.raises(FileNotFoundError, match="missing.json"):
+    with pytest.raises(ValueError, match="cannot read the policy file .*missing.json"):
         train(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
 
