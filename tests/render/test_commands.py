@@ -67,3 +67,14 @@ def test_damaged_recordings_and_unwritable_outputs_are_clear_errors(
         assert result.exit_code == 1 and "cannot write" in result.output, result.output
     result = runner.invoke(app, ["plot", str(recording_file), "-o", str(blocked / "p.png")])
     assert result.exit_code == 1 and "cannot write" in result.output, result.output
+
+
+def test_frame_sizes_and_gif_delays_beyond_their_formats_are_refused(
+    recording_file: Path, tmp_path: Path
+) -> None:
+    gif = str(tmp_path / "x.gif")
+    result = runner.invoke(app, ["render", str(recording_file), "-o", gif, "--stride", "100000"])
+    assert result.exit_code == 1 and "a GIF frame may last at most" in result.output
+    big = ["--width", "100000", "--height", "100000"]
+    result = runner.invoke(app, ["render", str(recording_file), "-o", gif, *big])
+    assert result.exit_code == 1 and "at most 8192" in result.output

@@ -99,3 +99,25 @@ def test_jax_integrator_option_runs_that_scheme_and_is_refused_for_opensim():
         obs, _r, _done, _info = env.step(policy.act(np.asarray(obs)))
     assert got.steps == steps
     assert got.distance == pytest.approx(float(obs[1]), abs=1e-9)
+
+
+def test_max_steps_counts_environment_steps_under_action_repeat(monkeypatch):
+    """A run trained with action_repeat 4 tested for 30 steps runs 30 environment steps, not
+    the 32 its eighth repeated action would reach."""
+    import numpy as np
+
+    from l2run.train import evaluate as ev
+    from l2run.train.wrappers import apply_wrappers
+
+    class Repeating:
+        def wrap(self, env):
+            return apply_wrappers(env, {"action_repeat": {"repeat": 4}}, evaluation=True)
+
+        def reset(self):
+            pass
+
+        def act(self, obs):
+            return np.full(18, 0.3)
+
+    monkeypatch.setattr(ev, "load_policy", lambda spec: Repeating())
+    assert ev.run_episode("repeating", "opensim", 0, 1, max_steps=30).steps == 30

@@ -52,6 +52,9 @@ MARK_SPACING = 1.0  # m between labelled distance marks on the ground
 MINOR_MARK_SPACING = 0.25  # m between small ticks
 
 
+MAX_IMAGE_SIDE = 8192  # pixels a side: an 8K frame (200 MB as RGB) is the most a render may ask for
+
+
 @dataclass(frozen=True)
 class Camera:
     """Image size and the metres→pixels map; the view follows the pelvis horizontally."""
@@ -64,6 +67,11 @@ class Camera:
     def __post_init__(self) -> None:
         if self.width < 16 or self.height < 16:
             raise ValueError(f"image must be at least 16×16 pixels, got {self.width}×{self.height}")
+        if self.width > MAX_IMAGE_SIDE or self.height > MAX_IMAGE_SIDE:
+            raise ValueError(
+                f"image must be at most {MAX_IMAGE_SIDE}×{MAX_IMAGE_SIDE} pixels, "
+                f"got {self.width}×{self.height}"
+            )
         if not self.pixels_per_metre > 0:
             raise ValueError("pixels_per_metre must be positive")
 

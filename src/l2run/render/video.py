@@ -18,6 +18,7 @@ from l2run.render.recording import Recording
 VIDEO_SUFFIXES = (".mp4", ".gif")
 MIN_GIF_DELAY = 0.02  # s, the shortest frame delay browsers honour in a GIF
 H264_BLOCK = 2  # yuv420p needs even width and height
+MAX_GIF_DELAY_MS = 65_535  # a GIF stores each frame's delay in 16 bits (here: ms)
 
 
 def default_stride(recording: Recording, suffix: str) -> int:
@@ -51,6 +52,11 @@ def write_video(
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
     fps = speed / (recording.dt * stride)
+    if suffix == ".gif" and 1000.0 / fps > MAX_GIF_DELAY_MS:
+        raise ValueError(
+            f"a GIF frame may last at most {MAX_GIF_DELAY_MS / 1000:g} s; stride {stride} at "
+            f"speed {speed:g} asks for {1 / fps:g} s (a smaller stride or a higher speed)"
+        )
     n_frames = len(range(0, len(recording), stride))
     out.parent.mkdir(parents=True, exist_ok=True)
 

@@ -176,6 +176,10 @@ def run_episode(
     extra: dict = {"record": record} if record else {}
     if integrator:
         extra["integrator"] = jax_integrator(engine, integrator)
+    if max_steps is not None:
+        # Inside the policy's wrappers: an action-repeat wrapper then stops at exactly
+        # max_steps environment steps instead of finishing its last repeat past them.
+        extra["max_episode_steps"] = int(max_steps)
     base = gym.make(
         ENV_ID, engine=engine, max_obstacles=max_obstacles, render_mode=render_mode, **extra
     )
