@@ -121,3 +121,11 @@ def test_max_steps_counts_environment_steps_under_action_repeat(monkeypatch):
 
     monkeypatch.setattr(ev, "load_policy", lambda spec: Repeating())
     assert ev.run_episode("repeating", "opensim", 0, 1, max_steps=30).steps == 30
+
+
+def test_workers_show_the_episodes_progress(capsys):
+    from l2run.train.evaluate import evaluate
+
+    evaluate("zero", "opensim", 0, [1, 2], workers=2, progress=True)
+    err = capsys.readouterr().err
+    assert "episodes: 100%" in err and "2/2" in err, err

@@ -374,7 +374,15 @@ def demo(
 
         with tempfile.TemporaryDirectory() as tmp:
             npz = Path(tmp) / "demo.npz"
-            results.append(run_episode("pretrained", "opensim", 2, seed_list[0], record=str(npz)))
+            from rich.console import Console
+
+            with Console(stderr=True).status(
+                f"seed {seed_list[0]}: the recorded episode for {video} (the planner takes "
+                "~2-4 min per episode)"
+            ):
+                results.append(
+                    run_episode("pretrained", "opensim", 2, seed_list[0], record=str(npz))
+                )
             write_video(load_recording(npz), video)
         seed_list = seed_list[1:]
     results += run_eval("pretrained", "opensim", 2, seed_list, workers=workers, progress=True)

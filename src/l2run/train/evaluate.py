@@ -273,13 +273,15 @@ def evaluate(
     ]
     if ray_address is not None:
         return _evaluate_ray(args, ray_address)
-    if workers == 1:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
+    if workers == 1:
         return [run_episode(**a) for a in tqdm(args, disable=not progress, desc="episodes")]
     # spawn, not fork: OpenSim and JAX hold threads and native state that fork does not copy.
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        return list(pool.map(_run_episode_kw, args))
+        # pool.map yields in seed order as the episodes finish: the bar advances with them
+        results = pool.map(_run_episode_kw, args)
+        return list(tqdm(results, total=len(args), disable=not progress, desc="episodes"))
 
 
 def _run_episode_kw(kw: dict) -> EpisodeResult:
