@@ -5,6 +5,7 @@ loses nothing (its environments are rebuilt by replaying the logged actions)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import math
 
@@ -141,21 +142,23 @@ class ResetLosesWorker(IntegratorFailsAtStep):
         return await self.pool.reset(key, spec)
 
 
+@contextlib.contextmanager
+def instance_losing_resets(settings, pool, token, losses: int):
+    """(client, instance id) of a grader whose first `losses` resets lose their worker."""
+    app = create_app(settings, pool=ResetLosesWorker(pool, losses=losses))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client, client.post("/v1/envs/", json={"token": token}).json()["instance_id"]
+
+
 def test_a_worker_lost_during_reset_is_replaced(settings, pool, token):
-    with TestClient(
-        create_app(settings, pool=ResetLosesWorker(pool, losses=1)), raise_server_exceptions=False
-    ) as client:
-        instance = client.post("/v1/envs/", json={"token": token}).json()["instance_id"]
+    with instance_losing_resets(settings, pool, token, losses=1) as (client, instance):
         reply = client.post(f"/v1/envs/{instance}/reset/")
         assert reply.status_code == 200, reply.text
         assert len(reply.json()["observation"]) == 41
 
 
 def test_a_reset_that_fails_twice_says_so_and_loses_nothing(settings, pool, token):
-    with TestClient(
-        create_app(settings, pool=ResetLosesWorker(pool, losses=2)), raise_server_exceptions=False
-    ) as client:
-        instance = client.post("/v1/envs/", json={"token": token}).json()["instance_id"]
+    with instance_losing_resets(settings, pool, token, losses=2) as (client, instance):
         refused = client.post(f"/v1/envs/{instance}/reset/")
         assert refused.status_code == 503
         assert "call reset again" in refused.json()["message"]

@@ -44,19 +44,24 @@ N_ACTIONS = len(MUSCLES)
 MAX_SEED = 2**32 - 1  # numpy.random.RandomState accepts seeds in [0, 2**32)
 
 
+def real_array(values: Any, what: str) -> np.ndarray:
+    """`values` as a float64 array; ValueError (naming `what`) unless they are real numbers:
+    numpy would turn "0.5" or True into a float and drop an imaginary part."""
+    try:
+        given = np.asarray(values)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be numbers in [0, 1]: {exc}") from exc
+    if given.dtype.kind not in "iuf":
+        raise ValueError(
+            f"{what} must be real numbers in [0, 1], got values of dtype {given.dtype}"
+        )
+    return given.astype(np.float64)
+
+
 def check_action(action: Any) -> np.ndarray:
     """The action as (18,) float64 in [0, 1]; ValueError for a wrong shape, NaN or inf, or
     values that are not real numbers (strings, booleans, complex numbers, objects)."""
-    try:
-        given = np.asarray(action)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"action must be {N_ACTIONS} numbers in [0, 1]: {exc}") from exc
-    # Real numbers only: numpy would turn "0.5" or True into a float and drop an imaginary part.
-    if given.dtype.kind not in "iuf":
-        raise ValueError(
-            f"action must be {N_ACTIONS} real numbers in [0, 1], got values of dtype {given.dtype}"
-        )
-    array = given.astype(np.float64)
+    array = real_array(action, f"action ({N_ACTIONS} excitations)")
     if array.shape != (N_ACTIONS,):
         raise ValueError(
             f"action must have shape ({N_ACTIONS},) (one excitation per muscle: "

@@ -60,6 +60,7 @@ from l2run.env.runenv import (
     N_ACTIONS,
     TIMESTEP_LIMIT,
     check_seed,
+    real_array,
 )
 from l2run.observation import OBSERVATION_SIZE, PELVIS_X, obstacle_slots
 
@@ -247,16 +248,7 @@ class RunVectorEnv(gym.vector.VectorEnv):
         return self._obs.copy(), info
 
     def _check_actions(self, actions: Any) -> np.ndarray:
-        try:
-            given = np.asarray(actions)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"actions must be numbers of shape ({self.num_envs}, 18)") from exc
-        if given.dtype.kind not in "iuf":  # as RunEnv: no strings, booleans or complex numbers
-            raise ValueError(
-                f"actions must be real numbers of shape ({self.num_envs}, {N_ACTIONS}), got "
-                f"values of dtype {given.dtype}"
-            )
-        array = given.astype(np.float64)
+        array = real_array(actions, f"actions (shape ({self.num_envs}, {N_ACTIONS}))")
         if array.shape != (self.num_envs, N_ACTIONS):
             raise ValueError(
                 f"actions must have shape ({self.num_envs}, {N_ACTIONS}), got {array.shape}"

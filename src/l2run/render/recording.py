@@ -51,7 +51,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import secrets
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -311,13 +311,10 @@ def _write_atomically(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Save `arrays` as a compressed .npz at `path`, replacing any file there only once the
     new one is complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".rec-", suffix=".npz")
-    os.close(fd)
-    # mkstemp makes the file private (0600); a recording is as readable as any file written
-    # here (0666 less the umask), e.g. for a grader serving it or another user viewing it.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    # Created with mode 0666 less the umask, as any file written here (mkstemp's would be
+    # private, 0600): a grader serves recordings, other users view them.
+    tmp = path.parent / f".rec-{secrets.token_hex(8)}.npz"
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
         np.savez_compressed(tmp, **arrays)
         os.replace(tmp, path)
@@ -455,11 +452,17 @@ _ARRAYS = (
 )
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # how an .npz (a zip archive) begins
+
+
 def load_recording(path: str | os.PathLike[str]) -> Recording:
     """Read a recording written by :class:`Recorder`; ValueError if it is not one."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no recording at {p}")
+    with open(p, "rb") as head:  # (numpy would suggest loading anything else as a pickle)
+        if head.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
+            raise ValueError(f"{p} is not an l2run recording (not an .npz file)")
     try:
         with np.load(p, allow_pickle=False) as data:
             if "header" not in data.files:
@@ -473,10 +476,6 @@ def load_recording(path: str | os.PathLike[str]) -> Recording:
             arrays = {k: np.asarray(data[k]) for k in _ARRAYS}
     except (OSError, EOFError, zipfile.BadZipFile) as exc:  # zip / npy corruption
         raise ValueError(f"{p} is not a readable .npz recording: {exc}") from exc
-    except ValueError as exc:
-        if "pickled" in str(exc):  # numpy's advice to load unsafely does not apply here
-            raise ValueError(f"{p} is not an l2run recording (not an .npz file)") from None
-        raise
     if header.get("format") != FORMAT_NAME:
         raise ValueError(f"{p} is not an l2run recording (format {header.get('format')!r})")
     if int(header.get("version", 0)) > FORMAT_VERSION:

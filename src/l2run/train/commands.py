@@ -10,23 +10,17 @@ import typer
 
 TRAIN_ALGOS = ("ddpg", "td3", "sac", "ppo", "gait", "walker", "cruiser")
 SEARCH_ALGOS = ("gait", "walker", "cruiser")  # hand-designed controllers tuned by CMA-ES
-SB3_ALGOS = ("ddpg", "td3", "sac")
-# What each family of algorithms imports beyond the base install (all in the 'train' extra).
-NEEDS = {"sb3": ("torch", "stable_baselines3"), "search": ("cma",)}
 SB3_CONFIG_KEYS = ("hyper", "wrappers")
 
 
-def require_train_extra(*modules: str) -> None:
-    """A usage error naming the extra, rather than an ImportError deep in a run, when a module
-    the command needs is not installed."""
-    import importlib.util
+def _require_train_extra(modules: tuple[str, ...], algo: str) -> None:
+    """A usage error when `algo` needs a module the 'train' extra installs."""
+    from l2run.train.evaluate import require_train_extra
 
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        raise typer.BadParameter(
-            f"this needs the 'train' extra (missing: {', '.join(missing)}): "
-            "pip install 'l2run[train]'"
-        )
+    try:
+        require_train_extra(modules, f"--algo {algo}")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def load_config(path: Path | None) -> dict:
@@ -89,7 +83,9 @@ def train(
         )
     overrides = load_config(config)
     if algo in SEARCH_ALGOS:
-        require_train_extra(*NEEDS["search"])
+        from l2run.train.evaluate import SEARCH_MODULES
+
+        _require_train_extra(SEARCH_MODULES, algo)
         from l2run.train import gait_search as gs
 
         options = {
@@ -165,7 +161,9 @@ def train(
             raise typer.BadParameter(str(exc)) from exc
         typer.echo(f"model saved to {path}")
         return
-    require_train_extra(*NEEDS["sb3"])
+    from l2run.train.evaluate import SB3_MODULES
+
+    _require_train_extra(SB3_MODULES, algo)
     from l2run.train.sb3 import TrainConfig
     from l2run.train.sb3 import train as sb3_train
 

@@ -111,6 +111,24 @@ def load_policy(spec: str):
     )
 
 
+# What the 'train' extra adds that parts of training need beyond the base install.
+SB3_MODULES = ("torch", "stable_baselines3")
+SEARCH_MODULES = ("cma",)
+
+
+def require_train_extra(modules: tuple[str, ...], what: str = "this") -> None:
+    """ValueError naming the 'train' extra, rather than an ImportError deep in a run, when a
+    module `what` needs is not installed."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ValueError(
+            f"{what} needs the 'train' extra (missing: {', '.join(missing)}): "
+            "pip install 'l2run[train]'"
+        )
+
+
 def _run_policy(path: Path):
     """The policy of a training run directory: PPO (ppo_params.npz) or SB3 (model.zip)."""
     if (path / "ppo_params.npz").is_file():
@@ -125,14 +143,7 @@ def _run_policy(path: Path):
         )
     if not (path / "model.zip").is_file():
         raise ValueError(f"{path} has config.json but no model.zip (an SB3 run saves both)")
-    import importlib.util
-
-    missing = [m for m in ("torch", "stable_baselines3") if importlib.util.find_spec(m) is None]
-    if missing:
-        raise ValueError(
-            f"{path} is a stable-baselines3 run; loading it needs the 'train' extra (missing: "
-            f"{', '.join(missing)}): pip install 'l2run[train]'"
-        )
+    require_train_extra(SB3_MODULES, f"{path} is a stable-baselines3 run; loading it")
     from l2run.train.sb3 import SB3Policy
 
     return SB3Policy(path)

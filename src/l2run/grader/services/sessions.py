@@ -309,18 +309,18 @@ class GraderService:
     async def _reset_env(self, instance_id: str, spec: EpisodeSpec) -> list[float]:
         """The new trial's first observation; a worker lost while building it is replaced
         and the reset tried once more (no trial has started, so nothing is lost)."""
-        for attempt in range(2):
-            try:
-                return await self.pool.reset(instance_id, spec)
-            except (EnvMissing, SimulationFailed) as exc:
-                if attempt:
-                    raise GraderError(
-                        503,
-                        f"the simulation could not start this trial ({exc}); nothing was "
-                        "recorded: call reset again",
-                    ) from None
-                await self.pool.drop(instance_id)
-        raise AssertionError("unreachable")
+        try:
+            return await self.pool.reset(instance_id, spec)
+        except (EnvMissing, SimulationFailed):
+            await self.pool.drop(instance_id)
+        try:
+            return await self.pool.reset(instance_id, spec)
+        except (EnvMissing, SimulationFailed) as exc:
+            raise GraderError(
+                503,
+                f"the simulation could not start this trial ({exc}); nothing was recorded: "
+                "call reset again",
+            ) from None
 
     def _plan_reset(self, session: Session, instance_id: str, token: str | None):
         submission = self._load(session, instance_id, token)
