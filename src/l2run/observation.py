@@ -20,6 +20,7 @@ branches only on shapes, never on values, so the JAX engine can trace them.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -132,4 +133,7 @@ def assemble(
 def ligament_penalty(lig_forces: Any, xp: Any = np) -> Any:
     """osim-rl 1.5's ligament penalty: 1e-7 · sqrt(Σ f²) over the 6 CoordinateLimitForces."""
     lig_forces = xp.asarray(lig_forces)
-    return LIGAMENT_PENALTY_WEIGHT * xp.sqrt(xp.sum(lig_forces * lig_forces))
+    squares = (lig_forces * lig_forces).sum()
+    if xp is np:  # RunEnv's every step: a Python float, without numpy's scalar ufuncs
+        return LIGAMENT_PENALTY_WEIGHT * math.sqrt(float(squares))
+    return LIGAMENT_PENALTY_WEIGHT * xp.sqrt(squares)

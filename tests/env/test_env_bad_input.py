@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 
 from l2run.engines.base import IntegratorError
-from l2run.env.runenv import RunEnv
+from l2run.env.runenv import RunEnv, check_action
 
 BAD_ACTIONS = [
     (np.full(18, np.nan), "NaN"),
     (np.r_[np.zeros(17), np.inf], "NaN or inf"),
     (np.r_[np.zeros(17), -np.inf], "NaN or inf"),
+    (np.r_[np.full(8, 0.5), np.nan, np.full(9, 0.5)], "NaN or inf"),  # one NaN among good ones
+    (np.r_[np.full(8, 2.0), np.nan, np.full(9, -1.0)], "NaN or inf"),  # ... and out of range
     (np.zeros(17), r"shape \(18,\)"),
     (np.zeros(19), r"shape \(18,\)"),
     (np.zeros((18, 1)), r"shape \(18,\)"),
@@ -136,3 +138,12 @@ def test_returned_observations_are_copies(stub_env: RunEnv) -> None:
 
     assert run(edit=True) == run(edit=False)
     assert stub_env.step(np.full(18, 0.3))[0] is not stub_env.current_state
+
+
+@pytest.mark.parametrize("action", [np.full(18, 0.25), np.linspace(-1.0, 2.0, 18)])
+def test_checked_action_is_a_float64_copy(action: np.ndarray) -> None:
+    """In range or clipped, the checked action never shares the caller's memory (a caller that
+    reuses its array must not change what a recording kept)."""
+    checked = check_action(action)
+    assert checked.dtype == np.float64 and not np.shares_memory(checked, action)
+    np.testing.assert_array_equal(checked, np.clip(action, 0.0, 1.0))

@@ -67,9 +67,15 @@ def check_action(action: Any) -> np.ndarray:
             f"action must have shape ({N_ACTIONS},) (one excitation per muscle: "
             f"{', '.join(MUSCLES)}), got shape {array.shape}"
         )
-    if not np.all(np.isfinite(array)):
+    # min and max carry any NaN; both in [0, 1] (the usual case) needs no clipped copy: a few
+    # µs of numpy here cost several times that after each step's compiled program has run
+    # (cold caches; benchmarks/RESULTS.md, 2026-12-05 session 42)
+    low, high = float(array.min()), float(array.max())
+    if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError("action contains NaN or inf; excitations must be finite, in [0, 1]")
-    return np.clip(array, 0.0, 1.0)
+    if low < 0.0 or high > 1.0:
+        return np.clip(array, 0.0, 1.0)
+    return array
 
 
 def check_seed(seed: Any) -> int | None:
@@ -193,7 +199,7 @@ class RunEnv:
 
     def get_observation(self) -> list[float]:
         """The 41 observation values (see `l2run.observation`)."""
-        return [float(v) for v in self.engine.observation()]
+        return self.engine.observation().tolist()
 
     def step(self, action: Any) -> tuple[list[float], float, bool, dict[str, Any]]:
         """Advance 0.01 s holding `action` (18 excitations); returns (obs, reward, done, info)."""

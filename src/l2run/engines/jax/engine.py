@@ -129,10 +129,14 @@ def _state_of(packed: jnp.ndarray, obstacles: jnp.ndarray, psoas: jnp.ndarray) -
     )
 
 
+# (name, slice, shape) of each field, for the host's unpacking of every step
+_HOST_FIELDS = tuple((name, slice(a, b), shape) for name, (a, b, shape) in _SLICES.items())
+
+
 def unpack(packed: np.ndarray) -> dict[str, np.ndarray]:
     """The host's view of a packed snapshot: name -> float64 array (SNAPSHOT_FIELDS shapes)."""
     flat = np.asarray(packed, dtype=np.float64)
-    return {name: _field(flat, name) for name, _ in SNAPSHOT_FIELDS}
+    return {name: flat[where].reshape(shape) for name, where, shape in _HOST_FIELDS}
 
 
 class ParamLayout(NamedTuple):
@@ -222,6 +226,7 @@ class JaxEngine:
             raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
         self.integrator = parse_integrator(integrator)
         self.dtype = DTYPES[dtype]
+        self._host_dtype = np.dtype(dtype)
         self.params = cast_params(params if params is not None else load_params(), self.dtype)
         self._param_buffers, self._layout = pack_params(self.params)
         self._first_integrator = first_step_integrator(self.integrator)
@@ -254,7 +259,7 @@ class JaxEngine:
     def step(self, excitations: np.ndarray) -> None:
         # A host array: the jitted call moves it to the device, cheaper than an eager conversion
         # (the step clips it to [0, 1]).
-        action = np.asarray(excitations, dtype=self.dtype).reshape(len(MUSCLES))
+        action = np.asarray(excitations, dtype=self._host_dtype).reshape(len(MUSCLES))
         # Without plans, one call of `step.step` (its own redo). With them, `step.step`'s
         # choice is made here: the first-step substeps for an episode's first step, and again
         # for a step whose result was non-finite.
@@ -320,7 +325,7 @@ class JaxEngine:
     def body_poses(self) -> dict[str, tuple[float, float, float]]:
         s = self._snapshot()
         origin, angle = s["body_origin"].tolist(), s["body_angle"].tolist()
-        return {name: (*origin[i], angle[i]) for i, name in enumerate(BODIES)}
+        return {name: (*o, a) for name, o, a in zip(BODIES, origin, angle, strict=True)}
 
     def muscle_paths(self) -> list[np.ndarray]:
         # Cached per state: a recording and a live viewer both draw every step.
