@@ -218,6 +218,17 @@ def _state_snapshot(param_buffers, state, layout):
     return _pack(params, state, observe(params, state), jnp.zeros((), bool))
 
 
+@engine_jit(static_argnames=("layout",))
+def _reset_snapshot(param_buffers, obstacles, psoas, layout):
+    """The packed snapshot of the model's default state on a course, and the course's arrays
+    on the device, in one compiled call (eager, the default state's few operations each cost
+    a dispatch: ~0.5 ms a reset)."""
+    params = unpack_params(param_buffers, layout)
+    state = reset(params, obstacles, psoas)
+    packed = _pack(params, state, observe(params, state), jnp.zeros((), bool))
+    return packed, state.obstacles, state.psoas
+
+
 _state_from_snapshot = engine_jit(_state_of)
 _muscle_paths = engine_jit(system.muscle_path_points)
 
@@ -261,11 +272,15 @@ class JaxEngine:
 
     def reset(self, course: Course) -> None:
         self.course = course
-        self.state = reset(
-            self.params,
-            jnp.asarray(pad_obstacles(course.obstacles), self.dtype),
-            jnp.asarray(course.psoas, self.dtype),
+        self._packed, self._obstacles, self._psoas = _reset_snapshot(
+            self._param_buffers,
+            np.asarray(pad_obstacles(course.obstacles), self._host_dtype),
+            np.asarray(course.psoas, self._host_dtype),
+            self._layout,
         )
+        self._state: EnvState | None = None  # built from the snapshot when asked for
+        self._host: dict[str, np.ndarray] | None = None
+        self._paths_cache: list[np.ndarray] | None = None
 
     def step(self, excitations: np.ndarray) -> None:
         # A host array: the jitted call moves it to the device, cheaper than an eager conversion
@@ -324,8 +339,8 @@ class JaxEngine:
         self._packed = _state_snapshot(self._param_buffers, value, self._layout)
         self._obstacles, self._psoas = value.obstacles, value.psoas
         self._state = value
-        self._host: dict[str, np.ndarray] | None = None
-        self._paths_cache: list[np.ndarray] | None = None
+        self._host = None
+        self._paths_cache = None
 
     def observation(self) -> np.ndarray:
         return self._snapshot()["observation"].copy()
