@@ -235,17 +235,23 @@ def test_a_fall_terminates_and_resets_in_the_same_step() -> None:
 
 
 def test_float32_and_bad_arguments() -> None:
-    envs = gym.make_vec("l2run/Run-v0", num_envs=N, engine="jax", dtype="float32")
+    # a numpy dtype as well as its name; the info's reward terms in float64, as the reward
+    envs = gym.make_vec("l2run/Run-v0", num_envs=N, engine="jax", dtype=np.float32)
     try:
         obs, _ = envs.reset(seed=0)
         assert obs.dtype == np.float32 and envs.observation_space.dtype == np.float32
+        _, reward, _, _, info = envs.step(np.full((N, 18), 0.2))
+        terms = info["reward_terms"]
+        assert terms["forward"].dtype == terms["ligament_penalty"].dtype == reward.dtype
+        assert reward.dtype == np.float64
     finally:
         envs.close()
     for call in (lambda: envs.step(np.zeros((N, 18))), lambda: envs.reset(seed=0)):
         with pytest.raises(RuntimeError, match="closed"):
             call()
-    with pytest.raises(ValueError):
-        gym.make_vec("l2run/Run-v0", num_envs=N, engine="jax", dtype="float16")
+    for dtype in ("float16", None, np.int32):
+        with pytest.raises(ValueError, match="dtype must be one of"):
+            gym.make_vec("l2run/Run-v0", num_envs=N, engine="jax", dtype=dtype)
     with pytest.raises(ValueError):
         gym.make_vec("l2run/Run-v0", num_envs=0, engine="jax")
     with pytest.raises(ValueError):

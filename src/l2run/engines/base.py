@@ -5,7 +5,7 @@ Units and frames: m, rad, N, N·m, s; positions in the ground frame (x forward, 
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -16,6 +16,21 @@ STEP_SIZE_S = 0.01  # one environment step (osim-rl 1.5's `stepsize`)
 TIMESTEP_LIMIT = 1000  # steps per episode (10 s)
 FALL_HEIGHT_M = 0.65  # pelvis y below this ends the episode
 INTEGRATOR_FAILURE_REWARD = -500.0  # osim-rl 1.5's reward when the integrator fails
+FLOAT_DTYPES = ("float64", "float32")  # what the JAX engine computes in
+
+
+def float_dtype_name(dtype: Any) -> str:
+    """ "float64" or "float32" for that name or a numpy/JAX dtype or type of it; ValueError
+    otherwise (None included: numpy would read it as float64)."""
+    name = None
+    if dtype is not None and not isinstance(dtype, bool):
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            pass
+    if name not in FLOAT_DTYPES:
+        raise ValueError(f"dtype must be one of {FLOAT_DTYPES} (a name or a dtype), got {dtype!r}")
+    return name
 
 
 class IntegratorError(RuntimeError):

@@ -54,6 +54,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from l2run.course import Course, check_difficulty, check_max_obstacles, generate_course
+from l2run.engines.base import float_dtype_name
 from l2run.env.runenv import (
     INTEGRATOR_FAILURE_REWARD,
     MAX_SEED,
@@ -123,8 +124,7 @@ class RunVectorEnv(gym.vector.VectorEnv):
         ):
             raise ValueError(f"max_episode_steps must be a positive int, got {max_episode_steps!r}")
         self.max_episode_steps = int(max_episode_steps)
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
+        dtype = float_dtype_name(dtype)
         if render_mode is not None:
             raise ValueError("the vector env does not render; use the single env to watch a run")
         self.render_mode = None
@@ -293,7 +293,8 @@ class RunVectorEnv(gym.vector.VectorEnv):
         final_obs = np.asarray(out.final_obs)
 
         failed = terminated & (reward == INTEGRATOR_FAILURE_REWARD)
-        forward = final_obs[:, PELVIS_X] - self._obs[:, PELVIS_X]
+        # in float64 as the reward (a float32 run's terms would otherwise mix precisions)
+        forward = final_obs[:, PELVIS_X].astype(np.float64) - self._obs[:, PELVIS_X]
         ok = ~failed
         step_info = {
             "reward_terms": {

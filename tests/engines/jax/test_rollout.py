@@ -349,3 +349,88 @@ def test_wrong_action_shapes_are_named(params, batch) -> None:
             fx.batch_step(params, state, bad, INTEGRATOR, None)
         with pytest.raises(ValueError, match=rf"actions must have shape \({N}, 18\)"):
             fx.autoreset_step(params, state, bad, state, INTEGRATOR, 1000, None)
+
+
+def test_diverged_steps_are_redone_as_step_step_does(params, batch) -> None:
+    """A step whose result is non-finite is redone with the first-step scheme in a batch as in
+    `step.step` (one RK4 step of 10 ms from the unequilibrated default state diverges; the
+    graded scheme does not); a runner whose episode has ended stays as it was."""
+    state, _, _ = batch
+    state = state._replace(step_count=state.step_count + 1, done=state.done.at[2].set(True))
+    diverging = Integrator("rk4", 1)
+    actions = _actions(1, N, seed=5)[0]
+    alone = env_step.step(params, _row(state, 0), actions[0], diverging, None)
+    assert float(alone[2]) == env_step.INTEGRATOR_FAILURE_REWARD  # diverges without a redo
+    new, obs, reward, done = fx.batch_step(params, state, actions, diverging, INTEGRATOR)
+    for i in range(N):
+        s, o, r, d = env_step.step(params, _row(state, i), actions[i], diverging, INTEGRATOR)
+        _assert_trees_close(_row(new, i), s)
+        np.testing.assert_allclose(reward[i], r, rtol=RTOL, atol=ATOL)
+        assert bool(done[i]) == bool(d)
+    assert np.all(np.asarray(reward[:2]) != env_step.INTEGRATOR_FAILURE_REWARD)
+    assert float(reward[2]) == 0.0 and bool(done[2])
+    _assert_trees_close(_row(new, 2), _row(state, 2), 0, 0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_actions_fail_only_their_runner(params, batch, bad) -> None:
+    """Jitted code cannot raise: a NaN or infinite excitation makes that runner's step an
+    integrator failure (its physical state kept, −500, done) — not clipped to 0 or 1 — and
+    leaves the other runners' steps as they would have been."""
+    state, _, _ = batch
+    actions = _actions(1, N, seed=6)[0]
+    poisoned = actions.copy()
+    poisoned[1, 4] = bad
+    clean = fx.batch_step(params, state, actions, INTEGRATOR, None)
+    new, obs, reward, done = fx.batch_step(params, state, poisoned, INTEGRATOR, None)
+    assert float(reward[1]) == env_step.INTEGRATOR_FAILURE_REWARD and bool(done[1])
+    _assert_trees_close(
+        env_step.continuous(_row(new, 1)), env_step.continuous(_row(state, 1)), 0, 0
+    )
+    for i in (0, 2):
+        _assert_trees_close(_row(new, i), _row(clean[0], i), 0, 0)
+        assert float(reward[i]) == float(clean[2][i])
+    alone = env_step.step(params, _row(state, 0), poisoned[1], INTEGRATOR, INTEGRATOR)
+    assert float(alone[2]) == env_step.INTEGRATOR_FAILURE_REWARD and bool(alone[3])
+
+
+def test_mismatched_inputs_are_named(params, batch) -> None:
+    """What jit would broadcast or promote silently is a clear error: float32 parameters with
+    a float64 state (the run would compute in float64), a restart state of another batch size
+    or dtype, a number of steps that is not a count."""
+    state, _, _ = batch
+    params32 = fx.cast_floats(params, jnp.float32)
+    actions = _actions(1, N)[0]
+    with pytest.raises(ValueError, match="float64 numbers but the model's parameters are float32"):
+        fx.batch_step(params32, state, actions, INTEGRATOR, None)
+    with pytest.raises(ValueError, match="float64 numbers but the model's parameters are float32"):
+        env_step.step(params32, _row(state, 0), actions[0], INTEGRATOR, None)
+    with pytest.raises(ValueError, match="reset_state holds float32 numbers"):
+        fx.autoreset_step(params, state, actions, fx.cast_floats(state, jnp.float32), INTEGRATOR)
+    one_row = jax.tree.map(lambda a: a[:1], state)
+    with pytest.raises(ValueError, match="one restart row per runner"):
+        fx.autoreset_step(params, state, actions, one_row, INTEGRATOR, 1000, None)
+
+    def policy(obs: jnp.ndarray, k: jax.Array) -> jnp.ndarray:
+        return jnp.full(obs.shape[:-1] + (18,), 0.3, obs.dtype)
+
+    key = jax.random.PRNGKey(0)
+    for steps in (-1, 2.0, True):
+        with pytest.raises(ValueError, match="steps must be an int >= 0"):
+            fx.rollout(params, state, policy, key, steps, INTEGRATOR, first_integrator=None)
+    with pytest.raises(ValueError, match="one restart row per runner"):
+        fx.rollout(params, state, policy, key, 1, INTEGRATOR, reset_state=one_row)
+
+
+def test_an_episode_ended_before_autoreset_only_restarts(params, batch) -> None:
+    """A runner handed to `autoreset_step` already done (a state from a rollout without
+    resets) restarts from its reset row without a step, reward or flag: its ending was
+    reported when it happened."""
+    state, _, _ = batch
+    ended = state._replace(done=state.done.at[0].set(True))
+    restart = fx.batch_reset(params, state.obstacles, state.psoas)
+    out = fx.autoreset_step(params, ended, _actions(1, N)[0], restart, INTEGRATOR, 1000, None)
+    assert not bool(out.terminated[0]) and not bool(out.truncated[0])
+    assert float(out.reward[0]) == 0.0 and float(out.reward[1]) != 0.0
+    _assert_trees_close(_row(out.state, 0), _row(restart, 0), 0, 0)
+    np.testing.assert_array_equal(out.obs[0], fx.batch_observe(params, restart)[0])

@@ -318,3 +318,12 @@ def test_zero_excitations_stay_finite_and_follow_opensim(scheme):
         pelvis[engine] = np.asarray(obs[1:3])
     tolerance = ZERO_EXCITATION_TOLERANCE_M[scheme]
     np.testing.assert_allclose(pelvis["jax"], pelvis["opensim"], atol=tolerance)
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (17,), (4, 18)])
+def test_wrong_action_shapes_are_named(params, shape):
+    """One runner's action is its 18 excitations: a scalar or a single value is not
+    broadcast to every muscle, and a batch is refused with the same clear error."""
+    state = S.reset(params, jnp.asarray(pad_obstacles([])), jnp.ones(2))
+    with pytest.raises(ValueError, match=r"an action must have shape \(18,\)"):
+        S.step(params, state, jnp.full(shape, 0.2))

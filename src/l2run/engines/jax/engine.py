@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from l2run.course import Course
-from l2run.engines.base import STEP_SIZE_S, IntegratorError
+from l2run.engines.base import STEP_SIZE_S, IntegratorError, float_dtype_name
 from l2run.engines.jax import system
 from l2run.engines.jax.integrate import Integrator, SubstepPlan, substep_plan
 from l2run.engines.jax.params import ModelParams, load_params
@@ -244,8 +244,7 @@ class JaxEngine:
         dtype: str = "float64",
         params: ModelParams | None = None,
     ) -> None:
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
+        dtype = float_dtype_name(dtype)
         self.integrator = parse_integrator(integrator)
         self.dtype = DTYPES[dtype]
         self._host_dtype = np.dtype(dtype)

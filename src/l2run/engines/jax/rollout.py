@@ -37,10 +37,9 @@ from l2run.engines.jax.integrate import Integrator
 from l2run.engines.jax.params import ModelParams
 from l2run.engines.jax.state import EnvState
 from l2run.engines.jax.xla_options import engine_jit
-from l2run.model.names import MUSCLES
 from l2run.observation import MAX_OBSTACLE_SLOTS, PELVIS_Y, obstacle_slots, pad_obstacles
 
-N_EXCITATIONS = len(MUSCLES)  # one per muscle
+N_EXCITATIONS = env_step.N_EXCITATIONS
 # A policy maps (observations (..., 41), PRNG key) to excitations (..., 18).
 PolicyFn = Callable[[jnp.ndarray, jax.Array], jnp.ndarray]
 
@@ -229,18 +228,23 @@ def batch_step(
 ) -> tuple[EnvState, jnp.ndarray, jnp.ndarray, jnp.ndarray]:
     """`step.step` for B runners at once: (state, obs (B, 41), reward (B,), done (B,)).
 
-    A runner's first step after reset (step count 0) uses `first_integrator` as `step.step`
-    does. Under `vmap` a `lax.cond` would run both schemes for every runner, so instead every
-    runner takes `integrator`, and the fresh ones — gathered into the smallest bucket of
-    `bucket_sizes(B)` that holds them, picked by `lax.switch` so only that branch runs — are
-    redone with `first_integrator` and scattered back. Same numbers as `step.step` per runner.
+    A runner's first step after reset (step count 0), and a step whose result was non-finite,
+    use `first_integrator` as `step.step` does. Under `vmap` a `lax.cond` would run both
+    schemes for every runner, so instead every runner takes `integrator`, and those to redo —
+    gathered into the smallest bucket of `bucket_sizes(B)` that holds them, picked by
+    `lax.switch` so only that branch runs — are redone with `first_integrator` and scattered
+    back. Same numbers as `step.step` per runner.
     """
     _check_action_shape(state, action)
+    env_step.check_float_dtype(params, state, "the state")
     out = _single_step(integrator)(params, state, action)
     if first_integrator is None or first_integrator == integrator:
         return out
     batch = state.q.shape[0]
-    fresh = (state.step_count == 0) & ~state.done
+    # a non-finite result, not caused by a non-finite action (`step.step` redoes only those)
+    valid_action = jnp.all(jnp.isfinite(jnp.asarray(action, state.q.dtype)), axis=-1)
+    diverged = out[3] & (out[2] == env_step.INTEGRATOR_FAILURE_REWARD) & valid_action
+    fresh = ((state.step_count == 0) | diverged) & ~state.done
     n_fresh = jnp.sum(fresh)
     order = jnp.argsort(~fresh, stable=True)  # fresh runners first
     first_step = _single_step(first_integrator)
@@ -327,6 +331,24 @@ def _check_obstacle_rows(state: EnvState, obstacles: jnp.ndarray, what: str) -> 
         )
 
 
+def _check_steps(steps: Any) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 0:
+        raise ValueError(f"steps must be an int >= 0 (control steps), got {steps!r}")
+
+
+def _check_reset_state(params: ModelParams, state: EnvState, reset_state: EnvState) -> None:
+    """A restart state must hold one runner per runner of `state` (a batch of B rows for a
+    batch of B: a single row would restart every runner on one course) and the model's floats."""
+    _check_obstacle_rows(state, reset_state.obstacles, "reset_state")
+    runners, expected = jnp.shape(reset_state.q)[:-1], jnp.shape(state.q)[:-1]
+    if runners != expected:
+        raise ValueError(
+            f"reset_state holds runners of shape {runners} but the state {expected}: one "
+            "restart row per runner"
+        )
+    env_step.check_float_dtype(params, reset_state, "reset_state")
+
+
 @engine_jit(static_argnames=("integrator", "first_integrator"))
 def autoreset_step(
     params: ModelParams,
@@ -342,16 +364,19 @@ def autoreset_step(
     terminated = the pelvis fell below 0.65 m or the integrator failed (reward −500);
     truncated = `max_episode_steps` steps were taken, or the engine's own 1000-step limit ended
     the episode without a fall (the flags of gymnasium's ``make`` + ``TimeLimit``). A runner whose
-    episode ended (either flag) continues as its row of `reset_state`. `max_episode_steps` is a
-    traced value: changing it does not recompile.
+    episode ended (either flag) continues as its row of `reset_state`. A runner whose episode
+    had ended before this call (a state from a `rollout` without resets) only restarts: reward
+    0, neither flag, so that its ending is not counted twice. `max_episode_steps` is a traced
+    value: changing it does not recompile.
     """
     _check_action_shape(state, action)
-    _check_obstacle_rows(state, reset_state.obstacles, "reset_state")
+    _check_reset_state(params, state, reset_state)
     new, obs, reward, done = _step_any(params, state, action, integrator, first_integrator)
     failed = done & (reward == env_step.INTEGRATOR_FAILURE_REWARD)
-    terminated = done & ((obs[..., PELVIS_Y] < env_step.FALL_HEIGHT_M) | failed)
-    truncated = (new.step_count >= max_episode_steps) | (done & ~terminated)
-    ended = terminated | truncated
+    ending = done & ~state.done
+    terminated = ending & ((obs[..., PELVIS_Y] < env_step.FALL_HEIGHT_M) | failed)
+    truncated = ((new.step_count >= max_episode_steps) | (ending & ~terminated)) & ~state.done
+    ended = terminated | truncated | state.done
     next_state = _select(ended, reset_state, new)
     next_obs = _select(ended, _observe_any(params, reset_state), obs)
     return AutoresetStep(next_state, next_obs, reward, terminated, truncated, obs)
@@ -392,11 +417,15 @@ def rollout(
     along axis 0 (T = steps). Each step splits the carried key into (next carry, the policy's
     key, the reset draw's key).
     """
+    _check_steps(steps)
+    env_step.check_float_dtype(params, state, "the state")
     if reset_state is not None and reset_pool is not None:
         raise ValueError("pass reset_state or reset_pool, not both")
+    if reset_state is not None:
+        _check_reset_state(params, state, reset_state)
     if reset_pool is not None and not _is_batched(state):
         raise ValueError("reset_pool needs a batched state (leading axis B)")
-    if reset_pool is not None:  # (`autoreset_step` checks a `reset_state` itself)
+    if reset_pool is not None:
         _check_obstacle_rows(state, reset_pool.obstacles, "reset_pool")
     obs0 = _observe_any(params, state)
 

@@ -11,6 +11,8 @@ can run in lockstep until every environment is done. No Python control flow on v
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -31,9 +33,12 @@ from l2run.engines.jax.integrate import (
 from l2run.engines.jax.params import ModelParams
 from l2run.engines.jax.state import EnvState
 from l2run.engines.jax.xla_options import engine_jit
+from l2run.model.names import MUSCLES
 from l2run.observation import assemble, ligament_penalty
 
 PELVIS_X, PELVIS_Y = 1, 2  # indices in q
+N_EXCITATIONS = len(MUSCLES)  # an action: one excitation per muscle
+
 # The measured defaults (README "The JAX engine"). Every step: `imex_stiff` x 10 — implicit
 # muscle states, multibody by symplectic Euler with the contact, ligament and muscle stiffness
 # linearly implicit, 1 evaluation per substep. It is the default, rather than the more accurate
@@ -162,10 +167,35 @@ def step(
     """
     if plan is not None and first_integrator is not None:
         raise ValueError("a step with a substep plan takes no first_integrator (pass None)")
+    check_inputs(params, state, action)
     if single_kernel_loops is None:
         single_kernel_loops = loop_kernels.single_kernel_loops_pay()
     with loop_kernels.single_kernel_loops(single_kernel_loops):
         return _step(params, state, action, integrator, first_integrator, plan)
+
+
+def check_inputs(params: ModelParams, state: EnvState, action: Any) -> None:
+    """Refuse, with a clear error, what jit would otherwise broadcast or promote silently: an
+    action that is not one runner's (18,) excitations, and a state whose floats are not the
+    model's (float32 params with a float64 state would compute in float64). Shapes and dtypes
+    only, so jit-safe; for one runner (a batch's rows are checked by `rollout`)."""
+    if jnp.shape(action) != (N_EXCITATIONS,):
+        raise ValueError(
+            f"an action must have shape ({N_EXCITATIONS},) (one excitation per muscle), got "
+            f"{jnp.shape(action)}"
+        )
+    check_float_dtype(params, state, "the state")
+
+
+def check_float_dtype(params: ModelParams, state: EnvState, what: str) -> None:
+    """ValueError unless `state`'s floats have the dtype of `params`' (`rollout.cast_floats`
+    casts either)."""
+    model, given = jnp.result_type(params.default.q), jnp.result_type(state.q)
+    if given != model:
+        raise ValueError(
+            f"{what} holds {given} numbers but the model's parameters are {model}: cast both "
+            "with `rollout.cast_floats(tree, dtype)`"
+        )
 
 
 def _step(
@@ -179,6 +209,9 @@ def _step(
     """`step`'s computation, traced under the caller's `loop_kernels` choice; `plan`, if
     given, replaces `integrator`'s substeps."""
     excitation = jnp.clip(jnp.asarray(action, state.q.dtype), 0.0, 1.0)
+    # jitted code cannot raise: a NaN or infinite excitation makes the step an integrator
+    # failure (state kept, −500, done) rather than one clipped to 0 or 1 or run into NaNs
+    valid_action = jnp.all(jnp.isfinite(jnp.asarray(action, state.q.dtype)))
 
     def f(y: Continuous) -> Continuous:
         return system.derivatives(params, y, excitation, state.obstacles, state.psoas)
@@ -199,7 +232,7 @@ def _step(
 
     y0 = continuous(state)
     y = run(integrator, y0, plan)
-    finite = _all_finite(y)
+    finite = _all_finite(y) & valid_action
     if first_integrator is not None and first_integrator != integrator:
         # An episode's first step starts far from fibre equilibrium, and all muscles at
         # minimum activation make the fibre ODEs stiffer than RK4's stability limit (zero
@@ -211,8 +244,9 @@ def _step(
         def redo(_: Continuous) -> Continuous:
             return run(first_integrator, y0)
 
-        y = jax.lax.cond((state.step_count == 0) | ~finite, redo, lambda yy: yy, y)
-        finite = _all_finite(y)
+        redone = (state.step_count == 0) | (~finite & valid_action)
+        y = jax.lax.cond(redone, redo, lambda yy: yy, y)
+        finite = _all_finite(y) & valid_action
     y = jax.tree.map(lambda new, old: jnp.where(finite, new, old), y, continuous(state))
     count = state.step_count + 1
     lig = system.ligament_torques(params, y.q, y.u)
