@@ -1,7 +1,7 @@
 """Engine throughput, side by side in ONE run on ONE machine: OpenSim vs the JAX engine.
 
     python benchmarks/bench_engines.py                         # CPU defaults (a few minutes)
-    python benchmarks/bench_engines.py --quick                 # smoke run (~1 min)
+    python benchmarks/bench_engines.py --quick                 # smoke run (a few minutes)
     JAX_PLATFORMS=cuda python benchmarks/bench_engines.py --max-n 65536 --batch-steps 20
 
 Prints, for float64 and float32: OpenSim engine steps/s; JAX single env (jitted, after compile)
@@ -25,6 +25,8 @@ says why), so on CPU its per-core figures are one core's, like OpenSim's.
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import os
 import platform
 import resource
@@ -95,8 +97,10 @@ def smooth_excitations(steps: int, n: int = 1, seed: int = SEED) -> np.ndarray:
     return 0.5 + 0.5 * np.sin(2 * np.pi * freq * t + phase)
 
 
+@functools.cache
 def courses(n: int, difficulty: int = 2, max_obstacles: int = MAX_OBSTACLES) -> list:
-    """n different courses (seeds 0 … n−1), drawn as the environment draws them."""
+    """n different courses (seeds 0 … n−1), drawn as the environment draws them (cached:
+    65,536 of them take seconds, and a GPU run asks for them once per row)."""
     from l2run.course import generate_course
 
     return [
@@ -418,7 +422,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--opensim-steps", type=int, default=100, help="OpenSim steps to time")
     p.add_argument("--single-steps", type=int, default=200, help="JAX single-env steps to time")
-    p.add_argument("--batch-steps", type=int, default=5, help="batched steps timed per N")
+    p.add_argument(
+        "--batch-steps",
+        type=int,
+        default=5,
+        help="batched steps timed per N (0: no plain batched rows, the rollouts only)",
+    )
     p.add_argument(
         "--sizes",
         type=lambda s: tuple(int(v) for v in s.split(",")),
@@ -447,6 +456,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         help="also time training-like rollouts with autoreset (graded and regular first "
         "step) of this many steps per N of --rollout-sizes (0: off)",
+    )
+    p.add_argument(
+        "--autoreset-first-steps",
+        type=lambda s: tuple(v.strip() for v in s.split(",") if v.strip()),
+        default=("graded", "regular"),
+        help="which autoreset rollouts --autoreset-steps times: graded (the episodes' first "
+        "steps by the first-step scheme, in buckets: several copies of it to compile), regular "
+        "(the regular scheme), or both comma-separated (default)",
     )
     p.add_argument(
         "--episode-steps",
@@ -480,7 +497,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"command line: ${THREADS_ENV} if set, else 1)",
     )
     p.add_argument(
-        "--quick", action="store_true", help="smoke run: few steps, N=64,256, float64 only"
+        "--quick",
+        action="store_true",
+        help="smoke run: few steps, N=64,256, float64 only (overrides --sizes, --dtypes and "
+        "the step counts)",
     )
     args = p.parse_args(argv)
     if args.quick:
@@ -494,6 +514,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.rollout_sizes is None:
         args.rollout_sizes = (sizes[-1],)
     args.dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    unknown = set(args.autoreset_first_steps) - {"graded", "regular"}
+    if unknown:
+        p.error(f"--autoreset-first-steps takes graded and/or regular, got {sorted(unknown)}")
     return args
 
 
@@ -536,13 +559,22 @@ def main(argv: list[str] | None = None) -> None:
 
     rows: list[Row] = []
     opensim: Row | None = None
+    cpu_backend = jax.default_backend() == "cpu"
+
+    def report(row: Row) -> None:
+        """Keep a row, and print it at once: a run cut short (a time limit) keeps its rows."""
+        rows.append(row)
+        print(render_row(row, opensim, cpu_backend), flush=True)
+
+    if not args.skip_opensim and importlib.util.find_spec("opensim") is None:
+        print("OpenSim is not installed here (pip install opensim): no OpenSim rows or ratios")
+        args.skip_opensim = True
     if not args.skip_opensim:
         opensim = bench_opensim(args.opensim_steps)
-        rows.append(opensim)
-        print(f"OpenSim: {opensim.steps_per_s:,.1f} steps/s", flush=True)
-        opensim_env = bench_runenv("opensim", args.opensim_steps)
-        rows.append(opensim_env)
-        print(f"{opensim_env.what}: {opensim_env.steps_per_s:,.1f} steps/s", flush=True)
+    print("\nrows as they finish (the whole table again at the end):\n" + TABLE_HEADER)
+    if opensim is not None:
+        report(opensim)
+        report(bench_runenv("opensim", args.opensim_steps))
 
     memory_lines: list[str] = []
     for dtype in args.dtypes:
@@ -557,36 +589,28 @@ def main(argv: list[str] | None = None) -> None:
                 single_rows, state1 = bench_jax_single(params, integrator, args.single_steps, dtype)
                 single_rows.append(bench_runenv("jax", args.single_steps, integrator, dtype))
                 for row in single_rows:
-                    rows.append(row)
-                    print(f"{row.what} [{dtype}]: {row.steps_per_s:,.1f} steps/s", flush=True)
+                    report(row)
             for n in args.sizes:
-                row, (state, compiled) = bench_jax_batched(
-                    params, integrator, state1, n, args.batch_steps, dtype
-                )
-                row.what += f" ({label})"
-                rows.append(row)
-                print(
-                    f"batched N={n} [{dtype}, {label}]: {row.steps_per_s:,.0f} env-steps/s",
-                    flush=True,
-                )
-                if n == MEMORY_N:
-                    memory_lines += [
-                        f"[{dtype}, {label}] " + s for s in memory_report(state, compiled, n)
-                    ]
-                del state, compiled
+                if args.batch_steps > 0:  # (0: the rollouts only)
+                    row, (state, compiled) = bench_jax_batched(
+                        params, integrator, state1, n, args.batch_steps, dtype
+                    )
+                    row.what += f" ({label})"
+                    report(row)
+                    if n == MEMORY_N:
+                        lines = memory_report(state, compiled, n)
+                        lines = [f"[{dtype}, {label}] " + s for s in lines]
+                        print("\n".join(lines), flush=True)
+                        memory_lines += lines
+                    del state, compiled
                 if args.rollout_steps and n in args.rollout_sizes:
                     row = bench_jax_batched_rollout(
                         params, integrator, state1, n, args.rollout_steps, dtype
                     )
                     row.what += f" ({label})"
-                    rows.append(row)
-                    print(
-                        f"batched rollout N={n} [{dtype}, {label}]: "
-                        f"{row.steps_per_s:,.0f} env-steps/s",
-                        flush=True,
-                    )
+                    report(row)
                 if args.autoreset_steps and n in args.rollout_sizes:
-                    for graded in (True, False):
+                    for graded in (g == "graded" for g in args.autoreset_first_steps):
                         row = bench_jax_autoreset_rollout(
                             params,
                             integrator,
@@ -597,9 +621,7 @@ def main(argv: list[str] | None = None) -> None:
                             graded,
                             dtype,
                         )
-                        rows.append(row)
-                        print(f"{row.what} N={n} [{dtype}]: {row.steps_per_s:,.0f} env-steps/s")
-    cpu_backend = jax.default_backend() == "cpu"
+                        report(row)
     print()
     print(render_table(rows, opensim, cpu_backend))
     batched = [r for r in rows if r.n > 1]
@@ -639,29 +661,34 @@ def main(argv: list[str] | None = None) -> None:
     print(f"peak resident memory of this run: {rss:,.0f} MiB")
 
 
+TABLE_HEADER = (
+    "| engine | dtype | N | env-steps/s | env-steps/CPU-s | force evals/step | "
+    "force evals/CPU-s | × OpenSim | × OpenSim per core | compile s |\n"
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+)
+
+
+def render_row(r: Row, opensim: Row | None, cpu_backend: bool) -> str:
+    """One row of `render_table`."""
+    is_cpu = cpu_backend or r.what.startswith("OpenSim")  # OpenSim runs on the CPU anyway
+    per_cpu = f"{r.steps_per_cpu_s:,.0f}" if is_cpu else "—"
+    evals = str(r.evals) if r.evals else "adaptive"
+    evals_rate = f"{r.steps_per_cpu_s * r.evals:,.0f}" if r.evals and is_cpu else "—"
+    ratio = per_core = "—"
+    if opensim is not None and r is not opensim:
+        ratio = f"{r.steps_per_s / opensim.steps_per_s:,.1f}"
+        if is_cpu:
+            per_core = f"{r.steps_per_cpu_s / opensim.steps_per_cpu_s:,.1f}"
+    comp = f"{r.compile_s:.1f}" if r.compile_s is not None else "—"
+    return (
+        f"| {r.what} | {r.dtype} | {r.n} | {r.steps_per_s:,.0f} | {per_cpu} | {evals} | "
+        f"{evals_rate} | {ratio} | {per_core} | {comp} |"
+    )
+
+
 def render_table(rows: list[Row], opensim: Row | None, cpu_backend: bool) -> str:
     """A Markdown table (pasteable into RESULTS.md). Per-core figures use CPU time (CPU only)."""
-    lines = [
-        "| engine | dtype | N | env-steps/s | env-steps/CPU-s | force evals/step | "
-        "force evals/CPU-s | × OpenSim | × OpenSim per core | compile s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        is_cpu = cpu_backend or r is opensim
-        per_cpu = f"{r.steps_per_cpu_s:,.0f}" if is_cpu else "—"
-        evals = str(r.evals) if r.evals else "adaptive"
-        evals_rate = f"{r.steps_per_cpu_s * r.evals:,.0f}" if r.evals and is_cpu else "—"
-        ratio = per_core = "—"
-        if opensim is not None and r is not opensim:
-            ratio = f"{r.steps_per_s / opensim.steps_per_s:,.1f}"
-            if is_cpu:
-                per_core = f"{r.steps_per_cpu_s / opensim.steps_per_cpu_s:,.1f}"
-        comp = f"{r.compile_s:.1f}" if r.compile_s is not None else "—"
-        lines.append(
-            f"| {r.what} | {r.dtype} | {r.n} | {r.steps_per_s:,.0f} | {per_cpu} | {evals} | "
-            f"{evals_rate} | {ratio} | {per_core} | {comp} |"
-        )
-    return "\n".join(lines)
+    return "\n".join([TABLE_HEADER] + [render_row(r, opensim, cpu_backend) for r in rows])
 
 
 if __name__ == "__main__":
