@@ -208,10 +208,11 @@ def _step(
 ) -> tuple[EnvState, jnp.ndarray, jnp.ndarray, jnp.ndarray]:
     """`step`'s computation, traced under the caller's `loop_kernels` choice; `plan`, if
     given, replaces `integrator`'s substeps."""
-    excitation = jnp.clip(jnp.asarray(action, state.q.dtype), 0.0, 1.0)
+    action = jnp.asarray(action, state.q.dtype)
+    excitation = jnp.clip(action, 0.0, 1.0)
     # jitted code cannot raise: a NaN or infinite excitation makes the step an integrator
     # failure (state kept, −500, done) rather than one clipped to 0 or 1 or run into NaNs
-    valid_action = jnp.all(jnp.isfinite(jnp.asarray(action, state.q.dtype)))
+    valid_action = jnp.all(jnp.isfinite(action))
 
     def f(y: Continuous) -> Continuous:
         return system.derivatives(params, y, excitation, state.obstacles, state.psoas)
