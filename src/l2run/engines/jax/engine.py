@@ -211,11 +211,15 @@ _planned_step_and_snapshot = engine_jit(
 )
 
 
+def _snapshot(params: ModelParams, state: EnvState) -> jnp.ndarray:
+    """The packed snapshot of a state no step produced (failed = 0)."""
+    return _pack(params, state, observe(params, state), jnp.zeros((), bool))
+
+
 @engine_jit(static_argnames=("layout",))
 def _state_snapshot(param_buffers, state, layout):
-    """The packed snapshot of a state set from outside (failed = 0)."""
-    params = unpack_params(param_buffers, layout)
-    return _pack(params, state, observe(params, state), jnp.zeros((), bool))
+    """The packed snapshot of a state set from outside."""
+    return _snapshot(unpack_params(param_buffers, layout), state)
 
 
 @engine_jit(static_argnames=("layout",))
@@ -225,8 +229,7 @@ def _reset_snapshot(param_buffers, obstacles, psoas, layout):
     a dispatch: ~0.5 ms a reset)."""
     params = unpack_params(param_buffers, layout)
     state = reset(params, obstacles, psoas)
-    packed = _pack(params, state, observe(params, state), jnp.zeros((), bool))
-    return packed, state.obstacles, state.psoas
+    return _snapshot(params, state), state.obstacles, state.psoas
 
 
 _state_from_snapshot = engine_jit(_state_of)

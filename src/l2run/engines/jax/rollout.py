@@ -242,7 +242,7 @@ def batch_step(
         return out
     batch = state.q.shape[0]
     # a non-finite result, not caused by a non-finite action (`step.step` redoes only those)
-    valid_action = jnp.all(jnp.isfinite(jnp.asarray(action, state.q.dtype)), axis=-1)
+    valid_action = env_step.finite_actions(jnp.asarray(action, state.q.dtype))
     diverged = out[3] & (out[2] == env_step.INTEGRATOR_FAILURE_REWARD) & valid_action
     fresh = ((state.step_count == 0) | diverged) & ~state.done
     n_fresh = jnp.sum(fresh)
@@ -417,12 +417,9 @@ def rollout(
     along axis 0 (T = steps). Each step splits the carried key into (next carry, the policy's
     key, the reset draw's key).
     """
-    _check_steps(steps)
-    env_step.check_float_dtype(params, state, "the state")
+    _check_steps(steps)  # (the steps it takes check the state, the actions and a reset_state)
     if reset_state is not None and reset_pool is not None:
         raise ValueError("pass reset_state or reset_pool, not both")
-    if reset_state is not None:
-        _check_reset_state(params, state, reset_state)
     if reset_pool is not None and not _is_batched(state):
         raise ValueError("reset_pool needs a batched state (leading axis B)")
     if reset_pool is not None:

@@ -187,6 +187,12 @@ def check_inputs(params: ModelParams, state: EnvState, action: Any) -> None:
     check_float_dtype(params, state, "the state")
 
 
+def finite_actions(action: jnp.ndarray) -> jnp.ndarray:
+    """Whether each action (the last axis: one runner's excitations) is all finite: a step
+    with a NaN or infinite excitation is an integrator failure, and is not redone."""
+    return jnp.all(jnp.isfinite(action), axis=-1)
+
+
 def check_float_dtype(params: ModelParams, state: EnvState, what: str) -> None:
     """ValueError unless `state`'s floats have the dtype of `params`' (`rollout.cast_floats`
     casts either)."""
@@ -212,7 +218,7 @@ def _step(
     excitation = jnp.clip(action, 0.0, 1.0)
     # jitted code cannot raise: a NaN or infinite excitation makes the step an integrator
     # failure (state kept, −500, done) rather than one clipped to 0 or 1 or run into NaNs
-    valid_action = jnp.all(jnp.isfinite(action))
+    valid_action = finite_actions(action)
 
     def f(y: Continuous) -> Continuous:
         return system.derivatives(params, y, excitation, state.obstacles, state.psoas)
