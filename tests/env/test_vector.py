@@ -92,25 +92,32 @@ def test_autoreset_happens_exactly_at_episode_end(envs) -> None:
             assert not ended.any() and "final_obs" not in info
         elif k == SHORT_EPISODE:
             assert truncated.all() and not terminated.any()
-            assert info["_final_obs"].all()
+            assert info["_final_obs"].all() and info["_final_info"].all()
+            # As SyncVectorEnv's SAME_STEP: the ended step's reward terms are in final_info,
+            # the top level holds the reset's info (the course), no terms (no runner goes on).
+            assert "reward_terms" not in info and info["_course"].all()
+            terms = info["final_info"]["reward_terms"]
+            assert terms["_forward"].all() and "error" not in info["final_info"]
             # The episode's last observation comes back in info; obs starts the next episode,
             # on the next course of each runner's stream, from the default pose.
             for i in range(N):
                 final = info["final_obs"][i]
                 assert final.shape == (41,) and not np.array_equal(final, obs[i])
                 np.testing.assert_allclose(
-                    reward[i],
-                    info["reward_terms"]["forward"][i]
-                    + info["reward_terms"]["ligament_penalty"][i],
-                    rtol=1e-12,
+                    reward[i], terms["forward"][i] + terms["ligament_penalty"][i], rtol=1e-12
                 )
                 rs = np.random.RandomState(i)
                 generate_course(rs, 2, 3)
                 assert info["course"][i] == generate_course(rs, 2, 3)
             np.testing.assert_array_equal(obs[:, :36], obs0[:, :36])  # default pose again
         else:
-            assert not ended.any()
+            assert not ended.any() and info["_reward_terms"].all()
             assert not np.array_equal(obs, prev)
+            np.testing.assert_allclose(
+                reward,
+                info["reward_terms"]["forward"] + info["reward_terms"]["ligament_penalty"],
+                rtol=1e-12,
+            )
         prev = obs
 
 
@@ -189,8 +196,9 @@ def test_vector_env_reproduces_single_envs_step_for_step() -> None:
     reference = gym.vector.SyncVectorEnv([single] * N, autoreset_mode=AutoresetMode.SAME_STEP)
     vector = gym.make_vec("l2run/Run-v0", num_envs=N, engine="jax", max_episode_steps=limit)
     try:
-        ro, _ = reference.reset(seed=seed)
-        vo, _ = vector.reset(seed=seed)
+        ro, r_info = reference.reset(seed=seed)
+        vo, v_info = vector.reset(seed=seed)
+        _assert_infos_match(v_info, r_info)
         np.testing.assert_allclose(vo, ro, rtol=RTOL, atol=ATOL)
         rng = np.random.default_rng(seed)
         for _ in range(steps):
@@ -198,15 +206,31 @@ def test_vector_env_reproduces_single_envs_step_for_step() -> None:
             r_out, v_out = reference.step(a), vector.step(a)
             for r_arr, v_arr in zip(r_out[:4], v_out[:4], strict=True):
                 np.testing.assert_allclose(v_arr, r_arr, rtol=RTOL, atol=ATOL)
-            if "final_obs" in r_out[4]:
-                np.testing.assert_array_equal(v_out[4]["_final_obs"], r_out[4]["_final_obs"])
-                for i in np.flatnonzero(r_out[4]["_final_obs"]):
-                    np.testing.assert_allclose(
-                        v_out[4]["final_obs"][i], r_out[4]["final_obs"][i], rtol=RTOL, atol=ATOL
-                    )
+            _assert_infos_match(v_out[4], r_out[4])
     finally:
         reference.close()
         vector.close()
+
+
+def _assert_infos_match(vector: dict, reference: dict) -> None:
+    """The vector env's info has SyncVectorEnv's keys and masks, and its values where masked
+    (but the single env's "state", which the vector env leaves out)."""
+    skip = {"state", "_state"}
+    assert set(vector) == set(reference) - skip, (sorted(vector), sorted(reference))
+    for key, ref in reference.items():
+        if key in skip:
+            continue
+        got = vector[key]
+        if isinstance(ref, dict):
+            _assert_infos_match(got, ref)
+        elif key.startswith("_"):
+            np.testing.assert_array_equal(got, ref, err_msg=key)
+        else:
+            for i in np.flatnonzero(reference["_" + key]):
+                if isinstance(ref[i], np.ndarray) or np.isscalar(ref[i]) and key != "error":
+                    np.testing.assert_allclose(got[i], ref[i], rtol=RTOL, atol=ATOL)
+                else:
+                    assert got[i] == ref[i], (key, i, got[i], ref[i])
 
 
 def test_a_fall_terminates_and_resets_in_the_same_step() -> None:

@@ -18,10 +18,14 @@
 episode ends (terminated or truncated), that runner is reset inside the same jitted call: `obs`
 holds the first observation of its next episode, and `info["final_obs"]` (object array, entries
 for the ended runners, mask `info["_final_obs"]`) the last observation of the episode that ended;
-`info["final_info"]` that step's info and `info["course"]` the new course. The results are
-those, to round-off (the batched program may round differently from a single runner's), of
+`info["final_info"]` that step's info (its reward terms, or the integrator failure's
+`error`) and `info["course"]` the new course; the top level's `reward_terms` are those of the
+runners that go on (their masks are False for the ended ones). The results are those, to
+round-off (the batched program may round differently from a single runner's), of
 ``SyncVectorEnv([RunGymEnv(engine="jax") via gymnasium.make] * N,
-autoreset_mode=SAME_STEP)``: each runner owns a `numpy.random.RandomState`; ``reset(seed=s)``
+autoreset_mode=SAME_STEP)``, but for the single env's `info["state"]` (every body pose, foot
+force, activation and fibre length: a host transfer of the whole batch each step, left out;
+`RunEnv` gives it): each runner owns a `numpy.random.RandomState`; ``reset(seed=s)``
 seeds runner i with s + i (a list gives one seed per runner), ``reset()`` continues each stream;
 each (auto)reset draws the next course with `l2run.course.generate_course` at the constructor's
 difficulty (``reset(options={"difficulty": d})`` applies d to that reset only, as the single env
@@ -296,21 +300,19 @@ class RunVectorEnv(gym.vector.VectorEnv):
         # in float64 as the reward (a float32 run's terms would otherwise mix precisions)
         forward = final_obs[:, PELVIS_X].astype(np.float64) - self._obs[:, PELVIS_X]
         ok = ~failed
-        step_info = {
-            "reward_terms": {
-                "forward": np.where(ok, forward, 0.0),
-                "_forward": ok.copy(),
-                "ligament_penalty": np.where(ok, reward - forward, 0.0),
-                "_ligament_penalty": ok.copy(),
-            },
-            "_reward_terms": ok.copy(),
-        }
+        step_info = _reward_info(forward, reward, ok)
         if failed.any():
             step_info["error"] = np.where(failed, "integrator failure (non-finite state)", None)
             step_info["_error"] = failed.copy()
-        info: dict[str, Any] = dict(step_info)
 
         ended = terminated | truncated
+        # As SyncVectorEnv's SAME_STEP mode: a runner whose episode ended reports that step's
+        # info in final_info and, at the top level, its reset's (the new course), so the top
+        # level's reward terms are those of the runners that go on (none failed: a failure
+        # ends), and no terms at all when none goes on (gymnasium adds a key some env gave).
+        info: dict[str, Any] = step_info
+        if ended.any():
+            info = {} if ended.all() else _reward_info(forward, reward, ~ended)
         if ended.any():
             idx = np.flatnonzero(ended)
             final = np.full(self.num_envs, None, dtype=object)
@@ -331,6 +333,19 @@ class RunVectorEnv(gym.vector.VectorEnv):
     def close_extras(self, **kwargs: Any) -> None:
         self._state = None
         self._closed = True
+
+
+def _reward_info(forward: np.ndarray, reward: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
+    """The step's reward terms (float64, (N,)) for the runners in `mask`, 0 elsewhere."""
+    return {
+        "reward_terms": {
+            "forward": np.where(mask, forward, 0.0),
+            "_forward": mask.copy(),
+            "ligament_penalty": np.where(mask, reward - forward, 0.0),
+            "_ligament_penalty": mask.copy(),
+        },
+        "_reward_terms": mask.copy(),
+    }
 
 
 def _objects(items: list[Any], mask: np.ndarray) -> np.ndarray:
