@@ -176,3 +176,20 @@ def test_obstacle_pushes_a_foot() -> None:
             engine.step(np.zeros(18))
         heights.append(engine.body_poses()["toes_r"][1])
     assert heights[1] > heights[0] + 0.01
+
+
+def test_opensim_engine_refuses_non_finite_excitations(osim_env: RunEnv) -> None:
+    """Called directly (RunEnv checks first), the engine names a NaN or ±inf excitation as a
+    bad input instead of handing it to the integrator, and keeps its state."""
+    osim_env.reset(difficulty=0)
+    engine = osim_env.engine
+    before = engine.observation()
+    for bad in (np.nan, np.inf, -np.inf):
+        action = np.full(18, 0.5)
+        action[4] = bad
+        with pytest.raises(ValueError, match="excitations must be finite"):
+            engine.step(action)
+        assert engine.time == 0.0
+        np.testing.assert_array_equal(engine.observation(), before)
+    engine.step(np.full(18, 0.5))
+    assert engine.time == pytest.approx(0.01)

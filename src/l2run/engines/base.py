@@ -47,9 +47,10 @@ class Engine(Protocol):
         """Model default state; place the course's obstacles and set its psoas strength."""
 
     def step(self, excitations: np.ndarray) -> None:
-        """Hold (18,) excitations in [0, 1] (MUSCLES order) for 0.01 s.
+        """Hold (18,) excitations in [0, 1] (MUSCLES order; clipped) for 0.01 s.
 
-        Raises IntegratorError when the state cannot be advanced.
+        Raises ValueError for a NaN or infinite excitation and IntegratorError when the state
+        cannot be advanced; either way the state is left as it was.
         """
 
     @property

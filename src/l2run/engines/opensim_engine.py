@@ -248,7 +248,11 @@ class OpenSimEngine:
 
     def step(self, excitations: np.ndarray) -> None:
         """Hold the (18,) excitations (clipped to [0, 1]) for 0.01 s."""
-        excitations = np.clip(np.asarray(excitations, dtype=np.float64).reshape(18), 0.0, 1.0)
+        excitations = np.asarray(excitations, dtype=np.float64).reshape(len(self._controls))
+        if not np.isfinite(excitations).all():
+            # NaN would pass the clip and reach the integrator; a bad input, not its failure.
+            raise ValueError(f"excitations must be finite, got {excitations.tolist()}")
+        excitations = np.clip(excitations, 0.0, 1.0)
         for control, value in zip(self._controls, excitations, strict=True):
             control.setValue(float(value))
         t_end = STEP_SIZE_S * (self._steps + 1)

@@ -134,6 +134,11 @@ def test_jax_engine_reports_failures_and_bad_options():
     with pytest.raises(IntegratorError):
         engine.step(np.zeros(18))
     engine.reset(Course())
+    for bad in (np.nan, np.inf, -np.inf):
+        # a bad input, named as such, and the state kept
+        with pytest.raises(ValueError, match="excitations must be finite"):
+            engine.step(np.full(18, 0.5).tolist()[:17] + [bad])
+        assert engine.time == 0.0
     engine.step(np.zeros(18))
     assert engine.time == pytest.approx(0.01)
     assert set(engine.body_poses()) >= {"pelvis", "toes_l", "head"}

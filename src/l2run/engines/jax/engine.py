@@ -313,6 +313,10 @@ class JaxEngine:
             if not host["failed"]:
                 break
         else:
+            # A non-finite excitation fails the step by design (`step.finite_actions`); checked
+            # only here, off the path every valid step takes. The state is kept either way.
+            if not np.isfinite(action).all():
+                raise ValueError(f"excitations must be finite, got {action.tolist()}")
             raise IntegratorError(
                 f"the state became non-finite integrating to t={float(host['time']):.2f} s"
             )
