@@ -289,6 +289,17 @@ def test_opensim_engine_gives_a_same_step_sync_vector_env() -> None:
         assert envs.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
         obs, _ = envs.reset(seed=0)
         assert obs.shape == (N, 41)
+        # A bad row or seed is refused before any runner moves (runner 0 included).
+        first = envs.envs[0].unwrapped.run_env
+        course = first.course
+        with pytest.raises(ValueError, match="seed must be in"):
+            envs.reset(seed=2**32 - 1)
+        bad = np.zeros((N, 18))
+        bad[N - 1, 3] = np.nan
+        for actions in (bad, np.zeros((N, 17)), np.zeros((N + 1, 18))):
+            with pytest.raises(ValueError, match="actions"):
+                envs.step(actions)
+        assert first.course is course and first.istep == 0
         obs, _, _, truncated, info = envs.step(np.zeros((N, 18), np.float32))
         assert truncated.all() and info["_final_obs"].all()
     finally:

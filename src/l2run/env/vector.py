@@ -44,7 +44,8 @@ for it (`rollout.batch_step`).
 `integrator=` / `first_integrator=` choose other schemes ("rk4:20", a tuple or an `Integrator`;
 ``first_integrator=None`` uses `integrator` for every step).
 
-`engine="opensim"` gives a `SyncVectorEnv` of OpenSim envs with the same autoreset mode.
+`engine="opensim"` gives a `SyncVectorEnv` of OpenSim envs with the same autoreset mode
+(`RunSyncVectorEnv`: it checks the whole batch's seeds and actions before any runner moves).
 """
 
 from __future__ import annotations
@@ -95,7 +96,59 @@ def make_vector_env(
     def make_one() -> gym.Env:
         return gym.make("l2run/Run-v0", engine=engine, max_episode_steps=max_steps, **kwargs)
 
-    return gym.vector.SyncVectorEnv([make_one] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+    return RunSyncVectorEnv([make_one] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+def check_vector_seed(seed: Any, num_envs: int) -> list[int | None]:
+    """One seed per runner from ``reset(seed=...)``: None, an int s (runner i gets s + i, all
+    within `MAX_SEED`) or a list of num_envs seeds."""
+    if seed is None:
+        return [None] * num_envs
+    if isinstance(seed, int | np.integer) and not isinstance(seed, bool):
+        if not 0 <= seed <= MAX_SEED - (num_envs - 1):
+            raise ValueError(
+                f"seed must be in [0, {MAX_SEED - num_envs + 1}] (runner i gets "
+                f"seed + i), got {seed!r}"
+            )
+        return [int(seed) + i for i in range(num_envs)]
+    try:
+        if isinstance(seed, str | bytes):
+            raise TypeError("a string is not a list of seeds")
+        seeds = list(seed)
+    except TypeError:
+        raise ValueError(
+            f"seed must be None, an int or a list of num_envs={num_envs} ints, got {seed!r}"
+        ) from None
+    if len(seeds) != num_envs:
+        raise ValueError(f"seed list must have num_envs={num_envs} entries")
+    return [check_seed(s) for s in seeds]
+
+
+def check_vector_actions(actions: Any, num_envs: int) -> np.ndarray:
+    """`actions` as a float64 (num_envs, 18) array, refused unless real and finite."""
+    array = real_array(actions, f"actions (shape ({num_envs}, {N_ACTIONS}))")
+    if array.shape != (num_envs, N_ACTIONS):
+        raise ValueError(f"actions must have shape ({num_envs}, {N_ACTIONS}), got {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError("actions contain NaN or inf; excitations must be finite, in [0, 1]")
+    return array
+
+
+class RunSyncVectorEnv(gym.vector.SyncVectorEnv):
+    """gymnasium's `SyncVectorEnv` of single envs (engine="opensim"), which checks a whole
+    batch's seeds and actions before any runner moves: the plain one steps and resets runner
+    by runner, so a bad row i (a NaN, a seed past 2**32 − 1) raised after runners 0 … i−1
+    had already moved."""
+
+    def reset(
+        self, *, seed: Any = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        check_vector_seed(seed, self.num_envs)
+        return super().reset(seed=seed, options=options)
+
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        check_vector_actions(actions, self.num_envs)
+        return super().step(actions)
 
 
 class RunVectorEnv(gym.vector.VectorEnv):
@@ -180,29 +233,6 @@ class RunVectorEnv(gym.vector.VectorEnv):
         self._next_obstacles[i], self._next_psoas[i] = obstacles[0], psoas[0]
         self._next_dirty = True
 
-    def _seeds(self, seed: Any) -> list[int | None]:
-        if seed is None:
-            return [None] * self.num_envs
-        if isinstance(seed, int | np.integer) and not isinstance(seed, bool):
-            if not 0 <= seed <= MAX_SEED - (self.num_envs - 1):
-                raise ValueError(
-                    f"seed must be in [0, {MAX_SEED - self.num_envs + 1}] (runner i gets "
-                    f"seed + i), got {seed!r}"
-                )
-            return [int(seed) + i for i in range(self.num_envs)]
-        try:
-            if isinstance(seed, str | bytes):
-                raise TypeError("a string is not a list of seeds")
-            seeds = list(seed)
-        except TypeError:
-            raise ValueError(
-                f"seed must be None, an int or a list of num_envs={self.num_envs} ints, "
-                f"got {seed!r}"
-            ) from None
-        if len(seeds) != self.num_envs:
-            raise ValueError(f"seed list must have num_envs={self.num_envs} entries")
-        return [check_seed(s) for s in seeds]
-
     def reset(
         self, *, seed: Any = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -228,7 +258,7 @@ class RunVectorEnv(gym.vector.VectorEnv):
                 )
             if self._state is None:
                 raise RuntimeError("call reset() without reset_mask first")
-        seeds = self._seeds(seed)
+        seeds = check_vector_seed(seed, self.num_envs)
         if seed is not None:
             super().reset(seed=seeds[0])  # gymnasium's own np_random, unused by the runners
 
@@ -252,13 +282,7 @@ class RunVectorEnv(gym.vector.VectorEnv):
         return self._obs.copy(), info
 
     def _check_actions(self, actions: Any) -> np.ndarray:
-        array = real_array(actions, f"actions (shape ({self.num_envs}, {N_ACTIONS}))")
-        if array.shape != (self.num_envs, N_ACTIONS):
-            raise ValueError(
-                f"actions must have shape ({self.num_envs}, {N_ACTIONS}), got {array.shape}"
-            )
-        if not np.all(np.isfinite(array)):
-            raise ValueError("actions contain NaN or inf; excitations must be finite, in [0, 1]")
+        array = check_vector_actions(actions, self.num_envs)
         return np.clip(array, 0.0, 1.0).astype(self.dtype)
 
     def step(
