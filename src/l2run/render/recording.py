@@ -51,7 +51,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +60,7 @@ from typing import Any
 
 import numpy as np
 
+from l2run.atomic_files import replacing
 from l2run.model.names import LIGAMENTS, MUSCLES
 from l2run.observation import OBSERVATION_NAMES
 from l2run.render.skeleton import CONTACT_SPHERE_NAMES, contact_sphere_positions
@@ -310,17 +310,8 @@ class Recorder:
 def _write_atomically(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Save `arrays` as a compressed .npz at `path`, replacing any file there only once the
     new one is complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Created with mode 0666 less the umask, as any file written here (mkstemp's would be
-    # private, 0600): a grader serves recordings, other users view them.
-    tmp = path.parent / f".rec-{secrets.token_hex(8)}.npz"
-    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-    try:
+    with replacing(path) as tmp:
         np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def drop_metadata(path: str | os.PathLike[str], keys: Iterable[str]) -> Path:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from l2run.atomic_files import replacing
 
 OBS_SIZE = 41
 ACT_SIZE = 18
@@ -774,11 +775,9 @@ def _unflatten(data) -> dict:
 
 
 def save_params(path: Path, params, stats: ObsStats, **extra) -> None:
-    """Write weights and observation statistics atomically (temp file, then `os.replace`), so
+    """Write weights and observation statistics atomically (`atomic_files.replacing`), so
     a run killed mid-write still leaves the previous complete file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as fh:
+    with replacing(path) as tmp, tmp.open("wb") as fh:
         np.savez(
             fh,
             **_flatten(params),
@@ -787,7 +786,6 @@ def save_params(path: Path, params, stats: ObsStats, **extra) -> None:
             obs_count=np.asarray(stats.count),
             **{k: np.asarray(v) for k, v in extra.items()},
         )
-    os.replace(tmp, path)
 
 
 def _run_config(run_dir: Path) -> PPOConfig:

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from l2run.atomic_files import write_bytes_atomically
 from l2run.grader.services.pool import simulation
 from l2run.grader.services.pool.base import (
     Actions,
@@ -66,14 +67,6 @@ class EnvActor:
 
     def size(self) -> int:
         return len(self.table)
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    """Write `data` at `path`, replacing any file there only once complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 class RayPool(SimulationPool):
@@ -195,7 +188,7 @@ class RayPool(SimulationPool):
         outcome, data = await self._call(None, "replay_recorded", spec, actions)
         if data is None:
             return outcome
-        await asyncio.to_thread(_write_file, Path(record), data)
+        await asyncio.to_thread(write_bytes_atomically, Path(record), data)
         return dataclasses.replace(outcome, recording=str(record))
 
     async def drop(self, key: str) -> None:
