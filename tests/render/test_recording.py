@@ -163,3 +163,30 @@ def test_a_header_that_is_not_an_object_is_refused(tmp_path) -> None:
     np.savez(path, **arrays)
     with pytest.raises(ValueError, match="header is not an object"):
         load_recording(path)
+
+
+def test_drop_metadata_removes_only_those_keys(recording_file: Path) -> None:
+    from l2run.render.recording import drop_metadata
+
+    with np.load(recording_file) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["extra"] = np.arange(5)  # an array this version does not read is kept
+    np.savez_compressed(recording_file, **arrays)
+    before = load_recording(recording_file)
+    assert drop_metadata(recording_file, ["seed", "not there"]) == recording_file
+    after = load_recording(recording_file)
+    assert "seed" not in after.header["metadata"]
+    assert after.header["metadata"] == {
+        k: v for k, v in before.header["metadata"].items() if k != "seed"
+    }
+    for name in ("time", "body_pose", "observation", "action"):
+        np.testing.assert_array_equal(getattr(after, name), getattr(before, name))
+    with np.load(recording_file) as data:
+        np.testing.assert_array_equal(data["extra"], np.arange(5))
+    # not a recording: refused, and the file left as it was
+    other = recording_file.with_name("other.npz")
+    np.savez(other, x=np.arange(3))
+    content = other.read_bytes()
+    with pytest.raises(ValueError, match="not an l2run recording"):
+        drop_metadata(other, ["seed"])
+    assert other.read_bytes() == content

@@ -318,10 +318,8 @@ def drop_metadata(path: str | os.PathLike[str], keys: Iterable[str]) -> Path:
     """Rewrite the recording at `path` without the metadata `keys` (e.g. a course seed that must
     not leave a grader); the frames stay as they are. Returns the path."""
     p = Path(path)
-    load_recording(p)  # refuse anything that is not a recording before rewriting it
-    with np.load(p, allow_pickle=False) as data:
-        arrays = {k: np.asarray(data[k]) for k in data.files}
-    header = json.loads(str(arrays["header"]))
+    # refuses anything that is not a recording before rewriting it
+    header, arrays = _read_checked(p)
     dropped = set(keys)
     metadata = header.get("metadata") or {}
     header["metadata"] = {k: v for k, v in metadata.items() if k not in dropped}
@@ -448,7 +446,13 @@ ZIP_MAGIC = b"PK\x03\x04"  # how an .npz (a zip archive) begins
 
 def load_recording(path: str | os.PathLike[str]) -> Recording:
     """Read a recording written by :class:`Recorder`; ValueError if it is not one."""
-    p = Path(path)
+    header, arrays = _read_checked(Path(path))
+    return Recording(header=header, **{k: arrays[k] for k in _ARRAYS})
+
+
+def _read_checked(p: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The header and every array (extra ones too) of the recording at `p`, once read and
+    checked; ValueError if it is not one."""
     if not p.is_file():
         raise FileNotFoundError(f"no recording at {p}")
     with open(p, "rb") as head:  # (numpy would suggest loading anything else as a pickle)
@@ -464,7 +468,7 @@ def load_recording(path: str | os.PathLike[str]) -> Recording:
             missing = [k for k in _ARRAYS if k not in data.files]
             if missing:
                 raise ValueError(f"{p} is missing arrays {missing}")
-            arrays = {k: np.asarray(data[k]) for k in _ARRAYS}
+            arrays = {k: np.asarray(data[k]) for k in data.files}
     except (OSError, EOFError, zipfile.BadZipFile) as exc:  # zip / npy corruption
         raise ValueError(f"{p} is not a readable .npz recording: {exc}") from exc
     if header.get("format") != FORMAT_NAME:
@@ -474,7 +478,7 @@ def load_recording(path: str | os.PathLike[str]) -> Recording:
             f"{p} has recording format version {header['version']}; "
             f"this l2run reads up to {FORMAT_VERSION}"
         )
-    return Recording(header=header, **arrays)
+    return header, arrays
 
 
 def hud_values(recording: Recording, t: int) -> tuple[float, float, float]:
