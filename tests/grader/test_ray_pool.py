@@ -88,3 +88,40 @@ def test_a_replay_does_not_hold_up_steps(ray_pool):
     assert outcome.error is None and len(outcome.observation) == 41
     assert replay_was_running
     assert len(replayed.rewards) > 100
+
+
+RESTORES = 8  # the episode falls after ~120 steps: restores queued for >= 3.5 s in all
+
+
+def test_time_queued_behind_restores_is_not_a_steps(ray_pool):
+    """One actor runs its calls in turn: a step sent while other keys' restores run on the
+    same actor waits for them, and its time limit counts from when it starts (it had timed out
+    while queued, and the actor holding every episode was killed)."""
+    pool, loop = ray_pool
+    keys = [f"restored{i}" for i in range(RESTORES)]
+
+    async def scenario():
+        for key in ["waiting", *keys]:
+            await pool.reset(key, SPEC)
+        actor = pool.actor_of("waiting")
+        assert all(pool.actor_of(key) == actor for key in keys)  # a pool of one actor
+        restores = [
+            asyncio.ensure_future(pool.restore(key, SPEC, [ACTIONS[0]] * REPLAY_STEPS))
+            for key in keys
+        ]
+        await asyncio.sleep(0.2)  # the first restore is running
+        outcome = await pool.step("waiting", ACTIONS[0], STEP_LIMIT_S)
+        restores_done = all(r.done() for r in restores)
+        rebuilt = await asyncio.gather(*restores)
+        after = await pool.step(keys[0], ACTIONS[1], 60.0)
+        same_actor = pool.actor_of("waiting") == actor
+        for key in ["waiting", *keys]:
+            await pool.drop(key)
+        return outcome, restores_done, rebuilt, after, same_actor
+
+    outcome, restores_done, rebuilt, after, same_actor = loop.run_until_complete(scenario())
+    assert outcome.error is None and len(outcome.observation) == 41
+    assert restores_done and all(len(r.rewards) > 100 for r in rebuilt)
+    # an episode longer than the step limit in all
+    assert sum(len(r.rewards) for r in rebuilt) / 180 > 2 * STEP_LIMIT_S
+    assert after.error is None and same_actor  # nothing was killed

@@ -5,6 +5,8 @@ Same contract as the process pool: a key stays on the actor that built its envir
 actor is replaced and its environments are rebuilt by replay when their owners next call.
 Replays (anyone may ask for one) run on an actor of their own: an actor runs its calls one after
 another, and a step's time limit would otherwise run out while it waited behind a replay.
+Calls that do share an actor (a step behind another key's restore) are timed, as the process
+pool's are, from when the actor starts them.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ class RayPool(SimulationPool):
         self._actors: list[Any] = []
         self._keys: list[set[str]] = []
         self._home: dict[str, int] = {}
+        # actor index (None: the replay actor) -> the result of the last call sent to it
+        self._tails: dict[int | None, asyncio.Future] = {}
         self._started_ray = False
 
     async def start(self) -> None:
@@ -100,6 +104,7 @@ class RayPool(SimulationPool):
         for actor in [*self._actors, self._replayer]:
             ray.kill(actor)
         self._actors, self._keys = [], []
+        self._tails.clear()
         self._home.clear()
         if self._started_ray:
             await asyncio.to_thread(ray.shutdown)
@@ -117,6 +122,7 @@ class RayPool(SimulationPool):
             self._home.pop(key, None)
         self._keys[index] = set()
         self._actors[index] = self._remote.remote()
+        self._tails.pop(index, None)
 
     def _replay_actor(self) -> Any:
         """The replay actor: it reserves no CPU, so the pool's own actors are scheduled on the
@@ -132,6 +138,7 @@ class RayPool(SimulationPool):
         except Exception:  # already gone
             pass
         self._replayer = self._replay_actor()
+        self._tails.pop(None, None)
 
     async def _call(
         self, index: int | None, method: str, *args: Any, timeout_s: float | None = None
@@ -142,8 +149,16 @@ class RayPool(SimulationPool):
         actor = self._replayer if index is None else self._actors[index]
         replace = self._replace_replayer if index is None else lambda: self._replace(index)
         ref = getattr(actor, method).remote(*args)
+        result = asyncio.wrap_future(ref.future())
+        ahead, self._tails[index] = self._tails.get(index), result
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(ref.future()), timeout_s)
+            if timeout_s is not None and ahead is not None:
+                # An actor runs one caller's calls in the order sent, so this one starts when
+                # the one sent before it ends: time queued behind another key's restore (a
+                # replay of its whole episode) is not this call's (as in the process pool).
+                await asyncio.wait([ahead])
+            # shielded: a caller that gives up does not end the call its successors wait on
+            return await asyncio.wait_for(asyncio.shield(result), timeout_s)
         except TimeoutError:
             replace()  # killing the actor is the only way to stop a stuck step
             raise SimulationFailed(f"{method} took longer than the {timeout_s:g} s limit") from None
