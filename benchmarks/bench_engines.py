@@ -4,9 +4,11 @@
     python benchmarks/bench_engines.py --quick                 # smoke run (a few minutes)
     JAX_PLATFORMS=cuda python benchmarks/bench_engines.py --max-n 65536 --batch-steps 20
 
-Prints, for float64 and float32: OpenSim engine steps/s; JAX single env (jitted, after compile)
-steps/s from a Python loop and from a `lax.scan` rollout, with the ratio to OpenSim; both engines
-behind `RunEnv.step`, the seed's API (observation list, ligament penalty, info dict per step);
+Prints, for float64 and float32: OpenSim engine steps/s (and, for reference, osim-rl 1.5's own
+stepping: what 2017's users ran, ~half our OpenSim engine's speed); JAX single env (jitted,
+after compile) steps/s from a Python loop and from a `lax.scan` rollout, with the ratio to
+OpenSim; both engines behind `RunEnv.step`, the seed's API (observation list, ligament
+penalty, info dict per step);
 JAX batched env-steps/s for N = 64 … 4096 (… `--max-n`) with the per-core ratio to OpenSim
 (env-steps per CPU-second ÷ OpenSim steps per CPU-second; OpenSim runs on one core); compile
 times; the integrator's force (derivative) evaluations per 0.01 s control step next to every
@@ -141,6 +143,36 @@ def bench_opensim(steps: int) -> Row:
         if engine.observation()[PELVIS_Y] < 0.65:
             engine.reset(course)
     return Row("OpenSim engine", "float64", 1, steps, wall, cpu, None, 0)
+
+
+OSIM_RL_LABEL = "OpenSim, osim-rl 1.5's stepping (for reference)"
+
+
+def bench_osim_rl(steps: int) -> Row:
+    """What 2017's users ran: osim-rl 1.5's loop on the same model and excitations (a new
+    Manager every step at Runge-Kutta-Merson 1e-5, observations and reward read back;
+    `bench_opensim.OsimRl15Loop`), restarting after a fall. For reference only: every ratio
+    of the table is to our OpenSim engine (~2x this loop, README "Stepping scheme")."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_opensim import OsimRl15Loop
+
+    from l2run.observation import PELVIS_Y
+
+    loop = OsimRl15Loop()
+    loop.reset()
+    actions = smooth_excitations(steps)[:, 0]
+    wall = cpu = 0.0
+    for k in range(steps):
+        w0, c0 = time.perf_counter(), time.process_time()
+        obs, _reward = loop.step(actions[k])
+        wall += time.perf_counter() - w0
+        cpu += time.process_time() - c0
+        if obs[PELVIS_Y] < 0.65:
+            loop.reset()
+    return Row(OSIM_RL_LABEL, "float64", 1, steps, wall, cpu, None, 0)
 
 
 def bench_runenv(engine: str, steps: int, integrator=None, dtype: str = "float64") -> Row:
@@ -572,9 +604,12 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_opensim:
         opensim = bench_opensim(args.opensim_steps)
     print("\nrows as they finish (the whole table again at the end):\n" + TABLE_HEADER)
+    osim_rl: Row | None = None
     if opensim is not None:
         report(opensim)
         report(bench_runenv("opensim", args.opensim_steps))
+        osim_rl = bench_osim_rl(args.opensim_steps)
+        report(osim_rl)
 
     memory_lines: list[str] = []
     for dtype in args.dtypes:
@@ -639,6 +674,12 @@ def main(argv: list[str] | None = None) -> None:
                 f"best per core: N={best.n} [{best.dtype}] {best.steps_per_cpu_s:,.0f} "
                 f"env-steps per CPU-second = "
                 f"{best.steps_per_cpu_s / opensim.steps_per_cpu_s:,.0f}× OpenSim per core"
+                + (
+                    f" (for reference, {best.steps_per_cpu_s / osim_rl.steps_per_cpu_s:,.0f}× "
+                    "osim-rl 1.5's stepping)"
+                    if osim_rl is not None
+                    else ""
+                )
             )
     if opensim and singles:
         top = max(singles, key=lambda r: r.steps_per_s)
