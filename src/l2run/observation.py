@@ -9,13 +9,15 @@ branches only on shapes, never on values, so the JAX engine can trace them.
 | 3–5   | pelvis tilt speed, vx, vy           | rad/s, m/s   | ground             |
 | 6–11  | hip, knee, ankle angle: right, left | rad          | joint              |
 | 12–17 | the same joints' speeds             | rad/s        | joint              |
-| 18–19 | centre of mass x, y                 | m            | ground             |
-| 20–21 | centre of mass vx, vy               | m/s          | ground             |
+| 18–19 | centre of mass x, y²                | m            | ground             |
+| 20–21 | centre of mass vx, vy²              | m/s          | ground             |
 | 22–35 | x, y of the OBS_BODIES origins¹   | m            | ground             |
 | 36–37 | psoas strength left, right          | multiplier   | —                  |
 | 38–40 | next obstacle: x − pelvis x, y of centre, radius | m | ground |
 
 ¹ head, pelvis, torso, toes_l, toes_r, talus_l, talus_r.
+² of the runner's bodies; osim-rl 1.5's also counted its obstacles' three 1e-4 kg bodies
+(≤ 1e-4 m apart; README "Deliberate differences").
 """
 
 from __future__ import annotations
