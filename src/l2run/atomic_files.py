@@ -39,3 +39,20 @@ def write_bytes_atomically(path: str | os.PathLike[str], data: bytes) -> None:
     """Write `data` at `path`, replacing any file there only once complete."""
     with replacing(path) as tmp:
         tmp.write_bytes(data)
+
+
+def check_writable(path: str | os.PathLike[str]) -> Path:
+    """`path` as a Path, once a file can be created beside it (its folder is made if missing):
+    ValueError naming the problem otherwise, so a long run fails before it starts rather than
+    when it writes its result."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"cannot write {path}: it is a folder")
+    probe = path.parent / f".{path.stem}-{secrets.token_hex(8)}.probe"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE))
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path

@@ -58,3 +58,79 @@ def test_real_engine_done_exactly_at_1000_steps(monkeypatch) -> None:
     dones = [env.step(np.full(18, 0.1))[2] for _ in range(1000)]
     assert not any(dones[:-1]) and dones[-1]
     assert env.engine.time == pytest.approx(10.0)
+
+
+def test_recordings_say_how_their_episodes_ended(tmp_path, monkeypatch) -> None:
+    """A fall, a reset before the end, an integrator failure (its step recorded: the state
+    kept, reward −500, the action), each noted in the metadata's "ended_by"."""
+    from l2run.engines.base import IntegratorError
+    from l2run.env.runenv import INTEGRATOR_FAILURE_REWARD, UNFINISHED_BY_RESET
+    from l2run.render.recording import episode_path, load_recording
+
+    path = tmp_path / "episode.npz"
+    env = RunEnv(record=path)
+    env.reset(difficulty=0, seed=1)
+    done, steps = False, 0
+    while not done:  # unexcited, the runner falls within ~1.3 s
+        _, _, done, _ = env.step(np.zeros(18))
+        steps += 1
+        assert steps < 300
+    env.reset(difficulty=0, seed=1)
+    env.step(np.zeros(18))
+    env.reset(difficulty=0, seed=1)  # closes episode 1 unfinished
+    env.step(np.full(18, 0.3))
+
+    def fail(excitations):
+        raise IntegratorError("stub failure")
+
+    monkeypatch.setattr(env.engine, "step", fail)
+    _, reward, done, info = env.step(np.full(18, 0.4))
+    assert done and reward == INTEGRATOR_FAILURE_REWARD
+    fell, cut, failed = (load_recording(episode_path(path, i)) for i in range(3))
+    assert fell.metadata["ended_by"] == "fall" and len(fell) == steps + 1
+    assert cut.metadata["ended_by"] == UNFINISHED_BY_RESET and len(cut) == 2
+    assert failed.metadata["ended_by"] == info["error"] and len(failed) == 3
+    assert failed.reward[-1] == INTEGRATOR_FAILURE_REWARD
+    np.testing.assert_array_equal(failed.action[-1], 0.4)
+    np.testing.assert_array_equal(failed.body_pose[-1], failed.body_pose[-2])  # state kept
+    env.close()
+
+
+def test_a_record_path_that_cannot_be_written_fails_at_construction(tmp_path) -> None:
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "folder.npz").mkdir()
+    for bad, match in (
+        (tmp_path / "a_file" / "episode.npz", "cannot write"),
+        (tmp_path / "folder.npz", "it is a folder"),
+        (tmp_path / "episode.NPZ", "must end in .npz"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            RunEnv(record=bad)
+    RunEnv(record=tmp_path / "new" / "folders" / "episode.npz").close()  # folders are made
+    assert (tmp_path / "new" / "folders").is_dir()
+
+
+def test_an_episode_left_open_is_recorded_when_the_program_ends(tmp_path) -> None:
+    """A script that exits mid-episode, without close(), keeps its recording; so does an
+    env dropped mid-episode."""
+    import subprocess
+    import sys
+
+    from l2run.render.recording import UNFINISHED, load_recording
+
+    script = (
+        "import sys; import numpy as np; from l2run import RunEnv\n"
+        "dropped = RunEnv(record=sys.argv[2]); dropped.reset(difficulty=0, seed=1)\n"
+        "dropped.step(np.zeros(18)); del dropped\n"
+        "env = RunEnv(record=sys.argv[1]); env.reset(difficulty=0, seed=1)\n"
+        "for _ in range(7): env.step(np.full(18, 0.2))\n"
+        "raise SystemExit(3)\n"
+    )
+    left, dropped = tmp_path / "left.npz", tmp_path / "dropped.npz"
+    run = subprocess.run(
+        [sys.executable, "-c", script, str(left), str(dropped)], capture_output=True, text=True
+    )
+    assert run.returncode == 3, run.stderr
+    recording = load_recording(left)
+    assert len(recording) == 8 and recording.metadata["ended_by"] == UNFINISHED
+    assert len(load_recording(dropped)) == 2

@@ -190,3 +190,44 @@ def test_drop_metadata_removes_only_those_keys(recording_file: Path) -> None:
     with pytest.raises(ValueError, match="not an l2run recording"):
         drop_metadata(other, ["seed"])
     assert other.read_bytes() == content
+
+
+def _edited(path: Path, **changes) -> Path:
+    """A copy of the recording at `path` with arrays replaced (None: removed)."""
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    for key, value in changes.items():
+        if value is None:
+            arrays.pop(key)
+        else:
+            arrays[key] = value
+    out = path.with_name(f"edited-{len(list(path.parent.iterdir()))}.npz")
+    np.savez(out, **arrays)
+    return out
+
+
+def test_damaged_recordings_are_refused_naming_the_file(recording_file: Path) -> None:
+    with np.load(recording_file) as data:
+        header = json.loads(str(data["header"]))
+        arrays = {k: data[k] for k in data.files}
+    no_bodies = json.dumps({k: v for k, v in header.items() if k != "bodies"})
+    cases = [
+        (
+            _edited(
+                recording_file,
+                **{k: v[:0] for k, v in arrays.items() if k not in ("header", "obstacles")},
+            ),
+            "T >= 1",
+        ),
+        (_edited(recording_file, body_pose=arrays["body_pose"][:10]), "'body_pose' has shape"),
+        (_edited(recording_file, observation=arrays["observation"][:, :40]), "'observation'"),
+        (_edited(recording_file, header=np.array(no_bodies)), "no list of names 'bodies'"),
+        (_edited(recording_file, header=np.array("{not json")), "its header"),
+        (_edited(recording_file, header=np.array([{"format": 1}], dtype=object)), "header"),
+        (_edited(recording_file, muscle_counts=arrays["muscle_counts"] + 99), "muscle_counts"),
+    ]
+    for path, match in cases:
+        with pytest.raises(ValueError, match=match) as caught:
+            load_recording(path)
+        assert str(path) in str(caught.value)
+    load_recording(_edited(recording_file))  # an unchanged copy loads

@@ -64,20 +64,25 @@ def run(
     # The first step is timed apart: with the JAX engine it compiles the step program
     # (seconds), which the speed of the steps after it should not include.
     began = first_done = time.perf_counter()
-    with Progress(transient=True, console=console) as progress:
-        task = progress.add_task("running", total=steps)
-        while n < steps:
-            n += 1
-            action = actions.uniform(0.0, 1.0, 18) if policy == "random" else np.zeros(18)
-            obs, reward, done, info = env.step(action)
-            if n == 1:
-                first_done = time.perf_counter()
-            total += reward
-            progress.advance(task)
-            if done:
-                break
-    ended = time.perf_counter()
-    env.close()
+    interrupted = False
+    try:
+        with Progress(transient=True, console=console) as progress:
+            task = progress.add_task("running", total=steps)
+            while n < steps:
+                action = actions.uniform(0.0, 1.0, 18) if policy == "random" else np.zeros(18)
+                obs, reward, done, info = env.step(action)
+                n += 1
+                if n == 1:
+                    first_done = time.perf_counter()
+                total += reward
+                progress.advance(task)
+                if done:
+                    break
+    except KeyboardInterrupt:  # Ctrl-C: report the steps taken, keep their recording
+        interrupted = True
+    finally:
+        ended = time.perf_counter()
+        env.close()  # writes the recording, whatever ended the loop
     console.print(f"engine {engine}, difficulty {difficulty}, seed {seed}, policy {policy}")
     speed = f"{(n - 1) / (ended - first_done):.1f} steps/s after the first" if n > 1 else ""
     console.print(
@@ -90,3 +95,6 @@ def run(
         console.print(f"ended by: {info['error']}")
     if record is not None:
         console.print(f"recording: {record}")
+    if interrupted:
+        console.print(f"interrupted after {n} steps")
+        raise typer.Exit(130)  # the shell's code for a run ended by Ctrl-C

@@ -42,6 +42,8 @@ from l2run.observation import OBSERVATION_SIZE, PELVIS_X, PELVIS_Y, ligament_pen
 
 N_ACTIONS = len(MUSCLES)
 MAX_SEED = 2**32 - 1  # numpy.random.RandomState accepts seeds in [0, 2**32)
+# A recording's "ended_by" when the episode was cut short by a reset or close.
+UNFINISHED_BY_RESET = "unfinished: a reset or close came first"
 
 
 def real_array(values: Any, what: str) -> np.ndarray:
@@ -130,6 +132,10 @@ class RunEnv:
         self.last_state: list[float] | None = None
         self.current_state: list[float] | None = None
         self._ended_by_failure = False
+        if record is not None:  # a path it cannot write fails here, not when an episode ends
+            from l2run.render.recording import check_recording_path
+
+            check_recording_path(record)
         self._record_path = record
         self._recorder: Any = None
         self._episode = -1
@@ -164,10 +170,12 @@ class RunEnv:
         )
         self._recorder.capture(self.engine)
 
-    def _close_recorder(self) -> None:
+    def _close_recorder(self, ended_by: str = UNFINISHED_BY_RESET) -> None:
+        """Write the episode's recording, noting how the episode ended (metadata "ended_by")."""
         if self._recorder is not None:
-            self._recorder.close()
-            self._recorder = None
+            self._recorder.metadata.setdefault("ended_by", ended_by)
+            recorder, self._recorder = self._recorder, None
+            recorder.close()
 
     def _show_reset(self) -> None:
         if self._viewer is not None:
@@ -214,7 +222,11 @@ class RunEnv:
         except IntegratorError as exc:
             self._ended_by_failure = True
             info = {"error": f"integrator failure at t={self.istep * 0.01:.2f} s: {exc}"}
-            self._close_recorder()
+            if self._recorder is not None:
+                # the failed step: the state kept (the last good one), its reward and action
+                reward = INTEGRATOR_FAILURE_REWARD
+                self._recorder.capture(self.engine, reward=reward, action=excitations)
+                self._close_recorder(ended_by=info["error"])
             return list(self.last_state), INTEGRATOR_FAILURE_REWARD, True, info
         self.istep += 1
         self.current_state = self.get_observation()
@@ -230,7 +242,8 @@ class RunEnv:
         if self._recorder is not None:
             self._recorder.capture(self.engine, reward=reward, action=excitations)
             if done:
-                self._close_recorder()
+                fell = self.is_pelvis_too_low()
+                self._close_recorder(ended_by="fall" if fell else "step limit")
         self._show_step(reward)
         return list(self.current_state), reward, done, info
 
@@ -264,6 +277,13 @@ class RunEnv:
         if self._viewer is not None:
             self._viewer.close()
             self._viewer = None
+
+    def __del__(self) -> None:
+        # A dropped env still writes its episode's recording (at exit, `recording` does).
+        try:
+            self._close_recorder(ended_by="unfinished: the environment was dropped mid-episode")
+        except Exception:  # noqa: BLE001, S110 - nothing can be reported from a finalizer
+            pass
 
     def seed(self, seed: int | None = None) -> list[int | None]:
         """Old-gym compatibility: seed this environment's course generator."""

@@ -48,9 +48,12 @@ records the episodes of a gymnasium env.
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
+import sys
+import weakref
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,7 +63,7 @@ from typing import Any
 
 import numpy as np
 
-from l2run.atomic_files import replacing
+from l2run.atomic_files import check_writable, replacing
 from l2run.model.names import LIGAMENTS, MUSCLES
 from l2run.observation import OBSERVATION_NAMES
 from l2run.render.skeleton import CONTACT_SPHERE_NAMES, contact_sphere_positions
@@ -139,6 +142,31 @@ def capture_frame(
     )
 
 
+def check_recording_path(path: str | os.PathLike[str]) -> Path:
+    """`path` as a Path once it ends in .npz (numpy's rule: it appends .npz to any other name)
+    and a file can be written there (`atomic_files.check_writable`); ValueError otherwise."""
+    p = Path(path)
+    if p.suffix != ".npz":
+        raise ValueError(f"a recording path must end in .npz (lower case), got {p.name!r}")
+    return check_writable(p)
+
+
+# Recorders not closed yet: at exit each is written with what it holds, so that a script that
+# ends (or is interrupted) mid-episode keeps its recording.
+_OPEN: weakref.WeakSet[Recorder] = weakref.WeakSet()
+UNFINISHED = "unfinished: the program ended mid-episode"
+
+
+@atexit.register
+def _write_open_recorders() -> None:
+    for recorder in list(_OPEN):
+        recorder.metadata.setdefault("ended_by", UNFINISHED)
+        try:
+            recorder.close()
+        except Exception as exc:  # noqa: BLE001 - at exit: report and go on with the others
+            print(f"l2run: could not write the recording {recorder.path}: {exc}", file=sys.stderr)
+
+
 def episode_path(path: str | os.PathLike[str], index: int) -> Path:
     """File for episode ``index`` of a recording run: the path itself for the first episode,
     then ``<stem>-0001<suffix>``, ``<stem>-0002<suffix>``, ..."""
@@ -192,9 +220,7 @@ class Recorder:
     """
 
     def __init__(self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None):
-        self.path = Path(path)
-        if self.path.suffix != ".npz":
-            raise ValueError(f"a recording path must end in .npz, got {self.path.name!r}")
+        self.path = check_recording_path(path)
         meta = dict(metadata or {})
         self.obstacles = _obstacle_array(meta.pop("obstacles", None))
         meta.setdefault("package_version", package_version())
@@ -204,6 +230,7 @@ class Recorder:
         self.frames: list[Frame] = []
         self.closed = False
         self._bodies: tuple[str, ...] | None = None
+        _OPEN.add(self)  # written at exit if its owner never closed it
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -301,6 +328,7 @@ class Recorder:
         if self.closed:
             return self.path if self.path.exists() else None
         self.closed = True
+        _OPEN.discard(self)
         if not self.frames:
             return None
         _write_atomically(self.path, self.arrays())
@@ -445,9 +473,53 @@ ZIP_MAGIC = b"PK\x03\x04"  # how an .npz (a zip archive) begins
 
 
 def load_recording(path: str | os.PathLike[str]) -> Recording:
-    """Read a recording written by :class:`Recorder`; ValueError if it is not one."""
-    header, arrays = _read_checked(Path(path))
+    """Read a recording written by :class:`Recorder`; ValueError if it is not one (or its
+    arrays do not fit together: a damaged or hand-edited file fails here, not while drawing)."""
+    p = Path(path)
+    header, arrays = _read_checked(p)
+    _check_shapes(p, header, arrays)
     return Recording(header=header, **{k: arrays[k] for k in _ARRAYS})
+
+
+# Header lists the arrays are laid out by (besides format and version).
+_HEADER_LISTS = ("bodies", "muscles", "contacts", "contact_spheres", "ligaments")
+
+
+def _check_shapes(p: Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Every per-frame array has the same number of frames (at least one) and the layout the
+    header names; ValueError naming the file and the array otherwise."""
+    for key in _HEADER_LISTS:
+        value = header.get(key)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{p}: its header has no list of names {key!r}")
+    n_t = arrays["time"].shape[0] if arrays["time"].ndim == 1 else -1
+    if n_t < 1:
+        raise ValueError(f"{p}: a recording needs a (T,) time array with T >= 1 frames")
+    n_b, n_m = len(header["bodies"]), len(header["muscles"])
+    n_c, n_s = len(header["contacts"]), len(header["contact_spheres"])
+    expected: dict[str, tuple[int | None, ...]] = {
+        "body_pose": (n_t, n_b, 3),
+        "muscle_points": (n_t, n_m, None, 2),
+        "muscle_counts": (n_t, n_m),
+        "activation": (n_t, n_m),
+        "contact_force": (n_t, n_c, 2),
+        "contact_spheres": (n_t, n_s, 3),
+        "ligament_force": (n_t, len(header["ligaments"])),
+        "observation": (n_t, N_OBSERVATION),
+        "reward": (n_t,),
+        "action": (n_t, N_ACTION),
+        "obstacles": (None, 3),
+    }
+    for key, shape in expected.items():
+        got = arrays[key].shape
+        if len(got) != len(shape) or any(
+            e is not None and g != e for g, e in zip(got, shape, strict=True)
+        ):
+            want = "(" + ", ".join("*" if e is None else str(e) for e in shape) + ")"
+            raise ValueError(f"{p}: array {key!r} has shape {got}, expected {want}")
+    counts = arrays["muscle_counts"]
+    if counts.size and (counts.min() < 0 or counts.max() > arrays["muscle_points"].shape[2]):
+        raise ValueError(f"{p}: muscle_counts exceed the muscle_points rows")
 
 
 def _read_checked(p: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -462,13 +534,19 @@ def _read_checked(p: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         with np.load(p, allow_pickle=False) as data:
             if "header" not in data.files:
                 raise ValueError(f"{p} is not an l2run recording (no header)")
-            header = json.loads(str(data["header"]))
+            try:
+                header = json.loads(str(data["header"]))
+            except ValueError as exc:  # not JSON, or an object array numpy will not unpickle
+                raise ValueError(f"{p} is not an l2run recording (its header: {exc})") from None
             if not isinstance(header, dict):
                 raise ValueError(f"{p} is not an l2run recording (its header is not an object)")
             missing = [k for k in _ARRAYS if k not in data.files]
             if missing:
                 raise ValueError(f"{p} is missing arrays {missing}")
-            arrays = {k: np.asarray(data[k]) for k in data.files}
+            try:
+                arrays = {k: np.asarray(data[k]) for k in data.files}
+            except ValueError as exc:  # e.g. a pickled (object) array
+                raise ValueError(f"{p} is not an l2run recording: {exc}") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:  # zip / npy corruption
         raise ValueError(f"{p} is not a readable .npz recording: {exc}") from exc
     if header.get("format") != FORMAT_NAME:
