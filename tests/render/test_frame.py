@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from l2run.render.frame import (
+    MARK,
     PELVIS_MARKER,
     Camera,
     Hud,
@@ -102,6 +103,38 @@ def test_render_engine_and_recording(fake_engine: FakeEngine, recording) -> None
         list(render_recording(recording, stride=0))
     with pytest.raises(ValueError):
         Camera(width=4)
+
+
+@pytest.mark.parametrize("ppm", [float("nan"), float("inf"), 1e300, 1e-6, 0.0, -5.0, 4.9, 10_001])
+def test_camera_refuses_scales_outside_its_range(ppm: float) -> None:
+    with pytest.raises(ValueError, match="pixels per metre must be between 5 and 10000"):
+        Camera(pixels_per_metre=ppm)
+
+
+def _tick_runs(ppm: float, width: int = 640) -> list[int]:
+    """Lengths of the runs of mark-coloured pixels just under the ground line (the ticks)."""
+    empty = Frame(
+        time=0.0, body_poses={}, muscle_paths=[], activations=np.zeros(0), contact_forces={}
+    )
+    cam = Camera(width=width, pixels_per_metre=ppm)
+    img = render_frame(empty, camera=cam, centre_x=0.0)
+    row = img[int(cam.ground_row) + 3].astype(int)  # ticks only: labels start lower
+    marked = np.all(np.abs(row - MARK) <= 30, axis=-1).astype(int)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], marked, [0]])))
+    return list(edges[1::2] - edges[::2])
+
+
+@pytest.mark.parametrize("ppm", [5.0, 6.0, 7.9])
+def test_ground_marks_closer_than_two_pixels_are_left_out(ppm: float) -> None:
+    runs = _tick_runs(ppm)
+    # every metre a 2-pixel-wide mark, and the 0.25 m ticks (under 2 px apart) left out
+    assert max(runs) <= 2, runs
+    assert len(runs) >= int(640 / ppm) - 1
+
+
+def test_ground_marks_at_the_default_scale() -> None:
+    runs = _tick_runs(150.0)
+    assert len(runs) == pytest.approx(640 / (0.25 * 150), abs=1)  # every 0.25 m
 
 
 def test_thousand_frames_fast(fake_engine: FakeEngine) -> None:

@@ -111,3 +111,42 @@ def test_wants_frame_throttles_drawing() -> None:
     assert not viewer.wants_frame()
     with pytest.raises(ValueError):
         live.LiveViewer(max_fps=0)
+
+
+UNOPENABLE_DISPLAY = ":7913"  # no X server answers there: Tk cannot open a window
+
+
+def test_replay_without_a_window_is_an_error_not_a_silent_return(recording, monkeypatch) -> None:
+    for display in (None, UNOPENABLE_DISPLAY):
+        if display is None:
+            monkeypatch.delenv("DISPLAY", raising=False)
+        else:
+            monkeypatch.setenv("DISPLAY", display)
+        monkeypatch.setattr(live, "_warned_headless", False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "running headless" warning either
+            with pytest.raises(live.DisplayUnavailable):
+                live.play_recording(recording)
+
+
+@pytest.mark.parametrize("speed", [float("nan"), float("inf"), 0.0, -1.0, 1e-9, 1e4])
+def test_replay_refuses_speeds_outside_the_range(recording, monkeypatch, speed) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    with pytest.raises(ValueError, match="speed must be between 0.01 and 100"):
+        live.play_recording(recording, speed=speed)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 0.0])
+def test_viewer_refuses_non_finite_speed_and_rate(bad: float) -> None:
+    with pytest.raises(ValueError, match="speed"):
+        live.LiveViewer(speed=bad)
+    with pytest.raises(ValueError, match="max_fps"):
+        live.LiveViewer(max_fps=bad)
+
+
+def test_headless_warning_points_at_the_callers_line(monkeypatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.setattr(live, "_warned_headless", False)
+    with pytest.warns(RuntimeWarning, match="headless") as record:
+        EnvView("human").reset(FakeEngine())
+    assert record[0].filename == __file__

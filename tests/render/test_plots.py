@@ -43,3 +43,39 @@ def test_plot_has_four_panels(recording, tmp_path: Path) -> None:
 def test_plot_rejects_other_suffix(recording, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="png"):
         plot_recording(recording, tmp_path / "episode.jpg")
+
+
+def test_one_frame_recording_draws_its_points(tmp_path: Path, monkeypatch) -> None:
+    import matplotlib.pyplot as plt
+
+    from l2run.render.recording import load_recording
+
+    from .fake_engine import record_fake_episode
+
+    one = load_recording(record_fake_episode(tmp_path / "one.npz", steps=0))
+    assert len(one) == 1
+    figures = []
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: (figures.append(fig), close(fig)))
+    plot_recording(one, tmp_path / "one.png")
+    (fig,) = figures
+    lines = [line for ax in fig.axes for line in ax.get_lines() if len(line.get_xdata()) == 1]
+    assert len(lines) >= 6 + 4 + 1  # joints, forces, pelvis: each a single point
+    assert all(line.get_marker() not in (None, "", "None", " ") for line in lines)
+    assert fig.get_suptitle().endswith(", 1 frame")
+
+
+def test_plot_into_a_folder_is_refused_before_drawing(
+    recording, tmp_path: Path, monkeypatch
+) -> None:
+    import matplotlib.pyplot as plt
+
+    def must_not_draw(*args, **kwargs):
+        raise AssertionError("drew a figure for a target that cannot take it")
+
+    monkeypatch.setattr(plt, "subplots", must_not_draw)
+    folder = tmp_path / "plot.png"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        plot_recording(recording, folder)
+    assert list(folder.iterdir()) == []

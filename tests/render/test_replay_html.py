@@ -71,6 +71,8 @@ def test_viewer_draws_and_figure_moves_in_chromium(recording, tmp_path: Path) ->
             first = _canvas(page)
             page.evaluate(f"window.l2run.seek({t1})")
             last = _canvas(page)
+            # frames counted from 0, as `l2run render --frame` counts them
+            assert page.inner_text("#info").startswith(f"frame {t1} (0–{t1})")
             # scrubbing through the slider reaches the same frame
             page.fill("#scrub", str(t0))
             page.dispatch_event("#scrub", "input")
@@ -93,3 +95,19 @@ def test_viewer_draws_and_figure_moves_in_chromium(recording, tmp_path: Path) ->
         np.testing.assert_allclose(_marker_centre(img), expected, atol=2.0)
     moved = _marker_centre(last)[0] - _marker_centre(first)[0]
     assert moved > 0.5 * (pelvis[t1, 0] - pelvis[t0, 0]) * BROWSER_CAMERA.pixels_per_metre
+
+
+def test_write_html_replay_refuses_a_folder_before_building_the_page(
+    recording, tmp_path: Path, monkeypatch
+) -> None:
+    import l2run.render.replay_html as replay_html
+
+    def must_not_build(*args, **kwargs):
+        raise AssertionError("built the page for a target that cannot take it")
+
+    monkeypatch.setattr(replay_html, "html_replay", must_not_build)
+    folder = tmp_path / "page.html"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        write_html_replay(recording, folder)
+    assert list(folder.iterdir()) == []

@@ -50,9 +50,15 @@ BODY_WEIGHT = 79.66 * 9.80665  # N, gait9dof18musc total mass × g: a contact at
 GRF_ARROW_M_PER_N = 0.4 / BODY_WEIGHT  # m of arrow per N: one body weight draws a 0.4 m arrow
 MARK_SPACING = 1.0  # m between labelled distance marks on the ground
 MINOR_MARK_SPACING = 0.25  # m between small ticks
+MIN_MARK_GAP = 2.0  # px: ground marks closer together than this are not drawn
+MIN_LABEL_GAP = 40.0  # px: distance labels every 1, 2, 5 or 10 marks, at least this far apart
+LABEL_EVERY = (1, 2, 5, 10)  # marks between labels (5 px/m, the least, labels every 10 m)
 
 
 MAX_IMAGE_SIDE = 8192  # pixels a side: an 8K frame (200 MB as RGB) is the most a render may ask for
+# Pixels per metre a camera accepts: from a 16-pixel-high image fitted to the runner (6.7) down to
+# 5 (a 640-pixel image spans 128 m), up to 10 000 (an 8K image spans 0.8 m).
+PIXELS_PER_METRE_RANGE = (5.0, 10_000.0)
 
 
 @dataclass(frozen=True)
@@ -72,8 +78,12 @@ class Camera:
                 f"image must be at most {MAX_IMAGE_SIDE}×{MAX_IMAGE_SIDE} pixels, "
                 f"got {self.width}×{self.height}"
             )
-        if not self.pixels_per_metre > 0:
-            raise ValueError("pixels_per_metre must be positive")
+        low, high = PIXELS_PER_METRE_RANGE
+        if not low <= self.pixels_per_metre <= high:  # False for NaN too
+            raise ValueError(
+                f"pixels per metre must be between {low:g} and {high:g}, "
+                f"got {self.pixels_per_metre}"
+            )
 
     @property
     def ground_row(self) -> float:
@@ -126,18 +136,28 @@ def _circle(draw: ImageDraw.ImageDraw, centre: np.ndarray, radius: float, **kw: 
 
 
 def _draw_ground(draw: ImageDraw.ImageDraw, cam: Camera, centre_x: float) -> None:
+    """Ground, ground line and distance marks: small ticks and a mark every metre, labelled when
+    there is room; marks that would lie under ``MIN_MARK_GAP`` pixels apart are left out."""
     g = cam.ground_row
     draw.rectangle([0, g, cam.width, cam.height], fill=GROUND)
     draw.line([(0, g), (cam.width, g)], fill=GROUND_LINE, width=2)
+    ppm = cam.pixels_per_metre
+    spacing = next((s for s in (MINOR_MARK_SPACING, MARK_SPACING) if s * ppm >= MIN_MARK_GAP), None)
+    if spacing is None:
+        return
+    label_every = next(
+        (k for k in LABEL_EVERY if k * MARK_SPACING * ppm >= MIN_LABEL_GAP), LABEL_EVERY[-1]
+    )
     half_width_m = cam.width / 2 / cam.pixels_per_metre
     font = _font(max(9, cam.height // 30))
-    first = np.floor((centre_x - half_width_m) / MINOR_MARK_SPACING) * MINOR_MARK_SPACING
-    for x in np.arange(first, centre_x + half_width_m + MINOR_MARK_SPACING, MINOR_MARK_SPACING):
+    first = np.floor((centre_x - half_width_m) / spacing) * spacing
+    for x in np.arange(first, centre_x + half_width_m + spacing, spacing):
         col = float(cam.to_pixels((x, 0.0), centre_x)[0])
-        major = abs(x / MARK_SPACING - round(x / MARK_SPACING)) < 1e-6
+        mark = round(x / MARK_SPACING)
+        major = abs(x / MARK_SPACING - mark) < 1e-6
         tick = 10 if major else 4
         draw.line([(col, g), (col, g + tick)], fill=MARK, width=2 if major else 1)
-        if major:
+        if major and mark % label_every == 0:
             draw.text((col + 3, g + 4), f"{round(x):d} m", fill=MARK, font=font)
 
 

@@ -2,7 +2,9 @@
 
 Tk comes with Python and works under Xvfb, so headless servers can watch through a virtual
 display (``xvfb-run l2run run --visualize`` or ``Xvfb :99 & DISPLAY=:99 ...``). Without any
-display the viewer warns once per process and turns into a no-op: the run goes on headless.
+display the viewer warns once per process and turns into a no-op: the run goes on headless. A
+replay (``play_recording``) shows nothing else, so there a missing display is an error instead
+(``DisplayUnavailable``).
 
 Pacing: when the simulation runs faster than real time (the JAX engine) the viewer waits so that
 one simulated second lasts ``1 / speed`` wall seconds. It never slows a run that is already slower
@@ -12,7 +14,9 @@ per wall second), so a slow engine is not slowed further by drawing every step.
 
 from __future__ import annotations
 
+import math
 import os
+import sys
 import time
 import warnings
 from typing import Any
@@ -23,6 +27,31 @@ from l2run.render.recording import Recording
 
 _warned_headless = False
 MAX_DISPLAY_FPS = 30.0  # frames per wall second worth drawing in a live window
+SPEED_RANGE = (0.01, 100.0)  # × real time: the playback speeds a replay or a video accepts
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../l2run
+
+
+class DisplayUnavailable(RuntimeError):
+    """No live window can be opened (no display, no Tk, or the display refuses)."""
+
+
+def check_speed(speed: float) -> float:
+    """``speed`` as a float if a finite playback speed in ``SPEED_RANGE``; else ValueError."""
+    low, high = SPEED_RANGE
+    if not (math.isfinite(speed) and low <= speed <= high):
+        raise ValueError(f"speed must be between {low:g} and {high:g} (× real time), got {speed}")
+    return float(speed)
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` (counted from this function's caller) of the first frame outside l2run,
+    so that a warning points at the user's code rather than at the viewer."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        _PACKAGE_DIR + os.sep
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _warn_headless_once(reason: str) -> None:
@@ -33,7 +62,7 @@ def _warn_headless_once(reason: str) -> None:
             f"l2run live view unavailable ({reason}); running headless. "
             "On a server, start a virtual display: `xvfb-run -a <command>`.",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=_caller_stacklevel(),
         )
 
 
@@ -49,7 +78,8 @@ def display_available() -> bool:
 
 
 class LiveViewer:
-    """A window showing H×W×3 uint8 frames; a no-op (after one warning) without a display."""
+    """A window showing H×W×3 uint8 frames; without a display a no-op (after one warning), or
+    ``DisplayUnavailable`` from ``show`` when ``require_display``."""
 
     def __init__(
         self,
@@ -57,11 +87,13 @@ class LiveViewer:
         speed: float = 1.0,
         realtime: bool = True,
         max_fps: float = MAX_DISPLAY_FPS,
+        require_display: bool = False,
     ) -> None:
-        if speed <= 0:
-            raise ValueError(f"speed must be positive, got {speed}")
-        if max_fps <= 0:
-            raise ValueError(f"max_fps must be positive, got {max_fps}")
+        if not (math.isfinite(speed) and speed > 0):
+            raise ValueError(f"speed must be a positive number, got {speed}")
+        if not (math.isfinite(max_fps) and max_fps > 0):
+            raise ValueError(f"max_fps must be a positive number, got {max_fps}")
+        self.require_display = require_display
         self.max_fps = max_fps
         self._last_shown: float | None = None  # wall time of the last frame shown
         self.title = title
@@ -85,23 +117,26 @@ class LiveViewer:
         last = self._last_shown
         return last is None or time.perf_counter() - last >= 1.0 / self.max_fps
 
+    def _go_headless(self, reason: str) -> bool:
+        if self.require_display:
+            raise DisplayUnavailable(reason)
+        self.headless = True
+        _warn_headless_once(reason)
+        return False
+
     def _open(self) -> bool:
         if self.headless or self.closed:
             return False
         if self._root is not None:
             return True
         if not display_available():
-            self.headless = True
-            _warn_headless_once("no display: DISPLAY is not set")
-            return False
+            return self._go_headless("no display: DISPLAY is not set or Tk is missing")
         import tkinter as tk
 
         try:
             self._root = tk.Tk()
         except tk.TclError as exc:
-            self.headless = True
-            _warn_headless_once(f"cannot open a window: {exc}")
-            return False
+            return self._go_headless(f"cannot open a window: {exc}")
         self._root.title(self.title)
         self._root.protocol("WM_DELETE_WINDOW", self.close)
         self._label = tk.Label(self._root, borderwidth=0)
@@ -163,14 +198,14 @@ def play_recording(
     """Replay a recording in a live window at ``speed`` × real time (until the window closes).
 
     The frame shown is the one due by the wall clock, so a slow drawing skips frames instead of
-    falling behind; the first and last frames are always shown.
+    falling behind; the first and last frames are always shown. ``speed`` must lie in
+    ``SPEED_RANGE`` (ValueError); ``DisplayUnavailable`` when no window can be opened.
     """
     from l2run.render.frame import recording_hud, render_frame
 
-    if speed <= 0:
-        raise ValueError(f"speed must be positive, got {speed}")
+    speed = check_speed(speed)
     engine = recording.metadata.get("engine", "?")
-    viewer = LiveViewer(title=f"l2run replay ({engine})", realtime=False)
+    viewer = LiveViewer(title=f"l2run replay ({engine})", realtime=False, require_display=True)
     times = recording.time
     last = len(recording) - 1
     try:

@@ -4,14 +4,19 @@
 2. muscle activations as a heat map (muscles × time, 0 blue → 1 red, like the renderer);
 3. ground reaction forces (N): vertical and horizontal, each foot;
 4. pelvis x (m) over time.
+
+A one-frame recording draws its single points as markers. The PNG replaces any file at its path
+only once complete.
 """
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import numpy as np
 
+from l2run.atomic_files import replacing
 from l2run.observation import OBSERVATION_NAMES
 from l2run.render.recording import CONTACT_NAMES, Recording
 
@@ -33,12 +38,16 @@ def plot_recording(recording: Recording, path: str | Path) -> Path:
     out = Path(path)
     if out.suffix.lower() != ".png":
         raise ValueError(f"plot file must end in .png, got {out.name!r}")
+    if out.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(out))
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     t = recording.time
+    # a line through one point draws nothing: mark the points when there is only one
+    point = {"marker": "o", "markersize": 4} if len(t) == 1 else {}
     fig, axes = plt.subplots(
         4,
         1,
@@ -55,7 +64,9 @@ def plot_recording(recording: Recording, path: str | Path) -> Path:
         for side, style in (("r", "-"), ("l", "--")):
             column = names.index(f"{coordinate}_{side}")
             angle = np.degrees(recording.observation[:, column])
-            ax_joint.plot(t, angle, color=f"C{j}", linestyle=style, label=f"{label} {side}")
+            ax_joint.plot(
+                t, angle, color=f"C{j}", linestyle=style, label=f"{label} {side}", **point
+            )
     ax_joint.set_ylabel("angle (deg)")
     ax_joint.legend(ncol=6, fontsize=8, loc="upper right")
 
@@ -75,31 +86,37 @@ def plot_recording(recording: Recording, path: str | Path) -> Path:
 
     for i, foot in enumerate(CONTACT_NAMES):
         colour = f"C{i}"
-        ax_grf.plot(t, recording.contact_force[:, i, 1], color=colour, label=f"{foot} vertical")
+        ax_grf.plot(
+            t, recording.contact_force[:, i, 1], color=colour, label=f"{foot} vertical", **point
+        )
         ax_grf.plot(
             t,
             recording.contact_force[:, i, 0],
             color=colour,
             linestyle=":",
             label=f"{foot} horizontal",
+            **point,
         )
     ax_grf.set_ylabel("force (N)")
     ax_grf.legend(ncol=4, fontsize=8, loc="upper right")
 
     if "pelvis" in recording.bodies:
-        ax_pelvis.plot(t, recording.body_xy("pelvis")[:, 0], color="k")
+        ax_pelvis.plot(t, recording.body_xy("pelvis")[:, 0], color="k", **point)
     ax_pelvis.set_ylabel("x (m)")
     ax_pelvis.set_xlabel("time (s)")
 
     for ax, title in zip(axes, PANEL_TITLES, strict=True):
         ax.set_title(title, loc="left", fontsize=10)
     meta = recording.metadata
+    n = len(recording)
     fig.suptitle(
         f"l2run episode: engine {meta.get('engine', '?')}, seed {meta.get('seed', '?')}, "
-        f"difficulty {meta.get('difficulty', '?')}, {len(recording)} frames",
+        f"difficulty {meta.get('difficulty', '?')}, {n} frame{'' if n == 1 else 's'}",
         fontsize=11,
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=DPI)
-    plt.close(fig)
+    try:
+        with replacing(out) as tmp:
+            fig.savefig(tmp, dpi=DPI, format="png")
+    finally:
+        plt.close(fig)
     return out

@@ -1,12 +1,14 @@
 """Browser replay: one self-contained HTML file (no network) that plays a recording.
 
 ``html_replay(recording) -> str`` fills ``viewer.html`` (play/pause, scrubbing, speed, follow
-camera) with the recording as JSON; ``write_html_replay(recording, path)`` saves it. The grader
-serves ``html_replay(...)`` as ``text/html`` for each graded episode.
+camera) with the recording as JSON; ``write_html_replay(recording, path)`` saves it (replacing any
+file there only once complete). The grader serves ``html_replay(...)`` as ``text/html`` for each
+graded episode. The page numbers frames from 0, as ``l2run render --frame`` does.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 from dataclasses import asdict
 from importlib import resources
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from l2run.atomic_files import write_bytes_atomically
 from l2run.render import frame as frame_style
 from l2run.render.frame import Camera
 from l2run.render.recording import Recording
@@ -88,9 +91,12 @@ def html_replay(recording: Recording, camera: Camera = BROWSER_CAMERA) -> str:
 def write_html_replay(
     recording: Recording, path: str | Path, camera: Camera = BROWSER_CAMERA
 ) -> Path:
+    """Save the replay page at ``path`` (.html/.htm); an existing file is replaced only once the
+    new one is complete. IsADirectoryError when ``path`` is a folder."""
     out = Path(path)
     if out.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"replay file must end in .html, got {out.name!r}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(html_replay(recording, camera), encoding="utf-8")
+    if out.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(out))
+    write_bytes_atomically(out, html_replay(recording, camera).encode("utf-8"))
     return out

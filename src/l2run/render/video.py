@@ -1,30 +1,79 @@
 """Recordings to video: mp4 (H.264 through imageio-ffmpeg) or animated GIF.
 
-An mp4 holds one video frame per recorded frame at the recording's own rate (100 fps for 0.01 s
-steps), so it plays in real time. GIF players round frame delays to 1/100 s and treat delays below
-2/100 s as slow, so GIFs keep every ``stride``-th frame (default: enough to reach ≥ 0.02 s a frame).
+An mp4 holds one video frame per recorded frame at the recording's own rate times ``speed``
+(100 fps for 0.01 s steps at 1×), so it plays in real time; when that would pass
+``MAX_MP4_FPS`` (a fast ``speed``) it keeps every ``stride``-th frame instead. GIF players count
+frame delays in 1/100 s and play delays below 2/100 s slowly (browsers: ~10/100 s), so a GIF keeps
+every ``stride``-th frame, by default the fewest that give each frame ``MIN_GIF_DELAY`` or more:
+``ceil(MIN_GIF_DELAY * speed / dt)``; an explicit stride that gives less is refused. Each GIF
+delay is rounded to whole 1/100 s. ``speed`` must lie in ``live.SPEED_RANGE``.
+
+The file is written beside its target and renamed over it once complete: an interrupted or failed
+render leaves any earlier video whole.
 """
 
 from __future__ import annotations
 
+import errno
 import math
 from pathlib import Path
 
 from tqdm import tqdm
 
+from l2run.atomic_files import replacing
 from l2run.render.frame import Camera, render_recording
+from l2run.render.live import check_speed
 from l2run.render.recording import Recording
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
 MIN_GIF_DELAY = 0.02  # s, the shortest frame delay browsers honour in a GIF
 H264_BLOCK = 2  # yuv420p needs even width and height
 MAX_GIF_DELAY_MS = 65_535  # a GIF stores each frame's delay in 16 bits (here: ms)
+MP4_FPS_RANGE = (0.1, 240.0)  # frames per second an mp4 may play at (players read 1000 as 0)
+MAX_MP4_FPS = MP4_FPS_RANGE[1]
+_SLACK = 1e-9  # relative: float rounding in dt * stride / speed
 
 
-def default_stride(recording: Recording, suffix: str) -> int:
+def default_stride(recording: Recording, suffix: str, speed: float = 1.0) -> int:
+    """Frames kept per frame written: for .gif the fewest giving ``MIN_GIF_DELAY`` a frame at
+    ``speed``; for .mp4 1, or the fewest that keep the frame rate at most ``MAX_MP4_FPS``."""
     if suffix == ".gif":
-        return max(1, math.ceil(MIN_GIF_DELAY / recording.dt - 1e-9))
-    return 1
+        return max(1, math.ceil(MIN_GIF_DELAY * speed / recording.dt * (1 - _SLACK)))
+    return max(1, math.ceil(speed / (recording.dt * MAX_MP4_FPS) * (1 - _SLACK)))
+
+
+def check_video_target(path: str | Path) -> Path:
+    """``path`` as a Path when it can name a video: .mp4 or .gif, and not an existing folder."""
+    out = Path(path)
+    if out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"video must end in one of {VIDEO_SUFFIXES}, got {out.name!r}")
+    if out.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(out))
+    return out
+
+
+def _frame_rate(recording: Recording, suffix: str, stride: int, speed: float) -> float:
+    """Frames per second the video plays at; ValueError when its format cannot store that."""
+    fps = speed / (recording.dt * stride)
+    asked = f"stride {stride} at speed {speed:g} asks for {1 / fps:g} s a frame"
+    if suffix == ".gif":
+        if 1 / fps < MIN_GIF_DELAY * (1 - _SLACK):
+            raise ValueError(
+                f"a GIF frame must last at least {MIN_GIF_DELAY:g} s (browsers slow shorter "
+                f"ones down); {asked} (a larger stride, a lower speed, or --stride 0)"
+            )
+        if 1000.0 / fps > MAX_GIF_DELAY_MS:
+            raise ValueError(
+                f"a GIF frame may last at most {MAX_GIF_DELAY_MS / 1000:g} s; {asked} "
+                "(a smaller stride or a higher speed)"
+            )
+    else:
+        low, high = MP4_FPS_RANGE
+        if not low * (1 - _SLACK) <= fps <= high * (1 + _SLACK):
+            raise ValueError(
+                f"an mp4 plays {low:g} to {high:g} frames a second; {asked} ({fps:g} fps)"
+            )
+    return fps
 
 
 def write_video(
@@ -37,50 +86,49 @@ def write_video(
 ) -> Path:
     """Render ``recording`` to ``path`` (.mp4 or .gif); returns the path.
 
-    ``speed`` scales playback (2.0 plays twice as fast); ``stride`` keeps every n-th frame.
+    ``speed`` scales playback (2.0 plays twice as fast); ``stride`` keeps every n-th frame
+    (None: ``default_stride``). ValueError for a request the format cannot play, OSError when
+    the file cannot be written; either way an existing file at ``path`` is left as it was.
     """
-    out = Path(path)
+    out = check_video_target(path)
     suffix = out.suffix.lower()
-    if suffix not in VIDEO_SUFFIXES:
-        raise ValueError(f"video must end in one of {VIDEO_SUFFIXES}, got {out.name!r}")
-    if speed <= 0:
-        raise ValueError(f"speed must be positive, got {speed}")
+    speed = check_speed(speed)
     cam = camera or Camera()
     if suffix == ".mp4" and (cam.width % H264_BLOCK or cam.height % H264_BLOCK):
         raise ValueError(f"mp4 needs an even width and height, got {cam.width}×{cam.height}")
-    stride = stride or default_stride(recording, suffix)
+    stride = default_stride(recording, suffix, speed) if stride is None else stride
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
-    fps = speed / (recording.dt * stride)
-    if suffix == ".gif" and 1000.0 / fps > MAX_GIF_DELAY_MS:
-        raise ValueError(
-            f"a GIF frame may last at most {MAX_GIF_DELAY_MS / 1000:g} s; stride {stride} at "
-            f"speed {speed:g} asks for {1 / fps:g} s (a smaller stride or a higher speed)"
-        )
+    fps = _frame_rate(recording, suffix, stride, speed)
     n_frames = len(range(0, len(recording), stride))
-    out.parent.mkdir(parents=True, exist_ok=True)
 
     import imageio.v2 as imageio
 
-    if suffix == ".mp4":
-        writer = imageio.get_writer(
-            out,
-            format="FFMPEG",
-            fps=fps,
-            codec="libx264",
-            pixelformat="yuv420p",
-            macro_block_size=H264_BLOCK,
-            quality=7,
-            ffmpeg_log_level="error",
-        )
-    else:
-        writer = imageio.get_writer(out, format="GIF", mode="I", duration=1000.0 / fps, loop=0)
-    frames = render_recording(recording, cam, stride)
-    try:
-        for image in tqdm(
-            frames, total=n_frames, desc=f"render {out.name}", unit="frame", disable=not progress
-        ):
-            writer.append_data(image)
-    finally:
-        writer.close()
+    with replacing(out) as tmp:
+        if suffix == ".mp4":
+            writer = imageio.get_writer(
+                tmp,
+                format="FFMPEG",
+                fps=fps,
+                codec="libx264",
+                pixelformat="yuv420p",
+                macro_block_size=H264_BLOCK,
+                quality=7,
+                ffmpeg_log_level="error",
+            )
+        else:  # whole 1/100 s: Pillow truncates, which would make 19.999 ms a 10 ms frame
+            delay_ms = 10.0 * max(2, round(100.0 / fps))
+            writer = imageio.get_writer(tmp, format="GIF", mode="I", duration=delay_ms, loop=0)
+        frames = render_recording(recording, cam, stride)
+        try:
+            for image in tqdm(
+                frames,
+                total=n_frames,
+                desc=f"render {out.name}",
+                unit="frame",
+                disable=not progress,
+            ):
+                writer.append_data(image)
+        finally:
+            writer.close()
     return out
