@@ -330,11 +330,55 @@ def evaluate(
         _print_results(results, f"{policy} on {engine}, difficulty {difficulty}")
 
 
+def _check_demo_video(video: Path) -> None:
+    """A usage error, before minutes of simulation, when ``video`` cannot be written."""
+    import os
+
+    from l2run.render.video import VIDEO_SUFFIXES, check_video_target
+
+    try:
+        check_video_target(video)
+    except ValueError:
+        raise typer.BadParameter(
+            f"video must end in one of {VIDEO_SUFFIXES} (or pass --no-video), got {video.name!r}",
+            param_hint="--video",
+        ) from None
+    except IsADirectoryError:
+        raise typer.BadParameter(
+            f"{video} is a folder; give a file name such as {video / 'demo.mp4'}",
+            param_hint="--video",
+        ) from None
+    folder = video.resolve().parent
+    if not folder.is_dir():
+        raise typer.BadParameter(f"no folder {video.parent} to write into", param_hint="--video")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise typer.BadParameter(f"cannot write into {folder}", param_hint="--video")
+
+
+def _keep_recording(npz: Path, video: Path) -> Path:
+    """Move the recorded episode next to ``video`` (``<video stem>.npz``, or ``-1``, ``-2``...
+    when taken); into a fresh temporary folder when that folder cannot take it."""
+    import shutil
+    import tempfile
+
+    names = (video.with_name(f"{video.stem}{f'-{n}' if n else ''}.npz") for n in range(1000))
+    target = next((name for name in names if not name.exists()), None)
+    if target is not None:
+        try:
+            return Path(shutil.move(npz, target))
+        except OSError:
+            pass
+    return Path(shutil.move(npz, Path(tempfile.mkdtemp(prefix="l2run-demo-")) / npz.name))
+
+
 def demo(
     seeds: Annotated[str, typer.Option(help="Seeds of the courses, e.g. '1-3'.")] = "1-3",
     video: Annotated[
         Path | None,
-        typer.Option(help="Video of the first episode (.mp4/.gif), if l2run.render.video exists."),
+        typer.Option(
+            help="Video of the first episode (.mp4/.gif), if l2run.render.video exists. Should it "
+            "fail to be written, its recording is kept beside it (.npz) and the exit code is 1."
+        ),
     ] = Path("demo.mp4"),
     workers: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
     no_video: Annotated[bool, typer.Option("--no-video", help="Write no video.")] = False,
@@ -354,18 +398,9 @@ def demo(
         video = None
     can_video = video is not None and importlib.util.find_spec("l2run.render.video") is not None
     if can_video:  # checked before minutes of simulation, not after
-        from l2run.render.video import VIDEO_SUFFIXES
-
-        if video.suffix.lower() not in VIDEO_SUFFIXES:
-            raise typer.BadParameter(
-                f"video must end in one of {VIDEO_SUFFIXES} (or pass --no-video)",
-                param_hint="--video",
-            )
-        if not video.resolve().parent.is_dir():
-            raise typer.BadParameter(
-                f"no folder {video.parent} to write into", param_hint="--video"
-            )
+        _check_demo_video(video)
     results = []
+    video_error: str | None = None
     if can_video:
         from l2run.render.recording import load_recording
         from l2run.render.video import write_video
@@ -381,9 +416,21 @@ def demo(
                 results.append(
                     run_episode("pretrained", "opensim", 2, seed_list[0], record=str(npz))
                 )
-            write_video(load_recording(npz), video)
+            try:
+                write_video(load_recording(npz), video)
+            except Exception as exc:  # the episode took minutes: keep it whatever went wrong
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                kept = _keep_recording(npz, video)
+                video_error = (
+                    f"cannot write the video {video}: {first}\n"
+                    f"the recorded episode is kept in {kept} "
+                    f"(l2run render {kept} -o {video})"
+                )
         seed_list = seed_list[1:]
     results += run_eval("pretrained", "opensim", 2, seed_list, workers=workers, progress=True)
     _print_results(results, "pretrained runner, OpenSim engine, difficulty 2")
+    if video_error is not None:
+        typer.secho(f"error: {video_error}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=1)
     if can_video:
         typer.echo(f"video of seed {results[0].seed}: {video}")
