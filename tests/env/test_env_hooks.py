@@ -134,3 +134,22 @@ def test_an_episode_left_open_is_recorded_when_the_program_ends(tmp_path) -> Non
     recording = load_recording(left)
     assert len(recording) == 8 and recording.metadata["ended_by"] == UNFINISHED
     assert len(load_recording(dropped)) == 2
+
+
+def test_an_earlier_runs_later_episodes_are_pointed_out(tmp_path) -> None:
+    """Recording again to the same path renumbers from the start: the older run's later
+    episode files are named in a warning (and left alone) instead of mixing in silently."""
+    path = tmp_path / "episode.npz"
+    for index in (1, 2, 3):
+        (tmp_path / f"episode-{index:04d}.npz").write_bytes(b"an older run's")
+    with pytest.warns(UserWarning, match=r"3 recordings of an earlier run .*episode-0003\.npz"):
+        env = RunEnv(record=path)
+        env.reset(difficulty=0, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        env.reset(difficulty=0, seed=2)  # said once, at the first episode
+    env.close()
+    assert (tmp_path / "episode-0003.npz").read_bytes() == b"an older run's"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RunEnv(record=tmp_path / "fresh.npz").reset(difficulty=0)  # nothing to point out

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -154,9 +155,18 @@ class RunEnv:
     def _start_recording(self, seed: int | None, difficulty: int) -> None:
         if self._record_path is None:
             return
-        from l2run.render.recording import Recorder, episode_path
+        from l2run.render.recording import Recorder, episode_path, later_episode_files
 
         self._close_recorder()
+        if self._episode == 0 and (stale := later_episode_files(self._record_path)):
+            # This run numbers its episodes from the start again: say so, once, rather than
+            # leave an older run's later episodes silently mixed in with this run's.
+            warnings.warn(
+                f"{len(stale)} recordings of an earlier run are beside {self._record_path} "
+                f"({stale[0].name} … {stale[-1].name}); this run overwrites them as its "
+                "episodes go, and leaves those it does not reach",
+                stacklevel=3,
+            )
         self._recorder = Recorder(
             episode_path(self._record_path, self._episode),
             {

@@ -142,6 +142,14 @@ def capture_frame(
     )
 
 
+def later_episode_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The files a run recording to `path` writes after its first episode that are there
+    already (``<stem>-NNNN<suffix>``, `episode_path`): an earlier run's, sorted."""
+    p = Path(path)
+    pattern = f"{p.stem}-[0-9][0-9][0-9][0-9]{p.suffix or '.npz'}"
+    return sorted(p.parent.glob(pattern)) if p.parent.is_dir() else []
+
+
 def check_recording_path(path: str | os.PathLike[str]) -> Path:
     """`path` as a Path once it ends in .npz (numpy's rule: it appends .npz to any other name)
     and a file can be written there (`atomic_files.check_writable`); ValueError otherwise."""
