@@ -115,3 +115,71 @@ def test_demo_checks_its_video_before_running(tmp_path) -> None:
     refused(["demo", "--seeds", "1", "--video", str(tmp_path / "demo.avi")], "must end in one of")
     missing = tmp_path / "no" / "such" / "folder" / "demo.mp4"
     refused(["demo", "--seeds", "1", "--video", str(missing)], "no folder")
+
+
+def previous_run(folder: Path) -> dict[str, str]:
+    """A folder holding an earlier run's files (and one of the user's); their contents."""
+    folder.mkdir()
+    files = {
+        "config.json": '{"algo": "ppo"}',
+        "ppo_params.npz": "old weights",
+        "monitor.csv": "old episodes",
+        "notes.txt": "not a run file",
+    }
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return files
+
+
+def unchanged(folder: Path, files: dict[str, str]) -> None:
+    assert sorted(p.name for p in folder.iterdir()) == sorted(files)
+    for name, text in files.items():
+        assert (folder / name).read_text() == text, name
+
+
+def test_a_folder_that_is_not_empty_is_refused_without_overwrite(tmp_path) -> None:
+    out = tmp_path / "run"
+    files = previous_run(out)
+    for algo in ("walker", "ppo", "ddpg"):
+        args = ["train", "--algo", algo, "--engine", "jax", "--steps", "50", "--out", str(out)]
+        refused(args, "is not empty", "--overwrite")
+    unchanged(out, files)
+    (tmp_path / "file").write_text("x")
+    refused(["train", "--algo", "walker", "--out", str(tmp_path / "file")], "is a file")
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--algo", "ppo", "--engine", "jax", "--max-obstacles", "-2"], ["max_obstacles"]),
+        (["--algo", "ppo", "--engine", "jax", "--seed", "-1"], ["seed must be an int in [0,"]),
+        (["--algo", "ddpg", "--seed", "-1"], ["seed must be an int in [0, 4294967295]"]),
+        (["--algo", "ddpg", "--max-obstacles", "-2"], ["max_obstacles"]),
+        (["--algo", "walker", "--engine", "jax", "--seed", "-5"], ["seed must be an int in [0,"]),
+    ],
+)
+def test_refused_options_lose_nothing_even_with_overwrite(tmp_path, args, words) -> None:
+    out = tmp_path / "run"
+    files = previous_run(out)
+    refused(["train", *args, "--steps", "100", "--out", str(out), "--overwrite"], *words)
+    unchanged(out, files)
+    refused(["train", *args, "--steps", "100", "--out", str(tmp_path / "new")], *words)
+    assert not (tmp_path / "new").exists()
+
+
+def test_overwrite_removes_only_the_files_of_a_previous_run(tmp_path) -> None:
+    out = tmp_path / "run"
+    previous_run(out)
+    (out / "checkpoints").mkdir()
+    (out / "checkpoints" / "ddpg_100_steps.zip").write_text("old")
+    (out / "mine").mkdir()
+    config = write(tmp_path / "c.json", {"popsize": 2, "horizon0": 3, "generations": 1})
+    args = ["train", "--algo", "walker", "--steps", "5", "--out", str(out), "--config", config]
+    result = runner.invoke(app, [*args, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "best.json", "curve.csv", "curve.png", "mean.json", "mine", "notes.txt",
+        "search_config.json",
+    ]  # fmt: skip
+    assert (out / "notes.txt").read_text() == "not a run file"

@@ -39,6 +39,16 @@ def load_config(path: Path | None) -> dict:
     return data
 
 
+def _check_out(out: Path, overwrite: bool) -> None:
+    """A usage error for an --out that is a file, or not empty without --overwrite."""
+    from l2run.train.run_dir import check_out_dir
+
+    try:
+        check_out_dir(out, overwrite)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--out") from None
+
+
 def train(
     algo: Annotated[
         str,
@@ -73,8 +83,18 @@ def train(
             "a walker file starts a cruiser whose cruise gait is that walker's)."
         ),
     ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Let OUT hold files: a previous run's files there (config.json, model.zip, "
+            "checkpoints/, ppo_params.npz, best.json, ...) are removed once every option is "
+            "checked; other files are left alone.",
+        ),
+    ] = False,
 ) -> None:
-    """Train a controller and save it to OUT (see README, section Training)."""
+    """Train a controller and save it to OUT (see README, section Training). OUT must be new or
+    empty unless --overwrite is given."""
     if algo not in TRAIN_ALGOS:
         raise typer.BadParameter(f"algo must be one of {', '.join(TRAIN_ALGOS)}")
     if init is not None and algo not in SEARCH_ALGOS:
@@ -123,8 +143,12 @@ def train(
             raise typer.BadParameter(message, param_hint="--config") from None
         except (OSError, ValueError) as exc:
             raise typer.BadParameter(str(exc)) from None
+        _check_out(out, overwrite)
         population = gs.population_fn(cfg)
-        best = gs.search(population, cfg, out, x0=x0)
+        try:
+            best = gs.search(population, cfg, out, x0=x0, overwrite=overwrite)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
         typer.echo(f"best parameters written to {out / 'best.json'} ({len(best)} values)")
         return
     if algo == "ppo":
@@ -154,11 +178,13 @@ def train(
         except TypeError as exc:
             raise typer.BadParameter(
                 f"not a PPOConfig field: {exc}", param_hint="--config"
-            ) from exc
+            ) from None
         try:
-            path = ppo_train(cfg, out)
+            cfg.validate()  # here too: before JAX starts
+            _check_out(out, overwrite)
+            path = ppo_train(cfg, out, overwrite=overwrite)
         except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from exc
+            raise typer.BadParameter(str(exc)) from None
         typer.echo(f"model saved to {path}")
         return
     from l2run.train.evaluate import SB3_MODULES
@@ -191,9 +217,11 @@ def train(
     cfg.hyper.update(hyper)
     cfg.wrappers = overrides.get("wrappers", {})
     try:
-        path = sb3_train(cfg, out)
+        cfg.validate()
+        _check_out(out, overwrite)
+        path = sb3_train(cfg, out, overwrite=overwrite)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+        raise typer.BadParameter(str(exc)) from None
     typer.echo(f"model saved to {path}")
 
 

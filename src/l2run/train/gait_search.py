@@ -20,8 +20,11 @@ from typing import Any
 import numpy as np
 
 from l2run.engines.base import TIMESTEP_LIMIT
+from l2run.env.runenv import MAX_SEED
 from l2run.train import cruiser, gait, planner, walker
 from l2run.train.controller_params import read_policy_data, read_policy_file
+from l2run.train.run_dir import prepare_out_dir
+from l2run.train.seeds import check_seed
 
 SURVIVAL_BONUS_PER_STEP = 0.002  # m-equivalent per step alive: 2 m for a full 1000-step episode
 MAX_EPISODE_STEPS = TIMESTEP_LIMIT
@@ -114,6 +117,8 @@ class SearchConfig:
             raise ValueError(f"horizon_step must be an int >= 0, got {self.horizon_step!r}")
         if not 0 <= self.tall_episodes <= self.episodes_per_candidate:
             raise ValueError("tall_episodes must be in [0, episodes_per_candidate]")
+        if self.tall_episodes and self.difficulty == 0:
+            raise ValueError("tall_episodes needs obstacles: difficulty must be 1 or 2")
         for name in ("sigma0", "action_noise", "survival_bonus", "fall_penalty", "tall_top_m"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not np.isfinite(value):
@@ -126,6 +131,8 @@ class SearchConfig:
             raise ValueError(f"engine must be one of {ENGINE_NAMES}, got {self.engine!r}")
         check_difficulty(self.difficulty)
         check_max_obstacles(self.max_obstacles)
+        # Each generation draws its courses from its own block of seeds (`generation_seeds`).
+        check_seed(self.seed, highest=MAX_SEED - SEEDS_PER_GENERATION * (self.generations + 1))
 
 
 TALL_SEED_OFFSET = 500  # tall-course seeds are searched from here within a generation's block
@@ -317,18 +324,20 @@ def search(
     out_dir: str | Path,
     x0: np.ndarray | None = None,
     log: Callable[[str], None] = print,
+    overwrite: bool = True,
 ) -> np.ndarray:
     """Run CMA-ES; write `best.json` (best sample), `mean.json` (the search distribution's mean,
-    both GaitPolicy files) and `curve.csv` to `out_dir` every generation, `curve.png` at the end."""
+    both GaitPolicy files) and `curve.csv` to `out_dir` every generation, `curve.png` at the end.
+    A previous run's files there are removed first with `overwrite`, else a folder that is not
+    empty is refused."""
     import cma
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     module, policy_cls = controller(config.controller)
     x0 = module.INITIAL_PARAMS if x0 is None else np.asarray(x0, dtype=float)
     free = free_mask(module.PARAM_LAYOUT, tuple(config.frozen))
     if x0.shape != free.shape:
         raise ValueError(f"{config.controller}: x0 must have {free.size} values, got {x0.size}")
+    out = prepare_out_dir(out_dir, overwrite)  # after every check that can refuse the run
     # Scale each coordinate's step by its magnitude so gains and angles move comparably; the
     # search sees the free coordinates only.
     scale = np.where(free, np.maximum(np.abs(x0), 0.1), 0.0)

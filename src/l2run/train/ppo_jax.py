@@ -41,6 +41,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from l2run.atomic_files import replacing
+from l2run.course import check_max_obstacles
+from l2run.env.runenv import MAX_SEED
+from l2run.train.run_dir import prepare_out_dir
+from l2run.train.seeds import check_seed
 
 OBS_SIZE = 41
 ACT_SIZE = 18
@@ -132,6 +136,14 @@ class PPOConfig:
             raise ValueError("num_envs * num_steps must be divisible by num_minibatches")
         if self.difficulty not in (0, 1, 2):
             raise ValueError(f"difficulty must be 0, 1 or 2, got {self.difficulty!r}")
+        check_max_obstacles(self.max_obstacles)
+        if isinstance(self.course_pool_size, bool) or not isinstance(self.course_pool_size, int):
+            raise ValueError(f"course_pool_size must be an int, got {self.course_pool_size!r}")
+        if self.course_pool_size < 1:
+            raise ValueError(f"course_pool_size must be >= 1, got {self.course_pool_size}")
+        # The course seeds (`course_seeds`) must stay in numpy's range.
+        highest = (MAX_SEED - FIRST_COURSE_SEED - self.course_pool_size + 1) // COURSE_SEED_STRIDE
+        check_seed(self.seed, highest=highest)
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         if not self.hidden or any(int(h) < 1 for h in self.hidden):
@@ -841,13 +853,27 @@ def _describe(params) -> str:
     )
 
 
+# Course seeds far from the evaluation seeds (1-10 in the README) so those stay unseen.
+FIRST_COURSE_SEED = 100_000
+COURSE_SEED_STRIDE = 10_000
+
+
+def course_seeds(config: PPOConfig) -> range:
+    """The seeds of the courses a run trains on (`course_pool_size` of them)."""
+    first = FIRST_COURSE_SEED + config.seed * COURSE_SEED_STRIDE
+    return range(first, first + config.course_pool_size)
+
+
 def train(
     config: PPOConfig,
     out_dir: str | Path,
     progress: bool = True,
     on_iteration: Callable[[int, dict], None] | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Train PPO on the JAX engine; write the run directory; returns `ppo_params.npz`.
+    A previous run's files there are removed first with `overwrite`, else a folder that is not
+    empty is refused.
 
     `on_iteration(iteration, row)` is called after each iteration's `progress.csv` row (and
     checkpoint, if any) is written.
@@ -872,14 +898,12 @@ def train(
     params = _strong(params)
 
     base = load_base_params(config.base_policy) if config.base_policy else None
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_out_dir(out, overwrite)  # after every check that can refuse the run
     (out / "config.json").write_text(json.dumps(asdict(config), indent=1))
     if base is not None:  # the run directory alone must rebuild the policy
         WalkerPolicy(base, {"source": config.base_policy}).save(out / BASE_POLICY_FILE)
     model = cast_floats(load_params(), dtype)
-    # Course seeds far from the evaluation seeds (1-10 in the README) so those stay unseen.
-    first_seed = 100_000 + config.seed * 10_000
-    seeds = range(first_seed, first_seed + config.course_pool_size)
+    seeds = course_seeds(config)
     pool = course_pool(seeds, config.difficulty, config.max_obstacles)
     rollout, update = _cached_functions(_compile_key(config))
 

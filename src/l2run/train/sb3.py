@@ -18,6 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from l2run.course import check_max_obstacles
+from l2run.train.run_dir import prepare_out_dir
+from l2run.train.seeds import check_seed
+
 ALGOS = ("ddpg", "td3", "sac")
 ENV_ID = "l2run/Run-v0"
 
@@ -63,6 +67,11 @@ class TrainConfig:
             raise ValueError(f"difficulty must be 0, 1 or 2, got {self.difficulty!r}")
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
+        check_seed(self.seed)
+        check_max_obstacles(self.max_obstacles)
+        every = self.checkpoint_every
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"checkpoint_every must be an int >= 1 (steps), got {every!r}")
 
 
 def make_env(
@@ -123,20 +132,18 @@ def build_model(config: TrainConfig, env, tensorboard_log: str | None):
     return _algo_class(config.algo)(**kwargs)
 
 
-def train(config: TrainConfig, out_dir: str | Path) -> Path:
-    """Train and save to `out_dir`; returns the path of the saved model."""
+def train(config: TrainConfig, out_dir: str | Path, overwrite: bool = True) -> Path:
+    """Train and save to `out_dir`; returns the path of the saved model. A previous run's files
+    there are removed first with `overwrite`, else a folder that is not empty is refused."""
     import torch
     from stable_baselines3.common.callbacks import CheckpointCallback
     from stable_baselines3.common.monitor import Monitor
 
     config.validate()
     torch.set_num_threads(max(1, config.torch_threads))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    env = Monitor(
-        make_env(config.engine, config.difficulty, config.max_obstacles, config.wrappers),
-        str(out / "monitor.csv"),
-    )
+    inner = make_env(config.engine, config.difficulty, config.max_obstacles, config.wrappers)
+    out = prepare_out_dir(out_dir, overwrite)  # after every check that can refuse the run
+    env = Monitor(inner, str(out / "monitor.csv"))
     model = build_model(config, env, tensorboard_log=str(out / "tb"))
     (out / "config.json").write_text(json.dumps(asdict(config), indent=1))
     callback = CheckpointCallback(

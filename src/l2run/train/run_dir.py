@@ -1,0 +1,61 @@
+"""The output folder of `l2run train`: refuse one that holds files unless told to overwrite,
+and then remove only what a training run writes there (never anything else)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+# Files and folders the trainers write into their output folder: sb3.train, ppo_jax.train
+# and gait_search.search (with the temporary files of their atomic writes).
+RUN_FILES = (
+    "config.json",  # sb3, ppo
+    "monitor.csv",  # sb3
+    "model.zip",  # sb3
+    "train_meta.json",  # sb3
+    "progress.csv",  # ppo
+    "ppo_params.npz",  # ppo
+    "base_policy.json",  # ppo (residual / modulation runs)
+    "best.json",  # controller searches
+    "mean.json",
+    "curve.csv",
+    "curve.png",
+    "search_config.json",
+)
+RUN_FOLDERS = ("checkpoints", "tb")  # sb3
+RUN_PATTERNS = (".ppo_params-*.part.npz",)  # an atomic write killed half-way
+
+
+def check_out_dir(out: Path, overwrite: bool) -> None:
+    """ValueError when `out` is not a folder, or holds anything and `overwrite` is off.
+    Touches nothing."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    if not overwrite and out.is_dir() and any(out.iterdir()):
+        raise ValueError(
+            f"--out {out} is not empty; choose another folder, or pass --overwrite to replace "
+            "the files of a previous run there (other files are left alone)"
+        )
+
+
+def run_files(out: Path) -> list[Path]:
+    """The paths in `out` that a training run writes and that exist now."""
+    found = [out / name for name in (*RUN_FILES, *RUN_FOLDERS) if (out / name).exists()]
+    for pattern in RUN_PATTERNS:
+        found += sorted(out.glob(pattern))
+    return found
+
+
+def prepare_out_dir(out: str | Path, overwrite: bool) -> Path:
+    """Check `out` (`check_out_dir`), remove a previous run's files from it when `overwrite`,
+    and create it. Call after every option is checked, just before the first write."""
+    out = Path(out)
+    check_out_dir(out, overwrite)
+    if overwrite and out.is_dir():
+        for path in run_files(out):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
