@@ -183,3 +183,29 @@ def test_overwrite_removes_only_the_files_of_a_previous_run(tmp_path) -> None:
         "search_config.json",
     ]  # fmt: skip
     assert (out / "notes.txt").read_text() == "not a run file"
+
+
+@pytest.mark.parametrize(
+    "config, words",
+    [
+        ({"algo": "ddpg", "foo": 1}, ["has unknown keys ['foo']"]),
+        ("[1, 2]", ["must hold a JSON object, not list"]),
+        ("{broken", ["is not JSON: Expecting"]),
+    ],
+)
+def test_a_broken_run_config_is_named(tmp_path, config, words) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    write(run / "config.json", config)
+    (run / "model.zip").write_text("not read")
+    refused(["evaluate", "--policy", str(run), "--seeds", "1"], *words)
+    refused(["test", "--model", str(run)], *words)
+
+
+def test_a_config_naming_another_algorithm_than_its_model_is_refused(tmp_path) -> None:
+    sb3 = pytest.importorskip("stable_baselines3")
+    run = tmp_path / "run"
+    run.mkdir()
+    sb3.DDPG("MlpPolicy", "Pendulum-v1", learning_starts=1).save(run / "model.zip")
+    write(run / "config.json", {"algo": "sac"})
+    refused(["evaluate", "--policy", str(run), "--seeds", "1"], "model.zip is not a sac model")

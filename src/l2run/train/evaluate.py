@@ -135,8 +135,10 @@ def _run_policy(path: Path):
         from l2run.train.ppo_jax import PPOPolicy
 
         return PPOPolicy(path)
-    config = json.loads((path / "config.json").read_text())
-    if isinstance(config, dict) and config.get("algo") == "ppo":
+    from l2run.train.run_dir import read_run_config
+
+    config = read_run_config(path)
+    if config.get("algo") == "ppo":
         raise ValueError(
             f"{path} is a PPO run without ppo_params.npz yet: a run writes it at each "
             "checkpoint (checkpoint_every iterations), so one stopped before its first has none"

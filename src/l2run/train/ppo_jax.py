@@ -43,7 +43,7 @@ import numpy as np
 from l2run.atomic_files import replacing
 from l2run.course import check_max_obstacles
 from l2run.env.runenv import MAX_SEED
-from l2run.train.run_dir import prepare_out_dir
+from l2run.train.run_dir import prepare_out_dir, read_run_config
 from l2run.train.seeds import check_seed
 
 OBS_SIZE = 41
@@ -802,7 +802,7 @@ def save_params(path: Path, params, stats: ObsStats, **extra) -> None:
 
 def _run_config(run_dir: Path) -> PPOConfig:
     """The config of a saved run; runs from before `pelvis_relative` existed used raw inputs."""
-    saved = json.loads((run_dir / "config.json").read_text())
+    saved = read_run_config(run_dir)
     saved.setdefault("pelvis_relative", False)
     known = {f.name for f in fields(PPOConfig)}
     return PPOConfig(**{k: v for k, v in saved.items() if k in known})

@@ -3,6 +3,7 @@ and then remove only what a training run writes there (never anything else)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -59,3 +60,18 @@ def prepare_out_dir(out: str | Path, overwrite: bool) -> Path:
                 path.unlink()
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def read_run_config(run_dir: str | Path) -> dict:
+    """The JSON object in a run folder's config.json; ValueError naming the file when it cannot
+    be read, is not JSON or is not an object."""
+    path = Path(run_dir) / "config.json"
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"{path} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object, not {type(data).__name__}")
+    return data

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from l2run.course import check_max_obstacles
-from l2run.train.run_dir import prepare_out_dir
+from l2run.train.run_dir import prepare_out_dir, read_run_config
 from l2run.train.seeds import check_seed
 
 ALGOS = ("ddpg", "td3", "sac")
@@ -172,13 +172,28 @@ def load_run(model_dir: str | Path):
     cfg_path = d / "config.json"
     if not cfg_path.is_file():
         raise ValueError(f"{d} is not a training run directory (no config.json)")
-    raw = json.loads(cfg_path.read_text())
+    raw = read_run_config(d)
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"{cfg_path} has unknown keys {unknown}; an SB3 run's are {sorted(known)}")
     config = TrainConfig(**raw)
+    config.validate()
     model_path = d / "model.zip"
     if not model_path.is_file():
         raise ValueError(f"{d} has no model.zip")
-    model = _algo_class(config.algo).load(str(model_path), device="cpu")
-    return config, model
+    return config, load_model(config.algo, model_path)
+
+
+def load_model(algo: str, path: Path):
+    """The `algo` model saved at `path`; ValueError when it holds another algorithm's model."""
+    try:
+        return _algo_class(algo).load(str(path), device="cpu")
+    except (AttributeError, KeyError, TypeError, RuntimeError) as exc:
+        raise ValueError(
+            f"{path} is not a {algo} model (the algo its config.json names): "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
 
 
 class SB3Policy:
