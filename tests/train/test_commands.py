@@ -38,6 +38,8 @@ def write(path: Path, data) -> str:
         ({"seed": 5}, ["seed in the JSON config differ"]),
         ({"controller": "gait"}, ["controller in the JSON config differ"]),
         ({"sigma0": -1.0}, ["sigma0 must be > 0"]),
+        ({"integrator": "rk4:20"}, ["integrator can only be set for the jax engine"]),
+        ({"action_noise": 0.1}, ["action_noise can only be set for the jax engine"]),
         ("[1, 2]", ["must hold a JSON object"]),
         ("{not json", ["is not JSON"]),
     ],

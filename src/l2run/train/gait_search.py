@@ -129,6 +129,17 @@ class SearchConfig:
             raise ValueError(f"controller must be one of {tuple(CONTROLLERS)}")
         if self.engine not in ENGINE_NAMES:
             raise ValueError(f"engine must be one of {ENGINE_NAMES}, got {self.engine!r}")
+        if self.engine != "jax":  # the OpenSim episodes would ignore them
+            chosen = [
+                n
+                for n, v in (("integrator", self.integrator), ("action_noise", self.action_noise))
+                if v != getattr(SearchConfig, n)
+            ]
+            if chosen:
+                raise ValueError(
+                    f"{' and '.join(chosen)} can only be set for the jax engine, not "
+                    f"{self.engine!r}: remove them from the config or pass --engine jax"
+                )
         check_difficulty(self.difficulty)
         check_max_obstacles(self.max_obstacles)
         # Each generation draws its courses from its own block of seeds (`generation_seeds`).
