@@ -211,3 +211,21 @@ def test_a_config_naming_another_algorithm_than_its_model_is_refused(tmp_path) -
     sb3.DDPG("MlpPolicy", "Pendulum-v1", learning_starts=1).save(run / "model.zip")
     write(run / "config.json", {"algo": "sac"})
     refused(["evaluate", "--policy", str(run), "--seeds", "1"], "model.zip is not a sac model")
+
+
+def test_an_sb3_checkpoint_can_be_tested_and_evaluated(tmp_path) -> None:
+    pytest.importorskip("stable_baselines3")
+    out = tmp_path / "run"
+    config = write(tmp_path / "c.json", {"checkpoint_every": 2})
+    args = ["train", "--algo", "ddpg", "--steps", "4", "--out", str(out), "--config", config]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    checkpoint = out / "checkpoints" / "ddpg_2_steps.zip"
+    assert checkpoint.is_file(), sorted(p.name for p in (out / "checkpoints").iterdir())
+    common = ["--difficulty", "0", "--max-steps", "3"]
+    result = runner.invoke(app, ["test", "--model", str(checkpoint), *common])
+    assert result.exit_code == 0, result.output
+    assert "episode 1: distance" in result.output
+    from l2run.train.evaluate import load_policy
+
+    assert load_policy(str(checkpoint)).model.num_timesteps == 2

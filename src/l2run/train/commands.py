@@ -10,7 +10,7 @@ import typer
 
 TRAIN_ALGOS = ("ddpg", "td3", "sac", "ppo", "gait", "walker", "cruiser")
 SEARCH_ALGOS = ("gait", "walker", "cruiser")  # hand-designed controllers tuned by CMA-ES
-SB3_CONFIG_KEYS = ("hyper", "wrappers")
+SB3_CONFIG_KEYS = ("hyper", "wrappers", "checkpoint_every")
 
 
 def _require_train_extra(modules: tuple[str, ...], algo: str) -> None:
@@ -72,7 +72,8 @@ def train(
     config: Annotated[
         Path | None,
         typer.Option(
-            help="JSON overrides: {'hyper': {...}, 'wrappers': {...}} (SB3), SearchConfig "
+            help="JSON overrides: {'hyper': {...}, 'wrappers': {...}, 'checkpoint_every': "
+            "steps} (SB3), SearchConfig "
             "fields (gait, walker, cruiser) or PPOConfig fields (ppo)."
         ),
     ] = None,
@@ -216,6 +217,7 @@ def train(
         )
     cfg.hyper.update(hyper)
     cfg.wrappers = overrides.get("wrappers", {})
+    cfg.checkpoint_every = overrides.get("checkpoint_every", cfg.checkpoint_every)
     try:
         cfg.validate()
         _check_out(out, overwrite)
@@ -252,8 +254,8 @@ def test(
     model: Annotated[
         str,
         typer.Option(
-            help="A training run directory (l2run train --out), a gait/walker/cruiser/planner "
-            ".json, or 'pretrained'."
+            help="A training run directory (l2run train --out) or an SB3 run's "
+            "checkpoints/*.zip, a gait/walker/cruiser/planner .json, or 'pretrained'."
         ),
     ],
     visualize: Annotated[bool, typer.Option(help="Show the live viewer.")] = False,
@@ -302,8 +304,8 @@ def evaluate(
     policy: Annotated[
         str,
         typer.Option(
-            help="'pretrained', 'zero', a gait/walker/cruiser/planner .json or a training run "
-            "directory."
+            help="'pretrained', 'zero', a gait/walker/cruiser/planner .json, a training run "
+            "directory or an SB3 run's checkpoints/*.zip."
         ),
     ] = "pretrained",
     engine: Annotated[str, typer.Option(help="Physics engine: opensim or jax.")] = "opensim",

@@ -101,13 +101,16 @@ def load_policy(spec: str):
     try:
         if path.is_dir() and (path / "config.json").is_file():
             return _run_policy(path)
+        if checkpoint_run(path) is not None:
+            return _checkpoint_policy(path)
         if path.is_file() and path.suffix == ".json":
             return _ControllerAdapter(path)
     except (OSError, KeyError, zipfile.BadZipFile) as exc:  # a damaged run or policy file
         raise ValueError(f"cannot load the policy {spec!r}: {type(exc).__name__}: {exc}") from None
     raise ValueError(
         f"unknown policy {spec!r}: expected 'pretrained', 'zero', a gait/walker/cruiser/planner "
-        ".json file or a training run directory (with config.json and model.zip)"
+        ".json file, a training run directory (with config.json and model.zip) or one of its "
+        "checkpoints/*.zip"
     )
 
 
@@ -127,6 +130,24 @@ def require_train_extra(modules: tuple[str, ...], what: str = "this") -> None:
             f"{what} needs the 'train' extra (missing: {', '.join(missing)}): "
             "pip install 'l2run[train]'"
         )
+
+
+def checkpoint_run(path: Path) -> Path | None:
+    """The run folder of an SB3 checkpoint (`RUN/checkpoints/NAME.zip`, beside RUN/config.json);
+    None for any other path."""
+    run = path.parent.parent
+    is_checkpoint = path.suffix == ".zip" and path.parent.name == "checkpoints"
+    if is_checkpoint and path.is_file() and (run / "config.json").is_file():
+        return run
+    return None
+
+
+def _checkpoint_policy(path: Path):
+    """An SB3 checkpoint as a policy, with its run's config.json (wrappers, algorithm)."""
+    require_train_extra(SB3_MODULES, f"{path} is a stable-baselines3 checkpoint; loading it")
+    from l2run.train.sb3 import SB3Policy
+
+    return SB3Policy(checkpoint_run(path), model_file=path)
 
 
 def _run_policy(path: Path):

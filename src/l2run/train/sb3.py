@@ -166,8 +166,9 @@ def train(config: TrainConfig, out_dir: str | Path, overwrite: bool = True) -> P
     return path
 
 
-def load_run(model_dir: str | Path):
-    """(config, model) of a run directory written by `train`."""
+def load_run(model_dir: str | Path, model_file: str | Path | None = None):
+    """(config, model) of a run directory written by `train`; `model_file` (e.g. one of its
+    `checkpoints/*.zip`) in place of its `model.zip`."""
     d = Path(model_dir)
     cfg_path = d / "config.json"
     if not cfg_path.is_file():
@@ -179,9 +180,9 @@ def load_run(model_dir: str | Path):
         raise ValueError(f"{cfg_path} has unknown keys {unknown}; an SB3 run's are {sorted(known)}")
     config = TrainConfig(**raw)
     config.validate()
-    model_path = d / "model.zip"
+    model_path = d / "model.zip" if model_file is None else Path(model_file)
     if not model_path.is_file():
-        raise ValueError(f"{d} has no model.zip")
+        raise ValueError(f"{d} has no {model_path.name}")
     return config, load_model(config.algo, model_path)
 
 
@@ -199,10 +200,10 @@ def load_model(algo: str, path: Path):
 class SB3Policy:
     """A trained SB3 model as an evaluation policy: its wrappers plus deterministic actions."""
 
-    def __init__(self, model_dir: str | Path):
+    def __init__(self, model_dir: str | Path, model_file: str | Path | None = None):
         import torch
 
-        self.config, self.model = load_run(model_dir)
+        self.config, self.model = load_run(model_dir, model_file)
         torch.set_num_threads(max(1, self.config.torch_threads))
 
     def wrap(self, env):
