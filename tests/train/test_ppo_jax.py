@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from l2run.train import ppo_jax
 from l2run.train.ppo_jax import (
     BASE_POLICY_FILE,
     N_BASE_INPUTS,
@@ -733,3 +734,18 @@ def test_holding_policy_decides_only_when_a_step_begins(tmp_path):
         np.testing.assert_allclose(policy.act(obs), expected, atol=1e-12)
     distinct = {tuple(o) for o in outputs}
     assert 2 <= len(distinct) < len(outputs) / 5  # a few decisions, each held for many steps
+
+
+def test_progress_header_is_on_disk_before_the_first_iteration(tmp_path, monkeypatch) -> None:
+    out = tmp_path / "run"
+
+    class Killed(Exception):
+        pass
+
+    def rollout(*_args):
+        raise Killed((out / "progress.csv").read_text())
+
+    monkeypatch.setattr(ppo_jax, "_cached_functions", lambda _key: (rollout, None))
+    with pytest.raises(Killed) as info:
+        train(PPOConfig(**TINY), out, progress=False)
+    assert str(info.value).startswith("iteration,env_steps,")

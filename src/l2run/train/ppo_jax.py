@@ -946,6 +946,7 @@ def train(
     with (out / "progress.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields_)
         writer.writeheader()
+        fh.flush()  # a run killed while the first iteration compiles still leaves the header
         bar = tqdm(range(iterations), desc="ppo", disable=not progress)
         for it in bar:
             t0 = time.time()
