@@ -229,3 +229,13 @@ def test_an_sb3_checkpoint_can_be_tested_and_evaluated(tmp_path) -> None:
     from l2run.train.evaluate import load_policy
 
     assert load_policy(str(checkpoint)).model.num_timesteps == 2
+
+
+def test_a_relative_init_from_is_found_beside_its_config_file(tmp_path) -> None:
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    config = write(folder / "ppo.json", {"init_from": "runs/first"})
+    args = ["train", "--algo", "ppo", "--engine", "jax", "--steps", "64", "--config", config]
+    refused([*args, "--out", str(tmp_path / "run")], "is not a PPO run directory")
+    output = runner.invoke(app, [*args, "--out", str(tmp_path / "run")]).output
+    assert str(folder / "runs" / "first") in "".join(re.sub("[│╭╮╰╯─]", "", output).split())
