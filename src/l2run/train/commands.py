@@ -61,7 +61,13 @@ def train(
     ] = "ddpg",
     engine: Annotated[str, typer.Option(help="Physics engine: opensim or jax.")] = "opensim",
     steps: Annotated[
-        int, typer.Option(min=1, help="Budget of environment steps (0.01 s each).")
+        int,
+        typer.Option(
+            min=1,
+            help="Budget of environment steps (0.01 s each); ddpg/td3/sac count the agent's "
+            "steps (k env steps each with action_repeat k); a search stops after the "
+            "generation that reaches it.",
+        ),
     ] = 100_000,
     difficulty: Annotated[
         int, typer.Option(help="0: flat, 1: obstacles, 2: obstacles + psoas.")
