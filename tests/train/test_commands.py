@@ -239,3 +239,13 @@ def test_a_relative_init_from_is_found_beside_its_config_file(tmp_path) -> None:
     refused([*args, "--out", str(tmp_path / "run")], "is not a PPO run directory")
     output = runner.invoke(app, [*args, "--out", str(tmp_path / "run")]).output
     assert str(folder / "runs" / "first") in "".join(re.sub("[│╭╮╰╯─]", "", output).split())
+
+
+def test_a_relative_base_policy_is_found_beside_its_config_file(tmp_path) -> None:
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    config = write(folder / "ppo.json", {"base_policy": "walkers/missing.json"})
+    args = ["train", "--algo", "ppo", "--engine", "jax", "--steps", "64", "--config", config]
+    output = runner.invoke(app, [*args, "--out", str(tmp_path / "run")]).output
+    flat = "".join(re.sub("[│╭╮╰╯─]", "", output).split())
+    assert str(folder / "walkers" / "missing.json") in flat, output

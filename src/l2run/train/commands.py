@@ -180,11 +180,12 @@ def train(
                 "(--steps sets total_steps); remove them from the JSON or pass equal values",
                 param_hint="--config",
             )
-        init_from = overrides.get("init_from")
-        if config is not None and isinstance(init_from, str) and init_from:
-            # A relative run folder in a config file is the file's neighbour, wherever the
-            # command runs from (an absolute one stays as it is).
-            overrides["init_from"] = str(config.parent / init_from)
+        for key in ("init_from", "base_policy"):
+            value = overrides.get(key)
+            if config is not None and isinstance(value, str) and value and value != "pretrained":
+                # A relative path in a config file is the file's neighbour, wherever the
+                # command runs from (an absolute one stays as it is).
+                overrides[key] = str(config.parent / value)
         try:
             cfg = PPOConfig(**{**overrides, **options})
         except TypeError as exc:
