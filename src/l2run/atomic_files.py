@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from collections.abc import Iterator
@@ -55,4 +56,13 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
         probe.unlink()
     except OSError as exc:
         raise ValueError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def not_a_folder(path: str | os.PathLike[str]) -> Path:
+    """`path` as a Path; IsADirectoryError when it names a folder, so that an output file is
+    refused before the work that would fill it rather than when it is renamed into place."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
     return path

@@ -81,16 +81,15 @@ def check_action(action: Any) -> np.ndarray:
     return array
 
 
-def check_seed(seed: Any) -> int | None:
-    """None, or the seed as an int in [0, 2**32); ValueError otherwise."""
-    if seed is None:
+def check_seed(seed: Any, highest: int = MAX_SEED, optional: bool = True) -> int | None:
+    """The seed as an int in [0, `highest`] (numpy's RandomState takes [0, 2**32); a trainer
+    deriving further seeds from it asks for less), or None when `optional`; ValueError
+    otherwise."""
+    if seed is None and optional:
         return None
-    if (
-        isinstance(seed, bool)
-        or not isinstance(seed, int | np.integer)
-        or not 0 <= seed <= MAX_SEED
-    ):
-        raise ValueError(f"seed must be None or an int in [0, {MAX_SEED}], got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed <= highest:
+        allowed = f"{'None or ' if optional else ''}an int in [0, {highest}]"
+        raise ValueError(f"seed must be {allowed}, got {seed!r}")
     return int(seed)
 
 
@@ -234,8 +233,9 @@ class RunEnv:
             info = {"error": f"integrator failure at t={self.istep * 0.01:.2f} s: {exc}"}
             if self._recorder is not None:
                 # the failed step: the state kept (the last good one), its reward and action
-                reward = INTEGRATOR_FAILURE_REWARD
-                self._recorder.capture(self.engine, reward=reward, action=excitations)
+                self._recorder.capture(
+                    self.engine, reward=INTEGRATOR_FAILURE_REWARD, action=excitations
+                )
                 self._close_recorder(ended_by=info["error"])
             return list(self.last_state), INTEGRATOR_FAILURE_REWARD, True, info
         self.istep += 1

@@ -11,12 +11,11 @@ only once complete.
 
 from __future__ import annotations
 
-import errno
 from pathlib import Path
 
 import numpy as np
 
-from l2run.atomic_files import replacing
+from l2run.atomic_files import not_a_folder, replacing
 from l2run.observation import OBSERVATION_NAMES
 from l2run.render.recording import CONTACT_NAMES, Recording
 
@@ -38,8 +37,7 @@ def plot_recording(recording: Recording, path: str | Path) -> Path:
     out = Path(path)
     if out.suffix.lower() != ".png":
         raise ValueError(f"plot file must end in .png, got {out.name!r}")
-    if out.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(out))
+    not_a_folder(out)
     import matplotlib
 
     matplotlib.use("Agg", force=False)

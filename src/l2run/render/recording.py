@@ -483,9 +483,7 @@ ZIP_MAGIC = b"PK\x03\x04"  # how an .npz (a zip archive) begins
 def load_recording(path: str | os.PathLike[str]) -> Recording:
     """Read a recording written by :class:`Recorder`; ValueError if it is not one (or its
     arrays do not fit together: a damaged or hand-edited file fails here, not while drawing)."""
-    p = Path(path)
-    header, arrays = _read_checked(p)
-    _check_shapes(p, header, arrays)
+    header, arrays = _read_checked(Path(path))
     return Recording(header=header, **{k: arrays[k] for k in _ARRAYS})
 
 
@@ -532,7 +530,7 @@ def _check_shapes(p: Path, header: dict[str, Any], arrays: dict[str, np.ndarray]
 
 def _read_checked(p: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The header and every array (extra ones too) of the recording at `p`, once read and
-    checked; ValueError if it is not one."""
+    checked (`_check_shapes` included); ValueError if it is not one."""
     if not p.is_file():
         raise FileNotFoundError(f"no recording at {p}")
     with open(p, "rb") as head:  # (numpy would suggest loading anything else as a pickle)
@@ -564,6 +562,7 @@ def _read_checked(p: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             f"{p} has recording format version {header['version']}; "
             f"this l2run reads up to {FORMAT_VERSION}"
         )
+    _check_shapes(p, header, arrays)
     return header, arrays
 
 

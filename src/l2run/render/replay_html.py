@@ -8,7 +8,6 @@ graded episode. The page numbers frames from 0, as ``l2run render --frame`` does
 
 from __future__ import annotations
 
-import errno
 import json
 from dataclasses import asdict
 from importlib import resources
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from l2run.atomic_files import write_bytes_atomically
+from l2run.atomic_files import not_a_folder, write_bytes_atomically
 from l2run.render import frame as frame_style
 from l2run.render.frame import Camera
 from l2run.render.recording import Recording
@@ -96,7 +95,6 @@ def write_html_replay(
     out = Path(path)
     if out.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"replay file must end in .html, got {out.name!r}")
-    if out.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(out))
+    not_a_folder(out)
     write_bytes_atomically(out, html_replay(recording, camera).encode("utf-8"))
     return out

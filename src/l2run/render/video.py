@@ -14,13 +14,12 @@ render leaves any earlier video whole.
 
 from __future__ import annotations
 
-import errno
 import math
 from pathlib import Path
 
 from tqdm import tqdm
 
-from l2run.atomic_files import replacing
+from l2run.atomic_files import not_a_folder, replacing
 from l2run.render.frame import Camera, render_recording
 from l2run.render.live import check_speed
 from l2run.render.recording import Recording
@@ -47,8 +46,7 @@ def check_video_target(path: str | Path) -> Path:
     out = Path(path)
     if out.suffix.lower() not in VIDEO_SUFFIXES:
         raise ValueError(f"video must end in one of {VIDEO_SUFFIXES}, got {out.name!r}")
-    if out.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(out))
+    not_a_folder(out)
     return out
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -28,15 +27,12 @@ def load_config(path: Path | None) -> dict:
     JSON or anything but an object."""
     if path is None:
         return {}
+    from l2run.train.json_files import read_json_object
+
     try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot read {path}: {exc}", param_hint="--config") from None
+        return read_json_object(path)
     except ValueError as exc:
-        raise typer.BadParameter(f"{path} is not JSON: {exc}", param_hint="--config") from None
-    if not isinstance(data, dict):
-        raise typer.BadParameter(f"{path} must hold a JSON object", param_hint="--config")
-    return data
+        raise typer.BadParameter(str(exc), param_hint="--config") from None
 
 
 def _check_out(out: Path, overwrite: bool) -> None:

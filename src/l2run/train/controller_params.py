@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from l2run.train.json_files import read_json_object
+
 Layout = tuple[tuple[str, int], ...]  # (group name, length) in vector order
 
 
@@ -41,15 +43,7 @@ def write_policy_file(path: str | Path, kind: str, params: np.ndarray, meta: dic
 def read_policy_data(path: str | Path) -> dict:
     """The parsed JSON of a policy file (its `kind` says which controller reads it);
     ValueError for a file that cannot be read or holds no JSON object."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise ValueError(f"cannot read the policy file {path}: {exc}") from None
-    except ValueError as exc:
-        raise ValueError(f"{path} is not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object with 'kind' and 'params'")
-    return data
+    return read_json_object(path, what="the policy file", holds="with 'kind' and 'params'")
 
 
 def read_policy_file(

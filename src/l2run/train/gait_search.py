@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 
 from l2run.engines.base import TIMESTEP_LIMIT
-from l2run.env.runenv import MAX_SEED
+from l2run.env.runenv import MAX_SEED, check_seed
 from l2run.train import cruiser, gait, planner, walker
 from l2run.train.controller_params import read_policy_data, read_policy_file
 from l2run.train.run_dir import prepare_out_dir
-from l2run.train.seeds import check_seed
 
 SURVIVAL_BONUS_PER_STEP = 0.002  # m-equivalent per step alive: 2 m for a full 1000-step episode
 MAX_EPISODE_STEPS = TIMESTEP_LIMIT
@@ -143,7 +142,11 @@ class SearchConfig:
         check_difficulty(self.difficulty)
         check_max_obstacles(self.max_obstacles)
         # Each generation draws its courses from its own block of seeds (`generation_seeds`).
-        check_seed(self.seed, highest=MAX_SEED - SEEDS_PER_GENERATION * (self.generations + 1))
+        check_seed(
+            self.seed,
+            highest=MAX_SEED - SEEDS_PER_GENERATION * (self.generations + 1),
+            optional=False,
+        )
 
 
 TALL_SEED_OFFSET = 500  # tall-course seeds are searched from here within a generation's block

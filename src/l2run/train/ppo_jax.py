@@ -42,9 +42,8 @@ import numpy as np
 
 from l2run.atomic_files import replacing
 from l2run.course import check_max_obstacles
-from l2run.env.runenv import MAX_SEED
+from l2run.env.runenv import MAX_SEED, check_seed
 from l2run.train.run_dir import prepare_out_dir, read_run_config
-from l2run.train.seeds import check_seed
 
 OBS_SIZE = 41
 ACT_SIZE = 18
@@ -143,7 +142,7 @@ class PPOConfig:
             raise ValueError(f"course_pool_size must be >= 1, got {self.course_pool_size}")
         # The course seeds (`course_seeds`) must stay in numpy's range.
         highest = (MAX_SEED - FIRST_COURSE_SEED - self.course_pool_size + 1) // COURSE_SEED_STRIDE
-        check_seed(self.seed, highest=highest)
+        check_seed(self.seed, highest=highest, optional=False)
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         if not self.hidden or any(int(h) < 1 for h in self.hidden):

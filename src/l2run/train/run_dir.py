@@ -3,9 +3,10 @@ and then remove only what a training run writes there (never anything else)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
+
+from l2run.train.json_files import read_json_object
 
 # Files and folders the trainers write into their output folder: sb3.train, ppo_jax.train
 # and gait_search.search (with the temporary files of their atomic writes).
@@ -65,13 +66,4 @@ def prepare_out_dir(out: str | Path, overwrite: bool) -> Path:
 def read_run_config(run_dir: str | Path) -> dict:
     """The JSON object in a run folder's config.json; ValueError naming the file when it cannot
     be read, is not JSON or is not an object."""
-    path = Path(run_dir) / "config.json"
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from None
-    except ValueError as exc:
-        raise ValueError(f"{path} is not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object, not {type(data).__name__}")
-    return data
+    return read_json_object(Path(run_dir) / "config.json")

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from l2run.course import check_max_obstacles
+from l2run.env.runenv import check_seed
 from l2run.train.run_dir import prepare_out_dir, read_run_config
-from l2run.train.seeds import check_seed
 
 ALGOS = ("ddpg", "td3", "sac")
 ENV_ID = "l2run/Run-v0"
@@ -67,7 +67,7 @@ class TrainConfig:
             raise ValueError(f"difficulty must be 0, 1 or 2, got {self.difficulty!r}")
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
-        check_seed(self.seed)
+        check_seed(self.seed, optional=False)
         check_max_obstacles(self.max_obstacles)
         every = self.checkpoint_every
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
