@@ -17,15 +17,22 @@ RUN_FILES = (
     "train_meta.json",  # sb3
     "progress.csv",  # ppo
     "ppo_params.npz",  # ppo
+    "ppo_resume.npz",  # ppo: everything `--resume` continues from, written at each checkpoint
     "base_policy.json",  # ppo (residual / modulation runs)
     "best.json",  # controller searches
     "mean.json",
     "curve.csv",
     "curve.png",
     "search_config.json",
+    "search_state.pkl",  # controller searches: what `--resume` continues from, per generation
+    "replay_buffer.pkl",  # sb3 (off-policy): the replay buffer at the latest checkpoint
+    "resume.json",  # sb3: the checkpoint `--resume` continues from
 )
 RUN_FOLDERS = ("checkpoints", "tb")  # sb3
-RUN_PATTERNS = (".ppo_params-*.part.npz",)  # an atomic write killed half-way
+# An atomic write killed half-way (`atomic_files.replacing`'s temporary files).
+RUN_PATTERNS = tuple(
+    f".{Path(name).stem}-*.part{Path(name).suffix}" for name in RUN_FILES if "." in name
+)
 
 
 def check_out_dir(out: Path, overwrite: bool) -> None:
