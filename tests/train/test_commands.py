@@ -182,7 +182,7 @@ def test_overwrite_removes_only_the_files_of_a_previous_run(tmp_path) -> None:
     names = sorted(p.name for p in out.iterdir())
     assert names == [
         "best.json", "curve.csv", "curve.png", "mean.json", "mine", "notes.txt",
-        "search_config.json",
+        "search_config.json", "search_state.pkl",
     ]  # fmt: skip
     assert (out / "notes.txt").read_text() == "not a run file"
 
@@ -249,3 +249,16 @@ def test_a_relative_base_policy_is_found_beside_its_config_file(tmp_path) -> Non
     output = runner.invoke(app, [*args, "--out", str(tmp_path / "run")]).output
     flat = "".join(re.sub("[│╭╮╰╯─]", "", output).split())
     assert str(folder / "walkers" / "missing.json") in flat, output
+
+
+def test_resume_takes_only_a_new_budget_and_a_run_folder(tmp_path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    refused(["train", "--resume", str(run), "--algo", "sac", "--seed", "3"], "drop --algo, --seed")
+    refused(["train", "--resume", str(run), "--overwrite"], "drop --overwrite")
+    refused(["train", "--resume", str(tmp_path / "none")], "is not a folder")
+    refused(["train", "--resume", str(run)], "holds no training run")
+    write(run / "config.json", {"algo": "a2c"})
+    refused(["train", "--resume", str(run)], "names no algorithm l2run trains")
+    write(run / "config.json", {"algo": "ddpg", "steps": 50})
+    refused(["train", "--resume", str(run), "--steps", "90"], "has no resume.json")

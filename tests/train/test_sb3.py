@@ -81,3 +81,80 @@ def test_short_training_on_the_jax_engine(tmp_path):
     assert result.exit_code == 0, result.output
     config, model = load_run(tmp_path / "sac")
     assert config.engine == "jax" and model.num_timesteps >= 80
+
+
+def _short_config(steps: int, every: int) -> TrainConfig:
+    # 4 env steps per agent step, so that episodes end (falls) within a few hundred steps
+    return TrainConfig(
+        algo="td3", steps=steps, hyper={**SEED_DDPG, **SHORT}, checkpoint_every=every,
+        wrappers={"action_repeat": {"repeat": 4}}, progress_bar=False,
+    )  # fmt: skip
+
+
+def _monitor_rows(out) -> list[str]:
+    lines = (out / "monitor.csv").read_text().splitlines()
+    assert lines[0].startswith("#") and lines[1] == "r,l,t", lines[:2]
+    assert not any(line.startswith("#") or line == "r,l,t" for line in lines[2:])
+    return lines[2:]
+
+
+def test_a_stopped_run_resumes_from_its_last_checkpoint_with_its_replay_buffer(
+    tmp_path, monkeypatch
+):
+    import l2run.train.sb3 as sb3
+
+    out = tmp_path / "run"
+    save = sb3._ResumableCheckpoints.save
+
+    def save_then_stop(self, model, name, save_model):
+        save(self, model, name, save_model)
+        if model.num_timesteps == 80:
+            raise KeyboardInterrupt  # the run is killed right after its second checkpoint
+
+    monkeypatch.setattr(sb3._ResumableCheckpoints, "save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train(_short_config(120, 40), out)
+    monkeypatch.undo()
+    record = json.loads((out / "resume.json").read_text())
+    assert record["checkpoint"] == "checkpoints/td3_80_steps.zip" and record["timesteps"] == 80
+    assert not (out / "model.zip").exists()
+    rows_before = _monitor_rows(out)
+    # SB3 calls back before it stores the step's transition: a checkpoint's buffer holds the
+    # transitions before its step
+    _, stopped = load_run(out, out / record["checkpoint"])
+    stopped.load_replay_buffer(out / "replay_buffer.pkl")
+    assert stopped.replay_buffer.size() == 79
+
+    result = runner.invoke(
+        app, ["train", "--resume", str(out), "--steps", "150"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    config, model = load_run(out)
+    assert config.steps == 150 and model.num_timesteps == 150
+    # the buffer went on from the checkpoint's 79 transitions: 70 more, none lost or doubled
+    model.load_replay_buffer(out / "replay_buffer.pkl")
+    assert model.replay_buffer.size() == 79 + 70
+    assert json.loads((out / "resume.json").read_text())["checkpoint"] == "model.zip"
+    assert (out / "checkpoints" / "td3_120_steps.zip").is_file()
+    rows_after = _monitor_rows(out)
+    assert rows_after[: len(rows_before)] == rows_before and len(rows_after) > len(rows_before)
+
+    # a finished run extends; without --steps it has nothing left to do
+    result = runner.invoke(app, ["train", "--resume", str(out)])
+    assert result.exit_code == 0, result.output
+    assert load_run(out)[1].num_timesteps == 150
+
+
+def test_resume_refuses_what_it_cannot_continue(tmp_path):
+    out = tmp_path / "run"
+    train(_short_config(60, 30), out)
+    cfg = _short_config(90, 30)
+    cfg.difficulty = 2
+    with pytest.raises(ValueError, match=r"difficulty \(0 in the run, 2 now\)"):
+        train(cfg, out, resume=True)
+    (out / "replay_buffer.pkl").unlink()
+    with pytest.raises(ValueError, match="names replay_buffer.pkl, which is missing"):
+        train(_short_config(90, 30), out, resume=True)
+    (out / "resume.json").unlink()
+    with pytest.raises(ValueError, match="has no resume.json"):
+        train(_short_config(90, 30), out, resume=True)

@@ -12,12 +12,13 @@ SEARCH_ALGOS = ("gait", "walker", "cruiser")  # hand-designed controllers tuned 
 SB3_CONFIG_KEYS = ("hyper", "wrappers", "checkpoint_every")
 
 
-def _require_train_extra(modules: tuple[str, ...], algo: str) -> None:
-    """A usage error when `algo` needs a module the 'train' extra installs."""
+def _require_train_extra(modules: tuple[str, ...], what: str) -> None:
+    """A usage error when `what` (e.g. "--algo ddpg") needs a module the 'train' extra
+    installs."""
     from l2run.train.evaluate import require_train_extra
 
     try:
-        require_train_extra(modules, f"--algo {algo}")
+        require_train_extra(modules, what)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 
@@ -46,6 +47,7 @@ def _check_out(out: Path, overwrite: bool) -> None:
 
 
 def train(
+    ctx: typer.Context,
     algo: Annotated[
         str,
         typer.Option(
@@ -95,9 +97,20 @@ def train(
             "checked; other files are left alone.",
         ),
     ] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Continue the run in this folder from its last checkpoint (a search: its "
+            "last generation) with its own settings, until --steps in all (default: the "
+            "run's own budget); no other option may be given.",
+        ),
+    ] = None,
 ) -> None:
     """Train a controller and save it to OUT (see README, section Training). OUT must be new or
-    empty unless --overwrite is given."""
+    empty unless --overwrite is given; --resume RUN continues a stopped or finished run."""
+    if resume is not None:
+        _resume(ctx, resume, steps)
+        return
     if algo not in TRAIN_ALGOS:
         raise typer.BadParameter(f"algo must be one of {', '.join(TRAIN_ALGOS)}")
     if init is not None and algo not in SEARCH_ALGOS:
@@ -108,7 +121,7 @@ def train(
     if algo in SEARCH_ALGOS:
         from l2run.train.evaluate import SEARCH_MODULES
 
-        _require_train_extra(SEARCH_MODULES, algo)
+        _require_train_extra(SEARCH_MODULES, f"--algo {algo}")
         from l2run.train import gait_search as gs
 
         options = {
@@ -198,7 +211,7 @@ def train(
         return
     from l2run.train.evaluate import SB3_MODULES
 
-    _require_train_extra(SB3_MODULES, algo)
+    _require_train_extra(SB3_MODULES, f"--algo {algo}")
     from l2run.train.sb3 import TrainConfig
     from l2run.train.sb3 import train as sb3_train
 
@@ -232,6 +245,84 @@ def train(
         path = sb3_train(cfg, out, overwrite=overwrite)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    typer.echo(f"model saved to {path}")
+
+
+def _given_options(ctx: typer.Context, names: tuple[str, ...]) -> list[str]:
+    """Of the command's parameters `names`, those the user set (not left at their default)."""
+    # By name: typer may bring its own copy of click, whose ParameterSource is another class.
+    unset = (None, "DEFAULT", "DEFAULT_MAP")
+    sources = {name: ctx.get_parameter_source(name) for name in names}
+    return [name for name, source in sources.items() if getattr(source, "name", None) not in unset]
+
+
+def run_kind(run: Path) -> str:
+    """What trained the run in folder `run`: "search", "ppo" or "sb3"; ValueError when it is
+    no training run's folder."""
+    from l2run.train.gait_search import SEARCH_STATE_FILE
+    from l2run.train.run_dir import read_run_config
+
+    if not run.is_dir():
+        raise ValueError(f"{run} is not a folder")
+    if (run / "search_config.json").is_file() or (run / SEARCH_STATE_FILE).is_file():
+        return "search"
+    if not (run / "config.json").is_file():
+        raise ValueError(f"{run} holds no training run (no config.json or search_config.json)")
+    algo = read_run_config(run).get("algo")
+    if algo == "ppo":
+        return "ppo"
+    if algo in ("ddpg", "td3", "sac"):
+        return "sb3"
+    raise ValueError(f"{run / 'config.json'} names no algorithm l2run trains (algo={algo!r})")
+
+
+def _resume(ctx: typer.Context, run: Path, steps: int) -> None:
+    """`l2run train --resume RUN [--steps N]`: continue RUN with its own settings."""
+    others = ("algo", "engine", "difficulty", "out", "seed", "max_obstacles", "config", "init")
+    given = _given_options(ctx, (*others, "overwrite"))
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise typer.BadParameter(
+            f"a resumed run keeps its own settings; drop {flags} (only --steps, the new "
+            "total budget, may be given)",
+            param_hint="--resume",
+        )
+    budget = steps if _given_options(ctx, ("steps",)) else None
+    try:
+        kind = run_kind(run)
+        if kind == "search":
+            from l2run.train.evaluate import SEARCH_MODULES
+
+            _require_train_extra(SEARCH_MODULES, "--resume of a controller search")
+            from l2run.train import gait_search as gs
+
+            cfg = gs.resume_config(run)
+            if budget is not None:
+                cfg.max_env_steps = budget
+            cfg.validate()
+            best = gs.search(gs.population_fn(cfg), cfg, run, resume=True)
+            typer.echo(f"best parameters written to {run / 'best.json'} ({len(best)} values)")
+            return
+        if kind == "ppo":
+            from l2run.train import ppo_jax
+
+            cfg = ppo_jax.resume_config(run)
+            if budget is not None:
+                cfg.total_steps = budget
+            cfg.validate()
+            path = ppo_jax.train(cfg, run, resume=True)
+        else:
+            from l2run.train.evaluate import SB3_MODULES
+
+            _require_train_extra(SB3_MODULES, "--resume of a stable-baselines3 run")
+            from l2run.train import sb3
+
+            cfg = sb3.resume_config(run)
+            if budget is not None:
+                cfg.steps = budget
+            path = sb3.train(cfg, run, resume=True)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--resume") from None
     typer.echo(f"model saved to {path}")
 
 

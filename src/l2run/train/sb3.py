@@ -6,7 +6,10 @@ tau 1e-3, Ornstein-Uhlenbeck exploration (theta 0.15, sigma 0.2), replay memory 
 batch 32, 100 warm-up steps. TD3 and SAC use the same network sizes so runs compare.
 
 A run directory holds `config.json` (everything needed to rebuild the env and load the model),
-`model.zip`, `checkpoints/` and `tb/` (TensorBoard logs: `tensorboard --logdir DIR/tb`).
+`model.zip`, `checkpoints/` and `tb/` (TensorBoard logs: `tensorboard --logdir DIR/tb`). With
+each checkpoint come `replay_buffer.pkl` and `resume.json` (which checkpoint goes with that
+buffer), so `train(..., resume=True)` (`l2run train --resume DIR`) continues a run that was
+stopped, or extends one that finished.
 """
 
 from __future__ import annotations
@@ -18,12 +21,18 @@ from pathlib import Path
 
 import numpy as np
 
+from l2run.atomic_files import replacing, write_bytes_atomically
 from l2run.course import check_max_obstacles
 from l2run.env.runenv import check_seed
 from l2run.train.run_dir import prepare_out_dir, read_run_config
 
 ALGOS = ("ddpg", "td3", "sac")
 ENV_ID = "l2run/Run-v0"
+REPLAY_BUFFER_FILE = "replay_buffer.pkl"
+RESUME_FILE = "resume.json"  # {"checkpoint": path in the run, "timesteps": n, "wall_s": s}
+FINAL_MODEL_FILE = "model.zip"
+# Fields of a run's config a resumed run may change: its budget and how it reports.
+RESUMABLE_CHANGES = ("steps", "progress_bar")
 
 # The seed's keras-rl DDPG example, transcribed.
 SEED_DDPG = {
@@ -132,64 +141,174 @@ def build_model(config: TrainConfig, env, tensorboard_log: str | None):
     return _algo_class(config.algo)(**kwargs)
 
 
-def train(config: TrainConfig, out_dir: str | Path, overwrite: bool = True) -> Path:
+class _ResumableCheckpoints:
+    """Every `every` agent steps: the model in `checkpoints/`, then the replay buffer, then
+    `resume.json` naming that checkpoint, each written whole before the next starts, so a run
+    killed at any moment leaves a matching checkpoint and buffer to resume from."""
+
+    def __init__(self, out: Path, algo: str, every: int, wall_s: float = 0.0) -> None:
+        self.out, self.algo, self.every = out, algo, every
+        self.wall_before, self.t0 = wall_s, time.time()
+
+    def callback(self):
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        outer = self
+
+        class Callback(BaseCallback):
+            def _on_step(self) -> bool:
+                if self.num_timesteps % outer.every == 0:
+                    name = f"checkpoints/{outer.algo}_{self.num_timesteps}_steps.zip"
+                    outer.save(self.model, name, save_model=True)
+                return True
+
+        return Callback()
+
+    def wall_s(self) -> float:
+        """Wall seconds of the run so far, earlier invocations included."""
+        return self.wall_before + time.time() - self.t0
+
+    def save(self, model, name: str, save_model: bool) -> None:
+        """Save `model` as `name` (relative to the run) unless it is there already, then its
+        replay buffer and the resume record."""
+        if save_model:
+            with replacing(self.out / name) as tmp:
+                model.save(tmp)
+        with replacing(self.out / REPLAY_BUFFER_FILE) as tmp:
+            model.save_replay_buffer(tmp)
+        record = {
+            "checkpoint": name,
+            "timesteps": int(model.num_timesteps),
+            "wall_s": round(self.wall_s(), 1),
+        }
+        write_bytes_atomically(self.out / RESUME_FILE, json.dumps(record, indent=1).encode())
+
+
+def train(
+    config: TrainConfig, out_dir: str | Path, overwrite: bool = True, resume: bool = False
+) -> Path:
     """Train and save to `out_dir`; returns the path of the saved model. A previous run's files
-    there are removed first with `overwrite`, else a folder that is not empty is refused."""
+    there are removed first with `overwrite`, else a folder that is not empty is refused.
+
+    `resume`: continue the run in `out_dir` from its latest checkpoint (or its final model)
+    with its replay buffer, until `config.steps` agent steps in all; `config` must be the run's
+    own (`resume_config`) apart from `RESUMABLE_CHANGES`. The environment starts a fresh
+    episode (the one under way when the run stopped is lost, as are the exploration noise's
+    state and the steps after the checkpoint) with courses drawn from a seed moved on by the
+    steps taken, so the resumed part does not replay the first courses.
+    """
     import torch
-    from stable_baselines3.common.callbacks import CheckpointCallback
     from stable_baselines3.common.monitor import Monitor
 
     config.validate()
     torch.set_num_threads(max(1, config.torch_threads))
+    out = Path(out_dir)
+    record = _resume_record(out, config) if resume else None
     inner = make_env(config.engine, config.difficulty, config.max_obstacles, config.wrappers)
-    out = prepare_out_dir(out_dir, overwrite)  # after every check that can refuse the run
-    env = Monitor(inner, str(out / "monitor.csv"))
-    model = build_model(config, env, tensorboard_log=str(out / "tb"))
+    if record is None:
+        out = prepare_out_dir(out_dir, overwrite)  # after every check that can refuse the run
+    # A resumed run appends to the episode log (Monitor would truncate it).
+    env = Monitor(inner, str(out / "monitor.csv"), override_existing=record is None)
+    if record is None:
+        model = build_model(config, env, tensorboard_log=str(out / "tb"))
+        saver = _ResumableCheckpoints(out, config.algo, config.checkpoint_every)
+    else:
+        model = load_model(config.algo, out / record["checkpoint"], env=env)
+        model.load_replay_buffer(out / REPLAY_BUFFER_FILE)
+        model.tensorboard_log = str(out / "tb")
+        # The saved last observation belongs to the stopped run's environment: start afresh.
+        model._last_obs = None
+        model.set_random_seed(config.seed + int(model.num_timesteps))
+        saver = _ResumableCheckpoints(
+            out, config.algo, config.checkpoint_every, wall_s=float(record["wall_s"])
+        )
     (out / "config.json").write_text(json.dumps(asdict(config), indent=1))
-    callback = CheckpointCallback(
-        save_freq=max(1, config.checkpoint_every),
-        save_path=str(out / "checkpoints"),
-        name_prefix=config.algo,
-    )
-    t0 = time.time()
-    model.learn(
-        total_timesteps=config.steps,
-        callback=callback,
-        progress_bar=config.progress_bar,
-        tb_log_name=config.algo,
-    )
-    path = out / "model.zip"
-    model.save(path)
-    meta = {"wall_s": round(time.time() - t0, 1), "timesteps": int(model.num_timesteps)}
+    remaining = config.steps - int(model.num_timesteps)
+    if remaining > 0:
+        model.learn(
+            total_timesteps=remaining,
+            callback=saver.callback(),
+            progress_bar=config.progress_bar,
+            tb_log_name=config.algo,
+            reset_num_timesteps=record is None,
+        )
+    path = out / FINAL_MODEL_FILE
+    with replacing(path) as tmp:
+        model.save(tmp)
+    saver.save(model, FINAL_MODEL_FILE, save_model=False)
+    meta = {"wall_s": round(saver.wall_s(), 1), "timesteps": int(model.num_timesteps)}
     (out / "train_meta.json").write_text(json.dumps(meta, indent=1))
     env.close()
     return path
+
+
+def resume_config(run_dir: str | Path) -> TrainConfig:
+    """The saved, validated config of an SB3 run folder (ValueError naming the file when it
+    is missing or not an SB3 run's); `resume` continues the run with it."""
+    d = Path(run_dir)
+    if not (d / "config.json").is_file():
+        raise ValueError(f"{d} is not a training run directory (no config.json)")
+    raw = read_run_config(d)
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(
+            f"{d / 'config.json'} has unknown keys {unknown}; an SB3 run's are {sorted(known)}"
+        )
+    config = TrainConfig(**raw)
+    config.validate()
+    return config
+
+
+def _resume_record(out: Path, config: TrainConfig) -> dict:
+    """The run's resume record, checked against `config` and the files it names."""
+    saved = resume_config(out)
+    differ = [
+        f"{f.name} ({getattr(saved, f.name)!r} in the run, {getattr(config, f.name)!r} now)"
+        for f in fields(TrainConfig)
+        if f.name not in RESUMABLE_CHANGES and getattr(saved, f.name) != getattr(config, f.name)
+    ]
+    if differ:
+        raise ValueError(f"a resumed run keeps its settings; these differ: {', '.join(differ)}")
+    where = out / RESUME_FILE
+    if not where.is_file():
+        raise ValueError(
+            f"{out} has no {RESUME_FILE}: it is written with each checkpoint (every "
+            f"{saved.checkpoint_every} steps) and at the end, so a run stopped before its first "
+            "checkpoint, or trained before resuming existed, cannot be resumed"
+        )
+    from l2run.train.json_files import read_json_object
+
+    record = read_json_object(where)
+    checkpoint = record.get("checkpoint")
+    if (
+        not isinstance(checkpoint, str)
+        or not isinstance(record.get("timesteps"), int)
+        or not isinstance(record.get("wall_s"), int | float)
+    ):
+        raise ValueError(f"{where} is not a resume record (checkpoint, timesteps, wall_s)")
+    for name in (checkpoint, REPLAY_BUFFER_FILE):
+        if not (out / name).is_file():
+            raise ValueError(f"{where} names {name}, which is missing from {out}")
+    return record
 
 
 def load_run(model_dir: str | Path, model_file: str | Path | None = None):
     """(config, model) of a run directory written by `train`; `model_file` (e.g. one of its
     `checkpoints/*.zip`) in place of its `model.zip`."""
     d = Path(model_dir)
-    cfg_path = d / "config.json"
-    if not cfg_path.is_file():
-        raise ValueError(f"{d} is not a training run directory (no config.json)")
-    raw = read_run_config(d)
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ValueError(f"{cfg_path} has unknown keys {unknown}; an SB3 run's are {sorted(known)}")
-    config = TrainConfig(**raw)
-    config.validate()
-    model_path = d / "model.zip" if model_file is None else Path(model_file)
+    config = resume_config(d)
+    model_path = d / FINAL_MODEL_FILE if model_file is None else Path(model_file)
     if not model_path.is_file():
         raise ValueError(f"{d} has no {model_path.name}")
     return config, load_model(config.algo, model_path)
 
 
-def load_model(algo: str, path: Path):
-    """The `algo` model saved at `path`; ValueError when it holds another algorithm's model."""
+def load_model(algo: str, path: Path, env=None):
+    """The `algo` model saved at `path` (given `env` to go on training); ValueError when it
+    holds another algorithm's model."""
     try:
-        return _algo_class(algo).load(str(path), device="cpu")
+        return _algo_class(algo).load(str(path), env=env, device="cpu")
     except (AttributeError, KeyError, TypeError, RuntimeError) as exc:
         raise ValueError(
             f"{path} is not a {algo} model (the algo its config.json names): "
