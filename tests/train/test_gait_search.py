@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import json
+import pickle
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -144,3 +149,183 @@ def test_fall_penalty_ranks_a_fall_below_any_speed_gain(tmp_path):
         else:
             assert max(falls) == 1
     assert best[0.0][0] > x0[0] >= best[100.0][0]
+
+
+# A resumable search: a stand-in population (no engine) keeps these tests fast. Every runner
+# falls at FALL_STEP, so the horizon grows 300 -> 500 -> 700 and then stays (and with it the
+# record best fitness): the state saved mid-search holds neither starting value.
+FALL_STEP = 650
+GENERATIONS = 7
+STOP_AFTER = 5  # generations the interrupted search runs before it is resumed
+HOUR_S = 3600.0
+
+
+def _population(xs, horizon, seed):
+    """Distances peaked near x0 + 0.1 and shifted a little by the course seed (so each
+    generation's seeds matter); every runner survives min(horizon, FALL_STEP) steps."""
+    distances = -np.sum((xs - walker.INITIAL_PARAMS - 0.1) ** 2, 1) + 1e-3 * (seed % 7)
+    return distances, np.full(len(xs), min(horizon, FALL_STEP))
+
+
+def _config(**changes):
+    from l2run.train.gait_search import SearchConfig
+
+    cfg = SearchConfig(generations=GENERATIONS, popsize=6, controller=walker.KIND)
+    return replace(cfg, **changes)
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+def _curve(out) -> list[dict[str, str]]:
+    """curve.csv's rows without the wall_s column (which no two runs share)."""
+    rows = list(csv.DictReader((out / "curve.csv").open()))
+    return [{k: v for k, v in row.items() if k != "wall_s"} for row in rows]
+
+
+def _state(out) -> dict:
+    from l2run.train.gait_search import SEARCH_STATE_FILE
+
+    return pickle.loads((out / SEARCH_STATE_FILE).read_bytes())
+
+
+def _assert_same_search(out, want) -> None:
+    """The search in `out` wrote the same curve rows, best.json and mean.json parameters and
+    ended with the same CMA-ES mean as the one in `want`."""
+    assert _curve(out) == _curve(want)
+    for name in ("best.json", "mean.json"):
+        got = walker.WalkerPolicy.load(out / name).params
+        np.testing.assert_array_equal(got, walker.WalkerPolicy.load(want / name).params)
+    np.testing.assert_array_equal(_state(out)["es"].mean, _state(want)["es"].mean)
+
+
+@pytest.mark.parametrize("budget", ["generations", "max_env_steps"])
+def test_a_resumed_search_equals_one_never_stopped(tmp_path, budget):
+    """A search stopped by its budget after STOP_AFTER generations and resumed with a larger
+    one to GENERATIONS writes what an uninterrupted search writes (wall_s aside, which goes
+    on from the saved seconds); resumed once its budget is spent, it runs nothing and
+    returns its best."""
+    pytest.importorskip("cma")
+    from l2run.train.gait_search import SEARCH_STATE_FILE, search
+
+    whole = tmp_path / "whole"
+    best = search(_population, _config(), whole, log=_quiet)
+    rows = _curve(whole)
+    assert len(rows) == GENERATIONS
+    stopped = rows[STOP_AFTER - 1]
+    assert int(stopped["horizon"]) == FALL_STEP + 50  # grown: the saved horizon matters
+    limit = STOP_AFTER if budget == "generations" else int(stopped["env_steps"])
+    part = tmp_path / "part"
+    search(_population, _config(**{budget: limit}), part, log=_quiet)
+    assert len(_curve(part)) == STOP_AFTER and _state(part)["generation"] == STOP_AFTER
+    # As if the first part had run an hour: the resumed rows' wall_s go on from there.
+    saved = _state(part)
+    (part / SEARCH_STATE_FILE).write_bytes(pickle.dumps({**saved, "elapsed_s": HOUR_S}))
+    logged = []
+    numpy_state = np.random.get_state()
+    np.random.seed(1)  # as in a new process: CMA-ES draws from the generator it pickled
+    try:
+        resumed = search(_population, _config(), part, log=logged.append, resume=True)
+    finally:
+        np.random.set_state(numpy_state)
+    assert f"from generation {STOP_AFTER}" in logged[0]
+    assert len(logged) == 1 + GENERATIONS - STOP_AFTER
+    _assert_same_search(part, whole)
+    np.testing.assert_array_equal(resumed, best)
+    walls = [float(r["wall_s"]) for r in csv.DictReader((part / "curve.csv").open())]
+    assert max(walls[:STOP_AFTER]) < HOUR_S <= min(walls[STOP_AFTER:])
+    assert _state(part)["elapsed_s"] >= walls[-1]
+    # Resumed once more with the same budget: spent, so nothing is written but its config.
+    files = {name: (part / name).read_bytes() for name in ("curve.csv", "search_state.pkl")}
+    logged.clear()
+    again = search(_population, _config(), part, log=logged.append, resume=True)
+    np.testing.assert_array_equal(again, best)
+    assert len(logged) == 1
+    assert files == {name: (part / name).read_bytes() for name in files}
+
+
+def test_a_search_killed_between_its_curve_row_and_its_state_resumes_without_that_row(tmp_path):
+    """A kill after a generation's curve.csv row but before its state (here: a row for the
+    next generation appended by hand, then a row cut off before its line end) leaves rows
+    the resumed search drops before it reruns that generation."""
+    pytest.importorskip("cma")
+    from l2run.train.gait_search import search
+
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    search(_population, _config(), whole, log=_quiet)
+    search(_population, _config(generations=STOP_AFTER), part, log=_quiet)
+    with (part / "curve.csv").open("a") as fh:
+        fh.write(f"{STOP_AFTER},{FALL_STEP},1,2,3.0,4.0,5.0,6.0,0\n1")
+    search(_population, _config(), part, log=_quiet, resume=True)
+    _assert_same_search(part, whole)
+
+
+def test_a_fresh_search_writes_its_config_before_its_first_generation(tmp_path):
+    """A search that dies in its first generation leaves search_config.json (what
+    `resume_config` reads back, frozen as a tuple) but no state: resuming it is refused."""
+    pytest.importorskip("cma")
+    from l2run.train.gait_search import SEARCH_STATE_FILE, resume_config, search
+
+    def broken(xs, horizon, seed):
+        raise RuntimeError("engine crashed")
+
+    cfg = _config(frozen=("start",))
+    with pytest.raises(RuntimeError, match="engine crashed"):
+        search(broken, cfg, tmp_path, log=_quiet)
+    assert json.loads((tmp_path / "search_config.json").read_text())["frozen"] == ["start"]
+    assert resume_config(tmp_path) == cfg
+    assert not (tmp_path / SEARCH_STATE_FILE).exists()
+    with pytest.raises(ValueError, match="no search_state.pkl.*after each generation"):
+        search(_population, cfg, tmp_path, log=_quiet, resume=True)
+
+
+def test_resume_refuses_a_damaged_state_another_config_and_a_start_point(tmp_path):
+    """Each refusal names its cause and leaves the folder as it was."""
+    pytest.importorskip("cma")
+    from l2run.train.gait_search import SEARCH_STATE_FILE, search
+
+    search(_population, _config(generations=1), tmp_path, log=_quiet)
+    state = tmp_path / SEARCH_STATE_FILE
+    good = state.read_bytes()
+    files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def refused(match, cfg=None, **kw):
+        with pytest.raises(ValueError, match=match):
+            search(_population, cfg or _config(), tmp_path, log=_quiet, resume=True, **kw)
+
+    refused("x0 must not be given", x0=walker.INITIAL_PARAMS)
+    refused(r"popsize: saved 6, now 8.*Only max_env_steps and generations", _config(popsize=8))
+    refused(r"frozen: saved \(\), now \('start',\)", _config(frozen=("start",)))
+    assert files == {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for damaged in (good[: len(good) // 2], b"not a pickle", b""):
+        state.write_bytes(damaged)
+        refused(f"{state} is damaged or not a search state")
+    for foreign in ([1, 2], {**pickle.loads(good), "version": 0}):
+        state.write_bytes(pickle.dumps(foreign))
+        refused(f"{state} is not a search state of this version")
+    state.write_bytes(good)
+    search(_population, _config(generations=2), tmp_path, log=_quiet, resume=True)
+    assert len(_curve(tmp_path)) == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (None, "cannot read the search config"),
+        ("{not json", "is not JSON"),
+        ("[1, 2]", "must hold a JSON object"),
+        ('{"popsize": 6, "speed": 2}', "not SearchConfig fields: speed"),
+        ('{"frozen": "start"}', "frozen must be a list"),
+        ('{"popsize": 1}', "popsize must be an int >= 2"),
+    ],
+)
+def test_resume_config_names_the_file_it_refuses(tmp_path, content, match):
+    from l2run.train.gait_search import resume_config
+
+    path = tmp_path / "search_config.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ValueError, match=match) as err:
+        resume_config(tmp_path)
+    assert str(path) in str(err.value)

@@ -10,19 +10,22 @@ short horizons first keep early generations cheap on a slow engine.
 from __future__ import annotations
 
 import json
+import pickle
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from l2run.atomic_files import write_bytes_atomically
 from l2run.engines.base import TIMESTEP_LIMIT
 from l2run.env.runenv import MAX_SEED, check_seed
 from l2run.train import cruiser, gait, planner, walker
 from l2run.train.controller_params import read_policy_data, read_policy_file
+from l2run.train.json_files import read_json_object
 from l2run.train.run_dir import prepare_out_dir
 
 SURVIVAL_BONUS_PER_STEP = 0.002  # m-equivalent per step alive: 2 m for a full 1000-step episode
@@ -332,6 +335,140 @@ def population_fn(config: SearchConfig) -> PopulationFn:
     return per_episode(episode)
 
 
+SEARCH_STATE_FILE = "search_state.pkl"  # run_dir.RUN_FILES lists it: keep the name
+SEARCH_CONFIG_FILE = "search_config.json"
+CURVE_FILE = "curve.csv"
+CURVE_HEADER = (
+    "generation,horizon,evaluations,env_steps,wall_s,best_fitness,"
+    "gen_best_distance,gen_mean_fitness,gen_best_falls\n"
+)
+# Raised whenever the state's keys or their meaning change, so an older state is refused
+# rather than misread.
+SEARCH_STATE_VERSION = 1
+SEARCH_STATE_KEYS = frozenset(
+    {
+        "version",
+        "es",  # the pickled cma.CMAEvolutionStrategy, with a copy of its random state
+        "generation",  # the next generation to run
+        "horizon",  # steps
+        "best_fit",  # m-equivalent
+        "best_x",
+        "evals",
+        "env_steps",
+        "elapsed_s",  # wall seconds the search has run
+        "x0",
+        "config",  # asdict(SearchConfig)
+    }
+)
+# The budget: a resumed search may be given more of it. Any other change would make the
+# continued search a different one from the search that was started.
+BUDGET_FIELDS = ("max_env_steps", "generations")
+
+
+def resume_config(out_dir: str | Path) -> SearchConfig:
+    """The SearchConfig a search saved in `out_dir`'s search_config.json (`frozen` as a
+    tuple), validated; ValueError naming the file when it is missing, not JSON, not an
+    object, or holds unknown fields or values out of range."""
+    path = Path(out_dir) / SEARCH_CONFIG_FILE
+    data = read_json_object(path, "the search config", "of SearchConfig fields")
+    unknown = sorted(set(data) - {f.name for f in fields(SearchConfig)})
+    if unknown:
+        raise ValueError(f"{path}: not SearchConfig fields: {', '.join(unknown)}")
+    frozen = data.get("frozen", ())
+    if not isinstance(frozen, list | tuple) or not all(isinstance(g, str) for g in frozen):
+        raise ValueError(f"{path}: frozen must be a list of parameter group names, got {frozen!r}")
+    config = SearchConfig(**{**data, "frozen": tuple(frozen)})  # JSON has no tuples
+    try:
+        config.validate()
+    except (TypeError, ValueError) as exc:  # TypeError: a value of the wrong type
+        raise ValueError(f"{path}: {exc}") from None
+    return config
+
+
+def read_search_state(out_dir: str | Path, config: SearchConfig) -> dict[str, Any]:
+    """The state (`SEARCH_STATE_KEYS`) a search saved in `out_dir` after its latest
+    generation; ValueError when there is none, it cannot be read, or it was saved with a
+    config that differs from `config` in more than the budget (`BUDGET_FIELDS`). The file is
+    a pickle: resume only searches of your own."""
+    import cma
+
+    out = Path(out_dir)
+    path = out / SEARCH_STATE_FILE
+    if not path.is_file():
+        raise ValueError(
+            f"cannot resume the search in {out}: there is no {SEARCH_STATE_FILE} (a search "
+            "writes it after each generation, so one stopped before its first generation "
+            "finished cannot be resumed: start it anew)"
+        )
+    try:
+        state = pickle.loads(path.read_bytes())
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from None
+    except Exception as exc:  # a damaged pickle can raise almost any error
+        raise ValueError(
+            f"{path} is damaged or not a search state ({type(exc).__name__}: {exc})"
+        ) from None
+    if (
+        not isinstance(state, dict)
+        or state.keys() != SEARCH_STATE_KEYS
+        or state["version"] != SEARCH_STATE_VERSION
+        or not isinstance(state["es"], cma.CMAEvolutionStrategy)
+        or not isinstance(state["config"], dict)
+    ):
+        raise ValueError(
+            f"{path} is not a search state of this version of l2run (format "
+            f"{SEARCH_STATE_VERSION}); start the search anew"
+        )
+    differing = config_differences(state["config"], config)
+    if differing:
+        raise ValueError(
+            f"{path} was saved by a search with other settings: {'; '.join(differing)}. "
+            f"Only {' and '.join(BUDGET_FIELDS)} may change when resuming"
+        )
+    return state
+
+
+def config_differences(saved: dict[str, Any], config: SearchConfig) -> list[str]:
+    """'field: saved X, now Y' for each field other than the budget in which `config`
+    differs from a saved asdict(SearchConfig)."""
+    now = asdict(config)
+    missing = "<absent>"
+
+    def plain(value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value  # e.g. frozen from JSON
+
+    return [
+        f"{name}: saved {saved.get(name, missing)!r}, now {now.get(name, missing)!r}"
+        for name in sorted(set(saved) | set(now))
+        if name not in BUDGET_FIELDS
+        and plain(saved.get(name, missing)) != plain(now.get(name, missing))
+    ]
+
+
+def trim_curve(curve: Path, next_generation: int) -> None:
+    """Keep curve.csv's header and its complete rows of generations before
+    `next_generation`: a search killed after writing a generation's row but before its state
+    would otherwise list that generation twice once resumed (and a row cut off by the kill
+    lacks its line end)."""
+    lines = curve.read_text().splitlines(keepends=True) if curve.is_file() else []
+    rows = [
+        line
+        for line in lines
+        if line.endswith("\n")
+        and line.split(",", 1)[0].isdigit()  # the header's is not
+        and int(line.split(",", 1)[0]) < next_generation
+    ]
+    kept = [CURVE_HEADER, *rows]
+    if lines != kept:  # else leave the file as it is
+        write_bytes_atomically(curve, "".join(kept).encode())
+
+
+def write_search_config(out: Path, config: SearchConfig) -> None:
+    """search_config.json: the config as JSON (atomically: `resume_config` reads it)."""
+    text = json.dumps(asdict(config), indent=1)
+    write_bytes_atomically(out / SEARCH_CONFIG_FILE, text.encode())
+
+
 def search(
     population: PopulationFn,
     config: SearchConfig,
@@ -339,19 +476,32 @@ def search(
     x0: np.ndarray | None = None,
     log: Callable[[str], None] = print,
     overwrite: bool = True,
+    resume: bool = False,
 ) -> np.ndarray:
     """Run CMA-ES; write `best.json` (best sample), `mean.json` (the search distribution's mean,
-    both GaitPolicy files) and `curve.csv` to `out_dir` every generation, `curve.png` at the end.
-    A previous run's files there are removed first with `overwrite`, else a folder that is not
-    empty is refused."""
+    both GaitPolicy files), `curve.csv` and then `search_state.pkl` (all a resumed search
+    needs) to `out_dir` every generation, `search_config.json` at the start and end,
+    `curve.png` at the end. A previous run's files there are removed first with `overwrite`,
+    else a folder that is not empty is refused.
+
+    With `resume`, continue the search saved in `out_dir` from its latest finished
+    generation, exactly as if it had not stopped (`x0` must be None; `config` must equal the
+    saved one but for the budget, `max_env_steps` and `generations`, which may be raised); a
+    search whose budget is spent runs nothing and returns its best. Returns the best sample's
+    parameters."""
     import cma
 
     module, policy_cls = controller(config.controller)
-    x0 = module.INITIAL_PARAMS if x0 is None else np.asarray(x0, dtype=float)
+    if resume:
+        if x0 is not None:
+            raise ValueError("x0 must not be given when resuming: the search keeps its own start")
+        state = read_search_state(out_dir, config)
+        x0 = state["x0"]
+    else:
+        x0 = module.INITIAL_PARAMS if x0 is None else np.asarray(x0, dtype=float)
     free = free_mask(module.PARAM_LAYOUT, tuple(config.frozen))
     if x0.shape != free.shape:
         raise ValueError(f"{config.controller}: x0 must have {free.size} values, got {x0.size}")
-    out = prepare_out_dir(out_dir, overwrite)  # after every check that can refuse the run
     # Scale each coordinate's step by its magnitude so gains and angles move comparably; the
     # search sees the free coordinates only.
     scale = np.where(free, np.maximum(np.abs(x0), 0.1), 0.0)
@@ -361,21 +511,40 @@ def search(
         full[free] = np.asarray(z)
         return x0 + scale * full
 
-    es = cma.CMAEvolutionStrategy(
-        np.zeros(int(free.sum())),
-        config.sigma0,
-        {"popsize": config.popsize, "seed": config.seed + 1, "verbose": -9},
-    )
-    horizon = config.horizon0
-    best_fit, best_x = -np.inf, x0.copy()
-    curve = out / "curve.csv"
-    curve.write_text(
-        "generation,horizon,evaluations,env_steps,wall_s,best_fitness,"
-        "gen_best_distance,gen_mean_fitness,gen_best_falls\n"
-    )
-    t0 = time.time()
-    evals = env_steps = 0
-    for gen in range(config.generations):
+    if resume:
+        out = Path(out_dir)
+        trim_curve(out / CURVE_FILE, state["generation"])
+        log(
+            f"resuming the search in {out} from generation {state['generation']} "
+            f"({state['env_steps']} env steps, {state['elapsed_s']:.0f} s so far)"
+        )
+    else:
+        out = prepare_out_dir(out_dir, overwrite)  # after every check that can refuse the run
+        # CMA-ES draws from numpy's global generator, seeded here; a pickled `es` carries a
+        # copy of it, which a resumed search then draws from.
+        es = cma.CMAEvolutionStrategy(
+            np.zeros(int(free.sum())),
+            config.sigma0,
+            {"popsize": config.popsize, "seed": config.seed + 1, "verbose": -9},
+        )
+        state = {
+            "es": es,
+            "generation": 0,
+            "horizon": config.horizon0,
+            "best_fit": -np.inf,
+            "best_x": x0.copy(),
+            "evals": 0,
+            "env_steps": 0,
+            "elapsed_s": 0.0,
+        }
+        (out / CURVE_FILE).write_text(CURVE_HEADER)
+    write_search_config(out, config)  # now, so that a search killed early still names it
+    curve = out / CURVE_FILE
+    es, horizon = state["es"], state["horizon"]
+    best_fit, best_x = state["best_fit"], state["best_x"]
+    evals, env_steps = state["evals"], state["env_steps"]
+    t0 = time.time() - state["elapsed_s"]  # wall_s goes on from where the search stopped
+    for gen in range(state["generation"], config.generations):
         if env_steps >= config.max_env_steps:
             break
         zs = es.ask()
@@ -424,7 +593,24 @@ def search(
             # values from different horizons are not comparable, so restart the record.
             horizon = longer
             best_fit = -np.inf
-    (out / "search_config.json").write_text(json.dumps(asdict(config), indent=1))
+        # Last, once this generation's files are written: a search killed before this line
+        # reruns the generation when resumed (the same courses and samples: the same rows).
+        state = {
+            "version": SEARCH_STATE_VERSION,
+            "es": es,
+            "generation": gen + 1,
+            "horizon": horizon,
+            "best_fit": best_fit,
+            "best_x": best_x,
+            "evals": evals,
+            "env_steps": env_steps,
+            "elapsed_s": time.time() - t0,
+            "x0": x0,
+            "config": asdict(config),
+        }
+        data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        write_bytes_atomically(out / SEARCH_STATE_FILE, data)
+    write_search_config(out, config)  # with a resumed search's new budget
     from l2run.train.curves import plot_search_curve
 
     plot_search_curve(curve, out / "curve.png")
