@@ -262,3 +262,18 @@ def test_resume_takes_only_a_new_budget_and_a_run_folder(tmp_path) -> None:
     refused(["train", "--resume", str(run)], "names no algorithm l2run trains")
     write(run / "config.json", {"algo": "ddpg", "steps": 50})
     refused(["train", "--resume", str(run), "--steps", "90"], "has no resume.json")
+
+
+def test_a_finished_search_resumes_to_a_larger_budget(tmp_path) -> None:
+    out = tmp_path / "run"
+    config = write(tmp_path / "c.json", {"popsize": 2, "horizon0": 3})
+    args = ["train", "--algo", "walker", "--steps", "5", "--out", str(out), "--config", config]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = (out / "curve.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[0] for row in rows] == ["0"]  # 2 candidates x 3 steps > 5
+    result = runner.invoke(app, ["train", "--resume", str(out), "--steps", "12"])
+    assert result.exit_code == 0, result.output
+    rows = (out / "curve.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[0] for row in rows] == ["0", "1"]
+    assert json.loads((out / "search_config.json").read_text())["max_env_steps"] == 12
