@@ -1,13 +1,17 @@
 """JAX PPO: the pieces are right (observation statistics, log-probabilities, the pelvis-relative
 inputs and shaped reward equal to the gymnasium wrappers', episode bookkeeping), and a tiny run
 on the JAX engine checkpoints, does not recompile, resumes (`init_from`), stops on its time
-budget, and saves a policy `l2run test` loads."""
+budget, resumes after being stopped (`resume=True`: bit for bit the run that never stopped),
+and saves a policy `l2run test` loads."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import re
+import shutil
 
 import gymnasium as gym
 import jax
@@ -20,6 +24,7 @@ from l2run.train.ppo_jax import (
     BASE_POLICY_FILE,
     N_BASE_INPUTS,
     PARAMS_FILE,
+    RESUME_FILE,
     Episodes,
     ObsStats,
     PPOConfig,
@@ -31,6 +36,7 @@ from l2run.train.ppo_jax import (
     no_episodes_finished,
     policy_features,
     resolve_integrators,
+    resume_config,
     track_episodes,
     train,
     training_reward,
@@ -274,10 +280,6 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    import contextlib
-    import io
-    import shutil
-
     from jax import monitoring
 
     compile_event = "/jax/core/compile/backend_compile_duration"
@@ -288,14 +290,13 @@ def tiny_run(tmp_path_factory):
             compiles.append(duration)
 
     out = tmp_path_factory.mktemp("ppo_tiny") / "run"
-    snapshots = tmp_path_factory.mktemp("ppo_snapshots")
+    snapshot = tmp_path_factory.mktemp("ppo_snapshot") / "run"
     after: dict[int, int] = {}
 
     def on_iteration(it, row):
         after[it] = len(compiles)
         if it == 0:  # what a run killed now would leave behind
-            shutil.copy(out / PARAMS_FILE, snapshots / PARAMS_FILE)
-            shutil.copy(out / "config.json", snapshots / "config.json")
+            shutil.copytree(out, snapshot)
 
     monitoring.register_event_duration_secs_listener(listener)
     stdout = io.StringIO()
@@ -304,7 +305,7 @@ def tiny_run(tmp_path_factory):
             train(PPOConfig(**TINY), out, progress=False, on_iteration=on_iteration)
     finally:
         monitoring.unregister_event_duration_listener(listener)
-    return {"out": out, "snapshot": snapshots, "compiles": after, "stdout": stdout.getvalue()}
+    return {"out": out, "snapshot": snapshot, "compiles": after, "stdout": stdout.getvalue()}
 
 
 def _rows(run_dir):
@@ -318,7 +319,8 @@ def test_tiny_run_checkpoints_during_training(tiny_run):
         assert int(last["env_steps"]) == 64
         assert not np.array_equal(first["actor_0_w"], last["actor_0_w"])  # it kept learning
     PPOPolicy(tiny_run["snapshot"]).act(np.zeros(41))  # the mid-run file is a usable policy
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", PARAMS_FILE, "progress.csv"]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["config.json", PARAMS_FILE, RESUME_FILE, "progress.csv"]
     lines = [ln for ln in tiny_run["stdout"].splitlines() if ln.startswith("checkpoint")]
     assert len(lines) == 2 and "steps/s" in lines[0] and "distance" in lines[0]
 
@@ -356,8 +358,6 @@ def test_tiny_run_logs_raw_and_shaped_returns(tiny_run):
 
 
 def test_policy_applies_the_runs_input_transform(tiny_run, tmp_path):
-    import shutil
-
     rng = np.random.default_rng(6)
     policy = PPOPolicy(tiny_run["out"])
     obs = policy.mean + rng.normal(size=41) * np.sqrt(policy.var)
@@ -407,6 +407,207 @@ def test_time_budget_stops_early_and_saves(tiny_run, tmp_path):
     assert len(_rows(tmp_path / "budget")) == 1
     with np.load(path) as data:
         assert int(data["iteration"]) == 0
+    # The stop wrote the state (though no checkpoint was due), and the budget is per call.
+    train(cfg, tmp_path / "budget", progress=False, resume=True)
+    assert [int(r["iteration"]) for r in _rows(tmp_path / "budget")] == [0, 1]
+    with np.load(path) as data:
+        assert int(data["iteration"]) == 1
+
+
+# --- resuming a stopped run -------------------------------------------------------------------
+
+TIMING_COLUMNS = ("wall_s", "rollout_s", "update_s", "steps_per_s")
+
+
+def _untimed(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in rows]
+
+
+def _resume_header(path) -> dict:
+    with np.load(path) as data:
+        return json.loads(str(data["header"]))
+
+
+def _assert_same_run(run, reference) -> None:
+    """Bit for bit the same weights, statistics and whole training state (environments, key,
+    optimiser, episodes), and the same progress rows but for their timings."""
+    for name in (PARAMS_FILE, RESUME_FILE):
+        with np.load(run / name) as a, np.load(reference / name) as b:
+            arrays = sorted(set(a.files) - {"header"})
+            assert arrays == sorted(set(b.files) - {"header"})
+            for k in arrays:
+                assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape, (name, k)
+                assert a[k].tobytes() == b[k].tobytes(), (name, k)
+    header, expected = _resume_header(run / RESUME_FILE), _resume_header(reference / RESUME_FILE)
+    assert float(header.pop("wall_s")) > 0 and float(expected.pop("wall_s")) > 0
+    assert header == expected and header["next_iteration"] == 2
+    assert header["last"] and header["n_episodes"] > 0  # episodes ended and were counted
+    rows = _rows(run)
+    assert _untimed(rows) == _untimed(_rows(reference))
+    assert float(rows[1]["wall_s"]) >= float(rows[0]["wall_s"])  # continued, not restarted
+
+
+def _quiet_train(config: PPOConfig, out, **kwargs):
+    with contextlib.redirect_stdout(io.StringIO()):
+        return train(config, out, progress=False, **kwargs)
+
+
+def test_a_run_extended_by_resume_equals_the_run_that_had_the_budget(tiny_run, tmp_path):
+    out = tmp_path / "run"
+    _quiet_train(PPOConfig(**{**TINY, "total_steps": 32}), out)  # 1 iteration of tiny_run's 2
+    assert len(_rows(out)) == 1 and _resume_header(out / RESUME_FILE)["next_iteration"] == 1
+    path = _quiet_train(PPOConfig(**TINY), out, resume=True)
+    assert path == out / PARAMS_FILE
+    _assert_same_run(out, tiny_run["out"])
+    assert json.loads((out / "config.json").read_text())["total_steps"] == 64
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_without_the_rows_after_it(tiny_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run["snapshot"], out)  # the run as it stood after iteration 0
+    # Killed after logging iteration 1 (and half of a next row) but before checkpointing it.
+    logged = (tiny_run["out"] / "progress.csv").read_text().splitlines()
+    with (out / "progress.csv").open("a") as fh:
+        fh.write(logged[2] + "\n" + logged[2][:5])
+    _quiet_train(PPOConfig(**TINY), out, resume=True)
+    _assert_same_run(out, tiny_run["out"])
+    assert not list(out.glob(".*"))  # no atomic write left its temporary file
+
+
+def test_the_resume_file_keeps_every_dtype(tiny_run):
+    dtypes = set(_resume_header(tiny_run["out"] / RESUME_FILE)["dtypes"])
+    # float32 networks and engine state, float64 statistics, int32 counters, the uint32 key,
+    # bool flags: none promoted or demoted.
+    assert {"float32", "float64", "int32", "uint32", "bool"} <= dtypes
+    with np.load(tiny_run["out"] / RESUME_FILE) as data:
+        saved = {str(data[k].dtype) for k in data.files if k != "header"}
+    assert saved == dtypes
+
+
+def test_save_and_load_resume_keep_dtypes_and_key_kinds(tmp_path):
+    import jax.numpy as jnp
+
+    import l2run.engines.jax.params  # noqa: F401  (float64, as in training)
+    from l2run.train.ppo_jax import Position, load_resume, save_resume
+
+    state = {
+        "w": jnp.arange(6, dtype=jnp.float32).reshape(2, 3),
+        "n": jnp.arange(3, dtype=jnp.int32),
+        "x": jnp.ones(2, jnp.float64),
+        "typed_key": jax.random.key(1),
+        "raw_key": jax.random.PRNGKey(2),
+    }
+    position = Position(3, 96, 7, {"mean_length": 2.5, "mean_distance": ""}, 12.25)
+    save_resume(tmp_path / RESUME_FILE, state, position)
+    like = jax.tree.map(lambda a: a, {**state, "w": jnp.zeros((2, 3), jnp.float32)})
+    loaded, got = load_resume(tmp_path / RESUME_FILE, like)
+    assert got == position
+    for k in ("w", "n", "x", "raw_key"):
+        assert loaded[k].dtype == state[k].dtype
+        np.testing.assert_array_equal(np.asarray(loaded[k]), np.asarray(state[k]))
+    assert jax.random.key_impl(loaded["typed_key"]) == jax.random.key_impl(state["typed_key"])
+    np.testing.assert_array_equal(
+        jax.random.key_data(loaded["typed_key"]), jax.random.key_data(state["typed_key"])
+    )
+    for other in (
+        {**state, "w": jnp.zeros((3, 2), jnp.float32)},  # another shape
+        {**state, "n": jnp.zeros(3, jnp.int64)},  # another dtype
+        {**state, "raw_key": jax.random.key(2)},  # another kind of key
+        {**state, "extra": jnp.zeros(1)},  # another structure
+    ):
+        with pytest.raises(ValueError, match=re.escape(str(tmp_path / RESUME_FILE))):
+            load_resume(tmp_path / RESUME_FILE, other)
+
+
+def _folder(path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+
+
+def test_resume_refuses_a_folder_without_its_state(tiny_run, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    shutil.copy(tiny_run["out"] / "config.json", out)
+    message = rf"{re.escape(str(out))}: it has no {RESUME_FILE} .* every checkpoint_every"
+    with pytest.raises(ValueError, match=message):
+        train(PPOConfig(**TINY), out, progress=False, resume=True)
+    (out / "config.json").unlink()
+    with pytest.raises(ValueError, match=f"no config.json and no {RESUME_FILE}"):
+        train(PPOConfig(**TINY), out, progress=False, resume=True)
+    assert not list(out.iterdir())
+
+
+def _other_format(path) -> None:
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    header = json.loads(str(arrays["header"]))
+    arrays["header"] = np.asarray(json.dumps({**header, "format": header["format"] + 1}))
+    with path.open("wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def _flip_a_byte(path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the arrays: the archive's checksum no longer holds
+    path.write_bytes(bytes(data))
+
+
+def test_resume_refuses_a_damaged_or_foreign_state_file(tiny_run, tmp_path):
+    damages = {
+        "empty": lambda p: p.write_bytes(b""),
+        "cut short": lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+        "not npz": lambda p: p.write_bytes(b"\x00" * 64),
+        "a flipped byte": _flip_a_byte,
+        "weights only": lambda p: shutil.copy(p.parent / PARAMS_FILE, p),
+        "other format": _other_format,
+    }
+    for name, damage in damages.items():
+        out = tmp_path / name.replace(" ", "_")
+        shutil.copytree(tiny_run["snapshot"], out)
+        damage(out / RESUME_FILE)
+        before = _folder(out)
+        with pytest.raises(ValueError, match=re.escape(str(out / RESUME_FILE))) as info:
+            train(PPOConfig(**TINY), out, progress=False, resume=True)
+        if name == "other format":
+            assert "format" in str(info.value)
+        assert _folder(out) == before, name  # nothing rewritten
+
+
+def test_resume_refuses_a_config_that_differs_beyond_its_budgets(tiny_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run["snapshot"], out)
+    before = _folder(out)
+    other = PPOConfig(**{**TINY, "total_steps": 96, "learning_rate": 1e-3, "hidden": [32, 64]})
+    message = r"learning_rate is 0.001, the run's is 0.0003; hidden is \[32, 64\], the run's is"
+    with pytest.raises(ValueError, match=message) as info:
+        train(other, out, progress=False, resume=True)
+    assert "total_steps" not in str(info.value).partition("):")[2]  # budgets may change
+    assert _folder(out) == before
+
+
+def test_resume_with_its_budget_spent_runs_nothing(tiny_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run["out"], out)  # done: 2 of 2 iterations
+    before = _folder(out)
+    ran = []
+    for total in (64, 32):
+        path = _quiet_train(
+            PPOConfig(**{**TINY, "total_steps": total}),
+            out,
+            resume=True,
+            on_iteration=lambda it, row: ran.append(it),
+        )
+        assert path == out / PARAMS_FILE
+    assert ran == [] and _folder(out) == before
+
+
+def test_resume_config_reads_the_runs_settings(tiny_run, tmp_path):
+    assert resume_config(tiny_run["out"]) == PPOConfig(**TINY)
+    with pytest.raises(ValueError, match=re.escape(str(tmp_path / "config.json"))):
+        resume_config(tmp_path)
+    for bad in ({"algo": "ddpg"}, {**TINY, "num_envs": 0}, {**TINY, "num_envs": "4"}, [1]):
+        (tmp_path / "config.json").write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=re.escape(str(tmp_path / "config.json"))):
+            resume_config(tmp_path)
 
 
 def test_cli_rejects_clashing_or_unknown_ppo_fields(tmp_path):
@@ -456,10 +657,6 @@ RESIDUAL = {**TINY, "base_policy": "pretrained", "critic_warmup": 1}
 
 @pytest.fixture(scope="module")
 def residual_run(tmp_path_factory):
-    import contextlib
-    import io
-    import shutil
-
     out = tmp_path_factory.mktemp("ppo_residual") / "run"
     first = tmp_path_factory.mktemp("ppo_residual_first") / "run"
 
@@ -559,6 +756,17 @@ def test_residual_rollout_runs_the_walker_with_memory_reset_at_autoreset():
                 walker.reset()
 
 
+def test_resume_refuses_a_base_policy_that_changed_since(residual_run, tmp_path):
+    from l2run.train.walker import WalkerPolicy
+
+    out = tmp_path / "run"
+    shutil.copytree(residual_run["out"], out)
+    walker = WalkerPolicy.load(out / BASE_POLICY_FILE)
+    WalkerPolicy(walker.params + 0.01, walker.meta).save(out / BASE_POLICY_FILE)
+    with pytest.raises(ValueError, match="no longer the walker"):
+        train(PPOConfig(**{**RESIDUAL, "total_steps": 96}), out, progress=False, resume=True)
+
+
 def test_a_missing_base_policy_fails_before_anything_is_written(tmp_path):
     config = PPOConfig(**{**RESIDUAL, "base_policy": str(tmp_path / "missing.json")})
     with pytest.raises(ValueError, match="cannot read the policy file .*missing.json"):
@@ -605,10 +813,6 @@ def test_modulation_matrix_moves_the_named_parameters():
 
 @pytest.fixture(scope="module")
 def modulated_run(tmp_path_factory):
-    import contextlib
-    import io
-    import shutil
-
     out = tmp_path_factory.mktemp("ppo_modulated") / "run"
     first = tmp_path_factory.mktemp("ppo_modulated_first") / "run"
 
@@ -702,8 +906,6 @@ def test_modulated_rollout_steps_each_walker_with_its_moved_parameters(hold):
 def test_holding_policy_decides_only_when_a_step_begins(tmp_path):
     """A `modulate_hold` run's policy computes a modulation at reset and at each leg swap and
     keeps it in between (its inputs include what it holds)."""
-    import contextlib
-    import io
 
     from l2run.train.ppo_jax import modulation_matrix
     from l2run.train.walker import WalkerPolicy

@@ -22,8 +22,9 @@ terms (`shaping`); `progress.csv` reports both that and the seed's own return an
 With `base_policy` the actor learns a residual: its output is added to the excitations of a
 walker (`l2run.train.walker`) that runs inside the rollout with its memory per runner.
 Run directory: `config.json`, `ppo_params.npz` (weights + observation statistics, rewritten
-atomically every `checkpoint_every` iterations), `progress.csv`, and for a residual run
-`base_policy.json`.
+atomically every `checkpoint_every` iterations), `ppo_resume.npz` (the whole training state at
+the same checkpoints, which `train(..., resume=True)` continues from), `progress.csv`, and for a
+residual run `base_policy.json`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import csv
 import json
 import sys
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
@@ -40,7 +42,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from l2run.atomic_files import replacing
+from l2run.atomic_files import replacing, write_bytes_atomically
 from l2run.course import check_max_obstacles
 from l2run.env.runenv import MAX_SEED, check_seed
 from l2run.train.run_dir import prepare_out_dir, read_run_config
@@ -863,12 +865,214 @@ def course_seeds(config: PPOConfig) -> range:
     return range(first, first + config.course_pool_size)
 
 
+# --- resuming a run ---------------------------------------------------------------------------
+
+RESUME_FILE = "ppo_resume.npz"  # everything `train(resume=True)` continues from
+RESUME_FORMAT = 1  # layout version of RESUME_FILE; a file of another version is refused
+# The config fields a resumed run may change: its budgets. Every other field shapes what the
+# run learns (or when it checkpoints), so a run resumed with another value would not continue it.
+BUDGET_FIELDS = ("total_steps", "time_budget_s")
+PROGRESS_FILE = "progress.csv"
+PROGRESS_COLUMNS = (
+    "iteration", "env_steps", "wall_s", "rollout_s", "update_s", "steps_per_s",
+    "episodes", "episodes_ended", *EPISODE_COLUMNS, "learning_rate", "policy_loss",
+    "value_loss", "entropy", "approx_kl",
+)  # fmt: skip
+
+
+class TrainState(NamedTuple):
+    """The arrays one iteration hands the next (with `Position`, all a resumed run needs)."""
+
+    params: Any
+    opt: Any  # Adam's moments and step count
+    stats: ObsStats
+    key: Any  # the PRNG key the next rollout starts from
+    env_state: Any  # EnvState of the num_envs runners
+    obs: Any  # (num_envs, 41) their observations
+    memory: Any  # (num_envs, n) their walkers' memories (n = 0 without a base policy)
+    episodes: Episodes
+
+
+@dataclass
+class Position:
+    """Where a run stands between two iterations (host values; RESUME_FILE's header)."""
+
+    next_iteration: int = 0
+    env_steps: int = 0  # environment steps so far, over all runners
+    n_episodes: int = 0  # episodes finished so far
+    last: dict = field(default_factory=dict)  # EPISODE_COLUMNS means of the latest that had any
+    wall_s: float = 0.0  # s of wall time the run has taken so far, over all its invocations
+
+
+def _leaf_array(leaf) -> np.ndarray:
+    """A state leaf as numpy, dtype kept; a typed PRNG key as its key data (numpy has no key
+    dtype)."""
+    import jax
+
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        leaf = jax.random.key_data(leaf)
+    return np.asarray(leaf)
+
+
+def save_resume(path: Path, state, position: Position) -> None:
+    """Write `state` (a pytree of arrays) and `position` atomically (`atomic_files.replacing`):
+    the leaves in `jax.tree_util`'s order with their dtypes, and a JSON header with the format,
+    the tree structure, the leaves' dtypes and the position."""
+    import jax
+
+    leaves, treedef = jax.tree_util.tree_flatten(state)
+    header = {
+        "format": RESUME_FORMAT,
+        "treedef": str(treedef),
+        "dtypes": [str(leaf.dtype) for leaf in leaves],
+        **asdict(position),
+    }
+    arrays = {f"leaf_{i}": _leaf_array(leaf) for i, leaf in enumerate(leaves)}
+    with replacing(path) as tmp, tmp.open("wb") as fh:
+        np.savez(fh, header=np.asarray(json.dumps(header)), **arrays)
+
+
+def load_resume(path: Path, like) -> tuple[Any, Position]:
+    """(state, position) from a `save_resume` file. `like` is a freshly built state of the same
+    run: the saved one must have its tree structure and each leaf its shape and dtype (a typed
+    PRNG key comes back as a key of `like`'s kind). ValueError naming the file otherwise, or
+    when it is damaged or of another format."""
+    import jax
+    import jax.numpy as jnp
+
+    fresh, treedef = jax.tree_util.tree_flatten(like)
+    try:
+        if not zipfile.is_zipfile(path):  # numpy's own error would suggest unpickling it
+            raise ValueError("not an .npz archive (cut short, or another kind of file)")
+        with np.load(path, allow_pickle=False) as data:
+            if "header" not in data.files:
+                raise ValueError("an .npz archive without a header (another kind of file)")
+            header = json.loads(str(data["header"]))
+            if not isinstance(header, dict) or header.get("format") != RESUME_FORMAT:
+                found = header.get("format") if isinstance(header, dict) else None
+                raise ValueError(f"format {found!r}, this version reads {RESUME_FORMAT}")
+            dtypes = [str(leaf.dtype) for leaf in fresh]
+            if (
+                header.get("treedef") != str(treedef)
+                or header.get("dtypes") != dtypes
+                or len(data.files) != len(fresh) + 1
+            ):
+                raise ValueError("its state is another run's (other arrays or dtypes)")
+            arrays = [data[f"leaf_{i}"] for i in range(len(fresh))]
+            position = Position(**{f.name: header[f.name] for f in fields(Position)})
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path} is not a resume file of this PPO run: {exc}") from None
+    counts = (position.next_iteration, position.env_steps, position.n_episodes)
+    if (
+        not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts)
+        or not isinstance(position.last, dict)
+        or not set(position.last) <= set(EPISODE_COLUMNS)
+        or not isinstance(position.wall_s, int | float)
+    ):
+        raise ValueError(
+            f"{path} is not a resume file of this PPO run: its position {asdict(position)}"
+        )
+    leaves = []
+    for i, (array, leaf) in enumerate(zip(arrays, fresh, strict=True)):
+        expected = _leaf_array(leaf)
+        if array.shape != expected.shape or array.dtype != expected.dtype:
+            raise ValueError(
+                f"{path} is not a resume file of this PPO run: array {i} is {array.dtype} "
+                f"{array.shape}, this run's is {expected.dtype} {expected.shape}"
+            )
+        restored = jnp.asarray(array)
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            restored = jax.random.wrap_key_data(restored, impl=jax.random.key_impl(leaf))
+        leaves.append(restored)
+    return jax.tree_util.tree_unflatten(treedef, leaves), position
+
+
+def resume_config(run_dir: str | Path) -> PPOConfig:
+    """The config of the PPO run in `run_dir` (its config.json), validated: what
+    `train(..., resume=True)` continues with, with new BUDGET_FIELDS if wanted. ValueError
+    naming config.json when it is missing, unreadable or not a valid PPO run's config."""
+    config = _run_config(Path(run_dir))  # ValueError naming config.json: missing, not JSON
+    try:
+        if config.algo != "ppo":
+            raise ValueError(f"algo is {config.algo!r}, not 'ppo'")
+        config.validate()
+    except (TypeError, ValueError) as exc:  # TypeError: a value of the wrong type
+        raise ValueError(
+            f"{Path(run_dir) / 'config.json'} is not a PPO run's config: {exc}"
+        ) from None
+    return config
+
+
+def _as_saved(config: PPOConfig) -> dict:
+    """The config as config.json holds it (JSON types: lists, floats as written)."""
+    return json.loads(json.dumps(asdict(config)))
+
+
+def _write_config(out: Path, config: PPOConfig) -> None:
+    write_bytes_atomically(out / "config.json", json.dumps(asdict(config), indent=1).encode())
+
+
+def _check_resumable(out: Path, config: PPOConfig) -> None:
+    """ValueError unless `out` holds a run `config` can continue: its config.json and
+    RESUME_FILE, and a config equal to `config` outside BUDGET_FIELDS."""
+    missing = [name for name in ("config.json", RESUME_FILE) if not (out / name).is_file()]
+    if missing:
+        raise ValueError(
+            f"cannot resume {out}: it has no {' and no '.join(missing)} (a PPO run writes its "
+            "state at each checkpoint, every checkpoint_every iterations, so a run stopped "
+            "before its first checkpoint cannot be resumed)"
+        )
+    theirs, ours = _as_saved(resume_config(out)), _as_saved(config)
+    differ = [k for k in ours if k not in BUDGET_FIELDS and ours[k] != theirs[k]]
+    if differ:
+        raise ValueError(
+            f"cannot resume {out} with another config (only {', '.join(BUDGET_FIELDS)} may "
+            "change): "
+            + "; ".join(f"{k} is {ours[k]!r}, the run's is {theirs[k]!r}" for k in differ)
+        )
+
+
+def _check_same_base(out: Path, config: PPOConfig, base: np.ndarray) -> None:
+    """ValueError unless `base` (the walker `config.base_policy` names now, which the rollout
+    adds to) is the one the run in `out` saved: its weights are residuals over that one."""
+    from l2run.train.walker import WalkerPolicy
+
+    saved = WalkerPolicy.load(out / BASE_POLICY_FILE).params
+    if not np.array_equal(saved, base):
+        raise ValueError(
+            f"cannot resume {out}: base_policy {config.base_policy} is no longer the walker "
+            f"the run trained on ({out / BASE_POLICY_FILE} differs)"
+        )
+
+
+def _keep_progress(path: Path, next_iteration: int) -> None:
+    """Rewrite progress.csv (atomically) with only its complete rows of iterations before
+    `next_iteration`: a run killed after its latest checkpoint logged iterations that the
+    resumed run runs again (and may have left half a row)."""
+    rows = []
+    if path.is_file():
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames not in (None, list(PROGRESS_COLUMNS)):
+                raise ValueError(f"cannot resume: {path} has other columns than PPO writes")
+            for row in reader:
+                complete = None not in row and None not in row.values()
+                it = row["iteration"]
+                if complete and it.isdigit() and int(it) < next_iteration:
+                    rows.append(row)
+    with replacing(path) as tmp, tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=PROGRESS_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def train(
     config: PPOConfig,
     out_dir: str | Path,
     progress: bool = True,
     on_iteration: Callable[[int, dict], None] | None = None,
     overwrite: bool = True,
+    resume: bool = False,
 ) -> Path:
     """Train PPO on the JAX engine; write the run directory; returns `ppo_params.npz`.
     A previous run's files there are removed first with `overwrite`, else a folder that is not
@@ -876,6 +1080,17 @@ def train(
 
     `on_iteration(iteration, row)` is called after each iteration's `progress.csv` row (and
     checkpoint, if any) is written.
+
+    At each checkpoint RESUME_FILE gets the whole training state, and `resume` continues the
+    run in `out_dir` from it as if it had never stopped (killed, out of time, or done with its
+    total_steps): nothing there is removed (`overwrite` is ignored) and `init_from` is not read
+    again. `config` must equal the run's (`resume_config`) except in BUDGET_FIELDS, which
+    config.json then takes. total_steps counts the whole run, saved iterations included, so
+    with `anneal_lr` the rest of the decay stretches over the new total (an extended run is
+    then not the run that had that total from the start); time_budget_s counts this call's time
+    only. progress.csv drops the rows of iterations after the checkpoint (they run again) and
+    goes on; wall_s and the episode count continue. A run already at its total runs nothing and
+    writes nothing.
     """
     import jax
     import jax.numpy as jnp
@@ -890,17 +1105,25 @@ def train(
     out = Path(out_dir)
     if config.init_from and Path(config.init_from).resolve() == out.resolve():
         raise ValueError("init_from must be another run directory than out_dir")
+    if resume:
+        _check_resumable(out, config)
     dtype = jnp.dtype(config.dtype)
     key = jax.random.PRNGKey(config.seed)
     key, k_init, k_reset = jax.random.split(key, 3)
-    params, stats = _initial_weights(config, k_init)  # before writing: fails on a bad init_from
+    if resume:  # the saved state holds the weights; fresh ones give its shapes
+        params, stats = init_params(k_init, config), None
+    else:
+        params, stats = _initial_weights(config, k_init)  # before writing: fails on a bad init_from
     params = _strong(params)
 
     base = load_base_params(config.base_policy) if config.base_policy else None
-    out = prepare_out_dir(out, overwrite)  # after every check that can refuse the run
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=1))
-    if base is not None:  # the run directory alone must rebuild the policy
-        WalkerPolicy(base, {"source": config.base_policy}).save(out / BASE_POLICY_FILE)
+    if resume and base is not None:
+        _check_same_base(out, config, base)
+    if not resume:
+        out = prepare_out_dir(out, overwrite)  # after every check that can refuse the run
+        _write_config(out, config)
+        if base is not None:  # the run directory alone must rebuild the policy
+            WalkerPolicy(base, {"source": config.base_policy}).save(out / BASE_POLICY_FILE)
     model = cast_floats(load_params(), dtype)
     seeds = course_seeds(config)
     pool = course_pool(seeds, config.difficulty, config.max_obstacles)
@@ -929,24 +1152,40 @@ def train(
         jnp.zeros(config.num_envs, dtype),
         jnp.zeros(config.num_envs, jnp.int32),
     )
+    state = TrainState(params, opt, stats, key, env_state, obs, memory, episodes)
+    position = Position()
 
     per_iter = config.num_envs * config.num_steps
     iterations = max(1, -(-config.total_steps // per_iter))
-    n_episodes = 0
-    last: dict[str, Any] = {}  # means of the latest iteration in which episodes ended
-    fields_ = [
-        "iteration", "env_steps", "wall_s", "rollout_s", "update_s", "steps_per_s",
-        "episodes", "episodes_ended", "mean_return", "mean_raw_return", "mean_distance",
-        "max_distance", "mean_length", "learning_rate", "policy_loss", "value_loss", "entropy",
-        "approx_kl",
-    ]  # fmt: skip
     path = out / PARAMS_FILE
-    iter_s = 0.0  # duration of the latest iteration after the first (which compiles)
-    with (out / "progress.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields_)
-        writer.writeheader()
+    if resume:
+        state, position = load_resume(out / RESUME_FILE, state)
+        if position.next_iteration >= iterations:
+            _report_line(
+                f"{out} has run {position.next_iteration} iterations, total_steps "
+                f"{config.total_steps} needs {iterations}: nothing to run",
+                None,
+            )
+            return path
+        _keep_progress(out / PROGRESS_FILE, position.next_iteration)
+        _write_config(out, config)  # with the new budgets
+    params, opt, stats, key, env_state, obs, memory, episodes = state
+    start = position.next_iteration
+    n_episodes = position.n_episodes
+    last: dict[str, Any] = dict(position.last)  # means of the latest iteration with endings
+    iter_s = 0.0  # duration of the latest iteration after this call's first (which compiles)
+    with (out / PROGRESS_FILE).open("a" if resume else "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=PROGRESS_COLUMNS)
+        if not resume:
+            writer.writeheader()
         fh.flush()  # a run killed while the first iteration compiles still leaves the header
-        bar = tqdm(range(iterations), desc="ppo", disable=not progress)
+        bar = tqdm(
+            range(start, iterations),
+            desc="ppo",
+            initial=start,
+            total=iterations,
+            disable=not progress,
+        )
         for it in bar:
             t0 = time.time()
             lr = config.learning_rate * (1.0 - it / iterations if config.anneal_lr else 1.0)
@@ -962,7 +1201,7 @@ def train(
             )
             host = jax.device_get({"aux": aux, "done": done})  # one transfer of scalars
             t2 = time.time()
-            if it > 0:
+            if it > start:
                 iter_s = t2 - t0
             d = Finished(*(float(v) for v in host["done"]))
             n_episodes += int(d.count)
@@ -979,7 +1218,7 @@ def train(
             row = {
                 "iteration": it,
                 "env_steps": env_steps,
-                "wall_s": round(t2 - t_start, 2),
+                "wall_s": round(position.wall_s + t2 - t_start, 2),
                 "rollout_s": round(t1 - t0, 3),
                 "update_s": round(t2 - t1, 3),
                 "steps_per_s": round(per_iter / (t2 - t0), 1),
@@ -994,13 +1233,16 @@ def train(
             }
             writer.writerow(row)
             fh.flush()
-            elapsed = time.time() - t_start
+            elapsed = time.time() - t_start  # this call's: the budget is per invocation
             # Stop before an iteration that would run past the budget (the first iteration's
             # time includes compiling, so it does not predict the next one).
             out_of_time = bool(config.time_budget_s) and elapsed + iter_s >= config.time_budget_s
             final = it == iterations - 1 or out_of_time
             if final or (it + 1) % config.checkpoint_every == 0:
                 save_params(path, params, stats, env_steps=env_steps, iteration=it)
+                reached = Position(it + 1, env_steps, n_episodes, last, position.wall_s + elapsed)
+                state = TrainState(params, opt, stats, key, env_state, obs, memory, episodes)
+                save_resume(out / RESUME_FILE, state, reached)
                 _report(row, bar if progress else None)
             if on_iteration is not None:
                 on_iteration(it, row)
