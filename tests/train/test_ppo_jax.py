@@ -951,3 +951,22 @@ def test_progress_header_is_on_disk_before_the_first_iteration(tmp_path, monkeyp
     with pytest.raises(Killed) as info:
         train(PPOConfig(**TINY), out, progress=False)
     assert str(info.value).startswith("iteration,env_steps,")
+
+
+def test_the_cli_resumes_a_stopped_ppo_run_to_its_own_budget(tiny_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from l2run.cli import app
+
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run["snapshot"], out)  # stopped after iteration 0 of 2
+    first_row = (out / "progress.csv").read_text().splitlines()[1]
+    result = CliRunner().invoke(app, ["train", "--resume", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"model saved to {out / PARAMS_FILE}" in " ".join(result.output.split())
+    rows = (out / "progress.csv").read_text().splitlines()[1:]
+    assert len(rows) == 2 and rows[0] == first_row  # went on: iteration 0 kept, timings too
+    with np.load(out / PARAMS_FILE) as got, np.load(tiny_run["out"] / PARAMS_FILE) as want:
+        assert sorted(got) == sorted(want)
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name], err_msg=name)
