@@ -139,10 +139,12 @@ def test_a_stopped_run_resumes_from_its_last_checkpoint_with_its_replay_buffer(
     rows_after = _monitor_rows(out)
     assert rows_after[: len(rows_before)] == rows_before and len(rows_after) > len(rows_before)
 
-    # a finished run extends; without --steps it has nothing left to do
-    result = runner.invoke(app, ["train", "--resume", str(out)])
-    assert result.exit_code == 0, result.output
-    assert load_run(out)[1].num_timesteps == 150
+    # a finished run has nothing left to do without a larger budget, and writes nothing
+    files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    for more in ([], ["--steps", "100"]):
+        result = runner.invoke(app, ["train", "--resume", str(out), *more])
+        assert result.exit_code == 0, result.output
+        assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
 
 
 def test_resume_refuses_what_it_cannot_continue(tmp_path):

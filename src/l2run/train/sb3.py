@@ -191,8 +191,9 @@ def train(
     there are removed first with `overwrite`, else a folder that is not empty is refused.
 
     `resume`: continue the run in `out_dir` from its latest checkpoint (or its final model)
-    with its replay buffer, until `config.steps` agent steps in all; `config` must be the run's
-    own (`resume_config`) apart from `RESUMABLE_CHANGES`. The environment starts a fresh
+    with its replay buffer, until `config.steps` agent steps in all (a run already there is
+    left as it is, and the path of its model returned); `config` must be the run's own
+    (`resume_config`) apart from `RESUMABLE_CHANGES`. The environment starts a fresh
     episode (the one under way when the run stopped is lost, as are the exploration noise's
     state and the steps after the checkpoint) with courses drawn from a seed moved on by the
     steps taken, so the resumed part does not replay the first courses.
@@ -204,6 +205,9 @@ def train(
     torch.set_num_threads(max(1, config.torch_threads))
     out = Path(out_dir)
     record = _resume_record(out, config) if resume else None
+    if record is not None and record["timesteps"] >= config.steps:
+        # Nothing left to train: write nothing (a smaller budget is not the run's record).
+        return out / record["checkpoint"]
     inner = make_env(config.engine, config.difficulty, config.max_obstacles, config.wrappers)
     if record is None:
         out = prepare_out_dir(out_dir, overwrite)  # after every check that can refuse the run
@@ -223,15 +227,13 @@ def train(
             out, config.algo, config.checkpoint_every, wall_s=float(record["wall_s"])
         )
     (out / "config.json").write_text(json.dumps(asdict(config), indent=1))
-    remaining = config.steps - int(model.num_timesteps)
-    if remaining > 0:
-        model.learn(
-            total_timesteps=remaining,
-            callback=saver.callback(),
-            progress_bar=config.progress_bar,
-            tb_log_name=config.algo,
-            reset_num_timesteps=record is None,
-        )
+    model.learn(
+        total_timesteps=config.steps - int(model.num_timesteps),
+        callback=saver.callback(),
+        progress_bar=config.progress_bar,
+        tb_log_name=config.algo,
+        reset_num_timesteps=record is None,
+    )
     path = out / FINAL_MODEL_FILE
     with replacing(path) as tmp:
         model.save(tmp)
