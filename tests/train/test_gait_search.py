@@ -236,13 +236,14 @@ def test_a_resumed_search_equals_one_never_stopped(tmp_path, budget):
     walls = [float(r["wall_s"]) for r in csv.DictReader((part / "curve.csv").open())]
     assert max(walls[:STOP_AFTER]) < HOUR_S <= min(walls[STOP_AFTER:])
     assert _state(part)["elapsed_s"] >= walls[-1]
-    # Resumed once more with the same budget: spent, so nothing is written but its config.
-    files = {name: (part / name).read_bytes() for name in ("curve.csv", "search_state.pkl")}
-    logged.clear()
-    again = search(_population, _config(), part, log=logged.append, resume=True)
-    np.testing.assert_array_equal(again, best)
-    assert len(logged) == 1
-    assert files == {name: (part / name).read_bytes() for name in files}
+    # Resumed once more with the same or a smaller budget: spent, so nothing is written.
+    files = {p: p.read_bytes() for p in part.iterdir()}
+    for config in (_config(), _config(generations=STOP_AFTER)):
+        logged.clear()
+        again = search(_population, config, part, log=logged.append, resume=True)
+        np.testing.assert_array_equal(again, best)
+        assert len(logged) == 1 and "nothing to run" in logged[0]
+        assert files == {p: p.read_bytes() for p in part.iterdir()}
 
 
 def test_a_search_killed_between_its_curve_row_and_its_state_resumes_without_that_row(tmp_path):

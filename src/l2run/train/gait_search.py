@@ -514,6 +514,12 @@ def search(
     if resume:
         out = Path(out_dir)
         trim_curve(out / CURVE_FILE, state["generation"])
+        spent = (
+            state["env_steps"] >= config.max_env_steps or state["generation"] >= config.generations
+        )
+        if spent:  # write nothing: a smaller budget is not the run's record
+            log(f"the search in {out} has spent this budget: nothing to run")
+            return state["best_x"]
         log(
             f"resuming the search in {out} from generation {state['generation']} "
             f"({state['env_steps']} env steps, {state['elapsed_s']:.0f} s so far)"
