@@ -127,3 +127,22 @@ def test_a_folder_as_target_is_refused_before_rendering(recording, tmp_path, suf
     with pytest.raises(IsADirectoryError, match="is a folder"):
         write_video(recording, folder, progress=False)
     assert list(folder.iterdir()) == []
+
+
+def test_gif_frames_streamed_to_pillow_make_the_file_imageio_makes(recording, tmp_path) -> None:
+    """The GIF writer hands Pillow its frames one by one (Pillow then keeps 1-byte palette
+    frames, not imageio's list of RGB ones); the file is the same byte for byte."""
+    import imageio.v2 as imageio
+
+    from l2run.render.frame import render_recording
+
+    camera = Camera(width=160, height=96)
+    ours = write_video(recording, tmp_path / "ours.gif", camera=camera, progress=False)
+    with Image.open(ours) as gif:
+        delay = gif.info["duration"]
+    theirs = tmp_path / "theirs.gif"
+    writer = imageio.get_writer(theirs, format="GIF", mode="I", duration=delay, loop=0)
+    for image in render_recording(recording, camera, 2):
+        writer.append_data(image)
+    writer.close()
+    assert ours.read_bytes() == theirs.read_bytes()

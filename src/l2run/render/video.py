@@ -15,8 +15,10 @@ render leaves any earlier video whole.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from l2run.atomic_files import not_a_folder, replacing
@@ -100,33 +102,50 @@ def write_video(
     fps = _frame_rate(recording, suffix, stride, speed)
     n_frames = len(range(0, len(recording), stride))
 
-    import imageio.v2 as imageio
-
+    frames = tqdm(
+        render_recording(recording, cam, stride),
+        total=n_frames,
+        desc=f"render {out.name}",
+        unit="frame",
+        disable=not progress,
+    )
     with replacing(out) as tmp:
         if suffix == ".mp4":
-            writer = imageio.get_writer(
-                tmp,
-                format="FFMPEG",
-                fps=fps,
-                codec="libx264",
-                pixelformat="yuv420p",
-                macro_block_size=H264_BLOCK,
-                quality=7,
-                ffmpeg_log_level="error",
-            )
-        else:  # whole 1/100 s: Pillow truncates, which would make 19.999 ms a 10 ms frame
-            delay_ms = 10.0 * max(2, round(100.0 / fps))
-            writer = imageio.get_writer(tmp, format="GIF", mode="I", duration=delay_ms, loop=0)
-        frames = render_recording(recording, cam, stride)
-        try:
-            for image in tqdm(
-                frames,
-                total=n_frames,
-                desc=f"render {out.name}",
-                unit="frame",
-                disable=not progress,
-            ):
-                writer.append_data(image)
-        finally:
-            writer.close()
+            _write_mp4(tmp, frames, fps)
+        else:
+            _write_gif(tmp, frames, fps)
     return out
+
+
+def _write_mp4(path: Path, frames: Iterable[np.ndarray], fps: float) -> None:
+    """H.264 through imageio-ffmpeg, frame by frame."""
+    import imageio.v2 as imageio
+
+    writer = imageio.get_writer(
+        path,
+        format="FFMPEG",
+        fps=fps,
+        codec="libx264",
+        pixelformat="yuv420p",
+        macro_block_size=H264_BLOCK,
+        quality=7,
+        ffmpeg_log_level="error",
+    )
+    try:
+        for image in frames:
+            writer.append_data(image)
+    finally:
+        writer.close()
+
+
+def _write_gif(path: Path, frames: Iterable[np.ndarray], fps: float) -> None:
+    """An animated GIF by Pillow, which holds every frame until it writes the file: handed the
+    frames one by one (not as a list of RGB images, as imageio's writer keeps them), it keeps
+    each as its 1-byte-per-pixel palette image, a third of the memory, for the same file."""
+    from PIL import Image
+
+    # whole 1/100 s: Pillow truncates, which would make 19.999 ms a 10 ms frame
+    delay_ms = 10.0 * max(2, round(100.0 / fps))
+    images = (Image.fromarray(frame) for frame in frames)
+    first = next(images)
+    first.save(path, format="GIF", save_all=True, append_images=images, duration=delay_ms, loop=0)
