@@ -35,6 +35,21 @@ def test_record_writes_one_recording_per_episode(tmp_path) -> None:
     assert load_recording(files[1]).obstacles.shape == (0, 3)
 
 
+def test_a_record_path_in_upper_case_is_written_where_it_says(tmp_path) -> None:
+    """numpy appends .npz to a file name ending otherwise (.NPZ too); recordings are written
+    through an open file, so the name is kept."""
+    from l2run.render.recording import episode_path, load_recording
+
+    path = tmp_path / "EPISODE.NPZ"
+    env = RunEnv(record=path)
+    env.reset(difficulty=0, seed=1)
+    for _ in range(2):
+        env.step(np.full(18, 0.2))
+    env.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [episode_path(path, 0).name]
+    assert len(load_recording(episode_path(path, 0))) == 3
+
+
 def test_visualize_without_display_warns_at_most_once_and_runs(monkeypatch) -> None:
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
@@ -102,7 +117,7 @@ def test_a_record_path_that_cannot_be_written_fails_at_construction(tmp_path) ->
     for bad, match in (
         (tmp_path / "a_file" / "episode.npz", "cannot write"),
         (tmp_path / "folder.npz", "it is a folder"),
-        (tmp_path / "episode.NPZ", "must end in .npz"),
+        (tmp_path / "episode.npy", "must end in .npz"),
     ):
         with pytest.raises(ValueError, match=match):
             RunEnv(record=bad)

@@ -151,11 +151,11 @@ def later_episode_files(path: str | os.PathLike[str]) -> list[Path]:
 
 
 def check_recording_path(path: str | os.PathLike[str]) -> Path:
-    """`path` as a Path once it ends in .npz (numpy's rule: it appends .npz to any other name)
-    and a file can be written there (`atomic_files.check_writable`); ValueError otherwise."""
+    """`path` as a Path once it ends in .npz (any case) and a file can be written there
+    (`atomic_files.check_writable`); ValueError otherwise."""
     p = Path(path)
-    if p.suffix != ".npz":
-        raise ValueError(f"a recording path must end in .npz (lower case), got {p.name!r}")
+    if p.suffix.lower() != ".npz":
+        raise ValueError(f"a recording path must end in .npz, got {p.name!r}")
     return check_writable(p)
 
 
@@ -346,8 +346,9 @@ class Recorder:
 def _write_atomically(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Save `arrays` as a compressed .npz at `path`, replacing any file there only once the
     new one is complete."""
-    with replacing(path) as tmp:
-        np.savez_compressed(tmp, **arrays)
+    # Into an open file: given a name, numpy appends .npz to any other ending (.NPZ included).
+    with replacing(path) as tmp, tmp.open("wb") as fh:
+        np.savez_compressed(fh, **arrays)
 
 
 def drop_metadata(path: str | os.PathLike[str], keys: Iterable[str]) -> Path:
