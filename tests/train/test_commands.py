@@ -272,7 +272,13 @@ def test_a_finished_search_resumes_to_a_larger_budget(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     rows = (out / "curve.csv").read_text().splitlines()[1:]
     assert [row.split(",")[0] for row in rows] == ["0"]  # 2 candidates x 3 steps > 5
+    # half-written files of a kill: removed by the resume
+    leftovers = [out / ".curve-0123.part.csv", out / "checkpoints" / ".x_8_steps-01.part.zip"]
+    (out / "checkpoints").mkdir()
+    for path in leftovers:
+        path.write_text("partial")
     result = runner.invoke(app, ["train", "--resume", str(out), "--steps", "12"])
+    assert not any(path.exists() for path in leftovers)
     assert result.exit_code == 0, result.output
     rows = (out / "curve.csv").read_text().splitlines()[1:]
     assert [row.split(",")[0] for row in rows] == ["0", "1"]

@@ -756,15 +756,21 @@ def test_residual_rollout_runs_the_walker_with_memory_reset_at_autoreset():
                 walker.reset()
 
 
-def test_resume_refuses_a_base_policy_that_changed_since(residual_run, tmp_path):
-    from l2run.train.walker import WalkerPolicy
-
+def test_a_residual_run_resumes_with_its_own_copy_of_its_walker(residual_run, tmp_path):
+    """The base_policy path in a run's config may be relative to wherever it was started (or
+    gone since): a resumed run adds to the walker copied into it, and goes on as if never
+    stopped."""
     out = tmp_path / "run"
-    shutil.copytree(residual_run["out"], out)
-    walker = WalkerPolicy.load(out / BASE_POLICY_FILE)
-    WalkerPolicy(walker.params + 0.01, walker.meta).save(out / BASE_POLICY_FILE)
-    with pytest.raises(ValueError, match="no longer the walker"):
-        train(PPOConfig(**{**RESIDUAL, "total_steps": 96}), out, progress=False, resume=True)
+    shutil.copytree(residual_run["first"], out)  # stopped after iteration 0
+    saved = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**saved, "base_policy": "gone/walker.json"}))
+    config = resume_config(out)
+    with contextlib.redirect_stdout(io.StringIO()):
+        train(config, out, progress=False, resume=True)
+    with np.load(out / PARAMS_FILE) as got, np.load(residual_run["out"] / PARAMS_FILE) as want:
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    assert json.loads((out / "config.json").read_text())["base_policy"] == "gone/walker.json"
 
 
 def test_a_missing_base_policy_fails_before_anything_is_written(tmp_path):

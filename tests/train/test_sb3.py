@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -98,44 +99,65 @@ def _monitor_rows(out) -> list[str]:
     return lines[2:]
 
 
+def _buffer_size(out, record: dict) -> int:
+    """Transitions in the replay buffer a resume record names."""
+    _, model = load_run(out, out / record["checkpoint"])
+    model.load_replay_buffer(out / record["replay_buffer"])
+    return model.replay_buffer.size()
+
+
+def _record(out) -> dict:
+    return json.loads((out / "resume.json").read_text())
+
+
+def _stop_after_checkpoint(monkeypatch, steps: int) -> None:
+    """Stop the run like a kill right after its checkpoint at `steps` agent steps is saved."""
+    import l2run.train.sb3 as sb3
+
+    save = sb3._ResumableCheckpoints.save
+
+    def then_stop(self, model, name, save_model):
+        save(self, model, name, save_model)
+        if model.num_timesteps == steps:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(sb3._ResumableCheckpoints, "save", then_stop)
+
+
 def test_a_stopped_run_resumes_from_its_last_checkpoint_with_its_replay_buffer(
     tmp_path, monkeypatch
 ):
-    import l2run.train.sb3 as sb3
-
     out = tmp_path / "run"
-    save = sb3._ResumableCheckpoints.save
-
-    def save_then_stop(self, model, name, save_model):
-        save(self, model, name, save_model)
-        if model.num_timesteps == 80:
-            raise KeyboardInterrupt  # the run is killed right after its second checkpoint
-
-    monkeypatch.setattr(sb3._ResumableCheckpoints, "save", save_then_stop)
+    _stop_after_checkpoint(monkeypatch, 80)  # its second
     with pytest.raises(KeyboardInterrupt):
         train(_short_config(120, 40), out)
     monkeypatch.undo()
-    record = json.loads((out / "resume.json").read_text())
+    record = _record(out)
     assert record["checkpoint"] == "checkpoints/td3_80_steps.zip" and record["timesteps"] == 80
     assert not (out / "model.zip").exists()
     rows_before = _monitor_rows(out)
     # SB3 calls back before it stores the step's transition: a checkpoint's buffer holds the
     # transitions before its step
-    _, stopped = load_run(out, out / record["checkpoint"])
-    stopped.load_replay_buffer(out / "replay_buffer.pkl")
-    assert stopped.replay_buffer.size() == 79
+    assert _buffer_size(out, record) == 79
+    # the wall time goes on from the record's (forged: an hour)
+    (out / "resume.json").write_text(json.dumps({**record, "wall_s": 3600.0}))
 
+    t0 = time.time()
     result = runner.invoke(
         app, ["train", "--resume", str(out), "--steps", "150"], catch_exceptions=False
     )
+    resumed_s = time.time() - t0
     assert result.exit_code == 0, result.output
     config, model = load_run(out)
     assert config.steps == 150 and model.num_timesteps == 150
     # the buffer went on from the checkpoint's 79 transitions: 70 more, none lost or doubled
-    model.load_replay_buffer(out / "replay_buffer.pkl")
-    assert model.replay_buffer.size() == 79 + 70
-    assert json.loads((out / "resume.json").read_text())["checkpoint"] == "model.zip"
+    record = _record(out)
+    assert record["checkpoint"] == "model.zip" and _buffer_size(out, record) == 79 + 70
+    meta = json.loads((out / "train_meta.json").read_text())
+    assert meta["timesteps"] == 150 and 3600 < meta["wall_s"] <= 3600 + resumed_s + 0.1
     assert (out / "checkpoints" / "td3_120_steps.zip").is_file()
+    buffers = sorted(p.name for p in (out / "checkpoints").glob("*.pkl"))
+    assert buffers == ["replay_buffer_150_steps.pkl"]  # the earlier ones removed
     rows_after = _monitor_rows(out)
     assert rows_after[: len(rows_before)] == rows_before and len(rows_after) > len(rows_before)
 
@@ -147,6 +169,48 @@ def test_a_stopped_run_resumes_from_its_last_checkpoint_with_its_replay_buffer(
         assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
 
 
+def test_a_run_killed_between_a_buffer_and_its_record_resumes_from_the_record(
+    tmp_path, monkeypatch
+):
+    """The buffer of the 80-step checkpoint is written, its record is not: the run resumes
+    from the 40-step checkpoint with that checkpoint's own buffer."""
+    import l2run.train.sb3 as sb3
+
+    out = tmp_path / "run"
+    write_record = sb3.write_resume_record
+
+    def killed_at_80(run, checkpoint, buffer, timesteps, wall_s):
+        if timesteps == 80:
+            raise KeyboardInterrupt
+        write_record(run, checkpoint, buffer, timesteps, wall_s)
+
+    monkeypatch.setattr(sb3, "write_resume_record", killed_at_80)
+    with pytest.raises(KeyboardInterrupt):
+        train(_short_config(120, 40), out)
+    monkeypatch.undo()
+    record = _record(out)
+    assert record["timesteps"] == 40 and _buffer_size(out, record) == 39
+    result = runner.invoke(app, ["train", "--resume", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert _buffer_size(out, _record(out)) == 39 + 80
+
+
+def test_a_run_killed_after_its_last_checkpoint_is_finished_by_resume(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    _stop_after_checkpoint(monkeypatch, 120)  # the last, before model.zip
+    with pytest.raises(KeyboardInterrupt):
+        train(_short_config(120, 40), out)
+    monkeypatch.undo()
+    assert not (out / "model.zip").exists()
+    result = runner.invoke(app, ["train", "--resume", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    checkpoint = (out / "checkpoints" / "td3_120_steps.zip").read_bytes()
+    assert (out / "model.zip").read_bytes() == checkpoint
+    assert _record(out)["checkpoint"] == "model.zip"
+    assert json.loads((out / "train_meta.json").read_text())["timesteps"] == 120
+    assert load_run(out)[1].num_timesteps == 120
+
+
 def test_resume_refuses_what_it_cannot_continue(tmp_path):
     out = tmp_path / "run"
     train(_short_config(60, 30), out)
@@ -154,9 +218,19 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path):
     cfg.difficulty = 2
     with pytest.raises(ValueError, match=r"difficulty \(0 in the run, 2 now\)"):
         train(cfg, out, resume=True)
-    (out / "replay_buffer.pkl").unlink()
-    with pytest.raises(ValueError, match="names replay_buffer.pkl, which is missing"):
+    record = _record(out)
+    buffer = out / record["replay_buffer"]
+    data = buffer.read_bytes()
+    buffer.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="is not a readable replay buffer"):
         train(_short_config(90, 30), out, resume=True)
+    buffer.unlink()
+    with pytest.raises(ValueError, match="names checkpoints/replay_buffer_60_steps.pkl, which"):
+        train(_short_config(90, 30), out, resume=True)
+    for bad in ({"replay_buffer": "../elsewhere.pkl"}, {"timesteps": True}):
+        (out / "resume.json").write_text(json.dumps({**record, **bad}))
+        with pytest.raises(ValueError, match="is not a resume record"):
+            train(_short_config(90, 30), out, resume=True)
     (out / "resume.json").unlink()
     with pytest.raises(ValueError, match="has no resume.json"):
         train(_short_config(90, 30), out, resume=True)

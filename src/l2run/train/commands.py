@@ -259,12 +259,12 @@ def _given_options(ctx: typer.Context, names: tuple[str, ...]) -> list[str]:
 def run_kind(run: Path) -> str:
     """What trained the run in folder `run`: "search", "ppo" or "sb3"; ValueError when it is
     no training run's folder."""
-    from l2run.train.gait_search import SEARCH_STATE_FILE
+    from l2run.train.gait_search import SEARCH_CONFIG_FILE, SEARCH_STATE_FILE
     from l2run.train.run_dir import read_run_config
 
     if not run.is_dir():
         raise ValueError(f"{run} is not a folder")
-    if (run / "search_config.json").is_file() or (run / SEARCH_STATE_FILE).is_file():
+    if (run / SEARCH_CONFIG_FILE).is_file() or (run / SEARCH_STATE_FILE).is_file():
         return "search"
     if not (run / "config.json").is_file():
         raise ValueError(f"{run} holds no training run (no config.json or search_config.json)")
@@ -278,8 +278,10 @@ def run_kind(run: Path) -> str:
 
 def _resume(ctx: typer.Context, run: Path, steps: int) -> None:
     """`l2run train --resume RUN [--steps N]`: continue RUN with its own settings."""
-    others = ("algo", "engine", "difficulty", "out", "seed", "max_obstacles", "config", "init")
-    given = _given_options(ctx, (*others, "overwrite"))
+    # every option but these two: one added to `train` later is refused here too
+    given = _given_options(
+        ctx, tuple(name for name in ctx.params if name not in ("resume", "steps"))
+    )
     if given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise typer.BadParameter(
@@ -290,6 +292,9 @@ def _resume(ctx: typer.Context, run: Path, steps: int) -> None:
     budget = steps if _given_options(ctx, ("steps",)) else None
     try:
         kind = run_kind(run)
+        from l2run.train.run_dir import remove_leftovers
+
+        remove_leftovers(run)  # a killed run's half-written files
         if kind == "search":
             from l2run.train.evaluate import SEARCH_MODULES
 
@@ -301,7 +306,7 @@ def _resume(ctx: typer.Context, run: Path, steps: int) -> None:
                 cfg.max_env_steps = budget
             cfg.validate()
             best = gs.search(gs.population_fn(cfg), cfg, run, resume=True)
-            typer.echo(f"best parameters written to {run / 'best.json'} ({len(best)} values)")
+            typer.echo(f"best parameters in {run / 'best.json'} ({len(best)} values)")
             return
         if kind == "ppo":
             from l2run.train import ppo_jax

@@ -398,7 +398,7 @@ def read_search_state(out_dir: str | Path, config: SearchConfig) -> dict[str, An
         raise ValueError(
             f"cannot resume the search in {out}: there is no {SEARCH_STATE_FILE} (a search "
             "writes it after each generation, so one stopped before its first generation "
-            "finished cannot be resumed: start it anew)"
+            "finished, or run before resuming existed, cannot be resumed: start it anew)"
         )
     try:
         state = pickle.loads(path.read_bytes())
@@ -518,7 +518,11 @@ def search(
             state["env_steps"] >= config.max_env_steps or state["generation"] >= config.generations
         )
         if spent:  # write nothing: a smaller budget is not the run's record
-            log(f"the search in {out} has spent this budget: nothing to run")
+            log(
+                f"the search in {out} has run {state['generation']} generations and "
+                f"{state['env_steps']} env steps, the budget (generations "
+                f"{config.generations}, max_env_steps {config.max_env_steps}): nothing to run"
+            )
             return state["best_x"]
         log(
             f"resuming the search in {out} from generation {state['generation']} "

@@ -35,7 +35,7 @@ import sys
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -1020,7 +1020,8 @@ def _check_resumable(out: Path, config: PPOConfig) -> None:
         raise ValueError(
             f"cannot resume {out}: it has no {' and no '.join(missing)} (a PPO run writes its "
             "state at each checkpoint, every checkpoint_every iterations, so a run stopped "
-            "before its first checkpoint cannot be resumed)"
+            "before its first checkpoint, or trained before resuming existed, cannot be "
+            "resumed)"
         )
     theirs, ours = _as_saved(resume_config(out)), _as_saved(config)
     differ = [k for k in ours if k not in BUDGET_FIELDS and ours[k] != theirs[k]]
@@ -1029,19 +1030,6 @@ def _check_resumable(out: Path, config: PPOConfig) -> None:
             f"cannot resume {out} with another config (only {', '.join(BUDGET_FIELDS)} may "
             "change): "
             + "; ".join(f"{k} is {ours[k]!r}, the run's is {theirs[k]!r}" for k in differ)
-        )
-
-
-def _check_same_base(out: Path, config: PPOConfig, base: np.ndarray) -> None:
-    """ValueError unless `base` (the walker `config.base_policy` names now, which the rollout
-    adds to) is the one the run in `out` saved: its weights are residuals over that one."""
-    from l2run.train.walker import WalkerPolicy
-
-    saved = WalkerPolicy.load(out / BASE_POLICY_FILE).params
-    if not np.array_equal(saved, base):
-        raise ValueError(
-            f"cannot resume {out}: base_policy {config.base_policy} is no longer the walker "
-            f"the run trained on ({out / BASE_POLICY_FILE} differs)"
         )
 
 
@@ -1116,9 +1104,12 @@ def train(
         params, stats = _initial_weights(config, k_init)  # before writing: fails on a bad init_from
     params = _strong(params)
 
-    base = load_base_params(config.base_policy) if config.base_policy else None
-    if resume and base is not None:
-        _check_same_base(out, config, base)
+    # What the rollout runs: a resumed residual run adds to its own copy of its walker (the
+    # path its config names may be relative to wherever it was started, or gone).
+    program = config
+    if resume and config.base_policy:
+        program = replace(config, base_policy=str(out / BASE_POLICY_FILE))
+    base = load_base_params(program.base_policy) if program.base_policy else None
     if not resume:
         out = prepare_out_dir(out, overwrite)  # after every check that can refuse the run
         _write_config(out, config)
@@ -1127,7 +1118,7 @@ def train(
     model = cast_floats(load_params(), dtype)
     seeds = course_seeds(config)
     pool = course_pool(seeds, config.difficulty, config.max_obstacles)
-    rollout, update = _cached_functions(_compile_key(config))
+    rollout, update = _cached_functions(_compile_key(program))
 
     opt = _adam_init(params)
     env_state = _strong(reset_from_pool(model, pool, k_reset, config.num_envs))

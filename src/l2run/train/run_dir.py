@@ -25,10 +25,9 @@ RUN_FILES = (
     "curve.png",
     "search_config.json",
     "search_state.pkl",  # controller searches: what `--resume` continues from, per generation
-    "replay_buffer.pkl",  # sb3 (off-policy): the replay buffer at the latest checkpoint
     "resume.json",  # sb3: the checkpoint `--resume` continues from
 )
-RUN_FOLDERS = ("checkpoints", "tb")  # sb3
+RUN_FOLDERS = ("checkpoints", "tb")  # sb3 (checkpoints/ also holds the latest replay buffer)
 # An atomic write killed half-way (`atomic_files.replacing`'s temporary files).
 RUN_PATTERNS = tuple(
     f".{Path(name).stem}-*.part{Path(name).suffix}" for name in RUN_FILES if "." in name
@@ -52,6 +51,17 @@ def run_files(out: Path) -> list[Path]:
     found = [out / name for name in (*RUN_FILES, *RUN_FOLDERS) if (out / name).exists()]
     for pattern in RUN_PATTERNS:
         found += sorted(out.glob(pattern))
+    return found
+
+
+def remove_leftovers(out: Path) -> list[Path]:
+    """Remove the temporary files of atomic writes that a killed run left in `out` and its
+    checkpoints folder (`.NAME-*.part.EXT`); returns them. For a run about to be resumed:
+    nothing else writes there then."""
+    found = [p for pattern in RUN_PATTERNS for p in out.glob(pattern)]
+    found += (out / "checkpoints").glob(".*.part.*")
+    for path in found:
+        path.unlink()
     return found
 
 

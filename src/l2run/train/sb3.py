@@ -15,7 +15,9 @@ stopped, or extends one that finished.
 from __future__ import annotations
 
 import json
+import shutil
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -28,9 +30,11 @@ from l2run.train.run_dir import prepare_out_dir, read_run_config
 
 ALGOS = ("ddpg", "td3", "sac")
 ENV_ID = "l2run/Run-v0"
-REPLAY_BUFFER_FILE = "replay_buffer.pkl"
-RESUME_FILE = "resume.json"  # {"checkpoint": path in the run, "timesteps": n, "wall_s": s}
+CHECKPOINTS = "checkpoints"  # the run's folder of checkpoints (and the latest replay buffer)
+REPLAY_BUFFER_PREFIX = "replay_buffer_"  # + agent steps + "_steps.pkl", in CHECKPOINTS
+RESUME_FILE = "resume.json"  # see write_resume_record
 FINAL_MODEL_FILE = "model.zip"
+TRAIN_META_FILE = "train_meta.json"
 # Fields of a run's config a resumed run may change: its budget and how it reports.
 RESUMABLE_CHANGES = ("steps", "progress_bar")
 
@@ -142,9 +146,10 @@ def build_model(config: TrainConfig, env, tensorboard_log: str | None):
 
 
 class _ResumableCheckpoints:
-    """Every `every` agent steps: the model in `checkpoints/`, then the replay buffer, then
-    `resume.json` naming that checkpoint, each written whole before the next starts, so a run
-    killed at any moment leaves a matching checkpoint and buffer to resume from."""
+    """Every `every` agent steps: the model in `checkpoints/`, then the replay buffer beside it
+    under a name of its own, then `resume.json` naming both, each written whole before the next
+    starts; the previous buffer is removed only after that. So a run killed at any moment leaves
+    a resume record whose checkpoint and buffer go together."""
 
     def __init__(self, out: Path, algo: str, every: int, wall_s: float = 0.0) -> None:
         self.out, self.algo, self.every = out, algo, every
@@ -158,7 +163,7 @@ class _ResumableCheckpoints:
         class Callback(BaseCallback):
             def _on_step(self) -> bool:
                 if self.num_timesteps % outer.every == 0:
-                    name = f"checkpoints/{outer.algo}_{self.num_timesteps}_steps.zip"
+                    name = f"{CHECKPOINTS}/{outer.algo}_{self.num_timesteps}_steps.zip"
                     outer.save(self.model, name, save_model=True)
                 return True
 
@@ -174,14 +179,31 @@ class _ResumableCheckpoints:
         if save_model:
             with replacing(self.out / name) as tmp:
                 model.save(tmp)
-        with replacing(self.out / REPLAY_BUFFER_FILE) as tmp:
+        buffer = f"{CHECKPOINTS}/{REPLAY_BUFFER_PREFIX}{model.num_timesteps}_steps.pkl"
+        with replacing(self.out / buffer) as tmp:
             model.save_replay_buffer(tmp)
-        record = {
-            "checkpoint": name,
-            "timesteps": int(model.num_timesteps),
-            "wall_s": round(self.wall_s(), 1),
-        }
-        write_bytes_atomically(self.out / RESUME_FILE, json.dumps(record, indent=1).encode())
+        write_resume_record(self.out, name, buffer, int(model.num_timesteps), self.wall_s())
+        for old in (self.out / CHECKPOINTS).glob(f"{REPLAY_BUFFER_PREFIX}*_steps.pkl"):
+            if old.name != Path(buffer).name:  # no record names it any more
+                old.unlink()
+
+
+def write_resume_record(
+    out: Path, checkpoint: str, buffer: str, timesteps: int, wall_s: float
+) -> None:
+    """`resume.json`: the model and replay buffer (paths in the run) a resumed run starts from,
+    the agent steps they hold and the run's wall seconds so far."""
+    record = {
+        "checkpoint": checkpoint,
+        "replay_buffer": buffer,
+        "timesteps": timesteps,
+        "wall_s": round(wall_s, 1),
+    }
+    write_bytes_atomically(out / RESUME_FILE, json.dumps(record, indent=1).encode())
+
+
+def _write_json(path: Path, data: dict) -> None:
+    write_bytes_atomically(path, json.dumps(data, indent=1).encode())
 
 
 def train(
@@ -192,11 +214,11 @@ def train(
 
     `resume`: continue the run in `out_dir` from its latest checkpoint (or its final model)
     with its replay buffer, until `config.steps` agent steps in all (a run already there is
-    left as it is, and the path of its model returned); `config` must be the run's own
-    (`resume_config`) apart from `RESUMABLE_CHANGES`. The environment starts a fresh
-    episode (the one under way when the run stopped is lost, as are the exploration noise's
-    state and the steps after the checkpoint) with courses drawn from a seed moved on by the
-    steps taken, so the resumed part does not replay the first courses.
+    only finished: its checkpoint becomes model.zip if it stopped before writing that);
+    `config` must be the run's own (`resume_config`) apart from `RESUMABLE_CHANGES`. The
+    environment starts a fresh episode (the one under way when the run stopped is lost, as are
+    the exploration noise's state and the steps after the checkpoint) with courses drawn from a
+    seed moved on by the steps taken, so the resumed part does not replay the first courses.
     """
     import torch
     from stable_baselines3.common.monitor import Monitor
@@ -206,8 +228,7 @@ def train(
     out = Path(out_dir)
     record = _resume_record(out, config) if resume else None
     if record is not None and record["timesteps"] >= config.steps:
-        # Nothing left to train: write nothing (a smaller budget is not the run's record).
-        return out / record["checkpoint"]
+        return _finish(out, record)
     inner = make_env(config.engine, config.difficulty, config.max_obstacles, config.wrappers)
     if record is None:
         out = prepare_out_dir(out_dir, overwrite)  # after every check that can refuse the run
@@ -218,7 +239,7 @@ def train(
         saver = _ResumableCheckpoints(out, config.algo, config.checkpoint_every)
     else:
         model = load_model(config.algo, out / record["checkpoint"], env=env)
-        model.load_replay_buffer(out / REPLAY_BUFFER_FILE)
+        load_replay_buffer(model, out / record["replay_buffer"])
         model.tensorboard_log = str(out / "tb")
         # The saved last observation belongs to the stopped run's environment: start afresh.
         model._last_obs = None
@@ -226,7 +247,7 @@ def train(
         saver = _ResumableCheckpoints(
             out, config.algo, config.checkpoint_every, wall_s=float(record["wall_s"])
         )
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=1))
+    _write_json(out / "config.json", asdict(config))
     model.learn(
         total_timesteps=config.steps - int(model.num_timesteps),
         callback=saver.callback(),
@@ -238,10 +259,37 @@ def train(
     with replacing(path) as tmp:
         model.save(tmp)
     saver.save(model, FINAL_MODEL_FILE, save_model=False)
-    meta = {"wall_s": round(saver.wall_s(), 1), "timesteps": int(model.num_timesteps)}
-    (out / "train_meta.json").write_text(json.dumps(meta, indent=1))
+    _write_json(
+        out / TRAIN_META_FILE,
+        {"wall_s": round(saver.wall_s(), 1), "timesteps": int(model.num_timesteps)},
+    )
     env.close()
     return path
+
+
+def _finish(out: Path, record: dict) -> Path:
+    """A run whose budget is spent: write nothing, unless it stopped between its last
+    checkpoint and its model.zip, which its checkpoint then becomes (with the resume record
+    and train_meta.json that the end of `train` writes)."""
+    path = out / FINAL_MODEL_FILE
+    if record["checkpoint"] == FINAL_MODEL_FILE and path.is_file():
+        return path
+    with replacing(path) as tmp:
+        shutil.copyfile(out / record["checkpoint"], tmp)
+    steps, wall_s = record["timesteps"], record["wall_s"]
+    write_resume_record(out, FINAL_MODEL_FILE, record["replay_buffer"], steps, wall_s)
+    _write_json(out / TRAIN_META_FILE, {"wall_s": wall_s, "timesteps": steps})
+    return path
+
+
+def load_replay_buffer(model, path: Path) -> None:
+    """Load the replay buffer at `path` into `model`; ValueError naming a damaged file."""
+    try:
+        model.load_replay_buffer(path)
+    except Exception as exc:  # noqa: BLE001 - unpickling fails in many ways
+        raise ValueError(
+            f"{path} is not a readable replay buffer: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def resume_config(run_dir: str | Path) -> TrainConfig:
@@ -282,14 +330,20 @@ def _resume_record(out: Path, config: TrainConfig) -> dict:
     from l2run.train.json_files import read_json_object
 
     record = read_json_object(where)
-    checkpoint = record.get("checkpoint")
+    names = [record.get("checkpoint"), record.get("replay_buffer")]
+    steps, wall_s = record.get("timesteps"), record.get("wall_s")
     if (
-        not isinstance(checkpoint, str)
-        or not isinstance(record.get("timesteps"), int)
-        or not isinstance(record.get("wall_s"), int | float)
+        not all(isinstance(n, str) and _inside_run(n) for n in names)
+        or isinstance(steps, bool)
+        or not isinstance(steps, int)
+        or isinstance(wall_s, bool)
+        or not isinstance(wall_s, int | float)
     ):
-        raise ValueError(f"{where} is not a resume record (checkpoint, timesteps, wall_s)")
-    for name in (checkpoint, REPLAY_BUFFER_FILE):
+        raise ValueError(
+            f"{where} is not a resume record (checkpoint and replay_buffer: paths inside the "
+            "run; timesteps: an int; wall_s: a number)"
+        )
+    for name in names:
         if not (out / name).is_file():
             raise ValueError(f"{where} names {name}, which is missing from {out}")
     return record
@@ -306,12 +360,18 @@ def load_run(model_dir: str | Path, model_file: str | Path | None = None):
     return config, load_model(config.algo, model_path)
 
 
+def _inside_run(name: str) -> bool:
+    """Whether `name` is a relative path that stays inside the run's folder."""
+    path = Path(name)
+    return not path.is_absolute() and ".." not in path.parts
+
+
 def load_model(algo: str, path: Path, env=None):
     """The `algo` model saved at `path` (given `env` to go on training); ValueError when it
     holds another algorithm's model."""
     try:
         return _algo_class(algo).load(str(path), env=env, device="cpu")
-    except (AttributeError, KeyError, TypeError, RuntimeError) as exc:
+    except (AttributeError, KeyError, TypeError, RuntimeError, zipfile.BadZipFile) as exc:
         raise ValueError(
             f"{path} is not a {algo} model (the algo its config.json names): "
             f"{type(exc).__name__}: {exc}"
