@@ -330,3 +330,15 @@ def test_resume_config_names_the_file_it_refuses(tmp_path, content, match):
     with pytest.raises(ValueError, match=match) as err:
         resume_config(tmp_path)
     assert str(path) in str(err.value)
+
+
+def test_a_search_killed_before_drawing_its_curve_draws_it_when_resumed(tmp_path):
+    pytest.importorskip("cma")
+    from l2run.train.gait_search import search
+
+    out = tmp_path / "run"
+    search(_population, _config(generations=STOP_AFTER), out, log=_quiet)
+    (out / "curve.png").unlink()  # killed after its last state, before the plot
+    logged = []
+    search(_population, _config(generations=STOP_AFTER), out, log=logged.append, resume=True)
+    assert "nothing to run" in logged[0] and (out / "curve.png").stat().st_size > 0

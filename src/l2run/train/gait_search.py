@@ -336,6 +336,7 @@ def population_fn(config: SearchConfig) -> PopulationFn:
 
 
 SEARCH_STATE_FILE = "search_state.pkl"  # run_dir.RUN_FILES lists it: keep the name
+CURVE_PLOT_FILE = "curve.png"
 SEARCH_CONFIG_FILE = "search_config.json"
 CURVE_FILE = "curve.csv"
 CURVE_HEADER = (
@@ -517,7 +518,12 @@ def search(
         spent = (
             state["env_steps"] >= config.max_env_steps or state["generation"] >= config.generations
         )
-        if spent:  # write nothing: a smaller budget is not the run's record
+        if spent:  # write nothing (a smaller budget is not the run's record) but what a
+            # search killed after its last generation's state had still to draw
+            if not (out / CURVE_PLOT_FILE).is_file():
+                from l2run.train.curves import plot_search_curve
+
+                plot_search_curve(out / CURVE_FILE, out / CURVE_PLOT_FILE)
             log(
                 f"the search in {out} has run {state['generation']} generations and "
                 f"{state['env_steps']} env steps, the budget (generations "
@@ -623,5 +629,5 @@ def search(
     write_search_config(out, config)  # with a resumed search's new budget
     from l2run.train.curves import plot_search_curve
 
-    plot_search_curve(curve, out / "curve.png")
+    plot_search_curve(curve, out / CURVE_PLOT_FILE)
     return best_x
