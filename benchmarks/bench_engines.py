@@ -38,8 +38,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from l2run.engines.cpu_threads import THREADS_ENV, choose_cpu_threads
-from l2run.observation import obstacle_slots
+# The "compile s" column times XLA's compiles: not a read from the engine's on-disk cache of
+# programs compiled by an earlier run (`l2run.engines.jax.compile_cache`).
+os.environ.setdefault("L2RUN_XLA_CACHE", "0")
+
+from l2run.engines.cpu_threads import THREADS_ENV, choose_cpu_threads  # noqa: E402
+from l2run.observation import obstacle_slots  # noqa: E402
 
 DEFAULT_SIZES = (64, 256, 1024, 4096)
 MEMORY_N = 4096

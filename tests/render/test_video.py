@@ -146,3 +146,17 @@ def test_gif_frames_streamed_to_pillow_make_the_file_imageio_makes(recording, tm
         writer.append_data(image)
     writer.close()
     assert ours.read_bytes() == theirs.read_bytes()
+
+
+def test_an_mp4_written_beside_jax_raises_no_fork_warning(recording, tmp_path) -> None:
+    """ffmpeg's fork execs at once: JAX's warning about forking its threads is a false alarm
+    that `l2run demo` printed."""
+    import warnings
+
+    import jax.numpy as jnp
+
+    jnp.ones(2).block_until_ready()  # JAX's threads are up
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        write_video(recording, tmp_path / "run.mp4", camera=Camera(width=64, height=48))
+    assert not [w for w in caught if "fork" in str(w.message)], [str(w.message) for w in caught]

@@ -15,6 +15,7 @@ render leaves any earlier video whole.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -121,21 +122,27 @@ def _write_mp4(path: Path, frames: Iterable[np.ndarray], fps: float) -> None:
     """H.264 through imageio-ffmpeg, frame by frame."""
     import imageio.v2 as imageio
 
-    writer = imageio.get_writer(
-        path,
-        format="FFMPEG",
-        fps=fps,
-        codec="libx264",
-        pixelformat="yuv420p",
-        macro_block_size=H264_BLOCK,
-        quality=7,
-        ffmpeg_log_level="error",
-    )
-    try:
-        for image in frames:
-            writer.append_data(image)
-    finally:
-        writer.close()
+    with warnings.catch_warnings():
+        # ffmpeg is started by a fork that execs at once; JAX, loaded by the engine, warns about
+        # any fork of its threaded process, which for this one is a false alarm.
+        warnings.filterwarnings(
+            "ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning
+        )
+        writer = imageio.get_writer(
+            path,
+            format="FFMPEG",
+            fps=fps,
+            codec="libx264",
+            pixelformat="yuv420p",
+            macro_block_size=H264_BLOCK,
+            quality=7,
+            ffmpeg_log_level="error",
+        )
+        try:
+            for image in frames:
+                writer.append_data(image)
+        finally:
+            writer.close()
 
 
 def _write_gif(path: Path, frames: Iterable[np.ndarray], fps: float) -> None:

@@ -510,8 +510,8 @@ def demo(
     video: Annotated[
         Path | None,
         typer.Option(
-            help="Video of the first episode (.mp4/.gif), if l2run.render.video exists. Should it "
-            "fail to be written, its recording is kept beside it (.npz) and the exit code is 1."
+            help="Video of the first episode (.mp4/.gif). Should it fail to be written, its "
+            "recording is kept beside it (.npz) and the exit code is 1."
         ),
     ] = Path("demo.mp4"),
     workers: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
