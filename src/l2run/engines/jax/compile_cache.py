@@ -5,7 +5,8 @@ with its graded first-step buckets (what `make_vec(..., engine="jax")` runs) min
 keep compiled programs on disk and read them back in later processes (its persistent
 compilation cache, keyed by the program, the JAX/XLA versions, the compile options and
 `XLA_FLAGS`), so importing the engine points that cache at a folder of ours: a program is
-compiled once per machine instead of once per process.
+compiled once per machine instead of once per process (a vector env's first step at N = 64:
+85 s in a fresh process with an empty cache, 11 s with a warm one, which still traces).
 
 `L2RUN_XLA_CACHE` chooses: unset, `$XDG_CACHE_HOME/l2run/xla` (`~/.cache/l2run/xla`); a path,
 that folder; `0` / `off`, no cache. A cache folder the user gave JAX already (the
