@@ -150,3 +150,20 @@ def test_headless_warning_points_at_the_callers_line(monkeypatch) -> None:
     with pytest.warns(RuntimeWarning, match="headless") as record:
         EnvView("human").reset(FakeEngine())
     assert record[0].filename == __file__
+
+
+def test_headless_warning_from_a_command_points_past_the_command_line_machinery(
+    monkeypatch,
+) -> None:
+    """`l2run run --visualize` without a display: the warning named typer's frame."""
+    from typer.testing import CliRunner
+
+    from l2run.cli import app
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.setattr(live, "_warned_headless", False)
+    with pytest.warns(RuntimeWarning, match="headless") as record:
+        args = ["run", "--visualize", "--steps", "1", "--difficulty", "0", "--policy", "zero"]
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert record[0].filename == __file__, record[0].filename

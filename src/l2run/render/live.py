@@ -43,13 +43,28 @@ def check_speed(speed: float) -> float:
     return float(speed)
 
 
+# Packages whose frames a warning skips on its way to the user's code: l2run's own, and the
+# command-line machinery around `l2run ...` commands (typer, and the click it runs on).
+_SKIPPED_PACKAGES = ("typer", "click")
+
+
+def _skipped_dirs() -> tuple[str, ...]:
+    """The folders of l2run and of the loaded `_SKIPPED_PACKAGES`."""
+    dirs = [_PACKAGE_DIR]
+    for name in _SKIPPED_PACKAGES:
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "__file__", None):
+            dirs.append(os.path.dirname(os.path.abspath(module.__file__)))
+    return tuple(d + os.sep for d in dirs)
+
+
 def _caller_stacklevel() -> int:
-    """The ``stacklevel`` (counted from this function's caller) of the first frame outside l2run,
-    so that a warning points at the user's code rather than at the viewer."""
+    """The ``stacklevel`` (counted from this function's caller) of the first frame outside l2run
+    and the command-line machinery, so that a warning points at the user's code (or the `l2run`
+    command) rather than at the viewer."""
+    skipped = _skipped_dirs()
     frame, level = sys._getframe(1), 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
-        _PACKAGE_DIR + os.sep
-    ):
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(skipped):
         frame, level = frame.f_back, level + 1
     return level
 
