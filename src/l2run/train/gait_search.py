@@ -9,7 +9,6 @@ short horizons first keep early generations cheap on a slow engine.
 
 from __future__ import annotations
 
-import json
 import pickle
 import time
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from l2run.engines.base import TIMESTEP_LIMIT
 from l2run.env.runenv import MAX_SEED, check_seed
 from l2run.train import cruiser, gait, planner, walker
 from l2run.train.controller_params import read_policy_data, read_policy_file
-from l2run.train.json_files import read_json_object
+from l2run.train.json_files import read_json_object, write_json_object
 from l2run.train.run_dir import prepare_out_dir
 
 SURVIVAL_BONUS_PER_STEP = 0.002  # m-equivalent per step alive: 2 m for a full 1000-step episode
@@ -466,8 +465,7 @@ def trim_curve(curve: Path, next_generation: int) -> None:
 
 def write_search_config(out: Path, config: SearchConfig) -> None:
     """search_config.json: the config as JSON (atomically: `resume_config` reads it)."""
-    text = json.dumps(asdict(config), indent=1)
-    write_bytes_atomically(out / SEARCH_CONFIG_FILE, text.encode())
+    write_json_object(out / SEARCH_CONFIG_FILE, asdict(config))
 
 
 def search(

@@ -1,10 +1,12 @@
-"""Reading the JSON files training uses (configs, run settings, policy files)."""
+"""Reading and writing the JSON files training uses (configs, run settings, policy files)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
+
+from l2run.atomic_files import write_bytes_atomically
 
 
 def read_json_object(path: str | Path, what: str = "", holds: str = "") -> dict[str, Any]:
@@ -24,3 +26,9 @@ def read_json_object(path: str | Path, what: str = "", holds: str = "") -> dict[
             f"not {type(data).__name__}"
         )
     return data
+
+
+def write_json_object(path: str | Path, data: dict[str, Any]) -> None:
+    """`data` as indented JSON at `path`, replacing any file there only once complete (a run
+    killed mid-write keeps the previous file, which a resumed run reads)."""
+    write_bytes_atomically(path, json.dumps(data, indent=1).encode())

@@ -42,9 +42,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from l2run.atomic_files import replacing, write_bytes_atomically
+from l2run.atomic_files import replacing
 from l2run.course import check_max_obstacles
 from l2run.env.runenv import MAX_SEED, check_seed
+from l2run.train.json_files import write_json_object
 from l2run.train.run_dir import prepare_out_dir, read_run_config
 
 OBS_SIZE = 41
@@ -1009,7 +1010,7 @@ def _as_saved(config: PPOConfig) -> dict:
 
 
 def _write_config(out: Path, config: PPOConfig) -> None:
-    write_bytes_atomically(out / "config.json", json.dumps(asdict(config), indent=1).encode())
+    write_json_object(out / "config.json", asdict(config))
 
 
 def _check_resumable(out: Path, config: PPOConfig) -> None:

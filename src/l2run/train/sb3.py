@@ -14,7 +14,6 @@ stopped, or extends one that finished.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 import zipfile
@@ -23,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from l2run.atomic_files import replacing, write_bytes_atomically
+from l2run.atomic_files import replacing
 from l2run.course import check_max_obstacles
 from l2run.env.runenv import check_seed
+from l2run.train.json_files import write_json_object
 from l2run.train.run_dir import prepare_out_dir, read_run_config
 
 ALGOS = ("ddpg", "td3", "sac")
@@ -199,11 +199,7 @@ def write_resume_record(
         "timesteps": timesteps,
         "wall_s": round(wall_s, 1),
     }
-    write_bytes_atomically(out / RESUME_FILE, json.dumps(record, indent=1).encode())
-
-
-def _write_json(path: Path, data: dict) -> None:
-    write_bytes_atomically(path, json.dumps(data, indent=1).encode())
+    write_json_object(out / RESUME_FILE, record)
 
 
 def train(
@@ -247,7 +243,7 @@ def train(
         saver = _ResumableCheckpoints(
             out, config.algo, config.checkpoint_every, wall_s=float(record["wall_s"])
         )
-    _write_json(out / "config.json", asdict(config))
+    write_json_object(out / "config.json", asdict(config))
     model.learn(
         total_timesteps=config.steps - int(model.num_timesteps),
         callback=saver.callback(),
@@ -259,7 +255,7 @@ def train(
     with replacing(path) as tmp:
         model.save(tmp)
     saver.save(model, FINAL_MODEL_FILE, save_model=False)
-    _write_json(
+    write_json_object(
         out / TRAIN_META_FILE,
         {"wall_s": round(saver.wall_s(), 1), "timesteps": int(model.num_timesteps)},
     )
@@ -278,7 +274,7 @@ def _finish(out: Path, record: dict) -> Path:
         shutil.copyfile(out / record["checkpoint"], tmp)
     steps, wall_s = record["timesteps"], record["wall_s"]
     write_resume_record(out, FINAL_MODEL_FILE, record["replay_buffer"], steps, wall_s)
-    _write_json(out / TRAIN_META_FILE, {"wall_s": wall_s, "timesteps": steps})
+    write_json_object(out / TRAIN_META_FILE, {"wall_s": wall_s, "timesteps": steps})
     return path
 
 
