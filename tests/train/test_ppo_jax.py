@@ -577,7 +577,9 @@ def test_resume_refuses_a_config_that_differs_beyond_its_budgets(tiny_run, tmp_p
     shutil.copytree(tiny_run["snapshot"], out)
     before = _folder(out)
     other = PPOConfig(**{**TINY, "total_steps": 96, "learning_rate": 1e-3, "hidden": [32, 64]})
-    message = r"learning_rate is 0.001, the run's is 0.0003; hidden is \[32, 64\], the run's is"
+    message = (
+        r"hidden: the run's \[64, 64\], now \[32, 64\]; learning_rate: the run's 0.0003, now 0.001"
+    )
     with pytest.raises(ValueError, match=message) as info:
         train(other, out, progress=False, resume=True)
     assert "total_steps" not in str(info.value).partition("):")[2]  # budgets may change

@@ -216,7 +216,7 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path):
     train(_short_config(60, 30), out)
     cfg = _short_config(90, 30)
     cfg.difficulty = 2
-    with pytest.raises(ValueError, match=r"difficulty \(0 in the run, 2 now\)"):
+    with pytest.raises(ValueError, match=r"difficulty: the run's 0, now 2"):
         train(cfg, out, resume=True)
     record = _record(out)
     buffer = out / record["replay_buffer"]

@@ -25,6 +25,7 @@ from l2run.env.runenv import MAX_SEED, check_seed
 from l2run.train import cruiser, gait, planner, walker
 from l2run.train.controller_params import read_policy_data, read_policy_file
 from l2run.train.json_files import read_json_object, write_json_object
+from l2run.train.resume_settings import check_same_settings
 from l2run.train.run_dir import prepare_out_dir
 
 SURVIVAL_BONUS_PER_STEP = 0.002  # m-equivalent per step alive: 2 m for a full 1000-step episode
@@ -419,30 +420,8 @@ def read_search_state(out_dir: str | Path, config: SearchConfig) -> dict[str, An
             f"{path} is not a search state of this version of l2run (format "
             f"{SEARCH_STATE_VERSION}); start the search anew"
         )
-    differing = config_differences(state["config"], config)
-    if differing:
-        raise ValueError(
-            f"{path} was saved by a search with other settings: {'; '.join(differing)}. "
-            f"Only {' and '.join(BUDGET_FIELDS)} may change when resuming"
-        )
+    check_same_settings(path, state["config"], asdict(config), BUDGET_FIELDS)
     return state
-
-
-def config_differences(saved: dict[str, Any], config: SearchConfig) -> list[str]:
-    """'field: saved X, now Y' for each field other than the budget in which `config`
-    differs from a saved asdict(SearchConfig)."""
-    now = asdict(config)
-    missing = "<absent>"
-
-    def plain(value: Any) -> Any:
-        return tuple(value) if isinstance(value, list) else value  # e.g. frozen from JSON
-
-    return [
-        f"{name}: saved {saved.get(name, missing)!r}, now {now.get(name, missing)!r}"
-        for name in sorted(set(saved) | set(now))
-        if name not in BUDGET_FIELDS
-        and plain(saved.get(name, missing)) != plain(now.get(name, missing))
-    ]
 
 
 def trim_curve(curve: Path, next_generation: int) -> None:

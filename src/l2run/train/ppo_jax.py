@@ -46,6 +46,7 @@ from l2run.atomic_files import replacing
 from l2run.course import check_max_obstacles
 from l2run.env.runenv import MAX_SEED, check_seed
 from l2run.train.json_files import write_json_object
+from l2run.train.resume_settings import check_same_settings
 from l2run.train.run_dir import prepare_out_dir, read_run_config
 
 OBS_SIZE = 41
@@ -1004,11 +1005,6 @@ def resume_config(run_dir: str | Path) -> PPOConfig:
     return config
 
 
-def _as_saved(config: PPOConfig) -> dict:
-    """The config as config.json holds it (JSON types: lists, floats as written)."""
-    return json.loads(json.dumps(asdict(config)))
-
-
 def _write_config(out: Path, config: PPOConfig) -> None:
     write_json_object(out / "config.json", asdict(config))
 
@@ -1024,14 +1020,7 @@ def _check_resumable(out: Path, config: PPOConfig) -> None:
             "before its first checkpoint, or trained before resuming existed, cannot be "
             "resumed)"
         )
-    theirs, ours = _as_saved(resume_config(out)), _as_saved(config)
-    differ = [k for k in ours if k not in BUDGET_FIELDS and ours[k] != theirs[k]]
-    if differ:
-        raise ValueError(
-            f"cannot resume {out} with another config (only {', '.join(BUDGET_FIELDS)} may "
-            "change): "
-            + "; ".join(f"{k} is {ours[k]!r}, the run's is {theirs[k]!r}" for k in differ)
-        )
+    check_same_settings(out, asdict(resume_config(out)), asdict(config), BUDGET_FIELDS)
 
 
 def _keep_progress(path: Path, next_iteration: int) -> None:

@@ -26,6 +26,7 @@ from l2run.atomic_files import replacing
 from l2run.course import check_max_obstacles
 from l2run.env.runenv import check_seed
 from l2run.train.json_files import write_json_object
+from l2run.train.resume_settings import check_same_settings
 from l2run.train.run_dir import prepare_out_dir, read_run_config
 
 ALGOS = ("ddpg", "td3", "sac")
@@ -309,13 +310,7 @@ def resume_config(run_dir: str | Path) -> TrainConfig:
 def _resume_record(out: Path, config: TrainConfig) -> dict:
     """The run's resume record, checked against `config` and the files it names."""
     saved = resume_config(out)
-    differ = [
-        f"{f.name} ({getattr(saved, f.name)!r} in the run, {getattr(config, f.name)!r} now)"
-        for f in fields(TrainConfig)
-        if f.name not in RESUMABLE_CHANGES and getattr(saved, f.name) != getattr(config, f.name)
-    ]
-    if differ:
-        raise ValueError(f"a resumed run keeps its settings; these differ: {', '.join(differ)}")
+    check_same_settings(out, asdict(saved), asdict(config), RESUMABLE_CHANGES)
     where = out / RESUME_FILE
     if not where.is_file():
         raise ValueError(
