@@ -24,7 +24,7 @@ from l2run.train.ppo_jax import (
     BASE_POLICY_FILE,
     N_BASE_INPUTS,
     PARAMS_FILE,
-    RESUME_FILE,
+    RESUME_STATE_FILE,
     Episodes,
     ObsStats,
     PPOConfig,
@@ -320,7 +320,7 @@ def test_tiny_run_checkpoints_during_training(tiny_run):
         assert not np.array_equal(first["actor_0_w"], last["actor_0_w"])  # it kept learning
     PPOPolicy(tiny_run["snapshot"]).act(np.zeros(41))  # the mid-run file is a usable policy
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["config.json", PARAMS_FILE, RESUME_FILE, "progress.csv"]
+    assert names == ["config.json", PARAMS_FILE, RESUME_STATE_FILE, "progress.csv"]
     lines = [ln for ln in tiny_run["stdout"].splitlines() if ln.startswith("checkpoint")]
     assert len(lines) == 2 and "steps/s" in lines[0] and "distance" in lines[0]
 
@@ -431,14 +431,17 @@ def _resume_header(path) -> dict:
 def _assert_same_run(run, reference) -> None:
     """Bit for bit the same weights, statistics and whole training state (environments, key,
     optimiser, episodes), and the same progress rows but for their timings."""
-    for name in (PARAMS_FILE, RESUME_FILE):
+    for name in (PARAMS_FILE, RESUME_STATE_FILE):
         with np.load(run / name) as a, np.load(reference / name) as b:
             arrays = sorted(set(a.files) - {"header"})
             assert arrays == sorted(set(b.files) - {"header"})
             for k in arrays:
                 assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape, (name, k)
                 assert a[k].tobytes() == b[k].tobytes(), (name, k)
-    header, expected = _resume_header(run / RESUME_FILE), _resume_header(reference / RESUME_FILE)
+    header, expected = (
+        _resume_header(run / RESUME_STATE_FILE),
+        _resume_header(reference / RESUME_STATE_FILE),
+    )
     assert float(header.pop("wall_s")) > 0 and float(expected.pop("wall_s")) > 0
     assert header == expected and header["next_iteration"] == 2
     assert header["last"] and header["n_episodes"] > 0  # episodes ended and were counted
@@ -455,7 +458,7 @@ def _quiet_train(config: PPOConfig, out, **kwargs):
 def test_a_run_extended_by_resume_equals_the_run_that_had_the_budget(tiny_run, tmp_path):
     out = tmp_path / "run"
     _quiet_train(PPOConfig(**{**TINY, "total_steps": 32}), out)  # 1 iteration of tiny_run's 2
-    assert len(_rows(out)) == 1 and _resume_header(out / RESUME_FILE)["next_iteration"] == 1
+    assert len(_rows(out)) == 1 and _resume_header(out / RESUME_STATE_FILE)["next_iteration"] == 1
     path = _quiet_train(PPOConfig(**TINY), out, resume=True)
     assert path == out / PARAMS_FILE
     _assert_same_run(out, tiny_run["out"])
@@ -475,11 +478,11 @@ def test_a_killed_run_resumes_from_its_checkpoint_without_the_rows_after_it(tiny
 
 
 def test_the_resume_file_keeps_every_dtype(tiny_run):
-    dtypes = set(_resume_header(tiny_run["out"] / RESUME_FILE)["dtypes"])
+    dtypes = set(_resume_header(tiny_run["out"] / RESUME_STATE_FILE)["dtypes"])
     # float32 networks and engine state, float64 statistics, int32 counters, the uint32 key,
     # bool flags: none promoted or demoted.
     assert {"float32", "float64", "int32", "uint32", "bool"} <= dtypes
-    with np.load(tiny_run["out"] / RESUME_FILE) as data:
+    with np.load(tiny_run["out"] / RESUME_STATE_FILE) as data:
         saved = {str(data[k].dtype) for k in data.files if k != "header"}
     assert saved == dtypes
 
@@ -498,9 +501,9 @@ def test_save_and_load_resume_keep_dtypes_and_key_kinds(tmp_path):
         "raw_key": jax.random.PRNGKey(2),
     }
     position = Position(3, 96, 7, {"mean_length": 2.5, "mean_distance": ""}, 12.25)
-    save_resume(tmp_path / RESUME_FILE, state, position)
+    save_resume(tmp_path / RESUME_STATE_FILE, state, position)
     like = jax.tree.map(lambda a: a, {**state, "w": jnp.zeros((2, 3), jnp.float32)})
-    loaded, got = load_resume(tmp_path / RESUME_FILE, like)
+    loaded, got = load_resume(tmp_path / RESUME_STATE_FILE, like)
     assert got == position
     for k in ("w", "n", "x", "raw_key"):
         assert loaded[k].dtype == state[k].dtype
@@ -515,8 +518,8 @@ def test_save_and_load_resume_keep_dtypes_and_key_kinds(tmp_path):
         {**state, "raw_key": jax.random.key(2)},  # another kind of key
         {**state, "extra": jnp.zeros(1)},  # another structure
     ):
-        with pytest.raises(ValueError, match=re.escape(str(tmp_path / RESUME_FILE))):
-            load_resume(tmp_path / RESUME_FILE, other)
+        with pytest.raises(ValueError, match=re.escape(str(tmp_path / RESUME_STATE_FILE))):
+            load_resume(tmp_path / RESUME_STATE_FILE, other)
 
 
 def _folder(path) -> dict[str, bytes]:
@@ -527,11 +530,11 @@ def test_resume_refuses_a_folder_without_its_state(tiny_run, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     shutil.copy(tiny_run["out"] / "config.json", out)
-    message = rf"{re.escape(str(out))}: it has no {RESUME_FILE} .* every checkpoint_every"
+    message = rf"{re.escape(str(out))}: it has no {RESUME_STATE_FILE} .* every checkpoint_every"
     with pytest.raises(ValueError, match=message):
         train(PPOConfig(**TINY), out, progress=False, resume=True)
     (out / "config.json").unlink()
-    with pytest.raises(ValueError, match=f"no config.json and no {RESUME_FILE}"):
+    with pytest.raises(ValueError, match=f"no config.json and no {RESUME_STATE_FILE}"):
         train(PPOConfig(**TINY), out, progress=False, resume=True)
     assert not list(out.iterdir())
 
@@ -563,9 +566,9 @@ def test_resume_refuses_a_damaged_or_foreign_state_file(tiny_run, tmp_path):
     for name, damage in damages.items():
         out = tmp_path / name.replace(" ", "_")
         shutil.copytree(tiny_run["snapshot"], out)
-        damage(out / RESUME_FILE)
+        damage(out / RESUME_STATE_FILE)
         before = _folder(out)
-        with pytest.raises(ValueError, match=re.escape(str(out / RESUME_FILE))) as info:
+        with pytest.raises(ValueError, match=re.escape(str(out / RESUME_STATE_FILE))) as info:
             train(PPOConfig(**TINY), out, progress=False, resume=True)
         if name == "other format":
             assert "format" in str(info.value)

@@ -869,8 +869,8 @@ def course_seeds(config: PPOConfig) -> range:
 
 # --- resuming a run ---------------------------------------------------------------------------
 
-RESUME_FILE = "ppo_resume.npz"  # everything `train(resume=True)` continues from
-RESUME_FORMAT = 1  # layout version of RESUME_FILE; a file of another version is refused
+RESUME_STATE_FILE = "ppo_resume.npz"  # everything `train(resume=True)` continues from
+RESUME_FORMAT = 1  # layout version of RESUME_STATE_FILE; a file of another version is refused
 # The config fields a resumed run may change: its budgets. Every other field shapes what the
 # run learns (or when it checkpoints), so a run resumed with another value would not continue it.
 BUDGET_FIELDS = ("total_steps", "time_budget_s")
@@ -897,7 +897,7 @@ class TrainState(NamedTuple):
 
 @dataclass
 class Position:
-    """Where a run stands between two iterations (host values; RESUME_FILE's header)."""
+    """Where a run stands between two iterations (host values; RESUME_STATE_FILE's header)."""
 
     next_iteration: int = 0
     env_steps: int = 0  # environment steps so far, over all runners
@@ -1011,8 +1011,8 @@ def _write_config(out: Path, config: PPOConfig) -> None:
 
 def _check_resumable(out: Path, config: PPOConfig) -> None:
     """ValueError unless `out` holds a run `config` can continue: its config.json and
-    RESUME_FILE, and a config equal to `config` outside BUDGET_FIELDS."""
-    missing = [name for name in ("config.json", RESUME_FILE) if not (out / name).is_file()]
+    RESUME_STATE_FILE, and a config equal to `config` outside BUDGET_FIELDS."""
+    missing = [name for name in ("config.json", RESUME_STATE_FILE) if not (out / name).is_file()]
     if missing:
         raise ValueError(
             f"cannot resume {out}: it has no {' and no '.join(missing)} (a PPO run writes its "
@@ -1059,7 +1059,7 @@ def train(
     `on_iteration(iteration, row)` is called after each iteration's `progress.csv` row (and
     checkpoint, if any) is written.
 
-    At each checkpoint RESUME_FILE gets the whole training state, and `resume` continues the
+    At each checkpoint RESUME_STATE_FILE gets the whole training state, and `resume` continues the
     run in `out_dir` from it as if it had never stopped (killed, out of time, or done with its
     total_steps): nothing there is removed (`overwrite` is ignored) and `init_from` is not read
     again. `config` must equal the run's (`resume_config`) except in BUDGET_FIELDS, which
@@ -1140,7 +1140,7 @@ def train(
     iterations = max(1, -(-config.total_steps // per_iter))
     path = out / PARAMS_FILE
     if resume:
-        state, position = load_resume(out / RESUME_FILE, state)
+        state, position = load_resume(out / RESUME_STATE_FILE, state)
         if position.next_iteration >= iterations:
             _report_line(
                 f"{out} has run {position.next_iteration} iterations, total_steps "
@@ -1223,7 +1223,7 @@ def train(
                 save_params(path, params, stats, env_steps=env_steps, iteration=it)
                 reached = Position(it + 1, env_steps, n_episodes, last, position.wall_s + elapsed)
                 state = TrainState(params, opt, stats, key, env_state, obs, memory, episodes)
-                save_resume(out / RESUME_FILE, state, reached)
+                save_resume(out / RESUME_STATE_FILE, state, reached)
                 _report(row, bar if progress else None)
             if on_iteration is not None:
                 on_iteration(it, row)

@@ -33,7 +33,7 @@ ALGOS = ("ddpg", "td3", "sac")
 ENV_ID = "l2run/Run-v0"
 CHECKPOINTS = "checkpoints"  # the run's folder of checkpoints (and the latest replay buffer)
 REPLAY_BUFFER_PREFIX = "replay_buffer_"  # + agent steps + "_steps.pkl", in CHECKPOINTS
-RESUME_FILE = "resume.json"  # see write_resume_record
+RESUME_RECORD_FILE = "resume.json"  # see write_resume_record
 FINAL_MODEL_FILE = "model.zip"
 TRAIN_META_FILE = "train_meta.json"
 # Fields of a run's config a resumed run may change: its budget and how it reports.
@@ -200,7 +200,7 @@ def write_resume_record(
         "timesteps": timesteps,
         "wall_s": round(wall_s, 1),
     }
-    write_json_object(out / RESUME_FILE, record)
+    write_json_object(out / RESUME_RECORD_FILE, record)
 
 
 def train(
@@ -311,10 +311,10 @@ def _resume_record(out: Path, config: TrainConfig) -> dict:
     """The run's resume record, checked against `config` and the files it names."""
     saved = resume_config(out)
     check_same_settings(out, asdict(saved), asdict(config), RESUMABLE_CHANGES)
-    where = out / RESUME_FILE
+    where = out / RESUME_RECORD_FILE
     if not where.is_file():
         raise ValueError(
-            f"{out} has no {RESUME_FILE}: it is written with each checkpoint (every "
+            f"{out} has no {RESUME_RECORD_FILE}: it is written with each checkpoint (every "
             f"{saved.checkpoint_every} steps) and at the end, so a run stopped before its first "
             "checkpoint, or trained before resuming existed, cannot be resumed"
         )
