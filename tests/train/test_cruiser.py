@@ -201,6 +201,10 @@ def test_a_cruiser_file_from_before_the_hold_group_loads_and_runs_as_before(tmp_
         CruiserPolicy(old[:-1])
 
 
+# Slow (~2 min on 2 CPUs, most of it compiling the cruiser's batched search program): the batched
+# evaluator against RunEnv stays in the default run with the walker (test_gait_search), and the
+# cruiser in the JAX engine with test_pretrained.
+@pytest.mark.slow
 def test_batched_cruiser_population_matches_runenv_episodes():
     """On flat ground the course is clear from the start: the cruise gait takes over within
     the horizon, identically in the batched search evaluator and in RunEnv."""

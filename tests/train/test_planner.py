@@ -171,6 +171,7 @@ def _jax_episode(planner: PlannerPolicy, seed: int, difficulty: int, steps: int)
     return steps, False
 
 
+@pytest.mark.slow  # ~2 min on 2 CPUs (330 steps, thrice); its parts: the tests above and below
 def test_planner_saves_a_course_the_cruiser_falls_on():
     """Course 500008 in the JAX engine: the cruiser alone falls at step 273 (recorded in
     docs/training/analytic_contact/); the shipped settings predict it, change plan, and are

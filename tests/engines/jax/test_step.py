@@ -303,7 +303,10 @@ ZERO_EXCITATION_STEPS = 110
 ZERO_EXCITATION_TOLERANCE_M = {"rk4": 5e-3, "imex_stiff": 1.2e-2}
 
 
-@pytest.mark.parametrize("scheme", ["imex_stiff", "rk4"])
+# RK4's variant is slow (its divergence redone by the first-step scheme, ~90 s on 2 CPUs): the
+# default scheme's variant stays in the default run, and so do the redo's own tests
+# (test_rollout's diverged steps, this file's failure reports).
+@pytest.mark.parametrize("scheme", ["imex_stiff", pytest.param("rk4", marks=pytest.mark.slow)])
 def test_zero_excitations_stay_finite_and_follow_opensim(scheme):
     pytest.importorskip("opensim")
     from l2run.engines.jax.step import ACCURATE_INTEGRATOR, DEFAULT_INTEGRATOR
