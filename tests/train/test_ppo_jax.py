@@ -870,7 +870,9 @@ def test_modulated_policy_starts_as_its_walker_and_moves_its_parameters(modulate
     assert differs
 
 
-@pytest.mark.parametrize("hold", [False, True])
+# Without modulate_hold: slow (~45 s to compile on 2 CPUs); the held variant checks the same
+# walker memory and its holding too.
+@pytest.mark.parametrize("hold", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_modulated_rollout_steps_each_walker_with_its_moved_parameters(hold):
     """The walker memory the policy sees evolves with the sampled modulation (here the step
     time, so the legs swap at other moments than the plain walker's), restarted at
