@@ -400,7 +400,8 @@ def bench_jax_autoreset_rollout(
     """A training-like batched rollout: `rollout.rollout` with a course pool, so a runner whose
     episode ends (a fall, or `episode_steps` steps) goes on at once on a fresh course, and its
     next step is an episode's first step: with `graded`, the first-step scheme (the fresh
-    runners redone in a bucket, `rollout.batch_step`), else the regular scheme. The runners'
+    runners redone, `rollout.batch_step`: on CPU in loops, on a GPU in a bucket), else the
+    regular scheme. The runners'
     step counts start spread over [1, episode_steps) so that their episodes end at different
     steps, as in a long training run. Resets per env-step are appended to the row's name; the
     row's evaluations per step are the regular scheme's (a fresh runner's step takes more)."""
@@ -498,7 +499,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=lambda s: tuple(v.strip() for v in s.split(",") if v.strip()),
         default=("graded", "regular"),
         help="which autoreset rollouts --autoreset-steps times: graded (the episodes' first "
-        "steps by the first-step scheme, in buckets: several copies of it to compile), regular "
+        "steps by the first-step scheme: more copies of the step to compile), regular "
         "(the regular scheme), or both comma-separated (default)",
     )
     p.add_argument(

@@ -282,7 +282,7 @@ def test_float32_parameters_give_float32_states(params, batch) -> None:
 
 
 @pytest.mark.slow
-def test_first_steps_use_the_first_step_scheme_in_buckets(params, batch) -> None:
+def test_first_steps_use_the_first_step_scheme_in_a_batch(params, batch) -> None:
     """The engine's default schemes: a batch with one freshly reset runner gives, row by row,
     what `step.step` gives each runner (the fresh one through the first-step scheme)."""
     fresh, _, _ = batch
@@ -382,6 +382,38 @@ def test_diverged_steps_are_redone_as_step_step_does(params, batch) -> None:
     assert np.all(np.asarray(reward[:2]) != env_step.INTEGRATOR_FAILURE_REWARD)
     assert float(reward[2]) == 0.0 and bool(done[2])
     _assert_trees_close(_row(new, 2), _row(state, 2), 0, 0)
+
+
+@pytest.mark.parametrize("redo", ["loops", "buckets"])
+def test_first_step_redos_give_each_runner_its_single_step(params, batch, monkeypatch, redo):
+    """The runners to redo with the first-step scheme, redone on CPU in loops (here groups of
+    2 runners, then one at a time) or, as on other backends, in buckets: all three fresh (one
+    group and one single), then only the last (no group): each runner's row is `step.step`'s."""
+    if redo == "buckets":
+        monkeypatch.setattr(fx, "CPU_REDO_LOOPS", False)
+        assert fx.redo_group(N, "cpu") is None
+    else:
+        monkeypatch.setattr(fx, "CPU_RUNNER_CHUNK", 2)
+        assert fx.redo_group(N, "cpu") == 2 and fx.redo_group(2, "cpu") == 1
+    assert fx.redo_group(N, "gpu") is None
+    state, _, _ = batch
+    regular, first = Integrator("linearly_implicit_euler", 2), INTEGRATOR
+    # a fresh trace that sees the patched settings
+    step = jax.jit(fx.batch_step.__wrapped__, static_argnums=(3, 4))
+    actions = _actions(2, N, seed=8)
+    later = state._replace(step_count=state.step_count.at[:2].set(5))
+    stepped = []
+    for start, action in ((state, actions[0]), (later, actions[1])):
+        new, obs, reward, _ = step(params, start, action, regular, first)
+        stepped.append(new)
+        for i in range(N):
+            s, o, r, _ = env_step.step(params, _row(start, i), action[i], regular, first)
+            _assert_trees_close(_row(new, i), s)
+            np.testing.assert_allclose(obs[i], o, rtol=RTOL, atol=ATOL)
+            np.testing.assert_allclose(reward[i], r, rtol=RTOL, atol=ATOL)
+    # The schemes differ, so a runner stepped with the wrong one would fail the comparison.
+    wrong = env_step.step(params, _row(state, 0), actions[0, 0], regular, None)[0]
+    assert not np.allclose(wrong.q, _row(stepped[0], 0).q, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])

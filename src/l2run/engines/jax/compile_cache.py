@@ -1,7 +1,8 @@
 """A persistent XLA compilation cache for the engine's programs, on unless turned off.
 
-The engine's programs take long to compile on a CPU: one runner's step ~10 s, a batched step
-with its graded first-step buckets (what `make_vec(..., engine="jax")` runs) minutes. JAX can
+The engine's programs take long to compile on a CPU: one runner's step ~10-20 s, a batched
+step with its graded first-step redos (what `make_vec(..., engine="jax")` runs) a minute or
+more. JAX can
 keep compiled programs on disk and read them back in later processes (its persistent
 compilation cache, keyed by the program, the JAX/XLA versions, the compile options and
 `XLA_FLAGS`), so importing the engine points that cache at a folder of ours: a program is

@@ -218,6 +218,86 @@ def _single_step(integrator: Integrator) -> Callable[..., Any]:
     return run
 
 
+# On CPU the runners to redo with the first-step scheme are redone in loops: over groups of a
+# CPU chunk's runners while that many remain (a freshly reset batch larger than a chunk), then
+# one runner at a time. At most two compiled copies of the first-step program whatever the
+# batch size, where `bucket_sizes` compiles one per bucket (B, B/8, ..., 1): `make_vec`'s
+# first step at N = 64 compiled 1.8x faster (benchmarks/RESULTS.md, 2026-12-06 session 45).
+# One runner costs what its bucket of 1 did; a whole batch of at most a chunk, redone one by
+# one, about twice its bucket of B (once per synchronised reset). False: buckets, as on other
+# backends, where each iteration of a loop would cost every kernel's launch again.
+CPU_REDO_LOOPS = True
+
+
+def redo_group(batch: int, backend: str | None = None, dtype: Any = jnp.float64) -> int | None:
+    """Runners per wide group of the first-step redo loops for a batch of `batch` runners
+    whose floats are `dtype` on `backend` (default: JAX's): a CPU chunk's, 1 for a batch of
+    at most a chunk (one loop, one runner at a time); None = buckets."""
+    backend = jax.default_backend() if backend is None else backend
+    if backend != "cpu" or not CPU_REDO_LOOPS:
+        return None
+    return runner_chunk(batch, backend, dtype) or 1
+
+
+def _redo_loop(
+    first_step: Callable[..., Any],
+    params: ModelParams,
+    state: EnvState,
+    action: jnp.ndarray,
+    padded_order: jnp.ndarray,
+    n_fresh: jnp.ndarray,
+    results: Any,
+    group: int,
+    first: jnp.ndarray,
+    trips: jnp.ndarray,
+) -> Any:
+    """`results` with `first_step`'s rows for the runners at `padded_order[first:]`, `group`
+    at a time for `trips` groups (a group's runners past the first `n_fresh` keep theirs)."""
+    batch = state.q.shape[0]
+
+    def redo(i: jnp.ndarray, results: Any) -> Any:
+        start = first + i * group
+        idx = jax.lax.dynamic_slice(padded_order, (start,), (group,))
+        rows = jnp.minimum(idx, batch - 1)  # row `batch`, past the end: read the last row
+        sub = first_step(params, jax.tree.map(lambda a: a[rows], state), action[rows])
+        valid = start + jnp.arange(group) < n_fresh
+
+        def put(all_rows: jnp.ndarray, new_rows: jnp.ndarray) -> jnp.ndarray:
+            keep = jnp.reshape(valid, valid.shape + (1,) * (new_rows.ndim - 1))
+            new = jnp.where(keep, new_rows, all_rows[rows])
+            return all_rows.at[idx].set(new, mode="drop")  # row `batch`'s writes dropped
+
+        return jax.tree.map(put, results, sub)
+
+    return jax.lax.fori_loop(0, trips, redo, results)
+
+
+def _redo_in_loops(
+    first_step: Callable[..., Any],
+    params: ModelParams,
+    state: EnvState,
+    action: jnp.ndarray,
+    order: jnp.ndarray,
+    n_fresh: jnp.ndarray,
+    results: Any,
+    group: int,
+) -> Any:
+    """`results` with the rows of the first `n_fresh` runners of `order` replaced by
+    `first_step`'s: whole groups of `group` runners, then the rest one by one."""
+    batch = order.shape[0]
+    padded = jnp.concatenate([order, jnp.full((group,), batch, order.dtype)])
+    wide = n_fresh // group
+    results = _redo_loop(
+        first_step, params, state, action, padded, n_fresh, results, group, 0, wide
+    )
+    if group == 1:
+        return results
+    done = wide * group
+    return _redo_loop(
+        first_step, params, state, action, padded, n_fresh, results, 1, done, n_fresh - done
+    )
+
+
 @engine_jit(static_argnames=("integrator", "first_integrator"))
 def batch_step(
     params: ModelParams,
@@ -230,10 +310,10 @@ def batch_step(
 
     A runner's first step after reset (step count 0), and a step whose result was non-finite,
     use `first_integrator` as `step.step` does. Under `vmap` a `lax.cond` would run both
-    schemes for every runner, so instead every runner takes `integrator`, and those to redo —
-    gathered into the smallest bucket of `bucket_sizes(B)` that holds them, picked by
-    `lax.switch` so only that branch runs — are redone with `first_integrator` and scattered
-    back. Same numbers as `step.step` per runner.
+    schemes for every runner, so instead every runner takes `integrator`, and those to redo
+    are redone with `first_integrator` and scattered back: on CPU in loops (`redo_group`), on
+    other backends gathered into the smallest bucket of `bucket_sizes(B)` that holds them,
+    picked by `lax.switch` so only that branch runs. Same numbers as `step.step` per runner.
     """
     _check_action_shape(state, action)
     env_step.check_float_dtype(params, state, "the state")
@@ -263,6 +343,9 @@ def batch_step(
 
         return run
 
+    group = redo_group(batch, dtype=state.q.dtype)
+    if group is not None:
+        return _redo_in_loops(first_step, params, state, action, order, n_fresh, out, group)
     sizes = (0, *bucket_sizes(batch))
     branches = [(lambda r: r)] + [redo(k) for k in sizes[1:]]
     which = jnp.searchsorted(jnp.asarray(sizes), n_fresh)  # smallest bucket >= n_fresh
