@@ -363,32 +363,15 @@ def test_wrong_action_shapes_are_named(params, batch) -> None:
             fx.autoreset_step(params, state, bad, state, INTEGRATOR, 1000, None)
 
 
-def test_diverged_steps_are_redone_as_step_step_does(params, batch) -> None:
-    """A step whose result is non-finite is redone with the first-step scheme in a batch as in
-    `step.step` (one RK4 step of 10 ms from the unequilibrated default state diverges; the
-    graded scheme does not); a runner whose episode has ended stays as it was."""
-    state, _, _ = batch
-    state = state._replace(step_count=state.step_count + 1, done=state.done.at[2].set(True))
-    diverging = Integrator("rk4", 1)
-    actions = _actions(1, N, seed=5)[0]
-    alone = env_step.step(params, _row(state, 0), actions[0], diverging, None)
-    assert float(alone[2]) == env_step.INTEGRATOR_FAILURE_REWARD  # diverges without a redo
-    new, obs, reward, done = fx.batch_step(params, state, actions, diverging, INTEGRATOR)
-    for i in range(N):
-        s, o, r, d = env_step.step(params, _row(state, i), actions[i], diverging, INTEGRATOR)
-        _assert_trees_close(_row(new, i), s)
-        np.testing.assert_allclose(reward[i], r, rtol=RTOL, atol=ATOL)
-        assert bool(done[i]) == bool(d)
-    assert np.all(np.asarray(reward[:2]) != env_step.INTEGRATOR_FAILURE_REWARD)
-    assert float(reward[2]) == 0.0 and bool(done[2])
-    _assert_trees_close(_row(new, 2), _row(state, 2), 0, 0)
-
-
 @pytest.mark.parametrize("redo", ["loops", "buckets"])
-def test_first_step_redos_give_each_runner_its_single_step(params, batch, monkeypatch, redo):
-    """The runners to redo with the first-step scheme, redone on CPU in loops (here groups of
-    2 runners, then one at a time) or, as on other backends, in buckets: all three fresh (one
-    group and one single), then only the last (no group): each runner's row is `step.step`'s."""
+def test_first_steps_and_diverged_steps_are_redone_as_step_step_does(
+    params, batch, monkeypatch, redo
+) -> None:
+    """Runners starting an episode, and a step whose result is non-finite, are redone with the
+    first-step scheme in a batch as in `step.step` (one RK4 step of 10 ms from the
+    unequilibrated default state diverges; the graded scheme does not): on CPU in loops (here
+    groups of 2 runners, then one at a time) or, as on other backends, in buckets. A runner
+    whose episode has ended stays as it was."""
     if redo == "buckets":
         monkeypatch.setattr(fx, "CPU_REDO_LOOPS", False)
         assert fx.redo_group(N, "cpu") is None
@@ -396,24 +379,34 @@ def test_first_step_redos_give_each_runner_its_single_step(params, batch, monkey
         monkeypatch.setattr(fx, "CPU_RUNNER_CHUNK", 2)
         assert fx.redo_group(N, "cpu") == 2 and fx.redo_group(2, "cpu") == 1
     assert fx.redo_group(N, "gpu") is None
-    state, _, _ = batch
-    regular, first = Integrator("linearly_implicit_euler", 2), INTEGRATOR
-    # a fresh trace that sees the patched settings
-    step = jax.jit(fx.batch_step.__wrapped__, static_argnums=(3, 4))
-    actions = _actions(2, N, seed=8)
-    later = state._replace(step_count=state.step_count.at[:2].set(5))
-    stepped = []
-    for start, action in ((state, actions[0]), (later, actions[1])):
-        new, obs, reward, _ = step(params, start, action, regular, first)
-        stepped.append(new)
-        for i in range(N):
-            s, o, r, _ = env_step.step(params, _row(start, i), action[i], regular, first)
-            _assert_trees_close(_row(new, i), s)
-            np.testing.assert_allclose(obs[i], o, rtol=RTOL, atol=ATOL)
-            np.testing.assert_allclose(reward[i], r, rtol=RTOL, atol=ATOL)
-    # The schemes differ, so a runner stepped with the wrong one would fail the comparison.
-    wrong = env_step.step(params, _row(state, 0), actions[0, 0], regular, None)[0]
-    assert not np.allclose(wrong.q, _row(stepped[0], 0).q, rtol=0, atol=1e-12)
+    # A fresh trace that sees the patched settings: a new function (JAX caches traces by
+    # function, and the patched module settings are not part of its key).
+    batch_step = jax.jit(lambda *args: fx.batch_step.__wrapped__(*args), static_argnums=(3, 4))
+    fresh, _, _ = batch
+    diverging = Integrator("rk4", 1)
+    actions = _actions(2, N, seed=5)
+
+    # All three fresh: one group of two and one runner alone.
+    new, obs, reward, done = batch_step(params, fresh, actions[0], diverging, INTEGRATOR)
+    for i in range(N):
+        s, o, r, d = env_step.step(params, _row(fresh, i), actions[0, i], diverging, INTEGRATOR)
+        _assert_trees_close(_row(new, i), s)
+        np.testing.assert_allclose(obs[i], o, rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(reward[i], r, rtol=RTOL, atol=ATOL)
+
+    # Not fresh: the regular scheme diverges and is redone; runner 2's episode has ended.
+    state = fresh._replace(step_count=fresh.step_count + 1, done=fresh.done.at[2].set(True))
+    alone = env_step.step(params, _row(state, 0), actions[1, 0], diverging, None)
+    assert float(alone[2]) == env_step.INTEGRATOR_FAILURE_REWARD  # diverges without a redo
+    new, obs, reward, done = batch_step(params, state, actions[1], diverging, INTEGRATOR)
+    for i in range(N):
+        s, o, r, d = env_step.step(params, _row(state, i), actions[1, i], diverging, INTEGRATOR)
+        _assert_trees_close(_row(new, i), s)
+        np.testing.assert_allclose(reward[i], r, rtol=RTOL, atol=ATOL)
+        assert bool(done[i]) == bool(d)
+    assert np.all(np.asarray(reward[:2]) != env_step.INTEGRATOR_FAILURE_REWARD)
+    assert float(reward[2]) == 0.0 and bool(done[2])
+    _assert_trees_close(_row(new, 2), _row(state, 2), 0, 0)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
