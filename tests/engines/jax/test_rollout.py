@@ -363,7 +363,8 @@ def test_wrong_action_shapes_are_named(params, batch) -> None:
             fx.autoreset_step(params, state, bad, state, INTEGRATOR, 1000, None)
 
 
-@pytest.mark.parametrize("redo", ["loops", "buckets"])
+# The buckets are other backends' (GPU) path: slow on CPU (~40 s more to compile on 2 CPUs).
+@pytest.mark.parametrize("redo", ["loops", pytest.param("buckets", marks=pytest.mark.slow)])
 def test_first_steps_and_diverged_steps_are_redone_as_step_step_does(
     params, batch, monkeypatch, redo
 ) -> None:

@@ -232,7 +232,7 @@ CPU_REDO_LOOPS = True
 def redo_group(batch: int, backend: str | None = None, dtype: Any = jnp.float64) -> int | None:
     """Runners per wide group of the first-step redo loops for a batch of `batch` runners
     whose floats are `dtype` on `backend` (default: JAX's): a CPU chunk's, 1 for a batch of
-    at most a chunk (one loop, one runner at a time); None = buckets."""
+    at most a chunk or with chunks turned off (one loop, one runner at a time); None = buckets."""
     backend = jax.default_backend() if backend is None else backend
     if backend != "cpu" or not CPU_REDO_LOOPS:
         return None
