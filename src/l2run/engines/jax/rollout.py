@@ -222,7 +222,7 @@ def _single_step(integrator: Integrator) -> Callable[..., Any]:
 # CPU chunk's runners while that many remain (a freshly reset batch larger than a chunk), then
 # one runner at a time. At most two compiled copies of the first-step program whatever the
 # batch size, where `bucket_sizes` compiles one per bucket (B, B/8, ..., 1): `make_vec`'s
-# first step at N = 64 compiled 1.8x faster (benchmarks/RESULTS.md, 2026-12-06 session 45).
+# first step at N = 64 compiled 2.1x faster (benchmarks/RESULTS.md, 2026-12-06 session 45).
 # One runner costs what its bucket of 1 did; a whole batch of at most a chunk, redone one by
 # one, about twice its bucket of B (once per synchronised reset). False: buckets, as on other
 # backends, where each iteration of a loop would cost every kernel's launch again.
@@ -239,37 +239,17 @@ def redo_group(batch: int, backend: str | None = None, dtype: Any = jnp.float64)
     return runner_chunk(batch, backend, dtype) or 1
 
 
-def _redo_loop(
-    first_step: Callable[..., Any],
-    params: ModelParams,
-    state: EnvState,
-    action: jnp.ndarray,
-    padded_order: jnp.ndarray,
-    n_fresh: jnp.ndarray,
-    results: Any,
-    group: int,
-    first: jnp.ndarray,
-    trips: jnp.ndarray,
+def _scatter_redone(
+    results: Any, redone: Any, idx: jnp.ndarray, valid: jnp.ndarray, rows: jnp.ndarray
 ) -> Any:
-    """`results` with `first_step`'s rows for the runners at `padded_order[first:]`, `group`
-    at a time for `trips` groups (a group's runners past the first `n_fresh` keep theirs)."""
-    batch = state.q.shape[0]
+    """`results` with row `idx[j]` replaced by `redone`'s row j where `valid[j]` (the others
+    rewritten with `results`' row `rows[j]`, their own; indices past the batch dropped)."""
 
-    def redo(i: jnp.ndarray, results: Any) -> Any:
-        start = first + i * group
-        idx = jax.lax.dynamic_slice(padded_order, (start,), (group,))
-        rows = jnp.minimum(idx, batch - 1)  # row `batch`, past the end: read the last row
-        sub = first_step(params, jax.tree.map(lambda a: a[rows], state), action[rows])
-        valid = start + jnp.arange(group) < n_fresh
+    def put(all_rows: jnp.ndarray, new_rows: jnp.ndarray) -> jnp.ndarray:
+        keep = jnp.reshape(valid, valid.shape + (1,) * (new_rows.ndim - 1))
+        return all_rows.at[idx].set(jnp.where(keep, new_rows, all_rows[rows]), mode="drop")
 
-        def put(all_rows: jnp.ndarray, new_rows: jnp.ndarray) -> jnp.ndarray:
-            keep = jnp.reshape(valid, valid.shape + (1,) * (new_rows.ndim - 1))
-            new = jnp.where(keep, new_rows, all_rows[rows])
-            return all_rows.at[idx].set(new, mode="drop")  # row `batch`'s writes dropped
-
-        return jax.tree.map(put, results, sub)
-
-    return jax.lax.fori_loop(0, trips, redo, results)
+    return jax.tree.map(put, results, redone)
 
 
 def _redo_in_loops(
@@ -285,17 +265,24 @@ def _redo_in_loops(
     """`results` with the rows of the first `n_fresh` runners of `order` replaced by
     `first_step`'s: whole groups of `group` runners, then the rest one by one."""
     batch = order.shape[0]
+    # Positions past the batch name row `batch`: read as the last row, their writes dropped.
     padded = jnp.concatenate([order, jnp.full((group,), batch, order.dtype)])
+
+    def loop(results: Any, size: int, first: jnp.ndarray, trips: jnp.ndarray) -> Any:
+        def redo(i: jnp.ndarray, results: Any) -> Any:
+            start = first + i * size
+            idx = jax.lax.dynamic_slice(padded, (start,), (size,))
+            rows = jnp.minimum(idx, batch - 1)
+            sub = first_step(params, jax.tree.map(lambda a: a[rows], state), action[rows])
+            return _scatter_redone(results, sub, idx, start + jnp.arange(size) < n_fresh, rows)
+
+        return jax.lax.fori_loop(0, trips, redo, results)
+
     wide = n_fresh // group
-    results = _redo_loop(
-        first_step, params, state, action, padded, n_fresh, results, group, 0, wide
-    )
+    results = loop(results, group, 0, wide)
     if group == 1:
         return results
-    done = wide * group
-    return _redo_loop(
-        first_step, params, state, action, padded, n_fresh, results, 1, done, n_fresh - done
-    )
+    return loop(results, 1, wide * group, n_fresh - wide * group)
 
 
 @engine_jit(static_argnames=("integrator", "first_integrator"))
@@ -334,12 +321,7 @@ def batch_step(
             idx = order[:k]
             sub = first_step(params, jax.tree.map(lambda a: a[idx], state), action[idx])
             valid = jnp.arange(k) < n_fresh  # bucket rows beyond the fresh ones keep theirs
-
-            def put(all_rows: jnp.ndarray, rows: jnp.ndarray) -> jnp.ndarray:
-                keep = jnp.reshape(valid, valid.shape + (1,) * (rows.ndim - 1))
-                return all_rows.at[idx].set(jnp.where(keep, rows, all_rows[idx]))
-
-            return jax.tree.map(put, results, sub)
+            return _scatter_redone(results, sub, idx, valid, idx)
 
         return run
 
