@@ -100,3 +100,41 @@ def test_course_is_immutable_and_comparable() -> None:
     assert a == b and a != Course()
     with pytest.raises(ValueError):
         a.obstacles[0, 0] = 0.0
+
+
+def test_osim_rl_15_obstacle_physics_simulates_0_1_m_spheres_and_the_unused_slots() -> None:
+    from l2run.course import (
+        OBSTACLE_PHYSICS,
+        check_engine_obstacle_physics,
+        check_reported_obstacles,
+        with_obstacle_physics,
+    )
+
+    drawn = generate_course(np.random.RandomState(8), 2, 3, seed=8)
+    legacy = with_obstacle_physics(drawn, "osim-rl-1.5", 3)
+    np.testing.assert_array_equal(legacy.obstacles, drawn.obstacles)  # what is reported
+    np.testing.assert_array_equal(legacy.simulated_obstacles[:, :2], drawn.obstacles[:, :2])
+    np.testing.assert_array_equal(legacy.simulated_obstacles[:, 2], [0.1, 0.1, 0.1])
+    assert legacy != drawn and legacy.psoas == drawn.psoas
+    # slots the course leaves unused (difficulty 0 draws no obstacle): 1.5 left each one's
+    # sphere at (0, -0.1)
+    empty = with_obstacle_physics(
+        generate_course(np.random.RandomState(8), 0, 5), OBSTACLE_PHYSICS[1], 5
+    )
+    np.testing.assert_array_equal(empty.simulated_obstacles, np.tile([0.0, -0.1, 0.1], (5, 1)))
+    assert empty.obstacles.shape == (0, 3)
+    # "reported" simulates what is reported, and undoes the other
+    assert with_obstacle_physics(legacy, "reported", 3) == drawn
+    assert drawn.simulated_obstacles is drawn.obstacles
+    with pytest.raises(ValueError, match="obstacle_physics must be one of"):
+        with_obstacle_physics(drawn, "2017", 3)
+    with pytest.raises(ValueError, match="max_obstacles <= 20"):
+        with_obstacle_physics(drawn, "osim-rl-1.5", 21)
+    # only the OpenSim engine runs it
+    assert check_engine_obstacle_physics("osim-rl-1.5", "opensim") == "osim-rl-1.5"
+    assert check_engine_obstacle_physics("reported", "jax") == "reported"
+    with pytest.raises(ValueError, match="OpenSim engine only"):
+        check_engine_obstacle_physics("osim-rl-1.5", "jax")
+    check_reported_obstacles(drawn)
+    with pytest.raises(ValueError, match="OpenSim engine only"):
+        check_reported_obstacles(legacy)

@@ -16,7 +16,7 @@ Draw order (n = min(3, max_obstacles) when difficulty > 0):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -36,26 +36,47 @@ RADIUS_SCALE_M = 0.05
 # Psoas strength multiplier: 1 - N(0, 0.1), floored at 0.5.
 PSOAS_SD = 0.1
 PSOAS_FLOOR = 0.5
+# How obstacles are simulated. "reported": at the radius the observation reports, stiffness
+# 1e6/r (what the seed describes). "osim-rl-1.5": as osim-rl 1.5 simulated them — it built
+# max_obstacles spheres of radius 0.1 m (stiffness 1e6/0.1) once and at each reset set the drawn
+# radius and stiffness without rebuilding the system, so they never took effect; the slots a
+# course left unused stayed at (0, -0.1), touching the toes (README "Semantics").
+OBSTACLE_PHYSICS = ("reported", "osim-rl-1.5")
+OSIM_RL_15_OBSTACLE_RADIUS_M = 0.1
+OSIM_RL_15_UNUSED_SLOT_XY_M = (0.0, -0.1)
 
 
 @dataclass(frozen=True)
 class Course:
     """One episode's surroundings.
 
-    obstacles: (n, 3) rows (x, y, r) of ground-fixed spheres, sorted by x (ground frame, m).
+    obstacles: (n, 3) rows (x, y, r) of ground-fixed spheres, sorted by x (ground frame, m):
+    what the observation reports.
     psoas: (left, right) strength multipliers of iliopsoas_l / iliopsoas_r max isometric force.
+    contact_obstacles: (k, 3) rows the physics simulates instead of `obstacles` (osim-rl 1.5's
+    obstacle physics, `with_obstacle_physics`), or None: the reported rows.
     """
 
     obstacles: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     psoas: tuple[float, float] = (1.0, 1.0)
     difficulty: int = 0
     seed: int | None = None
+    contact_obstacles: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         obstacles = np.asarray(self.obstacles, dtype=np.float64).reshape(-1, 3)
         obstacles.setflags(write=False)
         object.__setattr__(self, "obstacles", obstacles)
         object.__setattr__(self, "psoas", (float(self.psoas[0]), float(self.psoas[1])))
+        if self.contact_obstacles is not None:
+            contact = np.asarray(self.contact_obstacles, dtype=np.float64).reshape(-1, 3)
+            contact.setflags(write=False)
+            object.__setattr__(self, "contact_obstacles", contact)
+
+    @property
+    def simulated_obstacles(self) -> np.ndarray:
+        """The (k, 3) rows (x, y, r) of the spheres the physics simulates (m, ground frame)."""
+        return self.obstacles if self.contact_obstacles is None else self.contact_obstacles
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Course):
@@ -66,9 +87,71 @@ class Course:
             and self.psoas == other.psoas
             and self.difficulty == other.difficulty
             and self.seed == other.seed
+            and _same_rows(self.contact_obstacles, other.contact_obstacles)
         )
 
     __hash__ = None  # type: ignore[assignment]  # holds an array: not hashable
+
+
+def _same_rows(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a.shape == b.shape and bool(np.array_equal(a, b))
+
+
+def check_obstacle_physics(physics: object) -> str:
+    """Return `physics` if it names one of `OBSTACLE_PHYSICS`, else raise ValueError."""
+    if not isinstance(physics, str) or physics not in OBSTACLE_PHYSICS:
+        raise ValueError(f"obstacle_physics must be one of {OBSTACLE_PHYSICS}, got {physics!r}")
+    return physics
+
+
+# The JAX engine holds one row per obstacle, both what it reports and what it simulates.
+_OPENSIM_ONLY = (
+    "obstacle_physics='osim-rl-1.5' runs on the OpenSim engine only (engine='opensim'): "
+    "the JAX engine simulates each obstacle at the size the observation reports"
+)
+
+
+def check_engine_obstacle_physics(physics: object, engine: str) -> str:
+    """`physics` checked as `check_obstacle_physics` does, and refused with ValueError unless
+    `engine` ("opensim" or "jax") simulates it: osim-rl 1.5's needs OpenSim."""
+    physics = check_obstacle_physics(physics)
+    if physics != "reported" and engine != "opensim":
+        raise ValueError(_OPENSIM_ONLY)
+    return physics
+
+
+def check_reported_obstacles(course: Course) -> None:
+    """ValueError for a course whose simulated spheres are not its reported ones (osim-rl
+    1.5's obstacle physics), which only the OpenSim engine runs."""
+    if course.contact_obstacles is not None:
+        raise ValueError(_OPENSIM_ONLY)
+
+
+def with_obstacle_physics(course: Course, physics: str, max_obstacles: int) -> Course:
+    """`course` with the spheres `physics` simulates: "reported" leaves it as it is;
+    "osim-rl-1.5" simulates each obstacle at its drawn place as a sphere of 0.1 m (stiffness
+    1e7 N/m) and adds one such sphere at (0, -0.1) for each of the `max_obstacles` slots the
+    course leaves unused (the observation still reports the drawn radii)."""
+    physics = check_obstacle_physics(physics)
+    max_obstacles = check_max_obstacles(max_obstacles)
+    if physics == "reported":
+        return replace(course, contact_obstacles=None)
+    if max_obstacles > MAX_OBSTACLES_CAP:
+        # 1.5 built one sphere per slot: beyond the cap they would all sit at one place
+        raise ValueError(
+            f"osim-rl 1.5's obstacle physics takes max_obstacles <= {MAX_OBSTACLES_CAP} "
+            f"(one sphere per slot), got {max_obstacles}"
+        )
+    n = course.obstacles.shape[0]
+    drawn = np.column_stack(
+        [course.obstacles[:, :2], np.full(n, OSIM_RL_15_OBSTACLE_RADIUS_M)]
+    ).reshape(-1, 3)
+    unused = np.tile(
+        [*OSIM_RL_15_UNUSED_SLOT_XY_M, OSIM_RL_15_OBSTACLE_RADIUS_M], (max(max_obstacles - n, 0), 1)
+    ).reshape(-1, 3)
+    return replace(course, contact_obstacles=np.concatenate([drawn, unused]))
 
 
 def check_difficulty(difficulty: object) -> int:

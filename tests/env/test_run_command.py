@@ -56,3 +56,17 @@ def test_run_refuses_a_record_path_it_cannot_write_before_running(tmp_path) -> N
         app, ["run", "--steps", "5", "--record", str(tmp_path / "episode.npz" / "x.npz")]
     )
     assert result.exit_code == 2 and "cannot write" in result.output
+
+
+def test_run_takes_osim_rl_15_obstacle_physics_on_opensim_only() -> None:
+    args = ["run", "--seed", "1", "--steps", "3", "--obstacle-physics"]
+    result = CliRunner().invoke(app, [*args, "osim-rl-1.5"])
+    assert result.exit_code == 0, result.output
+    assert "steps: 3" in result.output
+    for extra, words in (
+        (["osim-rl-1.5", "--engine", "jax"], "OpenSim engine only"),
+        (["2017"], "obstacle_physics must be one of"),
+    ):
+        result = CliRunner().invoke(app, [*args, *extra], env={"COLUMNS": "300"})
+        assert result.exit_code == 2, result.output
+        assert words in result.output

@@ -193,3 +193,84 @@ def test_opensim_engine_refuses_non_finite_excitations(osim_env: RunEnv) -> None
         np.testing.assert_array_equal(engine.observation(), before)
     engine.step(np.full(18, 0.5))
     assert engine.time == pytest.approx(0.01)
+
+
+def _ground_spheres(model) -> list[tuple[float, float, float, float]]:
+    """(x, y, radius, stiffness of its force) of each obstacle sphere within reach (y > -1 m)."""
+    import opensim
+
+    geometries, forces = model.getContactGeometrySet(), model.getForceSet()
+    placed = []
+    for i in range(forces.getSize()):
+        hc = opensim.HuntCrossleyForce.safeDownCast(forces.get(i))
+        if hc is None or hc.getName() in ("foot_r", "foot_l"):
+            continue
+        sphere = opensim.ContactSphere.safeDownCast(
+            geometries.get(hc.getName().removesuffix("_contact"))
+        )
+        loc = sphere.get_location()
+        if loc[1] > -1.0:
+            placed.append((loc[0], loc[1], sphere.getRadius(), hc.getStiffness()))
+    return sorted(placed)
+
+
+def test_osim_rl_15_obstacle_physics_builds_its_spheres_and_reports_the_drawn_ones() -> None:
+    """osim-rl 1.5's obstacles: every sphere 0.1 m, stiffness 1e7, the unused slots at
+    (0, -0.1); the observation reports the drawn radius."""
+    from l2run.observation import next_obstacle
+
+    env = RunEnv(obstacle_physics="osim-rl-1.5")
+    obs = env.reset(difficulty=2, seed=8)
+    drawn = env.course.obstacles
+    expected = [(x, y, 0.1, 1e7) for x, y, _ in drawn]
+    np.testing.assert_allclose(_ground_spheres(env.engine.model), expected)
+    assert drawn[:, 2].max() != 0.1  # the drawn radii are not 1.5's physical one
+    np.testing.assert_allclose(obs[38:41], next_obstacle(drawn, obs[1]))
+    env.reset(difficulty=0)
+    np.testing.assert_allclose(_ground_spheres(env.engine.model), [(0.0, -0.1, 0.1, 1e7)] * 3)
+    assert env.get_observation()[38:41] == [100.0, 0.0, 0.0]  # nothing is reported ahead
+    env.close()
+
+
+def test_osim_rl_15_obstacle_touches_where_the_reported_one_does_not() -> None:
+    """An obstacle reported at 5 cm in front of the toes: at its reported size it misses the
+    toe spheres (a run equal to one without it), as 1.5's 0.1 m sphere it pushes them."""
+    from l2run.course import Course, with_obstacle_physics
+    from l2run.engines.opensim_engine import OpenSimEngine
+
+    # toe spheres: centre (0.0399, 0.0110, ±0.0925) m at the default pose, radius 0.05; this
+    # obstacle (z = 0) is 0.148 m from them: 2 mm into a 0.1 m sphere, 48 mm clear of a 0.05 m
+    toe_x, toe_y, toe_z = 0.03994925, 0.01100917, 0.0925
+    row = [toe_x + float(np.sqrt(0.148**2 - toe_z**2)), toe_y, 0.05]
+    engine = OpenSimEngine()
+    toes = []
+    for course in (
+        Course(),
+        Course(obstacles=[row]),
+        with_obstacle_physics(Course(obstacles=[row]), "osim-rl-1.5", 1),
+    ):
+        engine.reset(course)
+        for _ in range(5):
+            engine.step(np.zeros(18))
+        toes.append(np.array(engine.body_poses()["toes_r"][:2]))
+    np.testing.assert_allclose(toes[1], toes[0], atol=1e-12)
+    assert toes[2][0] < toes[0][0] - 1e-4  # pushed back
+
+
+def test_obstacle_physics_option_is_checked_before_an_engine_is_built(monkeypatch) -> None:
+    import gymnasium as gym
+
+    import l2run.env.runenv as runenv
+
+    def must_not_build(name, **kwargs):
+        raise AssertionError("an engine was built")
+
+    monkeypatch.setattr(runenv, "make_engine", must_not_build)
+    with pytest.raises(ValueError, match="OpenSim engine only"):
+        runenv.RunEnv(engine="jax", obstacle_physics="osim-rl-1.5")
+    with pytest.raises(ValueError, match="obstacle_physics must be one of"):
+        runenv.RunEnv(obstacle_physics="2017")
+    with pytest.raises(ValueError, match="max_obstacles <= 20"):
+        runenv.RunEnv(obstacle_physics="osim-rl-1.5", max_obstacles=21)
+    with pytest.raises(ValueError, match="OpenSim engine only"):
+        gym.make_vec("l2run/Run-v0", num_envs=2, engine="jax", obstacle_physics="osim-rl-1.5")

@@ -16,7 +16,8 @@ Obstacles are `ContactSphere`s fixed to the ground, each in its own `HuntCrossle
 four foot spheres (stiffness 1e6/r N/m, dissipation 1e-5 s/m, no friction). Radius, place and
 stiffness are topology-level properties in OpenSim, so a reset that changes the course rebuilds
 the system (`initSystem`, ~6 ms); obstacle slots beyond the course's count are parked 100 m below
-the ground where nothing can touch them.
+the ground where nothing can touch them. The spheres simulated are the course's
+`simulated_obstacles`: the reported ones, or osim-rl 1.5's (`course.with_obstacle_physics`).
 """
 
 from __future__ import annotations
@@ -206,7 +207,8 @@ class OpenSimEngine:
     def _configure(self, course: Course) -> None:
         """Put the course into the model's properties and rebuild the system if they changed."""
         osim = self._osim
-        rows = tuple(tuple(float(v) for v in row) for row in course.obstacles)
+        # the spheres simulated: the reported ones, or osim-rl 1.5's (`Course.contact_obstacles`)
+        rows = tuple(tuple(float(v) for v in row) for row in course.simulated_obstacles)
         wanted = (rows, course.psoas)
         if wanted == self._built:
             return

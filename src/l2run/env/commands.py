@@ -33,6 +33,13 @@ def run(
     visualize: Annotated[
         bool, typer.Option(help="Open the live viewer (needs a display).")
     ] = False,
+    obstacle_physics: Annotated[
+        str,
+        typer.Option(
+            help="reported: obstacles simulated at the size observed (the seed's description); "
+            "osim-rl-1.5: as osim-rl 1.5 simulated them (0.1 m spheres; OpenSim engine only)."
+        ),
+    ] = "reported",
 ) -> None:
     """Run one episode with random (or zero) excitations; print the distance and the reward."""
     import time
@@ -52,6 +59,7 @@ def run(
             max_obstacles=max_obstacles,
             engine=engine,
             record=None if record is None else str(record),
+            obstacle_physics=obstacle_physics,
         )
         obs = env.reset(difficulty=difficulty, seed=seed)
     except ValueError as exc:

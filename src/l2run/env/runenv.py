@@ -30,7 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from l2run.course import Course, check_difficulty, check_max_obstacles, generate_course
+from l2run.course import (
+    Course,
+    check_difficulty,
+    check_engine_obstacle_physics,
+    check_max_obstacles,
+    generate_course,
+    with_obstacle_physics,
+)
 from l2run.engines import make_engine
 from l2run.engines.base import (
     FALL_HEIGHT_M,
@@ -107,7 +114,10 @@ def _observation_space() -> Any:
 
 class RunEnv:
     """The 2017 runner (see the module docstring). `engine` is "opensim" or "jax";
-    extra keyword arguments go to the engine (OpenSim: `integrator=`, `accuracy=`)."""
+    extra keyword arguments go to the engine (OpenSim: `integrator=`, `accuracy=`).
+    `obstacle_physics`: "reported" simulates each obstacle at the size the observation reports
+    (the seed's description); "osim-rl-1.5" as osim-rl 1.5 did (0.1 m spheres, the unused slots
+    at the toes; `l2run.course.with_obstacle_physics`), on the OpenSim engine only."""
 
     timestep_limit = TIMESTEP_LIMIT
     ninput = OBSERVATION_SIZE
@@ -119,9 +129,13 @@ class RunEnv:
         max_obstacles: int = 3,
         engine: str = "opensim",
         record: str | os.PathLike[str] | None = None,
+        obstacle_physics: str = "reported",
         **engine_options: Any,
     ) -> None:
         self.max_obstacles = check_max_obstacles(max_obstacles)
+        self.obstacle_physics = check_engine_obstacle_physics(obstacle_physics, engine)
+        # a max_obstacles the physics refuses is refused here, before an engine is built
+        with_obstacle_physics(Course(), self.obstacle_physics, self.max_obstacles)
         self.engine = make_engine(engine, **engine_options)
         self.action_space = _action_space()
         self.observation_space = _observation_space()
@@ -202,7 +216,11 @@ class RunEnv:
         seed = check_seed(seed)
         if seed is not None:
             self._rng.seed(seed)
-        self.course = generate_course(self._rng, difficulty, self.max_obstacles, seed=seed)
+        self.course = with_obstacle_physics(
+            generate_course(self._rng, difficulty, self.max_obstacles, seed=seed),
+            self.obstacle_physics,
+            self.max_obstacles,
+        )
         self.engine.reset(self.course)
         self.istep = 0
         self._ended_by_failure = False

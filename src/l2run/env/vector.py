@@ -58,7 +58,13 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from l2run.course import Course, check_difficulty, check_max_obstacles, generate_course
+from l2run.course import (
+    Course,
+    check_difficulty,
+    check_engine_obstacle_physics,
+    check_max_obstacles,
+    generate_course,
+)
 from l2run.engines.base import float_dtype_name
 from l2run.env.runenv import (
     INTEGRATOR_FAILURE_REWARD,
@@ -166,6 +172,7 @@ class RunVectorEnv(gym.vector.VectorEnv):
         dtype: str = "float64",
         render_mode: str | None = None,
         first_integrator: Any = "default",
+        obstacle_physics: str = "reported",
     ) -> None:
         from l2run.engines.jax import rollout
         from l2run.engines.jax import step as env_step
@@ -174,6 +181,8 @@ class RunVectorEnv(gym.vector.VectorEnv):
         self.num_envs = _check_num_envs(num_envs)
         self.max_obstacles = check_max_obstacles(max_obstacles)
         self.difficulty = check_difficulty(difficulty)
+        # accepted for the single env's signature; its other value needs the OpenSim engine
+        check_engine_obstacle_physics(obstacle_physics, "jax")
         if (
             isinstance(max_episode_steps, bool)
             or not isinstance(max_episode_steps, int | np.integer)

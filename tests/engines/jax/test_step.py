@@ -134,6 +134,16 @@ def test_jax_engine_reports_failures_and_bad_options():
     with pytest.raises(IntegratorError):
         engine.step(np.zeros(18))
     engine.reset(Course())
+    # osim-rl 1.5's obstacle physics (simulated rows other than the reported) is OpenSim's
+    from l2run.course import with_obstacle_physics
+    from l2run.engines.jax.rollout import course_arrays
+
+    legacy = with_obstacle_physics(Course(), "osim-rl-1.5", 3)
+    with pytest.raises(ValueError, match="OpenSim engine only"):
+        engine.reset(legacy)
+    with pytest.raises(ValueError, match="OpenSim engine only"):
+        course_arrays([Course(), legacy])
+    assert engine.course == Course()
     for bad in (np.nan, np.inf, -np.inf):
         # a bad input, named as such, and the state kept
         with pytest.raises(ValueError, match="excitations must be finite"):

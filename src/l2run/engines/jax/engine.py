@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from l2run.course import Course
+from l2run.course import Course, check_reported_obstacles
 from l2run.engines.base import STEP_SIZE_S, IntegratorError, float_dtype_name
 from l2run.engines.jax import system
 from l2run.engines.jax.integrate import Integrator, SubstepPlan, substep_plan
@@ -273,6 +273,7 @@ class JaxEngine:
         self.reset(self.course)
 
     def reset(self, course: Course) -> None:
+        check_reported_obstacles(course)
         self.course = course
         self._packed, self._obstacles, self._psoas = _reset_snapshot(
             self._param_buffers,

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from l2run.course import Course
+from l2run.course import Course, check_reported_obstacles
 from l2run.engines.jax import minor_vmap
 from l2run.engines.jax import step as env_step
 from l2run.engines.jax.integrate import Integrator
@@ -84,6 +84,8 @@ def course_arrays(
     of 20: padding rows exert no force, and every substep computes each row's contact with the
     four foot spheres, so the vector env, `course_pool` and the benchmarks hold their courses'
     maximum (benchmarks/RESULTS.md, 2026-12-05 session 37)."""
+    for course in courses:
+        check_reported_obstacles(course)
     obstacles = np.stack([pad_obstacles(c.obstacles, slots) for c in courses]).reshape(
         len(courses), slots, 3
     )
