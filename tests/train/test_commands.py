@@ -112,6 +112,8 @@ def test_test_and_evaluate_check_their_arguments() -> None:
     refused(["test", "--model", "zero", "--difficulty", "5"], "difficulty must be one of")
     refused(["evaluate", "--policy", "zero", "--seeds", "1-2,2"], "more than once")
     refused(["evaluate", "--policy", "zero", "--seeds", "0-4294967296"], "at most 4294967295")
+    jax_legacy = ["--engine", "jax", "--obstacle-physics", "osim-rl-1.5"]
+    refused(["evaluate", "--policy", "zero", *jax_legacy], "OpenSim engine only")
 
 
 def test_demo_checks_its_video_before_running(tmp_path) -> None:

@@ -101,6 +101,29 @@ def test_jax_integrator_option_runs_that_scheme_and_is_refused_for_opensim():
     assert got.distance == pytest.approx(float(obs[1]), abs=1e-9)
 
 
+def test_obstacle_physics_option_reaches_the_environment_and_is_refused_for_jax():
+    from l2run.env.runenv import RunEnv
+    from l2run.train.evaluate import evaluate, run_episode
+
+    with pytest.raises(ValueError, match="OpenSim engine only"):
+        evaluate("zero", "jax", 2, [1], obstacle_physics="osim-rl-1.5")
+    with pytest.raises(ValueError, match="obstacle_physics must be one of"):
+        evaluate("zero", "opensim", 2, [1], obstacle_physics="2017")
+    # difficulty 0: osim-rl 1.5's three unused obstacle spheres at (0, -0.1) touch the toes,
+    # so its run differs from the plain one, and equals RunEnv's with that physics
+    steps = 20
+    plain = run_episode("zero", "opensim", 0, 1, max_steps=steps)
+    legacy = run_episode("zero", "opensim", 0, 1, max_steps=steps, obstacle_physics="osim-rl-1.5")
+    env = RunEnv(obstacle_physics="osim-rl-1.5")
+    obs = env.reset(difficulty=0, seed=1)
+    start = obs[1]
+    for _ in range(steps):
+        obs, _r, _done, _info = env.step([0.0] * 18)
+    env.close()
+    assert legacy.distance == pytest.approx(obs[1] - start, abs=1e-12)
+    assert abs(legacy.distance - plain.distance) > 1e-8
+
+
 def test_max_steps_counts_environment_steps_under_action_repeat(monkeypatch):
     """A run trained with action_repeat 4 tested for 30 steps runs 30 environment steps, not
     the 32 its eighth repeated action would reach."""

@@ -428,6 +428,13 @@ def evaluate(
         str | None,
         typer.Option(help="JAX engine only: its scheme, e.g. 'rk4:20' (default imex_stiff:10)."),
     ] = None,
+    obstacle_physics: Annotated[
+        str,
+        typer.Option(
+            help="reported: obstacles simulated at the size observed; osim-rl-1.5: as 2017 "
+            "simulated them, to compare with its scores (OpenSim engine only)."
+        ),
+    ] = "reported",
 ) -> None:
     """One episode per seed; a table (or JSON: `episodes` with seed, distance, reward, steps,
     fell) of the environment's own distance and reward."""
@@ -446,6 +453,7 @@ def evaluate(
             ray_address=ray,
             progress=not json_out,
             integrator=integrator,
+            obstacle_physics=obstacle_physics,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
@@ -458,10 +466,12 @@ def evaluate(
                 difficulty=difficulty,
                 max_obstacles=max_obstacles,
                 integrator=integrator,
+                obstacle_physics=obstacle_physics,
             )
         )
     else:
-        _print_results(results, f"{policy} on {engine}, difficulty {difficulty}")
+        physics = "" if obstacle_physics == "reported" else f", {obstacle_physics} obstacles"
+        _print_results(results, f"{policy} on {engine}, difficulty {difficulty}{physics}")
 
 
 def _check_demo_video(video: Path) -> None:

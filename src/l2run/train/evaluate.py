@@ -23,6 +23,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from l2run.course import check_engine_obstacle_physics
+
 ENV_ID = "l2run/Run-v0"
 PRETRAINED_FILE = "planner.json"
 # The cruiser the shipped planner guards (its "base"): the runner's reflexes on their own.
@@ -201,15 +203,19 @@ def run_episode(
     record: str | None = None,
     max_steps: int | None = None,
     integrator: str | None = None,
+    obstacle_physics: str = "reported",
 ) -> EpisodeResult:
     """One episode of `policy` on the course drawn from `seed` (optionally shown / recorded).
-    `integrator` ("scheme:substeps", JAX engine only) replaces the engine's default scheme."""
+    `integrator` ("scheme:substeps", JAX engine only) replaces the engine's default scheme;
+    `obstacle_physics` "osim-rl-1.5" (OpenSim only) simulates the obstacles as 2017 did."""
     import l2run  # noqa: F401  registers the gymnasium id
 
     pol = load_policy(policy)
     extra: dict = {"record": record} if record else {}
     if integrator:
         extra["integrator"] = jax_integrator(engine, integrator)
+    if obstacle_physics != "reported":
+        extra["obstacle_physics"] = obstacle_physics
     if max_steps is not None:
         # Inside the policy's wrappers: an action-repeat wrapper then stops at exactly
         # max_steps environment steps instead of finishing its last repeat past them.
@@ -283,6 +289,7 @@ def evaluate(
     ray_address: str | None = None,
     progress: bool = False,
     integrator: str | None = None,
+    obstacle_physics: str = "reported",
 ) -> list[EpisodeResult]:
     """One episode per seed, results in seed order (serial, process pool, or Ray)."""
     if difficulty not in (0, 1, 2):
@@ -294,6 +301,7 @@ def evaluate(
     load_policy(policy)  # fail fast, here, on a bad policy name
     if integrator:
         jax_integrator(engine, integrator)  # and on a bad integrator
+    check_engine_obstacle_physics(obstacle_physics, engine)
     args = [
         dict(
             policy=policy,
@@ -302,6 +310,7 @@ def evaluate(
             seed=s,
             max_obstacles=max_obstacles,
             integrator=integrator,
+            obstacle_physics=obstacle_physics,
         )
         for s in seeds
     ]
