@@ -32,7 +32,16 @@ def test_record_writes_one_recording_per_episode(tmp_path) -> None:
     expected = generate_course(np.random.RandomState(1), 2, 3).obstacles
     np.testing.assert_allclose(first.obstacles, expected)
     assert first.metadata["seed"] == 1 and first.metadata["difficulty"] == 2
+    assert first.metadata["obstacle_physics"] == "reported"
     assert load_recording(files[1]).obstacles.shape == (0, 3)
+    # osim-rl 1.5's physics: the recording says so and keeps the reported rows
+    legacy = RunEnv(record=tmp_path / "legacy.npz", obstacle_physics="osim-rl-1.5")
+    legacy.reset(difficulty=2, seed=1)
+    legacy.step(np.zeros(18))
+    legacy.close()
+    recording = load_recording(episode_path(tmp_path / "legacy.npz", 0))
+    assert recording.metadata["obstacle_physics"] == "osim-rl-1.5"
+    np.testing.assert_allclose(recording.obstacles, expected)
 
 
 def test_a_record_path_in_upper_case_is_written_where_it_says(tmp_path) -> None:

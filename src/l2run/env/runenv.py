@@ -189,6 +189,8 @@ class RunEnv:
                 "obstacles": self.course.obstacles,
                 "psoas": self.course.psoas,
                 "max_obstacles": self.max_obstacles,
+                # what the obstacles' contacts were (the rows are the reported ones)
+                "obstacle_physics": self.obstacle_physics,
             },
         )
         self._recorder.capture(self.engine)
