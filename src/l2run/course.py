@@ -99,10 +99,17 @@ def _same_rows(a: np.ndarray | None, b: np.ndarray | None) -> bool:
     return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
-def check_obstacle_physics(physics: object) -> str:
-    """Return `physics` if it names one of `OBSTACLE_PHYSICS`, else raise ValueError."""
+def check_obstacle_physics(physics: object, max_obstacles: int = 0) -> str:
+    """Return `physics` if it names one of `OBSTACLE_PHYSICS` and takes `max_obstacles` slots,
+    else raise ValueError."""
     if not isinstance(physics, str) or physics not in OBSTACLE_PHYSICS:
         raise ValueError(f"obstacle_physics must be one of {OBSTACLE_PHYSICS}, got {physics!r}")
+    if physics != "reported" and max_obstacles > MAX_OBSTACLES_CAP:
+        # 1.5 built one sphere per slot: beyond the cap they would all sit at one place
+        raise ValueError(
+            f"osim-rl 1.5's obstacle physics takes max_obstacles <= {MAX_OBSTACLES_CAP} "
+            f"(one sphere per slot), got {max_obstacles}"
+        )
     return physics
 
 
@@ -113,10 +120,10 @@ _OPENSIM_ONLY = (
 )
 
 
-def check_engine_obstacle_physics(physics: object, engine: str) -> str:
+def check_engine_obstacle_physics(physics: object, engine: str, max_obstacles: int = 0) -> str:
     """`physics` checked as `check_obstacle_physics` does, and refused with ValueError unless
     `engine` ("opensim" or "jax") simulates it: osim-rl 1.5's needs OpenSim."""
-    physics = check_obstacle_physics(physics)
+    physics = check_obstacle_physics(physics, max_obstacles)
     if physics != "reported" and engine != "opensim":
         raise ValueError(_OPENSIM_ONLY)
     return physics
@@ -134,16 +141,9 @@ def with_obstacle_physics(course: Course, physics: str, max_obstacles: int) -> C
     "osim-rl-1.5" simulates each obstacle at its drawn place as a sphere of 0.1 m (stiffness
     1e7 N/m) and adds one such sphere at (0, -0.1) for each of the `max_obstacles` slots the
     course leaves unused (the observation still reports the drawn radii)."""
-    physics = check_obstacle_physics(physics)
     max_obstacles = check_max_obstacles(max_obstacles)
-    if physics == "reported":
+    if check_obstacle_physics(physics, max_obstacles) == "reported":
         return replace(course, contact_obstacles=None)
-    if max_obstacles > MAX_OBSTACLES_CAP:
-        # 1.5 built one sphere per slot: beyond the cap they would all sit at one place
-        raise ValueError(
-            f"osim-rl 1.5's obstacle physics takes max_obstacles <= {MAX_OBSTACLES_CAP} "
-            f"(one sphere per slot), got {max_obstacles}"
-        )
     n = course.obstacles.shape[0]
     drawn = np.column_stack(
         [course.obstacles[:, :2], np.full(n, OSIM_RL_15_OBSTACLE_RADIUS_M)]

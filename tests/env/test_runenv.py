@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from opensim_queries import IndependentModel, opensim_ligament_penalty, opensim_observation
@@ -110,10 +112,34 @@ def test_same_seed_same_actions_same_observations() -> None:
     assert not np.array_equal(runs[0][:, -5:], runs[2][:, -5:])  # other psoas / obstacle
 
 
-def test_course_is_in_the_model(osim_env: RunEnv) -> None:
-    """Obstacle spheres at (x, y) with radius r, stiffness 1e6/r; psoas scales iliopsoas only."""
+def _obstacle_contacts(model) -> list[tuple[Any, Any]]:
+    """(ContactSphere, HuntCrossleyForce) of every obstacle slot of the model."""
     import opensim
 
+    geometries, forces = model.getContactGeometrySet(), model.getForceSet()
+    pairs = []
+    for i in range(forces.getSize()):
+        hc = opensim.HuntCrossleyForce.safeDownCast(forces.get(i))
+        if hc is None or hc.getName() in ("foot_r", "foot_l"):
+            continue
+        # The engine names each obstacle's force after its sphere ("obstacle_3_contact").
+        name = hc.getName().removesuffix("_contact")
+        pairs.append((opensim.ContactSphere.safeDownCast(geometries.get(name)), hc))
+    return pairs
+
+
+def _ground_spheres(model) -> list[tuple[float, float, float, float]]:
+    """(x, y, radius, stiffness of its force) of each obstacle sphere within reach (y > -1 m)."""
+    placed = []
+    for sphere, hc in _obstacle_contacts(model):
+        loc = sphere.get_location()
+        if loc[1] > -1.0:
+            placed.append((loc[0], loc[1], sphere.getRadius(), hc.getStiffness()))
+    return sorted(placed)
+
+
+def test_course_is_in_the_model(osim_env: RunEnv) -> None:
+    """Obstacle spheres at (x, y) with radius r, stiffness 1e6/r; psoas scales iliopsoas only."""
     env = osim_env
     env.reset(difficulty=0, seed=0)
     model = env.engine.model
@@ -125,25 +151,9 @@ def test_course_is_in_the_model(osim_env: RunEnv) -> None:
     course = env.course
     assert course.obstacles.shape == (3, 3)
     model = env.engine.model
-    geometries = model.getContactGeometrySet()
-    placed = []
-    for i in range(geometries.getSize()):
-        g = geometries.get(i)
-        sphere = opensim.ContactSphere.safeDownCast(g)
-        if sphere is not None and g.getFrame().getName() == "ground":
-            loc = sphere.get_location()
-            placed.append((loc[0], loc[1], sphere.getRadius()))
-    in_reach = sorted(p for p in placed if p[1] > -1.0)
-    np.testing.assert_allclose(np.array(in_reach), course.obstacles)
-    forces = model.getForceSet()
-    for i in range(forces.getSize()):
-        hc = opensim.HuntCrossleyForce.safeDownCast(forces.get(i))
-        if hc is None or hc.getName() in ("foot_r", "foot_l"):
-            continue
-        # The engine names each obstacle's force after its sphere ("obstacle_3_contact").
-        sphere = opensim.ContactSphere.safeDownCast(
-            geometries.get(hc.getName().removesuffix("_contact"))
-        )
+    in_reach = np.array(_ground_spheres(model))
+    np.testing.assert_allclose(in_reach[:, :3], course.obstacles)
+    for sphere, hc in _obstacle_contacts(model):  # parked slots too
         assert hc.getStiffness() == pytest.approx(1e6 / sphere.getRadius())
         assert hc.getDissipation() == pytest.approx(1e-5)
         assert hc.getStaticFriction() == hc.getDynamicFriction() == hc.getViscousFriction() == 0
@@ -193,25 +203,6 @@ def test_opensim_engine_refuses_non_finite_excitations(osim_env: RunEnv) -> None
         np.testing.assert_array_equal(engine.observation(), before)
     engine.step(np.full(18, 0.5))
     assert engine.time == pytest.approx(0.01)
-
-
-def _ground_spheres(model) -> list[tuple[float, float, float, float]]:
-    """(x, y, radius, stiffness of its force) of each obstacle sphere within reach (y > -1 m)."""
-    import opensim
-
-    geometries, forces = model.getContactGeometrySet(), model.getForceSet()
-    placed = []
-    for i in range(forces.getSize()):
-        hc = opensim.HuntCrossleyForce.safeDownCast(forces.get(i))
-        if hc is None or hc.getName() in ("foot_r", "foot_l"):
-            continue
-        sphere = opensim.ContactSphere.safeDownCast(
-            geometries.get(hc.getName().removesuffix("_contact"))
-        )
-        loc = sphere.get_location()
-        if loc[1] > -1.0:
-            placed.append((loc[0], loc[1], sphere.getRadius(), hc.getStiffness()))
-    return sorted(placed)
 
 
 def test_osim_rl_15_obstacle_physics_builds_its_spheres_and_reports_the_drawn_ones() -> None:

@@ -109,6 +109,8 @@ def test_obstacle_physics_option_reaches_the_environment_and_is_refused_for_jax(
         evaluate("zero", "jax", 2, [1], obstacle_physics="osim-rl-1.5")
     with pytest.raises(ValueError, match="obstacle_physics must be one of"):
         evaluate("zero", "opensim", 2, [1], obstacle_physics="2017")
+    with pytest.raises(ValueError, match="max_obstacles <= 20"):  # before any episode
+        evaluate("zero", "opensim", 2, [1], max_obstacles=21, obstacle_physics="osim-rl-1.5")
     # difficulty 0: osim-rl 1.5's three unused obstacle spheres at (0, -0.1) touch the toes,
     # so its run differs from the plain one, and equals RunEnv's with that physics
     steps = 20

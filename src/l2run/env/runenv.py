@@ -133,9 +133,10 @@ class RunEnv:
         **engine_options: Any,
     ) -> None:
         self.max_obstacles = check_max_obstacles(max_obstacles)
-        self.obstacle_physics = check_engine_obstacle_physics(obstacle_physics, engine)
-        # a max_obstacles the physics refuses is refused here, before an engine is built
-        with_obstacle_physics(Course(), self.obstacle_physics, self.max_obstacles)
+        # refused here, before an engine is built
+        self.obstacle_physics = check_engine_obstacle_physics(
+            obstacle_physics, engine, self.max_obstacles
+        )
         self.engine = make_engine(engine, **engine_options)
         self.action_space = _action_space()
         self.observation_space = _observation_space()

@@ -301,7 +301,7 @@ def evaluate(
     load_policy(policy)  # fail fast, here, on a bad policy name
     if integrator:
         jax_integrator(engine, integrator)  # and on a bad integrator
-    check_engine_obstacle_physics(obstacle_physics, engine)
+    check_engine_obstacle_physics(obstacle_physics, engine, max_obstacles)
     args = [
         dict(
             policy=policy,
